@@ -1,0 +1,53 @@
+//! The services every request uses, built once from the configuration.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+
+use crate::{
+    auth::{Tokens, token::dev_secret},
+    config::Config,
+    kv::{self, Kv},
+    mail::Mailer,
+    store::{self, Store},
+};
+
+/// The ports of DESIGN.md (store, kv, mailer) and the settings the rules need.
+/// Shared by every request and socket behind one `Arc`.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub kv: Arc<dyn Kv>,
+    pub mailer: Mailer,
+    pub tokens: Tokens,
+    pub config: Config,
+}
+
+impl App {
+    /// Opens every backend the configuration names; a bad setting or an
+    /// unreachable backend fails here, at start, with what went wrong.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let store = store::open(&config).await.context("opening the store")?;
+        let kv = kv::open(&config).await.context("connecting to Redis")?;
+        let mailer = Mailer::from_config(&config).context("setting up mail")?;
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => dev_secret(&config.data_dir).context("loading the dev JWT secret")?,
+        };
+        let tokens = Tokens::new(&secret, Duration::from_secs(config.jwt_ttl_secs));
+        Ok(Self {
+            store,
+            kv,
+            mailer,
+            tokens,
+            config,
+        })
+    }
+
+    pub fn code_ttl(&self) -> Duration {
+        Duration::from_secs(self.config.code_ttl_secs)
+    }
+
+    pub fn code_resend(&self) -> Duration {
+        Duration::from_secs(self.config.code_resend_secs)
+    }
+}

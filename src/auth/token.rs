@@ -1,0 +1,191 @@
+//! JWTs: HS256, `sub` = user identity, plus `username`, `iat`, `nbf`, `exp`.
+
+use std::{
+    fs::OpenOptions,
+    io::{ErrorKind, Write},
+    os::unix::fs::OpenOptionsExt,
+    path::Path,
+    time::Duration,
+};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Credentials, Viewer};
+use crate::{
+    error::{Error, Result},
+    store::{UserRecord, now},
+};
+
+/// Clock skew tolerated between instances on `nbf` and `exp`.
+const LEEWAY_SECS: u64 = 30;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    username: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+}
+
+/// Issues and checks tokens with one secret.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    lifetime: Duration,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], lifetime: Duration) -> Self {
+        // Only HS256: a token naming another algorithm (`none`, RS256 with our
+        // secret as a "public key") is refused before its signature is read.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "nbf", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            lifetime,
+        }
+    }
+
+    /// A token for `user` and the moment it expires.
+    pub fn issue(&self, user: &UserRecord) -> Result<(String, DateTime<Utc>)> {
+        let issued = now();
+        let lifetime = chrono::Duration::from_std(self.lifetime).map_err(Error::internal)?;
+        let expires = issued + lifetime;
+        let claims = Claims {
+            sub: user.identity.to_string(),
+            username: user.username.clone(),
+            iat: issued.timestamp(),
+            nbf: issued.timestamp(),
+            exp: expires.timestamp(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(Error::internal)?;
+        Ok((token, expires))
+    }
+
+    /// The viewer a token names, if it is ours, well-formed and current.
+    pub fn verify(&self, token: &str) -> Result<Viewer> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| Error::Unauthenticated)?;
+        let identity = Uuid::parse_str(&data.claims.sub).map_err(|_| Error::Unauthenticated)?;
+        Ok(Viewer {
+            identity,
+            username: data.claims.username,
+        })
+    }
+
+    /// Credentials from an `Authorization` value (`Bearer <token>`).
+    pub fn from_authorization(&self, value: Option<&str>) -> Credentials {
+        match value {
+            None => Credentials::Anonymous,
+            Some(value) => match value.trim().split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    self.credentials(token.trim())
+                }
+                _ => Credentials::Invalid,
+            },
+        }
+    }
+
+    /// Credentials from a bare token.
+    pub fn credentials(&self, token: &str) -> Credentials {
+        match self.verify(token) {
+            Ok(viewer) => Credentials::Valid(viewer),
+            Err(_) => Credentials::Invalid,
+        }
+    }
+}
+
+/// The dev secret in `dir/jwt_secret`: read if present, else generated from
+/// the OS's CSPRNG and written readable by the owner only.
+pub fn dev_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join("jwt_secret");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            file.write_all(secret.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a development JWT secret");
+            Ok(secret.into_bytes())
+        }
+        // Another instance sharing the data dir wrote it first: use theirs.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let stored = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let stored = stored.trim();
+            anyhow::ensure!(!stored.is_empty(), "{} is empty", path.display());
+            Ok(stored.as_bytes().to_vec())
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserRecord {
+        UserRecord {
+            identity: Uuid::new_v4(),
+            username: "alice".into(),
+            password_hash: String::new(),
+            nickname: "alice".into(),
+            sex: crate::store::Sex::Unknown,
+            email: "alice@example.com".into(),
+            avatar: None,
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    #[test]
+    fn an_issued_token_names_its_user() {
+        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let user = user();
+        let (token, _) = tokens.issue(&user).unwrap();
+        assert_eq!(tokens.verify(&token).unwrap().identity, user.identity);
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let ours = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let theirs = Tokens::new(b"fedcba9876543210fedcba9876543210", Duration::from_secs(60));
+        let (token, _) = theirs.issue(&user()).unwrap();
+        assert!(ours.verify(&token).is_err());
+        assert_eq!(ours.credentials(&token), Credentials::Invalid);
+    }
+
+    #[test]
+    fn a_dev_secret_is_generated_once_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let first = dev_secret(dir.path()).unwrap();
+        let second = dev_secret(dir.path()).unwrap();
+        assert_eq!(first, second);
+        assert!(first.len() >= 32);
+        let mode = std::fs::metadata(dir.path().join("jwt_secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

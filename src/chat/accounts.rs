@@ -1,0 +1,227 @@
+//! Registration by email code, login, and one's own profile.
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use uuid::Uuid;
+
+use super::values::{Avatar, Email, EmailCode, Nickname, Password, Username};
+use crate::{
+    app::App,
+    auth::{Viewer, password},
+    error::{Error, Result},
+    store::{ProfileUpdate, Sex, UserRecord, now},
+};
+
+/// What `sendEmailCode` tells the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeSent {
+    pub expires_in: u64,
+    pub resend_after: u64,
+}
+
+/// A signed-in session: what `register` and `login` return.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserRecord,
+}
+
+/// `register`'s input, unparsed.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub username: String,
+    pub password: String,
+    pub email: String,
+    pub code: String,
+    pub nickname: Option<String>,
+    pub sex: Sex,
+    pub avatar: Option<String>,
+}
+
+/// `updateProfile`'s input, unparsed; `avatar: Some(None)` removes the avatar.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    pub nickname: Option<String>,
+    pub sex: Option<Sex>,
+    pub avatar: Option<Option<String>>,
+}
+
+fn code_key(email: &Email) -> String {
+    format!("code:{}", email.as_str())
+}
+
+fn tries_key(email: &Email) -> String {
+    format!("code:tries:{}", email.as_str())
+}
+
+fn resend_key(email: &Email) -> String {
+    format!("code:resend:{}", email.as_str())
+}
+
+/// Whole seconds until a limit lifts, never zero (a client told "retry in 0 s" would spin).
+fn retry_after(left: Option<std::time::Duration>) -> u64 {
+    left.map_or(1, |d| d.as_secs_f64().ceil() as u64).max(1)
+}
+
+/// Mails a fresh 6-digit code to an address not yet registered, at most once
+/// per resend interval per address.
+#[tracing::instrument(skip_all)]
+pub async fn send_email_code(app: &App, email: &str) -> Result<CodeSent> {
+    let email = Email::parse(email)?;
+    if app.store.user_by_email(email.as_str()).await?.is_some() {
+        return Err(Error::Conflict { field: "email" });
+    }
+    let resend = resend_key(&email);
+    if !app
+        .kv
+        .set_if_absent(&resend, "1", app.code_resend())
+        .await?
+    {
+        let left = app.kv.time_to_live(&resend).await?;
+        return Err(Error::RateLimited {
+            retry_after: retry_after(left),
+        });
+    }
+    let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
+    app.kv.set(&code_key(&email), &code, app.code_ttl()).await?;
+    app.kv.remove(&tries_key(&email)).await?;
+    if let Err(error) = app
+        .mailer
+        .send_code(email.as_str(), &code, app.code_ttl())
+        .await
+    {
+        // Nobody got the code: let the client ask again at once.
+        app.kv.remove(&code_key(&email)).await?;
+        app.kv.remove(&resend).await?;
+        return Err(error);
+    }
+    Ok(CodeSent {
+        expires_in: app.config.code_ttl_secs,
+        resend_after: app.config.code_resend_secs,
+    })
+}
+
+/// Uses up the code mailed to `email` if `code` is it. A wrong code counts a
+/// try; the last allowed wrong try voids the code. Of two requests racing with
+/// the right code, one wins.
+async fn redeem_code(app: &App, email: &Email, code: &EmailCode) -> Result<()> {
+    let key = code_key(email);
+    let Some(expected) = app.kv.get(&key).await? else {
+        return Err(Error::InvalidCode);
+    };
+    if expected != code.as_str() {
+        let tries = app.kv.increment(&tries_key(email), app.code_ttl()).await?;
+        if tries >= u64::from(app.config.code_max_tries) {
+            app.kv.remove(&key).await?;
+        }
+        return Err(Error::InvalidCode);
+    }
+    if !app.kv.remove(&key).await? {
+        return Err(Error::InvalidCode);
+    }
+    app.kv.remove(&tries_key(email)).await?;
+    Ok(())
+}
+
+fn session(app: &App, user: UserRecord) -> Result<Session> {
+    let (token, expires_at) = app.tokens.issue(&user)?;
+    Ok(Session {
+        token,
+        expires_at,
+        user,
+    })
+}
+
+/// Creates an account from a mailed code. Every field is checked before the
+/// code is spent, and a taken username or email does not spend it either.
+#[tracing::instrument(skip_all, fields(username = %input.username))]
+pub async fn register(app: &App, input: Registration) -> Result<Session> {
+    let username = Username::parse(&input.username)?;
+    let password = Password::parse(&input.password)?;
+    let email = Email::parse(&input.email)?;
+    let code = EmailCode::parse(&input.code)?;
+    let nickname = match &input.nickname {
+        Some(nickname) => Nickname::parse(nickname)?,
+        None => Nickname::from_username(&username),
+    };
+    let avatar = input.avatar.as_deref().map(Avatar::parse).transpose()?;
+
+    if app
+        .store
+        .user_by_username(username.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(Error::Conflict { field: "username" });
+    }
+    if app.store.user_by_email(email.as_str()).await?.is_some() {
+        return Err(Error::Conflict { field: "email" });
+    }
+    redeem_code(app, &email, &code).await?;
+
+    let created_at = now();
+    let user = UserRecord {
+        identity: Uuid::new_v4(),
+        username: username.as_str().to_owned(),
+        password_hash: password::hash(password.into_inner()).await?,
+        nickname: nickname.into_inner(),
+        sex: input.sex,
+        email: email.as_str().to_owned(),
+        avatar: avatar.map(Avatar::into_inner),
+        created_at,
+        updated_at: created_at,
+    };
+    app.store.create_user(&user).await?;
+    tracing::info!(identity = %user.identity, "registered");
+    session(app, user)
+}
+
+/// Signs in by username (ignoring case) and password. An unknown user and a
+/// wrong password get the same error after the same work.
+#[tracing::instrument(skip_all, fields(username = %username))]
+pub async fn login(app: &App, username: &str, password: &str) -> Result<Session> {
+    let user = app.store.user_by_username(username).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !password::verify(password.to_owned(), hash).await? {
+        return Err(Error::BadCredentials);
+    }
+    let user = user.ok_or(Error::BadCredentials)?;
+    session(app, user)
+}
+
+/// The viewer's own record; a token whose user is gone no longer authenticates.
+pub async fn me(app: &App, viewer: &Viewer) -> Result<UserRecord> {
+    app.store
+        .user_by_identity(viewer.identity)
+        .await?
+        .ok_or(Error::Unauthenticated)
+}
+
+/// Changes the viewer's nickname, sex or avatar; fields not given stay.
+#[tracing::instrument(skip_all, fields(identity = %viewer.identity))]
+pub async fn update_profile(
+    app: &App,
+    viewer: &Viewer,
+    change: ProfileChange,
+) -> Result<UserRecord> {
+    let update = ProfileUpdate {
+        nickname: change
+            .nickname
+            .as_deref()
+            .map(Nickname::parse)
+            .transpose()?
+            .map(Nickname::into_inner),
+        sex: change.sex,
+        avatar: match change.avatar {
+            Some(Some(avatar)) => Some(Some(Avatar::parse(&avatar)?.into_inner())),
+            Some(None) => Some(None),
+            None => None,
+        },
+        updated_at: now(),
+    };
+    app.store
+        .update_profile(viewer.identity, &update)
+        .await?
+        .ok_or(Error::Unauthenticated)
+}

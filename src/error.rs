@@ -1,0 +1,216 @@
+//! The one error type of the API, and its mapping to API.md's error codes.
+//!
+//! Domain functions, stores and the kv all return [`Error`]. It reaches the
+//! client exactly once, through [`Error::code`] and [`Error::message`], when a
+//! GraphQL response is finished (`graphql::errors`). Internal causes are logged
+//! where they are wrapped and never shown to the client.
+
+use std::fmt;
+
+/// The language of the messages a client reads, from `Accept-Language`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// Chinese when the most preferred language of the header is Chinese; English otherwise.
+    pub fn from_accept_language(header: &str) -> Self {
+        match accept_language::parse(header).first() {
+            Some(tag) if tag.to_ascii_lowercase().starts_with("zh") => Lang::Zh,
+            _ => Lang::En,
+        }
+    }
+}
+
+/// What is wrong with one input value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Too short or too long, counted in characters.
+    Length { min: usize, max: usize },
+    /// A username holds something else than letters, digits, `_` and `-`.
+    UsernameCharacters,
+    /// Not an email address.
+    Email,
+    /// Not an http(s) URL.
+    Url,
+    /// Nothing but white space.
+    Blank,
+    /// Not a 6-digit code.
+    CodeFormat,
+}
+
+impl Problem {
+    fn describe(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (Problem::Length { min, max }, Lang::En) => {
+                format!("must be {min} to {max} characters long")
+            }
+            (Problem::Length { min, max }, Lang::Zh) => format!("长度须为 {min} 到 {max} 个字符"),
+            (Problem::UsernameCharacters, Lang::En) => {
+                "may only hold letters, digits, '_' and '-'".into()
+            }
+            (Problem::UsernameCharacters, Lang::Zh) => "只能包含字母、数字、“_”和“-”".into(),
+            (Problem::Email, Lang::En) => "is not a valid email address".into(),
+            (Problem::Email, Lang::Zh) => "不是有效的邮箱地址".into(),
+            (Problem::Url, Lang::En) => "must be an http or https URL".into(),
+            (Problem::Url, Lang::Zh) => "必须是 http 或 https 网址".into(),
+            (Problem::Blank, Lang::En) => "must not be only white space".into(),
+            (Problem::Blank, Lang::Zh) => "不能只包含空白字符".into(),
+            (Problem::CodeFormat, Lang::En) => "must be 6 digits".into(),
+            (Problem::CodeFormat, Lang::Zh) => "须为 6 位数字".into(),
+        }
+    }
+}
+
+/// Things that can be missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    User,
+    Room,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Missing, malformed, forged or expired token.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Wrong username or password: one error for both, so logins cannot probe usernames.
+    #[error("wrong username or password")]
+    BadCredentials,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0:?} not found")]
+    NotFound(Entity),
+    /// `field` is the argument or input field as spelled in the schema.
+    #[error("invalid {field}: {problem:?}")]
+    BadInput {
+        field: &'static str,
+        problem: Problem,
+    },
+    /// A unique value (`field`) is taken.
+    #[error("{field} already exists")]
+    Conflict { field: &'static str },
+    #[error("invalid email code")]
+    InvalidCode,
+    #[error("rate limited for {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    /// A backend (store, Redis, mail server) did not answer in time.
+    #[error("{0} unavailable")]
+    Unavailable(&'static str),
+    /// Anything else; the cause is for the log only.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn bad_input(field: &'static str, problem: Problem) -> Self {
+        Error::BadInput { field, problem }
+    }
+
+    /// Wraps an unexpected failure, logging its whole cause chain once, here.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let cause = cause.into();
+        tracing::error!(error = format!("{cause:#}"), "internal error");
+        Error::Internal(cause)
+    }
+
+    /// A backend that is down or too slow; logged, and shown as `INTERNAL`.
+    pub fn unavailable(backend: &'static str, cause: impl fmt::Display) -> Self {
+        tracing::warn!(backend, error = %cause, "backend unavailable");
+        Error::Unavailable(backend)
+    }
+
+    /// The code of API.md's list, for `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated | Error::BadCredentials => "UNAUTHENTICATED",
+            Error::Forbidden => "FORBIDDEN",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::BadInput { .. } => "BAD_USER_INPUT",
+            Error::Conflict { .. } => "CONFLICT",
+            Error::InvalidCode => "INVALID_CODE",
+            Error::RateLimited { .. } => "RATE_LIMITED",
+            Error::Unavailable(_) | Error::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The input field an error is about: `extensions.field`.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Error::BadInput { field, .. } | Error::Conflict { field } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// The message a client reads, in its language; never internal detail.
+    pub fn message(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (Error::Unauthenticated, Lang::En) => {
+                "authentication required: the token is missing, invalid or expired".into()
+            }
+            (Error::Unauthenticated, Lang::Zh) => "需要登录：令牌缺失、无效或已过期".into(),
+            (Error::BadCredentials, Lang::En) => "wrong username or password".into(),
+            (Error::BadCredentials, Lang::Zh) => "用户名或密码错误".into(),
+            (Error::Forbidden, Lang::En) => "you are not allowed to do this".into(),
+            (Error::Forbidden, Lang::Zh) => "你无权执行此操作".into(),
+            (Error::NotFound(Entity::User), Lang::En) => "no such user".into(),
+            (Error::NotFound(Entity::User), Lang::Zh) => "用户不存在".into(),
+            (Error::NotFound(Entity::Room), Lang::En) => "no such room".into(),
+            (Error::NotFound(Entity::Room), Lang::Zh) => "聊天室不存在".into(),
+            (Error::BadInput { field, problem }, Lang::En) => {
+                format!("invalid {field}: {}", problem.describe(lang))
+            }
+            (Error::BadInput { field, problem }, Lang::Zh) => {
+                format!("{field} 无效：{}", problem.describe(lang))
+            }
+            (Error::Conflict { field }, Lang::En) => format!("this {field} is already taken"),
+            (Error::Conflict { field }, Lang::Zh) => format!("该 {field} 已被占用"),
+            (Error::InvalidCode, Lang::En) => {
+                "the email code is wrong, expired, already used or tried too often".into()
+            }
+            (Error::InvalidCode, Lang::Zh) => "邮箱验证码错误、已过期、已使用或尝试次数过多".into(),
+            (Error::RateLimited { retry_after }, Lang::En) => {
+                format!("too many requests: retry in {retry_after} s")
+            }
+            (Error::RateLimited { retry_after }, Lang::Zh) => {
+                format!("请求过于频繁，请在 {retry_after} 秒后重试")
+            }
+            (Error::Unavailable(_), Lang::En) => {
+                "the service is temporarily unavailable: retry later".into()
+            }
+            (Error::Unavailable(_), Lang::Zh) => "服务暂时不可用，请稍后重试".into(),
+            (Error::Internal(_), Lang::En) => "internal error".into(),
+            (Error::Internal(_), Lang::Zh) => "服务器内部错误".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_is_chosen_only_when_preferred() {
+        assert_eq!(
+            Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
+            Lang::Zh
+        );
+        assert_eq!(Lang::from_accept_language("en;q=0.5, zh-TW"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("en-US,zh;q=0.5"), Lang::En);
+        assert_eq!(Lang::from_accept_language(""), Lang::En);
+        assert_eq!(Lang::from_accept_language(";;;garbage"), Lang::En);
+    }
+
+    #[test]
+    fn internal_messages_hide_the_cause() {
+        let error = Error::internal(anyhow::anyhow!("SQLITE_CORRUPT: table users"));
+        assert_eq!(error.code(), "INTERNAL");
+        assert!(!error.message(Lang::En).contains("SQLITE"));
+        assert!(!error.to_string().contains("SQLITE"));
+    }
+}

@@ -1,0 +1,119 @@
+//! The in-process kv: a map behind a mutex.
+//!
+//! A std mutex, not a tokio one: it is never held across an `.await`, and every
+//! critical section is a few map operations. Expired entries are dropped when
+//! read, and swept out every [`SWEEP_EVERY`] writes so the map cannot grow with
+//! keys nobody reads again.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::Kv;
+use crate::error::Result;
+
+const SWEEP_EVERY: u64 = 1024;
+
+#[derive(Default)]
+pub struct MemoryKv {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    writes: u64,
+}
+
+struct Entry {
+    value: String,
+    expires_at: Instant,
+}
+
+impl State {
+    /// The live entry at `key`, dropping it if it has expired.
+    fn live(&mut self, key: &str) -> Option<&mut Entry> {
+        let now = Instant::now();
+        if self.entries.get(key).is_some_and(|e| e.expires_at <= now) {
+            self.entries.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+
+    fn insert(&mut self, key: &str, value: String, ttl: Duration) {
+        self.writes += 1;
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
+            let now = Instant::now();
+            self.entries.retain(|_, e| e.expires_at > now);
+        }
+        let expires_at = Instant::now() + ttl;
+        self.entries
+            .insert(key.to_owned(), Entry { value, expires_at });
+    }
+}
+
+impl MemoryKv {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map half-changed
+        // (each section is one map operation), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl Kv for MemoryKv {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.state().live(key).map(|e| e.value.clone()))
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<()> {
+        self.state().insert(key, value.to_owned(), ttl);
+        Ok(())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool> {
+        let mut state = self.state();
+        if state.live(key).is_some() {
+            return Ok(false);
+        }
+        state.insert(key, value.to_owned(), ttl);
+        Ok(true)
+    }
+
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64> {
+        let mut state = self.state();
+        if let Some(entry) = state.live(key) {
+            let count = entry.value.parse::<u64>().unwrap_or(0) + 1;
+            entry.value = count.to_string();
+            return Ok(count);
+        }
+        state.insert(key, "1".to_owned(), ttl);
+        Ok(1)
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool> {
+        let mut state = self.state();
+        let existed = state.live(key).is_some();
+        state.entries.remove(key);
+        Ok(existed)
+    }
+
+    async fn time_to_live(&self, key: &str) -> Result<Option<Duration>> {
+        let now = Instant::now();
+        Ok(self
+            .state()
+            .live(key)
+            .map(|e| e.expires_at.saturating_duration_since(now)))
+    }
+}
