@@ -41,7 +41,7 @@ pub struct AccountQuery;
 impl AccountQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        Ok(User(accounts::me(ctx.app(), ctx.viewer()?).await?))
+        Ok(User::to_self(accounts::me(ctx.app(), ctx.viewer()?).await?))
     }
 }
 
@@ -89,7 +89,7 @@ impl AccountMutation {
                 MaybeUndefined::Value(avatar) => Some(Some(avatar)),
             },
         };
-        Ok(User(
+        Ok(User::to_self(
             accounts::update_profile(ctx.app(), ctx.viewer()?, change).await?,
         ))
     }

@@ -33,44 +33,60 @@ impl ScalarType for DateTime {
     }
 }
 
-pub struct User(pub UserRecord);
+/// A user as some viewer sees them.
+pub struct User {
+    record: UserRecord,
+    /// Known to be shown to the user themself, whatever the request's token
+    /// says: `register` and `login` answer before the client holds a token.
+    to_self: bool,
+}
+
+impl User {
+    pub fn to_self(record: UserRecord) -> Self {
+        Self {
+            record,
+            to_self: true,
+        }
+    }
+}
 
 #[async_graphql::Object]
 impl User {
     async fn identity(&self) -> ID {
-        ID(self.0.identity.to_string())
+        ID(self.record.identity.to_string())
     }
 
     async fn username(&self) -> &str {
-        &self.0.username
+        &self.record.username
     }
 
     async fn nickname(&self) -> &str {
-        &self.0.nickname
+        &self.record.nickname
     }
 
     async fn sex(&self) -> Sex {
-        self.0.sex
+        self.record.sex
     }
 
     /// Only visible to the user themself; null for everyone else.
     async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
-        let is_self = ctx
-            .viewer()
-            .is_ok_and(|viewer| viewer.identity == self.0.identity);
-        is_self.then_some(self.0.email.as_str())
+        let is_self = self.to_self
+            || ctx
+                .viewer()
+                .is_ok_and(|viewer| viewer.identity == self.record.identity);
+        is_self.then_some(self.record.email.as_str())
     }
 
     async fn avatar(&self) -> Option<&str> {
-        self.0.avatar.as_deref()
+        self.record.avatar.as_deref()
     }
 
     async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
+        DateTime(self.record.created_at)
     }
 
     async fn updated_at(&self) -> DateTime {
-        DateTime(self.0.updated_at)
+        DateTime(self.record.updated_at)
     }
 }
 
@@ -88,7 +104,7 @@ pub struct AuthPayload {
 #[ComplexObject]
 impl AuthPayload {
     async fn user(&self) -> User {
-        User(self.user.clone())
+        User::to_self(self.user.clone())
     }
 }
 

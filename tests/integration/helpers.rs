@@ -1,0 +1,467 @@
+//! Starting the real app and talking to it as clients do.
+//!
+//! Every test gets its own data dir, MongoDB database name and Redis key
+//! prefix, so tests run in parallel without cleaning up after each other.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use chatroom::{Config, Server, kv::Kv, store::Store};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue, protocol::CloseFrame},
+};
+use uuid::Uuid;
+
+/// The JWT secret of every test app, so tests can mint tokens of their own.
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// A service a test needs, from the variable `scripts/test` exports.
+pub fn service(variable: &str, test: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => missing(
+            &format!("{variable} is not set (scripts/test sets it)"),
+            test,
+        ),
+    }
+}
+
+/// A test cannot run here: under CI that is a failure; on a developer's
+/// machine the test says SKIPPED, loudly, and returns early.
+fn missing<T>(what: &str, test: &str) -> Option<T> {
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{test}: {what}, and CI=true: run the tests with scripts/test");
+    }
+    eprintln!("SKIPPED {test}: {what}");
+    None
+}
+
+/// A name no other test uses: database names and key prefixes.
+pub fn unique_name(test: &str) -> String {
+    let short = &Uuid::new_v4().simple().to_string()[..12];
+    let test: String = test
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(24)
+        .collect();
+    format!("t_{test}_{short}")
+}
+
+/// Which backends an app under test uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Backends {
+    /// The zero-setup default: SQLite and in-process kv.
+    Embedded,
+    /// The production pair: MongoDB (SecantusDB in tests) and Redis.
+    MongoRedis,
+}
+
+impl Backends {
+    /// A config for `test` on these backends, or `None` when a service is missing.
+    pub fn config(self, test: &str, dir: &TempDir) -> Option<Config> {
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("a loopback address"),
+            data_dir: dir.path().to_owned(),
+            jwt_secret: Some(TEST_JWT_SECRET.into()),
+            ..Config::default()
+        };
+        if let Backends::MongoRedis = self {
+            config.mongodb_uri = Some(service("CHATROOM_TEST_MONGODB_URI", test)?);
+            config.mongodb_database = unique_name(test);
+            config.redis_url = Some(service("CHATROOM_TEST_REDIS_URL", test)?);
+            config.redis_prefix = format!("{}:", unique_name(test));
+        }
+        Some(config)
+    }
+}
+
+/// A running app and an HTTP client for it.
+pub struct TestApp {
+    pub address: std::net::SocketAddr,
+    pub outbox: PathBuf,
+    pub http: reqwest::Client,
+    _dir: TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// A registered user: what `register` returned.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+    pub identity: String,
+}
+
+impl TestApp {
+    /// Starts the app on `backends`, changing the config with `adjust` first;
+    /// `None` when a needed service is missing (outside CI).
+    pub async fn spawn_with(
+        backends: Backends,
+        test: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("a temporary data dir");
+        let mut config = backends.config(test, &dir)?;
+        adjust(&mut config);
+        let outbox = config.outbox_dir();
+        let server = Server::build(config).await.expect("the app starts");
+        let address = server.local_addr().expect("a bound address");
+        let handle = tokio::spawn(async move {
+            server
+                .run(std::future::pending())
+                .await
+                .expect("the app serves");
+        });
+        Some(Self {
+            address,
+            outbox,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            _server: handle,
+        })
+    }
+
+    pub async fn spawn(backends: Backends, test: &str) -> Option<Self> {
+        Self::spawn_with(backends, test, |_| {}).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// POSTs a GraphQL request with optional token and extra headers; the JSON answer.
+    pub async fn request(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the app answers");
+        response.json().await.expect("a JSON answer")
+    }
+
+    /// A request without a token.
+    pub async fn anonymous(&self, query: &str, variables: Value) -> Value {
+        self.request(None, &[], query, variables).await
+    }
+
+    /// A request as `account`.
+    pub async fn as_user(&self, account: &Account, query: &str, variables: Value) -> Value {
+        self.request(Some(&account.token), &[], query, variables)
+            .await
+    }
+
+    pub async fn send_email_code(&self, email: &str) -> Value {
+        self.anonymous(
+            "mutation($email: String!) { sendEmailCode(email: $email) { expiresIn resendAfter } }",
+            json!({ "email": email }),
+        )
+        .await
+    }
+
+    /// The code in the newest mail to `email` in the outbox.
+    pub fn read_code(&self, email: &str) -> String {
+        let mut newest: Option<(std::time::SystemTime, String)> = None;
+        for entry in std::fs::read_dir(&self.outbox).expect("the outbox exists") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_none_or(|e| e != "eml") {
+                continue;
+            }
+            let raw = std::fs::read(&path).expect("a readable mail");
+            let message = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .expect("a well-formed mail");
+            let to_email = message
+                .to()
+                .and_then(|to| to.first())
+                .and_then(|address| address.address())
+                .is_some_and(|address| address.eq_ignore_ascii_case(email));
+            if !to_email {
+                continue;
+            }
+            let modified = entry_time(&path);
+            let body = message.body_text(0).expect("a text body").into_owned();
+            if newest.as_ref().is_none_or(|(time, _)| modified >= *time) {
+                newest = Some((modified, body));
+            }
+        }
+        let (_, body) = newest.unwrap_or_else(|| panic!("no mail to {email} in the outbox"));
+        extract_code(&body).unwrap_or_else(|| panic!("no 6-digit code in: {body}"))
+    }
+
+    /// Registers `username` through sendEmailCode, the outbox and register.
+    pub async fn register(&self, username: &str) -> Account {
+        let email = format!("{}@example.com", username.to_lowercase());
+        let password = format!("pw-{username}-secret");
+        let sent = self.send_email_code(&email).await;
+        assert!(sent["errors"].is_null(), "sendEmailCode failed: {sent}");
+        let code = self.read_code(&email);
+        let answer = self
+            .anonymous(
+                REGISTER,
+                json!({ "input": {
+                    "username": username, "password": password, "email": email, "code": code
+                }}),
+            )
+            .await;
+        assert!(answer["errors"].is_null(), "register failed: {answer}");
+        Account {
+            username: username.into(),
+            email,
+            password,
+            token: answer["data"]["register"]["token"]
+                .as_str()
+                .expect("a token")
+                .into(),
+            identity: answer["data"]["register"]["user"]["identity"]
+                .as_str()
+                .expect("an identity")
+                .into(),
+        }
+    }
+
+    /// Opens a GraphQL WebSocket offering `protocol`.
+    pub async fn socket(&self, protocol: &str) -> Socket {
+        let mut request = format!("ws://{}/graphql", self.address)
+            .into_client_request()
+            .expect("a WebSocket request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_str(protocol).expect("a header value"),
+        );
+        let (stream, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("the upgrade succeeds");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(protocol)
+        );
+        Socket { stream }
+    }
+}
+
+fn entry_time(path: &std::path::Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("a modification time")
+}
+
+/// The first run of exactly six digits in a text.
+pub fn extract_code(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    (0..bytes.len()).find_map(|start| {
+        let run = &bytes[start..];
+        let is_start = start == 0 || !bytes[start - 1].is_ascii_digit();
+        let six = run.len() >= 6 && run[..6].iter().all(u8::is_ascii_digit);
+        let ends = run.get(6).is_none_or(|b| !b.is_ascii_digit());
+        (is_start && six && ends).then(|| text[start..start + 6].to_owned())
+    })
+}
+
+pub const REGISTER: &str = "mutation($input: RegisterInput!) {
+    register(input: $input) { token expiresAt user { identity username nickname email sex avatar } }
+}";
+
+pub const LOGIN: &str = "mutation($username: String!, $password: String!) {
+    login(username: $username, password: $password) { token expiresAt user { identity username email } }
+}";
+
+/// The `extensions.code` of the first error of an answer.
+pub fn error_code(answer: &Value) -> &str {
+    answer["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code, got {answer}"))
+}
+
+/// The `extensions.field` of the first error of an answer.
+pub fn error_field(answer: &Value) -> &str {
+    answer["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a field, got {answer}"))
+}
+
+/// A client WebSocket speaking either GraphQL subprotocol.
+pub struct Socket {
+    stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+/// What the server sent next: a JSON frame, or the close.
+#[derive(Debug)]
+pub enum Frame {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+impl Socket {
+    pub async fn send(&mut self, message: Value) {
+        self.stream
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("the frame is sent");
+    }
+
+    /// The next frame, skipping pings and keep-alives; fails after 10 s.
+    pub async fn next(&mut self) -> Frame {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("a frame within 10 s");
+            match message {
+                None => return Frame::Closed(None),
+                Some(Err(_)) => return Frame::Closed(None),
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("a JSON frame");
+                    if matches!(value["type"].as_str(), Some("ka" | "ping" | "pong")) {
+                        continue;
+                    }
+                    return Frame::Json(value);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Frame::Closed(frame.map(|f: CloseFrame| u16::from(f.code)));
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// The next JSON frame; panics on a close.
+    pub async fn next_json(&mut self) -> Value {
+        match self.next().await {
+            Frame::Json(value) => value,
+            Frame::Closed(code) => panic!("the socket closed ({code:?}) instead of answering"),
+        }
+    }
+
+    /// Sends `connection_init` with `payload` and returns the server's answer.
+    pub async fn init(&mut self, payload: Value) -> Frame {
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        self.next().await
+    }
+}
+
+/// A SQLite store in a fresh temporary dir, and the dir that must outlive it.
+pub async fn sqlite_store() -> (Arc<dyn Store>, TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let store =
+        chatroom::store::SqliteStore::open(&dir.path().join("t.db"), Duration::from_secs(5))
+            .await
+            .expect("SQLite opens");
+    (Arc::new(store), dir)
+}
+
+/// A MongoDB store on a database of its own; `None` when there is no MongoDB (outside CI).
+pub async fn mongo_store(test: &str) -> Option<Arc<dyn Store>> {
+    let uri = service("CHATROOM_TEST_MONGODB_URI", test)?;
+    let store =
+        chatroom::store::MongoStore::connect(&uri, &unique_name(test), Duration::from_secs(5))
+            .await
+            .expect("MongoDB connects");
+    Some(Arc::new(store))
+}
+
+/// A Redis kv with a key prefix of its own; `None` when there is no Redis (outside CI).
+pub async fn redis_kv(test: &str) -> Option<Arc<dyn Kv>> {
+    let url = service("CHATROOM_TEST_REDIS_URL", test)?;
+    let kv = chatroom::kv::RedisKv::connect(
+        &url,
+        &format!("{}:", unique_name(test)),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("Redis connects");
+    Some(Arc::new(kv))
+}
+
+/// A redis-server of the test's own, to stop and start on purpose.
+pub struct RedisProcess {
+    child: Option<std::process::Child>,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl RedisProcess {
+    /// Starts redis-server on a free port; `None` when it is not installed (outside CI).
+    pub fn start(test: &str) -> Option<Self> {
+        let installed = std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !installed {
+            return missing(
+                "redis-server is not installed (scripts/test installs it)",
+                test,
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not listen in 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self {
+            child: Some(child),
+            port,
+            _dir: dir,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

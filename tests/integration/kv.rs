@@ -1,0 +1,96 @@
+//! One behavioural suite over every Kv backend.
+
+use std::{sync::Arc, time::Duration};
+
+use chatroom::kv::{Kv, MemoryKv};
+
+const LONG: Duration = Duration::from_secs(60);
+const SHORT: Duration = Duration::from_millis(300);
+
+async fn a_value_reads_back_until_removed(kv: Arc<dyn Kv>) {
+    assert_eq!(kv.get("k").await.unwrap(), None);
+    kv.set("k", "v1", LONG).await.unwrap();
+    kv.set("k", "v2", LONG).await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap().as_deref(), Some("v2"));
+    assert!(kv.remove("k").await.unwrap(), "the first remove takes it");
+    assert!(!kv.remove("k").await.unwrap(), "the second finds nothing");
+    assert_eq!(kv.get("k").await.unwrap(), None);
+}
+
+async fn set_if_absent_sets_only_once(kv: Arc<dyn Kv>) {
+    assert!(kv.set_if_absent("once", "a", LONG).await.unwrap());
+    assert!(!kv.set_if_absent("once", "b", LONG).await.unwrap());
+    assert_eq!(kv.get("once").await.unwrap().as_deref(), Some("a"));
+}
+
+async fn counters_count_within_a_fixed_window(kv: Arc<dyn Kv>) {
+    assert_eq!(kv.increment("n", SHORT).await.unwrap(), 1);
+    assert_eq!(kv.increment("n", SHORT).await.unwrap(), 2);
+    assert_eq!(
+        kv.increment("n", LONG).await.unwrap(),
+        3,
+        "a later ttl does not extend"
+    );
+    tokio::time::sleep(SHORT * 2).await;
+    assert_eq!(kv.increment("n", SHORT).await.unwrap(), 1, "a new window");
+}
+
+async fn values_expire_after_their_time_to_live(kv: Arc<dyn Kv>) {
+    kv.set("short", "v", SHORT).await.unwrap();
+    assert!(kv.set_if_absent("short-nx", "v", SHORT).await.unwrap());
+    let left = kv.time_to_live("short").await.unwrap().unwrap();
+    assert!(left <= SHORT && left > Duration::ZERO, "{left:?}");
+
+    tokio::time::sleep(SHORT * 2).await;
+
+    assert_eq!(kv.get("short").await.unwrap(), None);
+    assert_eq!(kv.time_to_live("short").await.unwrap(), None);
+    assert!(!kv.remove("short").await.unwrap());
+    assert!(kv.set_if_absent("short-nx", "again", LONG).await.unwrap());
+}
+
+async fn concurrent_removers_take_a_value_once(kv: Arc<dyn Kv>) {
+    kv.set("prize", "1", LONG).await.unwrap();
+    let removers = (0..10).map(|_| {
+        let kv = kv.clone();
+        tokio::spawn(async move { kv.remove("prize").await.unwrap() })
+    });
+    let winners = futures_util::future::join_all(removers)
+        .await
+        .into_iter()
+        .filter(|won| *won.as_ref().unwrap())
+        .count();
+    assert_eq!(winners, 1);
+}
+
+macro_rules! kv_suite {
+    ($($behaviour:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    super::$behaviour(std::sync::Arc::new(super::MemoryKv::default())).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    let Some(kv) = crate::helpers::redis_kv(stringify!($behaviour)).await else {
+                        return;
+                    };
+                    super::$behaviour(kv).await;
+                }
+            )*
+        }
+    };
+}
+
+kv_suite!(
+    a_value_reads_back_until_removed,
+    set_if_absent_sets_only_once,
+    counters_count_within_a_fixed_window,
+    values_expire_after_their_time_to_live,
+    concurrent_removers_take_a_value_once,
+);

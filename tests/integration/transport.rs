@@ -1,0 +1,214 @@
+//! Tokens on both transports, both WebSocket subprotocols, and the probes.
+
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
+
+use crate::{
+    accounts::api_suite,
+    helpers::{Backends, Frame, TEST_JWT_SECRET, TestApp, error_code},
+};
+
+const ME: &str = "{ me { username } }";
+
+fn token_signed_with(secret: &str, identity: &str, expires_in_secs: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": identity, "username": "someone", "iat": now, "nbf": now, "exp": now + expires_in_secs
+    });
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn missing_forged_expired_and_malformed_tokens_are_unauthenticated(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "bad_tokens").await else {
+        return;
+    };
+    let nia = app.register("nia").await;
+
+    let with_token = app.request(Some(&nia.token), &[], ME, json!({})).await;
+    assert_eq!(with_token["data"]["me"]["username"], "nia");
+
+    let missing = app.anonymous(ME, json!({})).await;
+    assert_eq!(error_code(&missing), "UNAUTHENTICATED");
+
+    let forged = token_signed_with("another-secret-another-secret-12345", &nia.identity, 3600);
+    let expired = token_signed_with(TEST_JWT_SECRET, &nia.identity, -3600);
+    for token in [forged.as_str(), expired.as_str(), "not.a.jwt", ""] {
+        let answer = app.request(Some(token), &[], ME, json!({})).await;
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED", "token {token:?}");
+    }
+    let wrong_scheme = app
+        .request(
+            None,
+            &[("Authorization", &format!("Basic {}", nia.token))],
+            ME,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&wrong_scheme), "UNAUTHENTICATED");
+}
+
+async fn graphql_transport_ws_authenticates_at_connection_init(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "transport_ws").await else {
+        return;
+    };
+    let ola = app.register("ola").await;
+
+    for payload in [
+        json!({ "token": ola.token }),
+        json!({ "Authorization": format!("Bearer {}", ola.token) }),
+    ] {
+        let mut socket = app.socket("graphql-transport-ws").await;
+        let ack = socket.init(payload).await;
+        assert!(
+            matches!(&ack, Frame::Json(v) if v["type"] == "connection_ack"),
+            "{ack:?}"
+        );
+        socket
+            .send(json!({ "id": "1", "type": "subscribe", "payload": { "query": ME } }))
+            .await;
+        let next = socket.next_json().await;
+        assert_eq!(next["type"], "next");
+        assert_eq!(next["payload"]["data"]["me"]["username"], "ola");
+        assert_eq!(socket.next_json().await["type"], "complete");
+    }
+}
+
+async fn a_bad_token_at_connection_init_closes_with_4403(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "ws_4403").await else {
+        return;
+    };
+    let expired = token_signed_with(TEST_JWT_SECRET, &uuid::Uuid::new_v4().to_string(), -3600);
+    for payload in [json!({ "token": "forged" }), json!({ "token": expired })] {
+        let mut socket = app.socket("graphql-transport-ws").await;
+        let answer = socket.init(payload).await;
+        assert!(matches!(answer, Frame::Closed(Some(4403))), "{answer:?}");
+    }
+}
+
+async fn a_socket_without_a_token_is_anonymous(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "ws_anonymous").await else {
+        return;
+    };
+    let mut socket = app.socket("graphql-transport-ws").await;
+    let ack = socket.init(json!({})).await;
+    assert!(
+        matches!(&ack, Frame::Json(v) if v["type"] == "connection_ack"),
+        "{ack:?}"
+    );
+    socket
+        .send(json!({ "id": "1", "type": "subscribe", "payload": { "query": ME } }))
+        .await;
+    let next = socket.next_json().await;
+    assert_eq!(
+        next["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{next}"
+    );
+}
+
+async fn legacy_graphql_ws_is_spoken_too(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "legacy_ws").await else {
+        return;
+    };
+    let pia = app.register("pia").await;
+
+    let mut socket = app.socket("graphql-ws").await;
+    let ack = socket.init(json!({ "token": pia.token })).await;
+    assert!(
+        matches!(&ack, Frame::Json(v) if v["type"] == "connection_ack"),
+        "{ack:?}"
+    );
+    socket
+        .send(json!({ "id": "1", "type": "start", "payload": { "query": ME } }))
+        .await;
+    let data = socket.next_json().await;
+    assert_eq!(data["type"], "data");
+    assert_eq!(data["payload"]["data"]["me"]["username"], "pia");
+
+    let mut refused = app.socket("graphql-ws").await;
+    let answer = refused.init(json!({ "token": "forged" })).await;
+    assert!(
+        matches!(&answer, Frame::Json(v) if v["type"] == "connection_error"),
+        "{answer:?}"
+    );
+}
+
+async fn probes_report_health_and_readiness(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "probes").await else {
+        return;
+    };
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["store"], "ok");
+    if let Backends::MongoRedis = backends {
+        assert_eq!(body["redis"], "ok");
+    }
+}
+
+async fn queries_work_over_get_and_oversized_bodies_are_refused(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "http_limits").await else {
+        return;
+    };
+    let get = app
+        .http
+        .get(app.url("/graphql?query=%7B__typename%7D"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    let body: serde_json::Value = get.json().await.unwrap();
+    assert_eq!(body["data"]["__typename"], "Query");
+
+    let huge = json!({ "query": format!("{{ __typename }} # {}", "x".repeat(70 * 1024)) });
+    let refused = app
+        .http
+        .post(app.url("/graphql"))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 413);
+}
+
+api_suite!(
+    missing_forged_expired_and_malformed_tokens_are_unauthenticated,
+    graphql_transport_ws_authenticates_at_connection_init,
+    a_bad_token_at_connection_init_closes_with_4403,
+    a_socket_without_a_token_is_anonymous,
+    legacy_graphql_ws_is_spoken_too,
+    probes_report_health_and_readiness,
+    queries_work_over_get_and_oversized_bodies_are_refused,
+);
+
+#[tokio::test]
+async fn readyz_names_redis_when_it_stops_answering() {
+    let Some(mut redis) = crate::helpers::RedisProcess::start("readyz_redis_down") else {
+        return;
+    };
+    let url = redis.url();
+    let Some(app) = TestApp::spawn_with(Backends::Embedded, "readyz_redis_down", |config| {
+        config.redis_url = Some(url);
+        config.store_timeout_secs = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    redis.stop();
+
+    let down = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(down.status(), 503);
+    let body: serde_json::Value = down.json().await.unwrap();
+    assert_eq!(body, json!({ "store": "ok", "redis": "down" }));
+}
