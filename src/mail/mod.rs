@@ -7,7 +7,10 @@ use std::{path::PathBuf, time::Duration};
 
 use lettre::{
     AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, header::ContentType},
+    message::{
+        Body, Mailbox,
+        header::{ContentTransferEncoding, ContentType},
+    },
 };
 
 use crate::{
@@ -79,7 +82,15 @@ impl Mailer {
             .to(to)
             .subject(format!("chatroom 验证码 / verification code: {code}"))
             .header(ContentType::TEXT_PLAIN)
-            .body(code_mail_body(code, minutes))
+            .body(
+                // Quoted-printable keeps the English half, and the code,
+                // readable in the raw .eml of the dev outbox.
+                Body::new_with_encoding(
+                    code_mail_body(code, minutes),
+                    ContentTransferEncoding::QuotedPrintable,
+                )
+                .map_err(|_| Error::internal(anyhow::anyhow!("mail body encoding")))?,
+            )
             .map_err(Error::internal)?;
         match self {
             Mailer::Smtp { transport, .. } => transport
