@@ -14,7 +14,7 @@
 mod mongo;
 mod sqlite;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -83,6 +83,119 @@ impl UserRecord {
     pub fn username_key(username: &str) -> String {
         username.to_ascii_lowercase()
     }
+
+    /// The record with its password hash blanked: what may travel in events
+    /// (through Redis, too) and be cached outside the store.
+    pub fn without_secret(mut self) -> Self {
+        self.password_hash.clear();
+        self
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, async_graphql::Enum,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RoomType {
+    /// Two members; created by addFriend. Exactly one per pair of users.
+    Private,
+    /// Any number of members; created by createGroup.
+    Group,
+}
+
+impl RoomType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomType::Private => "PRIVATE",
+            RoomType::Group => "GROUP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    pub identity: Uuid,
+    /// Short, human-shareable, unique.
+    pub number: String,
+    /// Empty for PRIVATE rooms.
+    pub name: String,
+    /// Empty for PRIVATE rooms.
+    pub info: String,
+    pub creator_identity: Uuid,
+    pub room_type: RoomType,
+    /// PRIVATE only: [`pair_key`] of the two members, unique, so one pair
+    /// never gets two rooms however many `addFriend` calls race.
+    pub pair_key: Option<String>,
+    /// The seq of the room's newest message; 0 before the first.
+    pub seq: i64,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RoomRecord {
+    /// What `rooms` orders by, newest first.
+    pub fn last_activity(&self) -> DateTime<Utc> {
+        self.last_message_at.unwrap_or(self.created_at)
+    }
+}
+
+/// The unique key of two users' PRIVATE room: both identities, sorted.
+pub fn pair_key(a: Uuid, b: Uuid) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("{low}:{high}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub user_identity: Uuid,
+    pub room_identity: Uuid,
+    /// The room's seq when this member last marked it read (or joined).
+    pub last_read_seq: i64,
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub identity: Uuid,
+    pub room_identity: Uuid,
+    /// 1, 2, 3, … within the room, without holes: the order of delivery.
+    pub seq: i64,
+    pub sender_identity: Uuid,
+    pub content: String,
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message to store; the store gives it its seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub identity: Uuid,
+    pub room_identity: Uuid,
+    pub sender_identity: Uuid,
+    pub content: String,
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A slice of a room's history: seqs strictly between `after` and `before`,
+/// at most `limit` of them, the oldest ones (`newest: false`) or the newest
+/// ones (`newest: true`); returned oldest first either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryRange {
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: usize,
+    pub newest: bool,
+}
+
+/// What became of a member who left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    NotAMember,
+    Left,
+    /// The last member left: the room, its members and its history are gone.
+    LeftAndRoomDeleted,
 }
 
 /// A change to a profile: `None` leaves a field as it is.
@@ -122,6 +235,93 @@ pub trait Store: Send + Sync {
         identity: Uuid,
         update: &ProfileUpdate,
     ) -> Result<Option<UserRecord>>;
+
+    /// The users among `identities` that exist, in any order.
+    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<UserRecord>>;
+
+    /// Users whose username or nickname starts with `prefix` ignoring case,
+    /// except `exclude`, ordered by username (ignoring case), at most `limit`.
+    async fn search_users(
+        &self,
+        prefix: &str,
+        exclude: Uuid,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>>;
+
+    /// The users sharing a PRIVATE room with `user`, ordered by username (ignoring case).
+    async fn friends(&self, user: Uuid) -> Result<Vec<UserRecord>>;
+
+    // --- rooms and members ---
+
+    /// Inserts a room and its first members (each with `last_read_seq` 0 and
+    /// `joined_at` = the room's `created_at`), all or nothing. `Conflict` on
+    /// `pair_key` when the pair already has its PRIVATE room, on `number` when
+    /// the number is taken.
+    async fn create_room(&self, room: &RoomRecord, members: &[Uuid]) -> Result<()>;
+
+    async fn room(&self, identity: Uuid) -> Result<Option<RoomRecord>>;
+
+    /// The PRIVATE room with this [`pair_key`], if any.
+    async fn private_room(&self, pair_key: &str) -> Result<Option<RoomRecord>>;
+
+    /// The rooms `user` is a member of, most recent activity first
+    /// ([`RoomRecord::last_activity`]).
+    async fn rooms_of_user(&self, user: Uuid) -> Result<Vec<RoomRecord>>;
+
+    /// Deletes a room with its members and history; false when there was none.
+    async fn delete_room(&self, room: Uuid) -> Result<bool>;
+
+    async fn member(&self, room: Uuid, user: Uuid) -> Result<Option<MemberRecord>>;
+
+    /// `user`'s memberships among `rooms`, in any order.
+    async fn memberships(&self, user: Uuid, rooms: &[Uuid]) -> Result<Vec<MemberRecord>>;
+
+    /// Every (room, member) pair of `rooms`, members in joining order.
+    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>>;
+
+    /// Adds members to an existing room, ignoring those already in it; each
+    /// new member starts at the room's current seq (nothing unread). Returns
+    /// the ones added. `NotFound(Room)` when the room does not exist.
+    async fn add_members(
+        &self,
+        room: Uuid,
+        users: &[Uuid],
+        joined_at: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>>;
+
+    /// Removes a member; when it was the last one, deletes the room and its
+    /// history in the same step.
+    async fn remove_member(&self, room: Uuid, user: Uuid) -> Result<Departure>;
+
+    /// Sets the member's `last_read_seq` to the room's seq; false when `user`
+    /// is not a member.
+    async fn mark_read(&self, room: Uuid, user: Uuid) -> Result<bool>;
+
+    // --- messages ---
+
+    /// Stores a message with the room's next seq, taken atomically (no two
+    /// messages share a seq, no seq is skipped), and moves the room's
+    /// `seq` and `last_message_at`. With a `client_id` already used by the
+    /// same sender in the same room, stores nothing and returns the first
+    /// message with `false`, also when the retries race. `NotFound(Room)`
+    /// when the room does not exist.
+    async fn insert_message(&self, message: &NewMessage) -> Result<(MessageRecord, bool)>;
+
+    /// A slice of one room's history, oldest first.
+    async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>>;
+
+    /// The messages at the given (room, seq) positions that exist, in any
+    /// order: the last message of many rooms in one call.
+    async fn messages_at(&self, positions: &[(Uuid, i64)]) -> Result<Vec<MessageRecord>>;
+
+    /// For each of `memberships` (all of one user), how many messages of
+    /// others its room has after its `last_read_seq`. Rooms with none may be
+    /// left out.
+    async fn unread_counts(
+        &self,
+        user: Uuid,
+        memberships: &[MemberRecord],
+    ) -> Result<HashMap<Uuid, u64>>;
 }
 
 /// Opens the store the configuration names: MongoDB when a URI is given, else

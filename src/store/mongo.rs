@@ -5,32 +5,63 @@
 //! by the configured store timeout: a MongoDB that is down costs a client a
 //! few seconds and an `INTERNAL` error, never a hung request.
 
-use std::{future::IntoFuture, time::Duration};
+use std::{cmp::Reverse, collections::HashMap, future::IntoFuture, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::{TryStreamExt, future::BoxFuture};
 use mongodb::{
-    Client, Collection, Database, IndexModel,
-    bson::{self, Document, doc},
-    error::{ErrorKind, WriteFailure},
+    Client, ClientSession, Collection, Cursor, Database, IndexModel,
+    bson::{self, Bson, Document, doc},
+    error::{
+        ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT, WriteFailure,
+    },
     options::{ClientOptions, IndexOptions, ReturnDocument},
 };
-use serde::{Deserialize, Serialize};
+use rand::Rng;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use super::{ProfileUpdate, Sex, Store, UserRecord, conflict};
-use crate::error::{Error, Result};
+use super::{
+    Departure, HistoryRange, MemberRecord, MessageRecord, NewMessage, ProfileUpdate, RoomRecord,
+    RoomType, Sex, Store, UserRecord, conflict,
+};
+use crate::error::{Entity, Error, Result};
 
 /// MongoDB's code for a duplicate key in a unique index.
 const DUPLICATE_KEY: i32 = 11000;
 
 /// Which input field a unique index stands for, to name it in `CONFLICT`.
-const UNIQUE_INDEXES: &[(&str, &str)] =
-    &[("users_username_key", "username"), ("users_email", "email")];
+///
+/// `client_id` never reaches a client: `insert_message` turns it into the
+/// first message with that id.
+const UNIQUE_INDEXES: &[(&str, &str)] = &[
+    ("users_username_key", "username"),
+    ("users_email", "email"),
+    ("rooms_pair_key", "pair_key"),
+    ("rooms_number", "number"),
+    ("messages_client_id", "client_id"),
+];
+
+/// One run of a transaction's work, see [`MongoStore::transaction`].
+type Attempt<'s, T> = BoxFuture<'s, mongodb::error::Result<T>>;
+
+/// How many times a transaction is tried when it keeps conflicting with
+/// concurrent ones, before the conflict is reported as an error. Conflicts
+/// are a lottery among a room's concurrent senders: with 8 of them the
+/// unluckiest message was seen to need over 20 attempts and more than a
+/// second. With the pauses of [`backoff`], 50 attempts take about as long as
+/// the default store timeout, which bounds the whole anyway.
+const TRANSACTION_ATTEMPTS: u32 = 50;
 
 pub struct MongoStore {
+    /// Sessions, and so transactions, start from the client.
+    client: Client,
     db: Database,
     users: Collection<UserDoc>,
+    rooms: Collection<RoomDoc>,
+    members: Collection<MemberDoc>,
+    messages: Collection<MessageDoc>,
     timeout: Duration,
 }
 
@@ -68,7 +99,7 @@ impl UserDoc {
 
     fn into_record(self) -> Result<UserRecord> {
         Ok(UserRecord {
-            identity: Uuid::parse_str(&self.identity).map_err(Error::internal)?,
+            identity: parse_identity(&self.identity)?,
             username: self.username,
             password_hash: self.password_hash,
             nickname: self.nickname,
@@ -79,6 +110,164 @@ impl UserDoc {
             updated_at: from_bson_time(self.updated_at)?,
         })
     }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RoomDoc {
+    identity: String,
+    number: String,
+    name: String,
+    info: String,
+    creator_identity: String,
+    room_type: RoomType,
+    /// Absent rather than null for GROUP rooms: the unique index only covers strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pair_key: Option<String>,
+    seq: i64,
+    last_message_at: Option<bson::DateTime>,
+    created_at: bson::DateTime,
+    updated_at: bson::DateTime,
+    /// Bumped by every change of membership, only so that two of them on one
+    /// room write the same document and cannot both commit unaware of the
+    /// other (MongoDB transactions only conflict on a common write).
+    #[serde(default)]
+    members_version: i64,
+}
+
+impl RoomDoc {
+    fn from_record(room: &RoomRecord) -> Self {
+        Self {
+            identity: room.identity.to_string(),
+            number: room.number.clone(),
+            name: room.name.clone(),
+            info: room.info.clone(),
+            creator_identity: room.creator_identity.to_string(),
+            room_type: room.room_type,
+            pair_key: room.pair_key.clone(),
+            seq: room.seq,
+            last_message_at: room.last_message_at.map(to_bson_time),
+            created_at: to_bson_time(room.created_at),
+            updated_at: to_bson_time(room.updated_at),
+            members_version: 0,
+        }
+    }
+
+    fn into_record(self) -> Result<RoomRecord> {
+        Ok(RoomRecord {
+            identity: parse_identity(&self.identity)?,
+            number: self.number,
+            name: self.name,
+            info: self.info,
+            creator_identity: parse_identity(&self.creator_identity)?,
+            room_type: self.room_type,
+            pair_key: self.pair_key,
+            seq: self.seq,
+            last_message_at: self.last_message_at.map(from_bson_time).transpose()?,
+            created_at: from_bson_time(self.created_at)?,
+            updated_at: from_bson_time(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MemberDoc {
+    user_identity: String,
+    room_identity: String,
+    last_read_seq: i64,
+    joined_at: bson::DateTime,
+}
+
+impl MemberDoc {
+    fn new(user: Uuid, room: Uuid, last_read_seq: i64, joined_at: DateTime<Utc>) -> Self {
+        Self {
+            user_identity: user.to_string(),
+            room_identity: room.to_string(),
+            last_read_seq,
+            joined_at: to_bson_time(joined_at),
+        }
+    }
+
+    fn into_record(self) -> Result<MemberRecord> {
+        Ok(MemberRecord {
+            user_identity: parse_identity(&self.user_identity)?,
+            room_identity: parse_identity(&self.room_identity)?,
+            last_read_seq: self.last_read_seq,
+            joined_at: from_bson_time(self.joined_at)?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MessageDoc {
+    identity: String,
+    room_identity: String,
+    seq: i64,
+    sender_identity: String,
+    content: String,
+    /// Absent rather than null when not given: the unique index only covers strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    created_at: bson::DateTime,
+}
+
+impl MessageDoc {
+    fn new(message: &NewMessage, seq: i64) -> Self {
+        Self {
+            identity: message.identity.to_string(),
+            room_identity: message.room_identity.to_string(),
+            seq,
+            sender_identity: message.sender_identity.to_string(),
+            content: message.content.clone(),
+            client_id: message.client_id.clone(),
+            created_at: to_bson_time(message.created_at),
+        }
+    }
+
+    fn into_record(self) -> Result<MessageRecord> {
+        Ok(MessageRecord {
+            identity: parse_identity(&self.identity)?,
+            room_identity: parse_identity(&self.room_identity)?,
+            seq: self.seq,
+            sender_identity: parse_identity(&self.sender_identity)?,
+            content: self.content,
+            client_id: self.client_id,
+            created_at: from_bson_time(self.created_at)?,
+        })
+    }
+}
+
+/// One room's line of `unread_counts`' aggregation.
+#[derive(Debug, Deserialize)]
+struct UnreadCount {
+    #[serde(rename = "_id")]
+    room: String,
+    count: i64,
+}
+
+fn parse_identity(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(Error::internal)
+}
+
+fn identity_strings(identities: &[Uuid]) -> Vec<String> {
+    identities.iter().map(Uuid::to_string).collect()
+}
+
+/// A find's limit: MongoDB reads 0 as no limit, so callers answer that case themselves.
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// `text` as a regular expression matching exactly it: every ASCII
+/// punctuation character escaped, which PCRE reads as that character.
+fn regex_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii_punctuation() {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn to_bson_time(time: DateTime<Utc>) -> bson::DateTime {
@@ -127,22 +316,56 @@ fn unique_where_string(keys: Document, name: &str, field: &str) -> IndexModel {
 /// Maps a driver failure: a duplicate key becomes `Conflict` on its field, a
 /// server that cannot be reached `Unavailable`, the rest `Internal`.
 fn db_error(error: mongodb::error::Error) -> Error {
-    match error.kind.as_ref() {
+    // Inside a transaction the server may report a duplicate key as the
+    // failed command rather than as a write error.
+    let duplicate = match error.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(write)) if write.code == DUPLICATE_KEY => {
-            match UNIQUE_INDEXES
-                .iter()
-                .find(|(index, _)| write.message.contains(index))
-            {
-                Some((_, field)) => conflict(field),
-                None => Error::internal(error),
-            }
+            Some(&write.message)
         }
+        ErrorKind::Command(command) if command.code == DUPLICATE_KEY => Some(&command.message),
+        _ => None,
+    };
+    if let Some(message) = duplicate {
+        return match UNIQUE_INDEXES
+            .iter()
+            .find(|(index, _)| message.contains(index))
+        {
+            Some((_, field)) => conflict(field),
+            None => Error::internal(error),
+        };
+    }
+    match error.kind.as_ref() {
         ErrorKind::ServerSelection { .. }
         | ErrorKind::Io(_)
         | ErrorKind::ConnectionPoolCleared { .. }
         | ErrorKind::DnsResolve { .. } => Error::unavailable("mongodb", error),
         _ => Error::internal(error),
     }
+}
+
+/// Commits, again while the server cannot tell whether the commit took
+/// (committing twice is safe: the server answers the second from the first).
+async fn commit(session: &mut ClientSession) -> mongodb::error::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match session.commit_transaction().await {
+            Err(error)
+                if error.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    && attempt < TRANSACTION_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// A random pause, longer after each attempt up to 128 ms, so that
+/// transactions that conflicted do not meet again at once.
+async fn backoff(attempt: u32) {
+    let most = 2_u64 << attempt.min(6);
+    let pause = rand::thread_rng().gen_range(0..=most);
+    tokio::time::sleep(Duration::from_millis(pause)).await;
 }
 
 impl MongoStore {
@@ -152,9 +375,14 @@ impl MongoStore {
         options.server_selection_timeout = Some(timeout);
         options.connect_timeout = Some(timeout);
         options.app_name.get_or_insert_with(|| "chatroom".into());
-        let db = Client::with_options(options)?.database(database);
+        let client = Client::with_options(options)?;
+        let db = client.database(database);
         let store = Self {
             users: db.collection("users"),
+            rooms: db.collection("rooms"),
+            members: db.collection("room_members"),
+            messages: db.collection("messages"),
+            client,
             db,
             timeout,
         };
@@ -222,6 +450,87 @@ impl MongoStore {
             Ok(result) => result.map_err(db_error),
             Err(elapsed) => Err(Error::unavailable("mongodb", elapsed)),
         }
+    }
+
+    /// Runs `work` in a transaction and commits it, all of it again (after
+    /// a pause) when the server reports a transient conflict with a
+    /// concurrent transaction; bounded by the store timeout as a whole.
+    ///
+    /// `work` may run several times: it must only write through the session
+    /// and return what it found rather than act on it outside. It gets the
+    /// store and `context` as arguments rather than capturing them, because
+    /// its future borrows them for as long as it borrows the session, which
+    /// a capture cannot promise; the future is boxed because the compiler
+    /// cannot prove an unboxed one `Send` for every such borrow.
+    async fn transaction<C, T>(
+        &self,
+        context: &C,
+        work: impl for<'s> Fn(&'s Self, &'s mut ClientSession, &'s C) -> Attempt<'s, T>,
+    ) -> Result<T>
+    where
+        C: Sync + ?Sized,
+    {
+        self.timed(async {
+            let mut session = self.client.start_session().await?;
+            let mut attempt = 1;
+            loop {
+                session.start_transaction().await?;
+                let outcome = match work(self, &mut session, context).await {
+                    Ok(value) => commit(&mut session).await.map(|()| value),
+                    Err(error) => {
+                        session.abort_transaction().await?;
+                        Err(error)
+                    }
+                };
+                match outcome {
+                    Err(error)
+                        if error.contains_label(TRANSIENT_TRANSACTION_ERROR)
+                            && attempt < TRANSACTION_ATTEMPTS =>
+                    {
+                        tracing::debug!(attempt, error = %error, "transaction conflicted: retrying");
+                        backoff(attempt).await;
+                        attempt += 1;
+                    }
+                    outcome => return outcome,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Every document a query finds, bounded by the store timeout.
+    async fn all<T>(
+        &self,
+        query: impl IntoFuture<Output = mongodb::error::Result<Cursor<T>>>,
+    ) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + Sync + Unpin,
+    {
+        self.timed(async { query.await?.try_collect().await }).await
+    }
+
+    async fn room_where(&self, filter: Document) -> Result<Option<RoomRecord>> {
+        self.timed(self.rooms.find_one(filter))
+            .await?
+            .map(RoomDoc::into_record)
+            .transpose()
+    }
+
+    /// Deletes a room's members and history, in the caller's transaction.
+    async fn delete_contents(
+        &self,
+        room: &str,
+        session: &mut ClientSession,
+    ) -> mongodb::error::Result<()> {
+        self.members
+            .delete_many(doc! { "room_identity": room })
+            .session(&mut *session)
+            .await?;
+        self.messages
+            .delete_many(doc! { "room_identity": room })
+            .session(&mut *session)
+            .await?;
+        Ok(())
     }
 
     async fn user_where(&self, filter: Document) -> Result<Option<UserRecord>> {
@@ -295,5 +604,465 @@ impl Store for MongoStore {
         .await?
         .map(UserDoc::into_record)
         .transpose()
+    }
+
+    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<UserRecord>> {
+        if identities.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.all(
+            self.users
+                .find(doc! { "identity": { "$in": identity_strings(identities) } }),
+        )
+        .await?
+        .into_iter()
+        .map(UserDoc::into_record)
+        .collect()
+    }
+
+    async fn search_users(
+        &self,
+        prefix: &str,
+        exclude: Uuid,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Anchored and case-sensitive against the lower-case keys, so the
+        // indexes on both keys serve it.
+        let pattern = format!("^{}", regex_escape(&prefix.to_lowercase()));
+        let filter = doc! {
+            "$or": [
+                { "username_key": { "$regex": &pattern } },
+                { "nickname_key": { "$regex": &pattern } },
+            ],
+            "identity": { "$ne": exclude.to_string() },
+        };
+        self.all(
+            self.users
+                .find(filter)
+                .sort(doc! { "username_key": 1 })
+                .limit(limit_of(limit)),
+        )
+        .await?
+        .into_iter()
+        .map(UserDoc::into_record)
+        .collect()
+    }
+
+    async fn friends(&self, user: Uuid) -> Result<Vec<UserRecord>> {
+        let user = user.to_string();
+        let rooms = self
+            .timed(
+                self.members
+                    .distinct("room_identity", doc! { "user_identity": &user }),
+            )
+            .await?;
+        let private_rooms = self
+            .timed(self.rooms.distinct(
+                "identity",
+                doc! { "identity": { "$in": rooms }, "room_type": RoomType::Private.as_str() },
+            ))
+            .await?;
+        let friends = self
+            .timed(self.members.distinct(
+                "user_identity",
+                doc! { "room_identity": { "$in": private_rooms }, "user_identity": { "$ne": &user } },
+            ))
+            .await?;
+        self.all(
+            self.users
+                .find(doc! { "identity": { "$in": friends } })
+                .sort(doc! { "username_key": 1 }),
+        )
+        .await?
+        .into_iter()
+        .map(UserDoc::into_record)
+        .collect()
+    }
+
+    async fn create_room(&self, room: &RoomRecord, members: &[Uuid]) -> Result<()> {
+        let room_doc = RoomDoc::from_record(room);
+        let member_docs: Vec<MemberDoc> = members
+            .iter()
+            .map(|&user| MemberDoc::new(user, room.identity, 0, room.created_at))
+            .collect();
+        self.transaction(
+            &(room_doc, member_docs),
+            |store, session, (room, members)| {
+                Box::pin(async move {
+                    store.rooms.insert_one(room).session(&mut *session).await?;
+                    if !members.is_empty() {
+                        store
+                            .members
+                            .insert_many(members)
+                            .session(&mut *session)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .await
+    }
+
+    async fn room(&self, identity: Uuid) -> Result<Option<RoomRecord>> {
+        self.room_where(doc! { "identity": identity.to_string() })
+            .await
+    }
+
+    async fn private_room(&self, pair_key: &str) -> Result<Option<RoomRecord>> {
+        self.room_where(doc! { "pair_key": pair_key }).await
+    }
+
+    async fn rooms_of_user(&self, user: Uuid) -> Result<Vec<RoomRecord>> {
+        let rooms = self
+            .timed(
+                self.members
+                    .distinct("room_identity", doc! { "user_identity": user.to_string() }),
+            )
+            .await?;
+        let mut rooms = self
+            .all(self.rooms.find(doc! { "identity": { "$in": rooms } }))
+            .await?
+            .into_iter()
+            .map(RoomDoc::into_record)
+            .collect::<Result<Vec<_>>>()?;
+        rooms.sort_by_key(|room| Reverse(room.last_activity()));
+        Ok(rooms)
+    }
+
+    async fn delete_room(&self, room: Uuid) -> Result<bool> {
+        self.transaction(&room.to_string(), |store, session, room| {
+            Box::pin(async move {
+                let deleted = store
+                    .rooms
+                    .delete_one(doc! { "identity": room })
+                    .session(&mut *session)
+                    .await?;
+                if deleted.deleted_count == 0 {
+                    return Ok(false);
+                }
+                store.delete_contents(room, session).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn member(&self, room: Uuid, user: Uuid) -> Result<Option<MemberRecord>> {
+        self.timed(self.members.find_one(doc! {
+            "user_identity": user.to_string(),
+            "room_identity": room.to_string(),
+        }))
+        .await?
+        .map(MemberDoc::into_record)
+        .transpose()
+    }
+
+    async fn memberships(&self, user: Uuid, rooms: &[Uuid]) -> Result<Vec<MemberRecord>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.all(self.members.find(doc! {
+            "user_identity": user.to_string(),
+            "room_identity": { "$in": identity_strings(rooms) },
+        }))
+        .await?
+        .into_iter()
+        .map(MemberDoc::into_record)
+        .collect()
+    }
+
+    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Members who joined in the same millisecond (a room's first ones)
+        // keep the order they were inserted in: `_id`s grow.
+        self.all(
+            self.members
+                .find(doc! { "room_identity": { "$in": identity_strings(rooms) } })
+                .sort(doc! { "joined_at": 1, "_id": 1 }),
+        )
+        .await?
+        .into_iter()
+        .map(|member| {
+            Ok((
+                parse_identity(&member.room_identity)?,
+                parse_identity(&member.user_identity)?,
+            ))
+        })
+        .collect()
+    }
+
+    async fn add_members(
+        &self,
+        room: Uuid,
+        users: &[Uuid],
+        joined_at: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>> {
+        let mut wanted = Vec::with_capacity(users.len());
+        for &user in users {
+            if !wanted.contains(&user) {
+                wanted.push(user);
+            }
+        }
+        let added = self
+            .transaction(
+                &(room, wanted, joined_at),
+                |store, session, (room, wanted, joined_at)| {
+                    Box::pin(async move {
+                        let room_identity = room.to_string();
+                        // Writing the room makes this conflict with a concurrent
+                        // last member leaving, which would otherwise delete the
+                        // room under the members added here.
+                        let Some(found) = store
+                            .rooms
+                            .find_one_and_update(
+                                doc! { "identity": &room_identity },
+                                doc! { "$inc": { "members_version": 1_i64 } },
+                            )
+                            .session(&mut *session)
+                            .await?
+                        else {
+                            return Ok(None);
+                        };
+                        let present = store
+                            .members
+                            .distinct(
+                                "user_identity",
+                                doc! {
+                                    "room_identity": &room_identity,
+                                    "user_identity": { "$in": identity_strings(wanted) },
+                                },
+                            )
+                            .session(&mut *session)
+                            .await?;
+                        let added: Vec<Uuid> = wanted
+                            .iter()
+                            .copied()
+                            .filter(|user| !present.contains(&Bson::String(user.to_string())))
+                            .collect();
+                        if !added.is_empty() {
+                            let docs = added
+                                .iter()
+                                .map(|&user| MemberDoc::new(user, *room, found.seq, *joined_at));
+                            store
+                                .members
+                                .insert_many(docs)
+                                .session(&mut *session)
+                                .await?;
+                        }
+                        Ok(Some(added))
+                    })
+                },
+            )
+            .await?;
+        added.ok_or(Error::NotFound(Entity::Room))
+    }
+
+    async fn remove_member(&self, room: Uuid, user: Uuid) -> Result<Departure> {
+        let context = (room.to_string(), user.to_string());
+        self.transaction(&context, |store, session, (room, user)| {
+            Box::pin(async move {
+                let removed = store
+                    .members
+                    .delete_one(doc! { "user_identity": user, "room_identity": room })
+                    .session(&mut *session)
+                    .await?;
+                if removed.deleted_count == 0 {
+                    return Ok(Departure::NotAMember);
+                }
+                // Writing the room makes the last two members leaving at
+                // once conflict, so one of them sees that it is the last;
+                // each would otherwise still see the other and leave an
+                // empty room behind.
+                store
+                    .rooms
+                    .update_one(
+                        doc! { "identity": room },
+                        doc! { "$inc": { "members_version": 1_i64 } },
+                    )
+                    .session(&mut *session)
+                    .await?;
+                let remaining = store
+                    .members
+                    .count_documents(doc! { "room_identity": room })
+                    .limit(1)
+                    .session(&mut *session)
+                    .await?;
+                if remaining > 0 {
+                    return Ok(Departure::Left);
+                }
+                store
+                    .rooms
+                    .delete_one(doc! { "identity": room })
+                    .session(&mut *session)
+                    .await?;
+                store.delete_contents(room, session).await?;
+                Ok(Departure::LeftAndRoomDeleted)
+            })
+        })
+        .await
+    }
+
+    async fn mark_read(&self, room: Uuid, user: Uuid) -> Result<bool> {
+        let Some(found) = self.room(room).await? else {
+            return Ok(false);
+        };
+        // `$max`: a slower concurrent call that read an older seq never
+        // moves the mark back.
+        let marked = self
+            .timed(self.members.update_one(
+                doc! { "user_identity": user.to_string(), "room_identity": room.to_string() },
+                doc! { "$max": { "last_read_seq": found.seq } },
+            ))
+            .await?;
+        Ok(marked.matched_count > 0)
+    }
+
+    async fn insert_message(&self, message: &NewMessage) -> Result<(MessageRecord, bool)> {
+        let first_with_client_id = message.client_id.as_ref().map(|client_id| {
+            doc! {
+                "room_identity": message.room_identity.to_string(),
+                "sender_identity": message.sender_identity.to_string(),
+                "client_id": client_id,
+            }
+        });
+        // Most retries come after the first attempt committed: one read
+        // answers them. It stays out of the transaction, which conflicts
+        // with every other sender to the room while it runs, to keep that
+        // short; the unique index catches the retries that race.
+        if let Some(filter) = &first_with_client_id
+            && let Some(first) = self.timed(self.messages.find_one(filter.clone())).await?
+        {
+            return Ok((first.into_record()?, false));
+        }
+        let stored = self
+            .transaction(message, |store, session, message| {
+                Box::pin(async move {
+                    let Some(room) = store
+                        .rooms
+                        .find_one_and_update(
+                            doc! { "identity": message.room_identity.to_string() },
+                            doc! {
+                                "$inc": { "seq": 1_i64 },
+                                "$set": { "last_message_at": to_bson_time(message.created_at) },
+                            },
+                        )
+                        .return_document(ReturnDocument::After)
+                        .session(&mut *session)
+                        .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let doc = MessageDoc::new(message, room.seq);
+                    store
+                        .messages
+                        .insert_one(&doc)
+                        .session(&mut *session)
+                        .await?;
+                    Ok(Some(doc))
+                })
+            })
+            .await;
+        match (stored, first_with_client_id) {
+            (Ok(Some(doc)), _) => Ok((doc.into_record()?, true)),
+            (Ok(None), _) => Err(Error::NotFound(Entity::Room)),
+            // A retry of the same message committed since the read above: the
+            // insert failed on the unique index and the transaction was
+            // aborted, its seq with it.
+            (Err(Error::Conflict { field: "client_id" }), Some(filter)) => {
+                match self.timed(self.messages.find_one(filter)).await? {
+                    Some(first) => Ok((first.into_record()?, false)),
+                    None => Err(Error::internal(anyhow::anyhow!(
+                        "client_id {:?} taken by no stored message",
+                        message.client_id
+                    ))),
+                }
+            }
+            (Err(error), _) => Err(error),
+        }
+    }
+
+    async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>> {
+        if range.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut seq = Document::new();
+        if let Some(after) = range.after {
+            seq.insert("$gt", after);
+        }
+        if let Some(before) = range.before {
+            seq.insert("$lt", before);
+        }
+        let mut filter = doc! { "room_identity": room.to_string() };
+        if !seq.is_empty() {
+            filter.insert("seq", seq);
+        }
+        let direction = if range.newest { -1 } else { 1 };
+        let mut messages = self
+            .all(
+                self.messages
+                    .find(filter)
+                    .sort(doc! { "seq": direction })
+                    .limit(limit_of(range.limit)),
+            )
+            .await?
+            .into_iter()
+            .map(MessageDoc::into_record)
+            .collect::<Result<Vec<_>>>()?;
+        if range.newest {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    async fn messages_at(&self, positions: &[(Uuid, i64)]) -> Result<Vec<MessageRecord>> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let positions: Vec<Document> = positions
+            .iter()
+            .map(|(room, seq)| doc! { "room_identity": room.to_string(), "seq": seq })
+            .collect();
+        self.all(self.messages.find(doc! { "$or": positions }))
+            .await?
+            .into_iter()
+            .map(MessageDoc::into_record)
+            .collect()
+    }
+
+    async fn unread_counts(
+        &self,
+        user: Uuid,
+        memberships: &[MemberRecord],
+    ) -> Result<HashMap<Uuid, u64>> {
+        if memberships.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let unread: Vec<Document> = memberships
+            .iter()
+            .map(|member| {
+                doc! {
+                    "room_identity": member.room_identity.to_string(),
+                    "seq": { "$gt": member.last_read_seq },
+                }
+            })
+            .collect();
+        let pipeline = [
+            doc! { "$match": { "$or": unread, "sender_identity": { "$ne": user.to_string() } } },
+            doc! { "$group": { "_id": "$room_identity", "count": { "$sum": 1 } } },
+        ];
+        self.all(self.messages.aggregate(pipeline).with_type::<UnreadCount>())
+            .await?
+            .into_iter()
+            .map(|unread| {
+                let count = u64::try_from(unread.count).map_err(Error::internal)?;
+                Ok((parse_identity(&unread.room)?, count))
+            })
+            .collect()
     }
 }

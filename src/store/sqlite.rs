@@ -4,18 +4,29 @@
 //! rusqlite is blocking, so every call runs on tokio's blocking pool with a
 //! connection from an r2d2 pool; the async runtime never waits on disk.
 
-use std::{path::Path, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    hash::Hash,
+    path::Path,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
+    types::{Type, Value},
+};
 use rusqlite_migration::{M, Migrations};
 use uuid::Uuid;
 
-use super::{ProfileUpdate, Sex, Store, UserRecord, conflict};
-use crate::error::{Error, Result};
+use super::{
+    Departure, HistoryRange, MemberRecord, MessageRecord, NewMessage, ProfileUpdate, RoomRecord,
+    RoomType, Sex, Store, UserRecord, conflict,
+};
+use crate::error::{Entity, Error, Result};
 
 /// Schema versions, applied in order and recorded in `PRAGMA user_version`.
 /// Append new steps; never edit a released one.
@@ -74,8 +85,12 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
 )];
 
 /// Which input field a unique column stands for, to name it in `CONFLICT`.
-const UNIQUE_COLUMNS: &[(&str, &str)] =
-    &[("users.username_key", "username"), ("users.email", "email")];
+const UNIQUE_COLUMNS: &[(&str, &str)] = &[
+    ("users.username_key", "username"),
+    ("users.email", "email"),
+    ("rooms.pair_key", "pair_key"),
+    ("rooms.number", "number"),
+];
 
 pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
@@ -191,6 +206,143 @@ fn user_where(conn: &Connection, condition: &str, value: String) -> Result<Optio
     .map_err(db_error)
 }
 
+/// Reads a stored room type. The table's CHECK admits only these two, so
+/// anything else is a damaged row: reported, not guessed.
+fn room_type_from_stored(value: &str) -> rusqlite::Result<RoomType> {
+    match value {
+        "PRIVATE" => Ok(RoomType::Private),
+        "GROUP" => Ok(RoomType::Group),
+        other => Err(rusqlite::Error::FromSqlConversionFailure(
+            5,
+            Type::Text,
+            format!("unknown room type {other:?}").into(),
+        )),
+    }
+}
+
+const ROOM_COLUMNS: &str = "identity, number, name, info, creator_identity, room_type, pair_key, \
+                            seq, last_message_at, created_at, updated_at";
+
+fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomRecord> {
+    Ok(RoomRecord {
+        identity: parse_uuid(&row.get::<_, String>(0)?)?,
+        number: row.get(1)?,
+        name: row.get(2)?,
+        info: row.get(3)?,
+        creator_identity: parse_uuid(&row.get::<_, String>(4)?)?,
+        room_type: room_type_from_stored(&row.get::<_, String>(5)?)?,
+        pair_key: row.get(6)?,
+        seq: row.get(7)?,
+        last_message_at: row.get::<_, Option<i64>>(8)?.map(from_millis).transpose()?,
+        created_at: from_millis(row.get(9)?)?,
+        updated_at: from_millis(row.get(10)?)?,
+    })
+}
+
+fn room_where(conn: &Connection, condition: &str, value: String) -> Result<Option<RoomRecord>> {
+    conn.query_row(
+        &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE {condition} = ?1"),
+        [value],
+        room_from_row,
+    )
+    .optional()
+    .map_err(db_error)
+}
+
+const MEMBER_COLUMNS: &str = "user_identity, room_identity, last_read_seq, joined_at";
+
+fn member_from_row(row: &Row<'_>) -> rusqlite::Result<MemberRecord> {
+    Ok(MemberRecord {
+        user_identity: parse_uuid(&row.get::<_, String>(0)?)?,
+        room_identity: parse_uuid(&row.get::<_, String>(1)?)?,
+        last_read_seq: row.get(2)?,
+        joined_at: from_millis(row.get(3)?)?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str =
+    "identity, room_identity, seq, sender_identity, content, client_id, created_at";
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
+    Ok(MessageRecord {
+        identity: parse_uuid(&row.get::<_, String>(0)?)?,
+        room_identity: parse_uuid(&row.get::<_, String>(1)?)?,
+        seq: row.get(2)?,
+        sender_identity: parse_uuid(&row.get::<_, String>(3)?)?,
+        content: row.get(4)?,
+        client_id: row.get(5)?,
+        created_at: from_millis(row.get(6)?)?,
+    })
+}
+
+/// The least string greater than every string starting with `prefix`, so a
+/// prefix search is an index range (`>= prefix AND < end`) in which `_` and
+/// `%` are plain characters. `None` when no string is greater: then
+/// `>= prefix` alone is exact.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// At most this many items go into one statement's `IN` or `VALUES` list:
+/// reads over many rooms take a bounded number of statements, each far below
+/// SQLite's limit on bound values.
+const CHUNK: usize = 500;
+
+/// `items` without repeats, first occurrence kept: a repeat would come back
+/// twice from a `VALUES` join.
+fn distinct<T: Copy + Eq + Hash>(items: &[T]) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items
+        .iter()
+        .copied()
+        .filter(|item| seen.insert(*item))
+        .collect()
+}
+
+/// `count` placeholders for an `IN` list.
+fn marks(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
+/// `count` two-value rows for a `VALUES` list, read as `column1`, `column2`.
+fn pairs(count: usize) -> String {
+    vec!["(?, ?)"; count].join(", ")
+}
+
+fn text(identity: Uuid) -> Value {
+    Value::Text(identity.to_string())
+}
+
+/// Runs one statement per [`CHUNK`] of `items` and gathers the rows: `sql`
+/// is given the chunk's length, `bind` the chunk, returning its values in
+/// placeholder order.
+fn chunked<I, T>(
+    conn: &Connection,
+    items: &[I],
+    sql: impl Fn(usize) -> String,
+    bind: impl Fn(&[I]) -> Vec<Value>,
+    read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut found = Vec::new();
+    for chunk in items.chunks(CHUNK) {
+        let mut statement = conn.prepare(&sql(chunk.len())).map_err(db_error)?;
+        let rows = statement
+            .query_map(params_from_iter(bind(chunk)), &read)
+            .map_err(db_error)?;
+        for row in rows {
+            found.push(row.map_err(db_error)?);
+        }
+    }
+    Ok(found)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
@@ -280,6 +432,512 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
             tx.commit().map_err(db_error)?;
             Ok(Some(user))
+        })
+        .await
+    }
+
+    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<UserRecord>> {
+        let identities = distinct(identities);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &identities,
+                |count| {
+                    format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE identity IN ({})",
+                        marks(count)
+                    )
+                },
+                |chunk| chunk.iter().copied().map(text).collect(),
+                user_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn search_users(
+        &self,
+        prefix: &str,
+        exclude: Uuid,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>> {
+        let prefix = prefix.to_lowercase();
+        let end = prefix_end(&prefix);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let starts_with = |column: &str| match end {
+                Some(_) => format!("({column} >= ?1 AND {column} < ?4)"),
+                None => format!("{column} >= ?1"),
+            };
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users
+                 WHERE ({} OR {}) AND identity <> ?2
+                 ORDER BY username_key LIMIT ?3",
+                starts_with("username_key"),
+                starts_with("nickname_key"),
+            );
+            let mut values = vec![Value::Text(prefix), text(exclude), Value::Integer(limit)];
+            values.extend(end.map(Value::Text));
+            let mut statement = conn.prepare(&sql).map_err(db_error)?;
+            let users = statement
+                .query_map(params_from_iter(values), user_from_row)
+                .map_err(db_error)?;
+            users.collect::<rusqlite::Result<_>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn friends(&self, user: Uuid) -> Result<Vec<UserRecord>> {
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE identity IN (
+                         SELECT other.user_identity
+                         FROM room_members AS mine
+                         JOIN rooms ON rooms.identity = mine.room_identity
+                                   AND rooms.room_type = 'PRIVATE'
+                         JOIN room_members AS other
+                           ON other.room_identity = mine.room_identity
+                          AND other.user_identity <> mine.user_identity
+                         WHERE mine.user_identity = ?1
+                     )
+                     ORDER BY username_key"
+                ))
+                .map_err(db_error)?;
+            let users = statement
+                .query_map([user.to_string()], user_from_row)
+                .map_err(db_error)?;
+            users.collect::<rusqlite::Result<_>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn create_room(&self, room: &RoomRecord, members: &[Uuid]) -> Result<()> {
+        let room = room.clone();
+        let members = members.to_vec();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO rooms ({ROOM_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ),
+                params![
+                    room.identity.to_string(),
+                    room.number,
+                    room.name,
+                    room.info,
+                    room.creator_identity.to_string(),
+                    room.room_type.as_str(),
+                    room.pair_key,
+                    room.seq,
+                    room.last_message_at.map(to_millis),
+                    to_millis(room.created_at),
+                    to_millis(room.updated_at),
+                ],
+            )
+            .map_err(db_error)?;
+            {
+                let mut insert = tx
+                    .prepare(&format!(
+                        "INSERT INTO room_members ({MEMBER_COLUMNS}) VALUES (?1, ?2, 0, ?3)"
+                    ))
+                    .map_err(db_error)?;
+                for member in members {
+                    insert
+                        .execute(params![
+                            member.to_string(),
+                            room.identity.to_string(),
+                            to_millis(room.created_at),
+                        ])
+                        .map_err(db_error)?;
+                }
+            }
+            tx.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn room(&self, identity: Uuid) -> Result<Option<RoomRecord>> {
+        self.run(move |conn| room_where(conn, "identity", identity.to_string()))
+            .await
+    }
+
+    async fn private_room(&self, pair_key: &str) -> Result<Option<RoomRecord>> {
+        let pair_key = pair_key.to_owned();
+        self.run(move |conn| room_where(conn, "pair_key", pair_key))
+            .await
+    }
+
+    async fn rooms_of_user(&self, user: Uuid) -> Result<Vec<RoomRecord>> {
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare(&format!(
+                    "SELECT {ROOM_COLUMNS} FROM rooms
+                     WHERE identity IN (
+                         SELECT room_identity FROM room_members WHERE user_identity = ?1
+                     )
+                     ORDER BY COALESCE(last_message_at, created_at) DESC"
+                ))
+                .map_err(db_error)?;
+            let rooms = statement
+                .query_map([user.to_string()], room_from_row)
+                .map_err(db_error)?;
+            rooms.collect::<rusqlite::Result<_>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn delete_room(&self, room: Uuid) -> Result<bool> {
+        self.run(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM rooms WHERE identity = ?1", [room.to_string()])
+                .map_err(db_error)?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn member(&self, room: Uuid, user: Uuid) -> Result<Option<MemberRecord>> {
+        self.run(move |conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM room_members
+                     WHERE room_identity = ?1 AND user_identity = ?2"
+                ),
+                [room.to_string(), user.to_string()],
+                member_from_row,
+            )
+            .optional()
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn memberships(&self, user: Uuid, rooms: &[Uuid]) -> Result<Vec<MemberRecord>> {
+        let rooms = distinct(rooms);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &rooms,
+                |count| {
+                    format!(
+                        "SELECT {MEMBER_COLUMNS} FROM room_members
+                         WHERE user_identity = ? AND room_identity IN ({})",
+                        marks(count)
+                    )
+                },
+                |chunk| {
+                    std::iter::once(text(user))
+                        .chain(chunk.iter().copied().map(text))
+                        .collect()
+                },
+                member_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+        let rooms = distinct(rooms);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &rooms,
+                // Members who joined in the same millisecond (a room's first
+                // members all do) keep the order they were inserted in.
+                |count| {
+                    format!(
+                        "SELECT room_identity, user_identity FROM room_members
+                         WHERE room_identity IN ({})
+                         ORDER BY joined_at, rowid",
+                        marks(count)
+                    )
+                },
+                |chunk| chunk.iter().copied().map(text).collect(),
+                |row| {
+                    Ok((
+                        parse_uuid(&row.get::<_, String>(0)?)?,
+                        parse_uuid(&row.get::<_, String>(1)?)?,
+                    ))
+                },
+            )
+        })
+        .await
+    }
+
+    async fn add_members(
+        &self,
+        room: Uuid,
+        users: &[Uuid],
+        joined_at: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>> {
+        let users = distinct(users);
+        self.run(move |conn| {
+            // Immediate: no message may take a seq between reading the
+            // room's seq and the new members starting from it.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT seq FROM rooms WHERE identity = ?1",
+                    [room.to_string()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error)?
+                .ok_or(Error::NotFound(Entity::Room))?;
+            let mut added = Vec::new();
+            {
+                let mut insert = tx
+                    .prepare(&format!(
+                        "INSERT OR IGNORE INTO room_members ({MEMBER_COLUMNS})
+                         VALUES (?1, ?2, ?3, ?4)"
+                    ))
+                    .map_err(db_error)?;
+                for user in users {
+                    let inserted = insert
+                        .execute(params![
+                            user.to_string(),
+                            room.to_string(),
+                            seq,
+                            to_millis(joined_at),
+                        ])
+                        .map_err(db_error)?;
+                    if inserted == 1 {
+                        added.push(user);
+                    }
+                }
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn remove_member(&self, room: Uuid, user: Uuid) -> Result<Departure> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM room_members WHERE room_identity = ?1 AND user_identity = ?2",
+                    [room.to_string(), user.to_string()],
+                )
+                .map_err(db_error)?;
+            if removed == 0 {
+                return Ok(Departure::NotAMember);
+            }
+            let others_remain: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_identity = ?1)",
+                    [room.to_string()],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)?;
+            let departure = if others_remain {
+                Departure::Left
+            } else {
+                tx.execute("DELETE FROM rooms WHERE identity = ?1", [room.to_string()])
+                    .map_err(db_error)?;
+                Departure::LeftAndRoomDeleted
+            };
+            tx.commit().map_err(db_error)?;
+            Ok(departure)
+        })
+        .await
+    }
+
+    async fn mark_read(&self, room: Uuid, user: Uuid) -> Result<bool> {
+        self.run(move |conn| {
+            let marked = conn
+                .execute(
+                    "UPDATE room_members
+                     SET last_read_seq = (SELECT seq FROM rooms WHERE identity = ?1)
+                     WHERE room_identity = ?1 AND user_identity = ?2",
+                    [room.to_string(), user.to_string()],
+                )
+                .map_err(db_error)?;
+            Ok(marked > 0)
+        })
+        .await
+    }
+
+    async fn insert_message(&self, message: &NewMessage) -> Result<(MessageRecord, bool)> {
+        let message = message.clone();
+        self.run(move |conn| {
+            // Immediate: the client_id check, the seq and the insert happen
+            // under the write lock, so racing retries and racing senders are
+            // serialised rather than failing on a unique index.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            if let Some(client_id) = &message.client_id {
+                let first = tx
+                    .query_row(
+                        &format!(
+                            "SELECT {MESSAGE_COLUMNS} FROM messages
+                             WHERE room_identity = ?1 AND sender_identity = ?2
+                               AND client_id = ?3"
+                        ),
+                        params![
+                            message.room_identity.to_string(),
+                            message.sender_identity.to_string(),
+                            client_id,
+                        ],
+                        message_from_row,
+                    )
+                    .optional()
+                    .map_err(db_error)?;
+                if let Some(first) = first {
+                    return Ok((first, false));
+                }
+            }
+            let seq: i64 = tx
+                .query_row(
+                    "UPDATE rooms SET seq = seq + 1, last_message_at = ?2
+                     WHERE identity = ?1
+                     RETURNING seq",
+                    params![
+                        message.room_identity.to_string(),
+                        to_millis(message.created_at)
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error)?
+                .ok_or(Error::NotFound(Entity::Room))?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![
+                    message.identity.to_string(),
+                    message.room_identity.to_string(),
+                    seq,
+                    message.sender_identity.to_string(),
+                    message.content,
+                    message.client_id,
+                    to_millis(message.created_at),
+                ],
+            )
+            .map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            let stored = MessageRecord {
+                identity: message.identity,
+                room_identity: message.room_identity,
+                seq,
+                sender_identity: message.sender_identity,
+                content: message.content,
+                client_id: message.client_id,
+                created_at: message.created_at,
+            };
+            Ok((stored, true))
+        })
+        .await
+    }
+
+    async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>> {
+        let after = range.after.unwrap_or(i64::MIN);
+        let before = range.before.unwrap_or(i64::MAX);
+        let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let order = if range.newest { "DESC" } else { "ASC" };
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                     WHERE room_identity = ?1 AND seq > ?2 AND seq < ?3
+                     ORDER BY seq {order} LIMIT ?4"
+                ))
+                .map_err(db_error)?;
+            let mut messages = statement
+                .query_map(
+                    params![room.to_string(), after, before, limit],
+                    message_from_row,
+                )
+                .map_err(db_error)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_error)?;
+            if range.newest {
+                messages.reverse();
+            }
+            Ok(messages)
+        })
+        .await
+    }
+
+    async fn messages_at(&self, positions: &[(Uuid, i64)]) -> Result<Vec<MessageRecord>> {
+        let positions = distinct(positions);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &positions,
+                |count| {
+                    format!(
+                        "SELECT {MESSAGE_COLUMNS}
+                         FROM (VALUES {}) AS position
+                         JOIN messages ON room_identity = position.column1
+                                      AND seq = position.column2",
+                        pairs(count)
+                    )
+                },
+                |chunk| {
+                    chunk
+                        .iter()
+                        .flat_map(|(room, seq)| [text(*room), Value::Integer(*seq)])
+                        .collect()
+                },
+                message_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn unread_counts(
+        &self,
+        user: Uuid,
+        memberships: &[MemberRecord],
+    ) -> Result<HashMap<Uuid, u64>> {
+        let read_up_to: Vec<(Uuid, i64)> = distinct(
+            &memberships
+                .iter()
+                .map(|member| (member.room_identity, member.last_read_seq))
+                .collect::<Vec<_>>(),
+        );
+        self.run(move |conn| {
+            let counts = chunked(
+                conn,
+                &read_up_to,
+                |count| {
+                    format!(
+                        "SELECT membership.column1, COUNT(*)
+                         FROM (VALUES {}) AS membership
+                         JOIN messages ON room_identity = membership.column1
+                                      AND seq > membership.column2
+                         WHERE sender_identity <> ?
+                         GROUP BY membership.column1",
+                        pairs(count)
+                    )
+                },
+                |chunk| {
+                    chunk
+                        .iter()
+                        .flat_map(|(room, seq)| [text(*room), Value::Integer(*seq)])
+                        .chain(std::iter::once(text(user)))
+                        .collect()
+                },
+                |row| {
+                    Ok((
+                        parse_uuid(&row.get::<_, String>(0)?)?,
+                        row.get::<_, u64>(1)?,
+                    ))
+                },
+            )?;
+            Ok(counts.into_iter().collect())
         })
         .await
     }

@@ -3,9 +3,14 @@
 use std::sync::Arc;
 
 use chatroom::{
-    error::Error,
-    store::{ProfileUpdate, Sex, Store, UserRecord, now},
+    error::{Entity, Error},
+    store::{
+        Departure, HistoryRange, MemberRecord, MessageRecord, NewMessage, ProfileUpdate,
+        RoomRecord, RoomType, Sex, Store, UserRecord, now, pair_key,
+    },
 };
+use chrono::Duration;
+use futures_util::future::join_all;
 use uuid::Uuid;
 
 fn user(username: &str, email: &str) -> UserRecord {
@@ -21,6 +26,91 @@ fn user(username: &str, email: &str) -> UserRecord {
         created_at: at,
         updated_at: at,
     }
+}
+
+/// A room of `members` created now, the first member its creator; a PRIVATE
+/// one is keyed by its first two members.
+fn room(room_type: RoomType, members: &[Uuid]) -> RoomRecord {
+    let at = now();
+    let (name, info, pair) = match room_type {
+        RoomType::Group => ("Tea club".into(), "Leaves and kettles".into(), None),
+        RoomType::Private => (
+            String::new(),
+            String::new(),
+            Some(pair_key(members[0], members[1])),
+        ),
+    };
+    RoomRecord {
+        identity: Uuid::new_v4(),
+        number: Uuid::new_v4().simple().to_string()[..10].to_owned(),
+        name,
+        info,
+        creator_identity: members[0],
+        room_type,
+        pair_key: pair,
+        seq: 0,
+        last_message_at: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// Stores a [`room`] of `members` with them in it.
+async fn create(store: &dyn Store, room_type: RoomType, members: &[Uuid]) -> RoomRecord {
+    let record = room(room_type, members);
+    store.create_room(&record, members).await.unwrap();
+    record
+}
+
+/// A message sent now, without a client id.
+fn message(room: Uuid, sender: Uuid, content: &str) -> NewMessage {
+    NewMessage {
+        identity: Uuid::new_v4(),
+        room_identity: room,
+        sender_identity: sender,
+        content: content.into(),
+        client_id: None,
+        created_at: now(),
+    }
+}
+
+/// Stores a [`message`]; the stored record.
+async fn send(store: &dyn Store, room: Uuid, sender: Uuid, content: &str) -> MessageRecord {
+    let (stored, new) = store
+        .insert_message(&message(room, sender, content))
+        .await
+        .unwrap();
+    assert!(new);
+    stored
+}
+
+/// All of a room's history.
+fn everything() -> HistoryRange {
+    HistoryRange {
+        after: None,
+        before: None,
+        limit: 10_000,
+        newest: false,
+    }
+}
+
+fn seqs(messages: &[MessageRecord]) -> Vec<i64> {
+    messages.iter().map(|m| m.seq).collect()
+}
+
+fn contents(messages: &[MessageRecord]) -> Vec<&str> {
+    messages.iter().map(|m| m.content.as_str()).collect()
+}
+
+/// `user`'s unread count in each of `rooms`, in that order; 0 where the store
+/// leaves a room out.
+async fn unread(store: &dyn Store, user: Uuid, rooms: &[Uuid]) -> Vec<u64> {
+    let memberships = store.memberships(user, rooms).await.unwrap();
+    let counts = store.unread_counts(user, &memberships).await.unwrap();
+    rooms
+        .iter()
+        .map(|room| counts.get(room).copied().unwrap_or(0))
+        .collect()
 }
 
 async fn a_created_user_reads_back_by_identity_username_and_email(store: Arc<dyn Store>) {
@@ -150,6 +240,771 @@ async fn a_reachable_store_answers_ping(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
 }
 
+async fn a_group_room_reads_back_with_its_members_in_joining_order(store: Arc<dyn Store>) {
+    let mut members = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    // Against identity order, so that joining order is what is checked.
+    members.sort_by(|a, b| b.cmp(a));
+    let tea = room(RoomType::Group, &members);
+    store.create_room(&tea, &members).await.unwrap();
+    let stranger = Uuid::new_v4();
+    let chess = create(&*store, RoomType::Group, &[members[2], stranger]).await;
+
+    assert_eq!(store.room(tea.identity).await.unwrap(), Some(tea.clone()));
+    assert_eq!(store.room(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(
+        store.member(tea.identity, members[1]).await.unwrap(),
+        Some(MemberRecord {
+            user_identity: members[1],
+            room_identity: tea.identity,
+            last_read_seq: 0,
+            joined_at: tea.created_at,
+        })
+    );
+    assert_eq!(store.member(tea.identity, stranger).await.unwrap(), None);
+
+    let mut rooms: Vec<Uuid> = store
+        .memberships(members[2], &[tea.identity, chess.identity, Uuid::new_v4()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.room_identity)
+        .collect();
+    rooms.sort();
+    let mut expected = vec![tea.identity, chess.identity];
+    expected.sort();
+    assert_eq!(rooms, expected);
+
+    let pairs = store
+        .members_of_rooms(&[tea.identity, chess.identity])
+        .await
+        .unwrap();
+    let members_of = |room: Uuid| -> Vec<Uuid> {
+        pairs
+            .iter()
+            .filter(|(r, _)| *r == room)
+            .map(|(_, user)| *user)
+            .collect()
+    };
+    assert_eq!(pairs.len(), 5);
+    assert_eq!(members_of(tea.identity), members);
+    assert_eq!(members_of(chess.identity), [members[2], stranger]);
+}
+
+async fn a_pair_has_one_private_room_and_a_second_is_a_conflict_on_pair_key(store: Arc<dyn Store>) {
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = create(&*store, RoomType::Private, &[alice, bob]).await;
+
+    assert_eq!(
+        store.private_room(&pair_key(bob, alice)).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .private_room(&pair_key(alice, Uuid::new_v4()))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let second = room(RoomType::Private, &[bob, alice]);
+    let clash = store.create_room(&second, &[bob, alice]).await;
+    assert!(
+        matches!(clash, Err(Error::Conflict { field: "pair_key" })),
+        "{clash:?}"
+    );
+    assert_eq!(store.room(second.identity).await.unwrap(), None);
+    assert_eq!(
+        store.members_of_rooms(&[second.identity]).await.unwrap(),
+        []
+    );
+
+    // GROUP rooms have no pair_key: the same two people may share many.
+    create(&*store, RoomType::Group, &[alice, bob]).await;
+    create(&*store, RoomType::Group, &[alice, bob]).await;
+    assert_eq!(store.rooms_of_user(bob).await.unwrap().len(), 3);
+}
+
+async fn ten_concurrent_private_rooms_for_one_pair_leave_one(store: Arc<dyn Store>) {
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let attempts: Vec<RoomRecord> = (0..10)
+        .map(|i| match i % 2 {
+            0 => room(RoomType::Private, &[alice, bob]),
+            _ => room(RoomType::Private, &[bob, alice]),
+        })
+        .collect();
+
+    let results = join_all(attempts.iter().cloned().map(|attempt| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let identity = attempt.identity;
+            store
+                .create_room(&attempt, &[alice, bob])
+                .await
+                .map(|()| identity)
+        })
+    }))
+    .await;
+
+    let (won, lost): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .map(|joined| joined.unwrap())
+        .partition(Result::is_ok);
+    assert_eq!((won.len(), lost.len()), (1, 9));
+    for result in lost {
+        assert!(
+            matches!(result, Err(Error::Conflict { field: "pair_key" })),
+            "{result:?}"
+        );
+    }
+    let winner = won[0].as_ref().copied().unwrap();
+    let found = store.private_room(&pair_key(alice, bob)).await.unwrap();
+    assert_eq!(found.map(|r| r.identity), Some(winner));
+    let identities: Vec<Uuid> = attempts.iter().map(|r| r.identity).collect();
+    let members = store.members_of_rooms(&identities).await.unwrap();
+    assert_eq!(members, [(winner, alice), (winner, bob)]);
+}
+
+async fn a_taken_room_number_is_a_conflict_on_number(store: Arc<dyn Store>) {
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = create(&*store, RoomType::Group, &[alice]).await;
+
+    let copy = RoomRecord {
+        number: first.number.clone(),
+        ..room(RoomType::Group, &[bob])
+    };
+    let clash = store.create_room(&copy, &[bob]).await;
+
+    assert!(
+        matches!(clash, Err(Error::Conflict { field: "number" })),
+        "{clash:?}"
+    );
+    assert_eq!(store.room(copy.identity).await.unwrap(), None);
+    assert_eq!(store.rooms_of_user(bob).await.unwrap(), []);
+}
+
+async fn added_members_start_at_the_current_seq_and_existing_ones_are_ignored(
+    store: Arc<dyn Store>,
+) {
+    let [alice, bob, carol, dave] = [(); 4].map(|()| Uuid::new_v4());
+    let tea = create(&*store, RoomType::Group, &[alice, bob]).await;
+    for content in ["one", "two", "three"] {
+        send(&*store, tea.identity, alice, content).await;
+    }
+    let joined_at = now() + Duration::seconds(1);
+
+    let mut added = store
+        .add_members(tea.identity, &[bob, carol, dave], joined_at)
+        .await
+        .unwrap();
+
+    added.sort();
+    let mut expected = vec![carol, dave];
+    expected.sort();
+    assert_eq!(added, expected);
+    assert_eq!(
+        store.member(tea.identity, carol).await.unwrap(),
+        Some(MemberRecord {
+            user_identity: carol,
+            room_identity: tea.identity,
+            last_read_seq: 3,
+            joined_at,
+        })
+    );
+    let bob_member = store.member(tea.identity, bob).await.unwrap().unwrap();
+    assert_eq!(
+        (bob_member.last_read_seq, bob_member.joined_at),
+        (0, tea.created_at),
+        "an existing member is left as it was"
+    );
+    assert_eq!(unread(&*store, carol, &[tea.identity]).await, [0]);
+    let members: Vec<Uuid> = store
+        .members_of_rooms(&[tea.identity])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, user)| user)
+        .collect();
+    assert_eq!(members, [alice, bob, carol, dave]);
+
+    let again = store
+        .add_members(tea.identity, &[carol], now())
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    let missing = store.add_members(Uuid::new_v4(), &[alice], now()).await;
+    assert!(
+        matches!(missing, Err(Error::NotFound(Entity::Room))),
+        "{missing:?}"
+    );
+}
+
+async fn a_stored_message_moves_the_room_seq_and_last_message_at(store: Arc<dyn Store>) {
+    let alice = Uuid::new_v4();
+    let tea = create(&*store, RoomType::Group, &[alice]).await;
+    let later = tea.created_at + Duration::seconds(5);
+    let sent = NewMessage {
+        client_id: Some("c-1".into()),
+        created_at: later,
+        ..message(tea.identity, alice, "你好")
+    };
+
+    let (stored, new) = store.insert_message(&sent).await.unwrap();
+
+    assert!(new);
+    assert_eq!(
+        stored,
+        MessageRecord {
+            identity: sent.identity,
+            room_identity: tea.identity,
+            seq: 1,
+            sender_identity: alice,
+            content: "你好".into(),
+            client_id: Some("c-1".into()),
+            created_at: later,
+        }
+    );
+    let moved = store.room(tea.identity).await.unwrap().unwrap();
+    assert_eq!((moved.seq, moved.last_message_at), (1, Some(later)));
+    assert_eq!(
+        store.history(tea.identity, everything()).await.unwrap(),
+        [stored]
+    );
+}
+
+async fn a_message_to_a_missing_room_is_not_found(store: Arc<dyn Store>) {
+    let lost = store
+        .insert_message(&message(Uuid::new_v4(), Uuid::new_v4(), "anyone?"))
+        .await;
+    assert!(
+        matches!(lost, Err(Error::NotFound(Entity::Room))),
+        "{lost:?}"
+    );
+}
+
+async fn eight_concurrent_writers_take_seqs_one_to_two_hundred_without_holes(
+    store: Arc<dyn Store>,
+) {
+    let senders: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    let tea = create(&*store, RoomType::Group, &senders).await.identity;
+
+    let writers = senders.iter().map(|&sender| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut taken = Vec::new();
+            for i in 0..25 {
+                let stored = send(&*store, tea, sender, &format!("{i}")).await;
+                taken.push(stored.seq);
+            }
+            taken
+        })
+    });
+    let per_writer: Vec<Vec<i64>> = join_all(writers)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap())
+        .collect();
+
+    for taken in &per_writer {
+        assert!(
+            taken.windows(2).all(|pair| pair[0] < pair[1]),
+            "one writer's messages keep its order: {taken:?}"
+        );
+    }
+    let mut all = per_writer.concat();
+    all.sort_unstable();
+    let expected: Vec<i64> = (1..=200).collect();
+    assert_eq!(all, expected);
+    assert_eq!(store.room(tea).await.unwrap().unwrap().seq, 200);
+    let stored = store.history(tea, everything()).await.unwrap();
+    assert_eq!(seqs(&stored), expected);
+}
+
+async fn ten_concurrent_retries_with_one_client_id_store_one_message(store: Arc<dyn Store>) {
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let tea = create(&*store, RoomType::Group, &[alice, bob])
+        .await
+        .identity;
+    send(&*store, tea, bob, "before").await;
+
+    let retries = (0..10).map(|_| {
+        let store = store.clone();
+        let retry = NewMessage {
+            client_id: Some("c-1".into()),
+            ..message(tea, alice, "hello")
+        };
+        tokio::spawn(async move { store.insert_message(&retry).await.unwrap() })
+    });
+    let results: Vec<(MessageRecord, bool)> = join_all(retries)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap())
+        .collect();
+
+    let stored: Vec<&MessageRecord> = results
+        .iter()
+        .filter(|(_, new)| *new)
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(stored.len(), 1, "exactly one retry stores the message");
+    let first = stored[0];
+    assert!(results.iter().all(|(m, _)| m == first), "{results:?}");
+    assert_eq!(first.seq, 2);
+    assert_eq!(store.room(tea).await.unwrap().unwrap().seq, 2);
+    let history = store.history(tea, everything()).await.unwrap();
+    assert_eq!(contents(&history), ["before", "hello"]);
+}
+
+async fn a_client_id_is_scoped_to_its_sender_and_room(store: Arc<dyn Store>) {
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let tea = create(&*store, RoomType::Group, &[alice, bob])
+        .await
+        .identity;
+    let chess = create(&*store, RoomType::Group, &[alice]).await.identity;
+    let with_id = |room: Uuid, sender: Uuid, content: &str| NewMessage {
+        client_id: Some("same".into()),
+        ..message(room, sender, content)
+    };
+
+    let (first, new) = store
+        .insert_message(&with_id(tea, alice, "first"))
+        .await
+        .unwrap();
+    assert!(new);
+    let (_, new) = store
+        .insert_message(&with_id(tea, bob, "bob's"))
+        .await
+        .unwrap();
+    assert!(new, "another sender's client id is another message");
+    let (_, new) = store
+        .insert_message(&with_id(chess, alice, "elsewhere"))
+        .await
+        .unwrap();
+    assert!(new, "another room's client id is another message");
+
+    let (retried, new) = store
+        .insert_message(&with_id(tea, alice, "edited retry"))
+        .await
+        .unwrap();
+    assert!(!new);
+    assert_eq!(retried, first);
+    assert_eq!(store.room(tea).await.unwrap().unwrap().seq, 2);
+}
+
+async fn history_pages_both_ways_between_exclusive_bounds(store: Arc<dyn Store>) {
+    let alice = Uuid::new_v4();
+    let tea = create(&*store, RoomType::Group, &[alice]).await.identity;
+    let quiet = create(&*store, RoomType::Group, &[alice]).await.identity;
+    for i in 1..=120 {
+        send(&*store, tea, alice, &format!("m{i}")).await;
+    }
+    let slice =
+        |after: Option<i64>, before: Option<i64>, limit: usize, newest: bool| HistoryRange {
+            after,
+            before,
+            limit,
+            newest,
+        };
+    let page = async |range: HistoryRange| seqs(&store.history(tea, range).await.unwrap());
+    let span = |from: i64, to: i64| (from..=to).collect::<Vec<i64>>();
+
+    let newest = store
+        .history(tea, slice(None, None, 50, true))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&newest), span(71, 120));
+    assert_eq!(contents(&newest[..2]), ["m71", "m72"]);
+    assert_eq!(page(slice(None, Some(71), 50, true)).await, span(21, 70));
+    assert_eq!(page(slice(None, Some(21), 50, true)).await, span(1, 20));
+    assert_eq!(
+        page(slice(None, Some(1), 50, true)).await,
+        Vec::<i64>::new()
+    );
+
+    assert_eq!(page(slice(None, None, 50, false)).await, span(1, 50));
+    assert_eq!(page(slice(Some(50), None, 50, false)).await, span(51, 100));
+    assert_eq!(
+        page(slice(Some(100), None, 50, false)).await,
+        span(101, 120)
+    );
+    assert_eq!(
+        page(slice(Some(120), None, 50, false)).await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(page(slice(Some(100), None, 50, true)).await, span(101, 120));
+
+    assert_eq!(
+        page(slice(Some(10), Some(15), 50, true)).await,
+        span(11, 14)
+    );
+    assert_eq!(page(slice(Some(10), Some(15), 2, true)).await, [13, 14]);
+    assert_eq!(page(slice(Some(10), Some(15), 2, false)).await, [11, 12]);
+    assert_eq!(
+        page(slice(Some(10), Some(11), 50, false)).await,
+        Vec::<i64>::new()
+    );
+
+    assert_eq!(store.history(quiet, everything()).await.unwrap(), []);
+}
+
+async fn messages_at_returns_the_last_message_of_each_room(store: Arc<dyn Store>) {
+    let alice = Uuid::new_v4();
+    let mut rooms = Vec::new();
+    for count in 1..=3 {
+        let room = create(&*store, RoomType::Group, &[alice]).await.identity;
+        for i in 1..=count {
+            send(&*store, room, alice, &format!("{count}-{i}")).await;
+        }
+        rooms.push((room, count));
+    }
+    let beyond = (rooms[0].0, 2);
+    let nowhere = (Uuid::new_v4(), 1);
+    let positions: Vec<(Uuid, i64)> = rooms.iter().copied().chain([beyond, nowhere]).collect();
+
+    let mut last = store.messages_at(&positions).await.unwrap();
+
+    last.sort_by_key(|m| m.seq);
+    assert_eq!(contents(&last), ["1-1", "2-2", "3-3"]);
+    assert_eq!(store.messages_at(&[]).await.unwrap(), []);
+}
+
+async fn unread_counts_only_others_messages_after_the_last_read_and_mark_read_clears_them(
+    store: Arc<dyn Store>,
+) {
+    let [alice, bob, carol] = [(); 3].map(|()| Uuid::new_v4());
+    let tea = create(&*store, RoomType::Group, &[alice, bob])
+        .await
+        .identity;
+    let quiet = create(&*store, RoomType::Group, &[alice, carol])
+        .await
+        .identity;
+    for _ in 0..3 {
+        send(&*store, tea, bob, "from bob").await;
+    }
+    for _ in 0..2 {
+        send(&*store, tea, alice, "from alice").await;
+    }
+
+    assert_eq!(unread(&*store, alice, &[tea, quiet]).await, [3, 0]);
+    assert_eq!(unread(&*store, bob, &[tea]).await, [2]);
+
+    assert!(store.mark_read(tea, alice).await.unwrap());
+    let alice_member = store.member(tea, alice).await.unwrap().unwrap();
+    assert_eq!(alice_member.last_read_seq, 5);
+    assert_eq!(unread(&*store, alice, &[tea, quiet]).await, [0, 0]);
+
+    send(&*store, tea, bob, "after").await;
+    assert_eq!(unread(&*store, alice, &[tea]).await, [1]);
+    assert_eq!(
+        unread(&*store, bob, &[tea]).await,
+        [2],
+        "own messages never count"
+    );
+}
+
+async fn mark_read_is_false_for_a_non_member_and_a_missing_room(store: Arc<dyn Store>) {
+    let alice = Uuid::new_v4();
+    let tea = create(&*store, RoomType::Group, &[alice]).await.identity;
+    send(&*store, tea, alice, "hi").await;
+
+    assert!(!store.mark_read(tea, Uuid::new_v4()).await.unwrap());
+    assert!(!store.mark_read(Uuid::new_v4(), alice).await.unwrap());
+    assert_eq!(
+        store
+            .member(tea, alice)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_read_seq,
+        0
+    );
+}
+
+async fn reads_over_more_rooms_than_fit_one_query_miss_nothing(store: Arc<dyn Store>) {
+    let alice = user("alice", "alice@example.com");
+    let bob = user("bob", "bob@example.com");
+    store.create_user(&alice).await.unwrap();
+    store.create_user(&bob).await.unwrap();
+    let (a, b) = (alice.identity, bob.identity);
+    let first = create(&*store, RoomType::Group, &[a, b]).await.identity;
+    let last = create(&*store, RoomType::Group, &[a, b]).await.identity;
+    send(&*store, first, b, "one").await;
+    send(&*store, last, b, "one").await;
+    send(&*store, last, b, "two").await;
+    let unknown: Vec<Uuid> = (0..1200).map(|_| Uuid::new_v4()).collect();
+    let around = |head: Uuid, tail: Uuid| -> Vec<Uuid> {
+        std::iter::once(head)
+            .chain(unknown.iter().copied())
+            .chain([tail])
+            .collect()
+    };
+
+    let mut users = store.users_by_identities(&around(a, b)).await.unwrap();
+    users.sort_by(|x, y| x.username.cmp(&y.username));
+    assert_eq!(users, [alice, bob]);
+
+    let memberships = store.memberships(a, &around(first, last)).await.unwrap();
+    assert_eq!(memberships.len(), 2);
+    assert_eq!(
+        store
+            .members_of_rooms(&around(first, last))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+
+    let positions: Vec<(Uuid, i64)> = std::iter::once((first, 1))
+        .chain(unknown.iter().map(|&room| (room, 1)))
+        .chain([(last, 2)])
+        .collect();
+    let mut found = store.messages_at(&positions).await.unwrap();
+    found.sort_by_key(|m| m.seq);
+    assert_eq!(
+        found
+            .iter()
+            .map(|m| (m.room_identity, m.seq))
+            .collect::<Vec<_>>(),
+        [(first, 1), (last, 2)]
+    );
+
+    let many: Vec<MemberRecord> = memberships
+        .iter()
+        .cloned()
+        .chain(unknown.iter().map(|&room| MemberRecord {
+            user_identity: a,
+            room_identity: room,
+            last_read_seq: 0,
+            joined_at: now(),
+        }))
+        .collect();
+    let counts = store.unread_counts(a, &many).await.unwrap();
+    assert_eq!(counts.get(&first), Some(&1));
+    assert_eq!(counts.get(&last), Some(&2));
+    assert!(
+        counts
+            .iter()
+            .all(|(room, count)| [first, last].contains(room) || *count == 0)
+    );
+}
+
+async fn a_users_rooms_come_most_recently_active_first(store: Arc<dyn Store>) {
+    let alice = Uuid::new_v4();
+    let start = now();
+    let at = |seconds: i64| start + Duration::seconds(seconds);
+    let mut created = Vec::new();
+    for seconds in 0..3 {
+        let record = RoomRecord {
+            created_at: at(seconds),
+            updated_at: at(seconds),
+            ..room(RoomType::Group, &[alice])
+        };
+        store.create_room(&record, &[alice]).await.unwrap();
+        created.push(record.identity);
+    }
+    let [oldest, middle, newest] = [created[0], created[1], created[2]];
+    create(&*store, RoomType::Group, &[Uuid::new_v4()]).await;
+    let order = async || -> Vec<Uuid> {
+        store
+            .rooms_of_user(alice)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.identity)
+            .collect()
+    };
+
+    assert_eq!(order().await, [newest, middle, oldest]);
+
+    let woken = NewMessage {
+        created_at: at(3),
+        ..message(oldest, alice, "still here")
+    };
+    store.insert_message(&woken).await.unwrap();
+    assert_eq!(order().await, [oldest, newest, middle]);
+}
+
+async fn friends_are_the_other_members_of_private_rooms_ordered_by_username(store: Arc<dyn Store>) {
+    let [mia, zed, amy, bo, cy] = [
+        user("mia", "mia@example.com"),
+        user("Zed", "zed@example.com"),
+        user("amy", "amy@example.com"),
+        user("bo", "bo@example.com"),
+        user("cy", "cy@example.com"),
+    ];
+    for u in [&mia, &zed, &amy, &bo, &cy] {
+        store.create_user(u).await.unwrap();
+    }
+    create(&*store, RoomType::Private, &[mia.identity, zed.identity]).await;
+    create(&*store, RoomType::Private, &[amy.identity, mia.identity]).await;
+    create(
+        &*store,
+        RoomType::Group,
+        &[mia.identity, bo.identity, zed.identity],
+    )
+    .await;
+
+    assert_eq!(
+        store.friends(mia.identity).await.unwrap(),
+        [amy, zed.clone()],
+        "ordered ignoring case; group members are not friends"
+    );
+    assert_eq!(store.friends(zed.identity).await.unwrap(), [mia]);
+    assert_eq!(store.friends(bo.identity).await.unwrap(), []);
+    assert_eq!(store.friends(cy.identity).await.unwrap(), []);
+}
+
+async fn search_finds_a_prefix_of_username_or_nickname_ignoring_case(store: Arc<dyn Store>) {
+    let named = |username: &str, nickname: &str| UserRecord {
+        nickname: nickname.into(),
+        ..user(username, &format!("{username}@example.com"))
+    };
+    let viewer = named("alfred", "Al");
+    let everyone = [
+        viewer.clone(),
+        named("alice", "Wonder"),
+        named("Alina", "Lina"),
+        named("al_x", "Underscore"),
+        named("alxx", "Double"),
+        named("bob", "Albert"),
+        named("cy", "Émile"),
+        named("dee", "100% sure"),
+    ];
+    for u in &everyone {
+        store.create_user(u).await.unwrap();
+    }
+    let search = async |prefix: &str, limit: usize| -> Vec<String> {
+        store
+            .search_users(prefix, viewer.identity, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username)
+            .collect()
+    };
+
+    assert_eq!(
+        search("AL", 10).await,
+        ["al_x", "alice", "Alina", "alxx", "bob"],
+        "by username or nickname, ordered ignoring case, without the viewer"
+    );
+    assert_eq!(search("AL", 2).await, ["al_x", "alice"]);
+    assert_eq!(search("al_", 10).await, ["al_x"], "`_` is literal");
+    assert_eq!(
+        search("10%", 10).await,
+        Vec::<String>::new(),
+        "`%` is literal"
+    );
+    assert_eq!(search("100%", 10).await, ["dee"]);
+    assert_eq!(search("lina", 10).await, ["Alina"]);
+    assert_eq!(search("é", 10).await, ["cy"]);
+    assert_eq!(
+        search("ice", 10).await,
+        Vec::<String>::new(),
+        "a prefix, not a substring"
+    );
+    let found = store
+        .search_users("wOnDeR", viewer.identity, 10)
+        .await
+        .unwrap();
+    assert_eq!(found, [everyone[1].clone()]);
+}
+
+async fn a_member_who_leaves_with_others_still_there_just_leaves(store: Arc<dyn Store>) {
+    let [alice, bob, carol] = [(); 3].map(|()| Uuid::new_v4());
+    let tea = create(&*store, RoomType::Group, &[alice, bob]).await;
+    send(&*store, tea.identity, alice, "hi").await;
+
+    assert_eq!(
+        store.remove_member(tea.identity, bob).await.unwrap(),
+        Departure::Left
+    );
+
+    assert_eq!(store.member(tea.identity, bob).await.unwrap(), None);
+    assert!(store.member(tea.identity, alice).await.unwrap().is_some());
+    assert_eq!(store.room(tea.identity).await.unwrap().unwrap().seq, 1);
+    assert_eq!(
+        store
+            .history(tea.identity, everything())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.remove_member(tea.identity, bob).await.unwrap(),
+        Departure::NotAMember
+    );
+    assert_eq!(
+        store.remove_member(tea.identity, carol).await.unwrap(),
+        Departure::NotAMember
+    );
+    assert_eq!(
+        store.remove_member(Uuid::new_v4(), alice).await.unwrap(),
+        Departure::NotAMember
+    );
+}
+
+async fn the_last_member_to_leave_deletes_the_room_and_its_history(store: Arc<dyn Store>) {
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let pair = create(&*store, RoomType::Private, &[alice, bob]).await;
+    send(&*store, pair.identity, alice, "hi").await;
+    send(&*store, pair.identity, bob, "bye").await;
+
+    assert_eq!(
+        store.remove_member(pair.identity, alice).await.unwrap(),
+        Departure::Left
+    );
+    assert_eq!(
+        store.remove_member(pair.identity, bob).await.unwrap(),
+        Departure::LeftAndRoomDeleted
+    );
+
+    assert_eq!(store.room(pair.identity).await.unwrap(), None);
+    assert_eq!(
+        store.history(pair.identity, everything()).await.unwrap(),
+        []
+    );
+    assert_eq!(store.messages_at(&[(pair.identity, 2)]).await.unwrap(), []);
+    assert_eq!(
+        store.private_room(&pair_key(alice, bob)).await.unwrap(),
+        None
+    );
+    // The pair is free for a new PRIVATE room.
+    create(&*store, RoomType::Private, &[bob, alice]).await;
+}
+
+async fn deleting_a_room_takes_its_members_and_messages(store: Arc<dyn Store>) {
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let tea = create(&*store, RoomType::Group, &[alice, bob])
+        .await
+        .identity;
+    let chess = create(&*store, RoomType::Group, &[alice]).await.identity;
+    send(&*store, tea, alice, "hi").await;
+    send(&*store, chess, alice, "kept").await;
+
+    assert!(store.delete_room(tea).await.unwrap());
+
+    assert_eq!(store.room(tea).await.unwrap(), None);
+    assert_eq!(store.member(tea, bob).await.unwrap(), None);
+    assert_eq!(store.members_of_rooms(&[tea]).await.unwrap(), []);
+    assert_eq!(store.history(tea, everything()).await.unwrap(), []);
+    let rooms: Vec<Uuid> = store
+        .rooms_of_user(alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.identity)
+        .collect();
+    assert_eq!(rooms, [chess]);
+    assert_eq!(store.history(chess, everything()).await.unwrap().len(), 1);
+    assert!(!store.delete_room(tea).await.unwrap());
+    let late = store.insert_message(&message(tea, alice, "late")).await;
+    assert!(
+        matches!(late, Err(Error::NotFound(Entity::Room))),
+        "{late:?}"
+    );
+}
+
 /// Runs each behaviour above over SQLite and over MongoDB.
 macro_rules! store_suite {
     ($($behaviour:ident),* $(,)?) => {
@@ -183,4 +1038,25 @@ store_suite!(
     twenty_concurrent_registrations_of_one_username_leave_one,
     a_profile_update_changes_only_what_it_names,
     a_reachable_store_answers_ping,
+    a_group_room_reads_back_with_its_members_in_joining_order,
+    a_pair_has_one_private_room_and_a_second_is_a_conflict_on_pair_key,
+    ten_concurrent_private_rooms_for_one_pair_leave_one,
+    a_taken_room_number_is_a_conflict_on_number,
+    added_members_start_at_the_current_seq_and_existing_ones_are_ignored,
+    a_stored_message_moves_the_room_seq_and_last_message_at,
+    a_message_to_a_missing_room_is_not_found,
+    eight_concurrent_writers_take_seqs_one_to_two_hundred_without_holes,
+    ten_concurrent_retries_with_one_client_id_store_one_message,
+    a_client_id_is_scoped_to_its_sender_and_room,
+    history_pages_both_ways_between_exclusive_bounds,
+    messages_at_returns_the_last_message_of_each_room,
+    unread_counts_only_others_messages_after_the_last_read_and_mark_read_clears_them,
+    mark_read_is_false_for_a_non_member_and_a_missing_room,
+    reads_over_more_rooms_than_fit_one_query_miss_nothing,
+    a_users_rooms_come_most_recently_active_first,
+    friends_are_the_other_members_of_private_rooms_ordered_by_username,
+    search_finds_a_prefix_of_username_or_nickname_ignoring_case,
+    a_member_who_leaves_with_others_still_there_just_leaves,
+    the_last_member_to_leave_deletes_the_room_and_its_history,
+    deleting_a_room_takes_its_members_and_messages,
 );
