@@ -6,16 +6,18 @@ use anyhow::Context;
 
 use crate::{
     auth::{Tokens, token::dev_secret},
+    broker::{Broker, LocalBroker},
     config::Config,
     kv::{self, Kv},
     mail::Mailer,
     store::{self, Store},
 };
 
-/// The ports of DESIGN.md (store, kv, mailer) and the settings the rules need.
+/// The ports of DESIGN.md (store, broker, kv, mailer) and the settings the rules need.
 /// Shared by every request and socket behind one `Arc`.
 pub struct App {
     pub store: Arc<dyn Store>,
+    pub broker: Arc<dyn Broker>,
     pub kv: Arc<dyn Kv>,
     pub mailer: Mailer,
     pub tokens: Tokens,
@@ -27,6 +29,12 @@ impl App {
     /// unreachable backend fails here, at start, with what went wrong.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let store = store::open(&config).await.context("opening the store")?;
+        Self::open_with_store(config, store).await
+    }
+
+    /// Like [`App::open`], with a store given by the caller (tests count its calls).
+    pub async fn open_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new(config.topic_buffer));
         let kv = kv::open(&config).await.context("connecting to Redis")?;
         let mailer = Mailer::from_config(&config).context("setting up mail")?;
         let secret = match &config.jwt_secret {
@@ -36,6 +44,7 @@ impl App {
         let tokens = Tokens::new(&secret, Duration::from_secs(config.jwt_ttl_secs));
         Ok(Self {
             store,
+            broker,
             kv,
             mailer,
             tokens,

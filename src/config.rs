@@ -22,6 +22,7 @@ const DEFAULT_STORE_TIMEOUT_SECS: u64 = 5;
 const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 const DEFAULT_MAX_DEPTH: usize = 12;
 const DEFAULT_MAX_COMPLEXITY: usize = 2000;
+const DEFAULT_TOPIC_BUFFER: usize = 1024;
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -98,6 +99,11 @@ pub struct Config {
     /// Largest accepted query complexity (each field 1, plus its children).
     #[arg(long, env = "CHATROOM_MAX_COMPLEXITY", default_value_t = DEFAULT_MAX_COMPLEXITY)]
     pub max_complexity: usize,
+
+    /// Events a live topic buffers for its slowest local subscriber; one that
+    /// falls further behind catches up from the store (more memory, fewer reads).
+    #[arg(long, env = "CHATROOM_TOPIC_BUFFER", default_value_t = DEFAULT_TOPIC_BUFFER)]
+    pub topic_buffer: usize,
 }
 
 impl Default for Config {
@@ -121,6 +127,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_depth: DEFAULT_MAX_DEPTH,
             max_complexity: DEFAULT_MAX_COMPLEXITY,
+            topic_buffer: DEFAULT_TOPIC_BUFFER,
         }
     }
 }

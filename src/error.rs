@@ -40,6 +40,14 @@ pub enum Problem {
     Blank,
     /// Not a 6-digit code.
     CodeFormat,
+    /// A number outside its range, such as a page size.
+    Range { min: i64, max: i64 },
+    /// Not a cursor this server gave out.
+    Cursor,
+    /// Naming oneself where another user is meant.
+    Yourself,
+    /// `first` and `last` in one request.
+    FirstAndLast,
 }
 
 impl Problem {
@@ -61,6 +69,14 @@ impl Problem {
             (Problem::Blank, Lang::Zh) => "不能只包含空白字符".into(),
             (Problem::CodeFormat, Lang::En) => "must be 6 digits".into(),
             (Problem::CodeFormat, Lang::Zh) => "须为 6 位数字".into(),
+            (Problem::Range { min, max }, Lang::En) => format!("must be between {min} and {max}"),
+            (Problem::Range { min, max }, Lang::Zh) => format!("须在 {min} 到 {max} 之间"),
+            (Problem::Cursor, Lang::En) => "is not a valid cursor".into(),
+            (Problem::Cursor, Lang::Zh) => "不是有效的游标".into(),
+            (Problem::Yourself, Lang::En) => "cannot be yourself".into(),
+            (Problem::Yourself, Lang::Zh) => "不能是你自己".into(),
+            (Problem::FirstAndLast, Lang::En) => "cannot be combined with first".into(),
+            (Problem::FirstAndLast, Lang::Zh) => "不能与 first 同时使用".into(),
         }
     }
 }

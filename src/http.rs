@@ -79,7 +79,8 @@ async fn execute(
     request: GraphQLRequest,
 ) -> GraphQLResponse {
     let credentials = credentials_of(&state.app.tokens, headers);
-    let request = request.into_inner().data(credentials);
+    let loader = graphql::loader(state.app.clone(), &credentials);
+    let request = request.into_inner().data(credentials).data(loader);
     graphql::finish(state.schema.execute(request).await, lang_of(headers)).into()
 }
 
@@ -181,6 +182,7 @@ async fn serve_socket(
                 }
                 credentials => {
                     let mut data = Data::default();
+                    data.insert(graphql::loader(app.clone(), &credentials));
                     data.insert(credentials);
                     Ok(data)
                 }

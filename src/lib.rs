@@ -6,6 +6,7 @@
 //! - [`app`]: the services a request uses (store, kv, mailer, tokens), built from a [`Config`].
 //! - [`chat`]: the rules, as plain functions over [`app::App`].
 //! - [`store`]: durable state behind the [`store::Store`] trait; SQLite (default) or MongoDB.
+//! - [`broker`]: live fan-out of events per topic (rooms, users, lobby); in-process.
 //! - [`kv`]: short-lived values with a TTL (email codes, counters); in-process or Redis.
 //! - [`mail`]: SMTP or the dev outbox.
 //! - [`auth`]: argon2id passwords, JWTs, the viewer.
@@ -17,6 +18,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod broker;
 pub mod chat;
 pub mod config;
 pub mod error;
@@ -45,7 +47,20 @@ impl Server {
     /// Opens every backend and binds the listen address (port 0: any free port).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listen = config.listen;
-        let app = Arc::new(App::open(config).await?);
+        Self::bind(listen, App::open(config).await?).await
+    }
+
+    /// Like [`Server::build`], on a store given by the caller.
+    pub async fn build_with_store(
+        config: Config,
+        store: Arc<dyn store::Store>,
+    ) -> anyhow::Result<Self> {
+        let listen = config.listen;
+        Self::bind(listen, App::open_with_store(config, store).await?).await
+    }
+
+    async fn bind(listen: SocketAddr, app: App) -> anyhow::Result<Self> {
+        let app = Arc::new(app);
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;

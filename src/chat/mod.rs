@@ -4,4 +4,8 @@
 //! viewer and the raw arguments, and return what comes back.
 
 pub mod accounts;
+pub mod delivery;
+pub mod messages;
+pub mod rooms;
+pub mod social;
 pub mod values;

@@ -154,6 +154,113 @@ impl std::fmt::Debug for EmailCode {
     }
 }
 
+/// A message: 1 to 4000 characters, not only white space; kept as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content(String);
+
+impl Content {
+    pub fn parse(value: &str) -> Result<Self> {
+        check_length("content", value, 1, 4000)?;
+        if value.trim().is_empty() {
+            return Err(Error::bad_input("content", Problem::Blank));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A client's idempotency key for `sendMessage`: 1 to 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(value: &str) -> Result<Self> {
+        check_length("clientId", value, 1, 64)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A group's name: 1 to 64 characters, not only white space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(value: &str) -> Result<Self> {
+        check_length("name", value, 1, 64)?;
+        if value.trim().is_empty() {
+            return Err(Error::bad_input("name", Problem::Blank));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A group's description: up to 512 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo(String);
+
+impl GroupInfo {
+    pub fn parse(value: &str) -> Result<Self> {
+        check_length("info", value, 0, 512)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A page size (`first`, `last`): 1 to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(usize);
+
+impl PageSize {
+    pub const MAX: i32 = 100;
+
+    pub fn parse(field: &'static str, value: i32) -> Result<Self> {
+        match usize::try_from(value) {
+            Ok(size) if (1..=Self::MAX).contains(&value) => Ok(Self(size)),
+            _ => Err(Error::bad_input(
+                field,
+                Problem::Range {
+                    min: 1,
+                    max: i64::from(Self::MAX),
+                },
+            )),
+        }
+    }
+
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+/// What `searchUsers` looks for: up to 64 characters, compared lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPrefix(String);
+
+impl SearchPrefix {
+    pub fn parse(value: &str) -> Result<Self> {
+        let value = value.trim();
+        check_length("query", value, 0, 64)?;
+        Ok(Self(value.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +351,38 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(500));
         assert!(Avatar::parse(&long).is_err());
+    }
+
+    #[test]
+    fn contents_are_1_to_4000_characters_not_only_blank() {
+        assert!(Content::parse("hi").is_ok());
+        assert!(Content::parse(&"字".repeat(4000)).is_ok());
+        for bad in ["", " \n\t ", &"x".repeat(4001)] {
+            assert_eq!(field_of(Content::parse(bad).unwrap_err()), "content");
+        }
+    }
+
+    #[test]
+    fn page_sizes_are_1_to_100() {
+        assert_eq!(PageSize::parse("first", 1).unwrap().get(), 1);
+        assert_eq!(PageSize::parse("last", 100).unwrap().get(), 100);
+        for bad in [0, -1, 101, i32::MIN, i32::MAX] {
+            assert_eq!(
+                field_of(PageSize::parse("first", bad).unwrap_err()),
+                "first"
+            );
+        }
+    }
+
+    #[test]
+    fn client_ids_are_1_to_64_characters() {
+        assert!(ClientId::parse("a").is_ok());
+        assert!(ClientId::parse(&"x".repeat(64)).is_ok());
+        assert!(ClientId::parse("").is_err());
+        assert_eq!(
+            field_of(ClientId::parse(&"x".repeat(65)).unwrap_err()),
+            "clientId"
+        );
     }
 
     #[test]

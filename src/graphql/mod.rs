@@ -3,11 +3,15 @@
 
 mod accounts;
 mod errors;
+mod loaders;
+mod messages;
+mod rooms;
+mod social;
 mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::{
     app::App,
@@ -17,17 +21,35 @@ use crate::{
 };
 
 pub use errors::{Localized, finish};
+pub use loaders::loader;
 
 #[derive(MergedObject, Default)]
-pub struct Query(accounts::AccountQuery);
+pub struct Query(
+    accounts::AccountQuery,
+    social::SocialQuery,
+    rooms::RoomQuery,
+    messages::MessageQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(accounts::AccountMutation);
+pub struct Mutation(
+    accounts::AccountMutation,
+    social::SocialMutation,
+    rooms::RoomMutation,
+    messages::MessageMutation,
+);
 
-pub type ChatSchema = Schema<Query, Mutation, EmptySubscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(messages::MessageSubscription);
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub type ChatSchema = Schema<Query, Mutation, Subscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
 }
 
 /// The schema serving requests, with the app's services and limits.
@@ -46,7 +68,7 @@ pub fn sdl() -> String {
 
 /// What every resolver reads from its context.
 trait ContextExt {
-    fn app(&self) -> &App;
+    fn app(&self) -> &Arc<App>;
     fn credentials(&self) -> &Credentials;
 
     /// The signed-in viewer, or `UNAUTHENTICATED`.
@@ -56,7 +78,7 @@ trait ContextExt {
 }
 
 impl ContextExt for Context<'_> {
-    fn app(&self) -> &App {
+    fn app(&self) -> &Arc<App> {
         self.data_unchecked::<Arc<App>>()
     }
 

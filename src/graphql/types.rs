@@ -1,15 +1,22 @@
 //! GraphQL output types and scalars shared by the schema's parts.
 
+use std::sync::Arc;
+
 use async_graphql::{
-    ComplexObject, Context, ID, InputValueError, InputValueResult, Scalar, ScalarType,
-    SimpleObject, Value,
+    ComplexObject, Context, ID, InputValueError, InputValueResult, Object, Result, Scalar,
+    ScalarType, SimpleObject, Value, dataloader::DataLoader,
 };
 use chrono::{SecondsFormat, Utc};
 
-use super::ContextExt;
+use super::{
+    ContextExt,
+    loaders::{MembersKey, MessageKey, StoreLoader, UnreadKey, UserKey},
+};
 use crate::{
-    chat::accounts,
-    store::{Sex, UserRecord},
+    broker::{LobbyEvent, MessageEvent},
+    chat::{accounts, messages, social},
+    error::Error,
+    store::{MessageRecord, RoomRecord, RoomType, Sex, UserRecord},
 };
 
 /// RFC 3339 timestamp in UTC, e.g. "2026-11-26T19:41:14.123Z".
@@ -42,6 +49,13 @@ pub struct User {
 }
 
 impl User {
+    pub fn new(record: UserRecord) -> Self {
+        Self {
+            record,
+            to_self: false,
+        }
+    }
+
     pub fn to_self(record: UserRecord) -> Self {
         Self {
             record,
@@ -131,6 +145,235 @@ impl From<accounts::CodeSent> for SendCodePayload {
         Self {
             expires_in: i32::try_from(sent.expires_in).unwrap_or(i32::MAX),
             resend_after: i32::try_from(sent.resend_after).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<StoreLoader> {
+    ctx.data_unchecked::<DataLoader<StoreLoader>>()
+}
+
+/// A user the store must have (a room's creator, a member, a sender).
+async fn load_user(ctx: &Context<'_>, identity: uuid::Uuid) -> Result<User> {
+    loader(ctx)
+        .load_one(UserKey(identity))
+        .await?
+        .map(User::new)
+        .ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("user {identity} is referenced but missing")).into()
+        })
+}
+
+pub struct Room(pub RoomRecord);
+
+#[Object]
+impl Room {
+    async fn identity(&self) -> ID {
+        ID(self.0.identity.to_string())
+    }
+
+    /// Short human-shareable room number, unique.
+    async fn number(&self) -> &str {
+        &self.0.number
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn info(&self) -> &str {
+        &self.0.info
+    }
+
+    async fn room_type(&self) -> RoomType {
+        self.0.room_type
+    }
+
+    async fn creator(&self, ctx: &Context<'_>) -> Result<User> {
+        load_user(ctx, self.0.creator_identity).await
+    }
+
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        let identities = loader(ctx)
+            .load_one(MembersKey(self.0.identity))
+            .await?
+            .unwrap_or_default();
+        let users = loader(ctx)
+            .load_many(identities.iter().copied().map(UserKey))
+            .await?;
+        Ok(identities
+            .iter()
+            .filter_map(|identity| users.get(&UserKey(*identity)).cloned())
+            .map(User::new)
+            .collect())
+    }
+
+    async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let members = loader(ctx).load_one(MembersKey(self.0.identity)).await?;
+        Ok(members.map_or(0, |m| i32::try_from(m.len()).unwrap_or(i32::MAX)))
+    }
+
+    async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
+        if self.0.seq == 0 {
+            return Ok(None);
+        }
+        let message = loader(ctx)
+            .load_one(MessageKey(self.0.identity, self.0.seq))
+            .await?;
+        Ok(message.map(Message::stored))
+    }
+
+    /// Messages from others newer than the viewer's last markRoomRead.
+    async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let unread = loader(ctx).load_one(UnreadKey(self.0.identity)).await?;
+        Ok(unread.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)))
+    }
+
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+
+    async fn updated_at(&self) -> DateTime {
+        DateTime(self.0.updated_at)
+    }
+}
+
+/// A message, with its sender when it came with one (live events do).
+pub struct Message {
+    record: MessageRecord,
+    sender: Option<UserRecord>,
+}
+
+impl Message {
+    pub fn stored(record: MessageRecord) -> Self {
+        Self {
+            record,
+            sender: None,
+        }
+    }
+}
+
+impl From<Arc<MessageEvent>> for Message {
+    fn from(event: Arc<MessageEvent>) -> Self {
+        let event = Arc::unwrap_or_clone(event);
+        Self {
+            record: event.message,
+            sender: Some(event.sender),
+        }
+    }
+}
+
+#[Object]
+impl Message {
+    async fn identity(&self) -> ID {
+        ID(self.record.identity.to_string())
+    }
+
+    async fn room_identity(&self) -> ID {
+        ID(self.record.room_identity.to_string())
+    }
+
+    async fn sender(&self, ctx: &Context<'_>) -> Result<User> {
+        match &self.sender {
+            Some(sender) => Ok(User::new(sender.clone())),
+            None => load_user(ctx, self.record.sender_identity).await,
+        }
+    }
+
+    async fn content(&self) -> &str {
+        &self.record.content
+    }
+
+    /// The clientId given to sendMessage, echoed back (null if none).
+    async fn client_id(&self) -> Option<&str> {
+        self.record.client_id.as_deref()
+    }
+
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.record.created_at)
+    }
+
+    /// Opaque, totally ordered within the room; usable as before/after.
+    async fn cursor(&self) -> String {
+        messages::encode_cursor(self.record.seq)
+    }
+}
+
+/// A message on the server-wide lobby channel.
+pub struct LobbyMessage(pub Arc<LobbyEvent>);
+
+#[Object]
+impl LobbyMessage {
+    async fn sender(&self) -> User {
+        User::new(self.0.sender.clone())
+    }
+
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+}
+
+/// Another user's public profile as seen by the viewer.
+pub struct UserProfile(pub social::Profile);
+
+#[Object]
+impl UserProfile {
+    async fn user(&self) -> User {
+        User::new(self.0.user.clone())
+    }
+
+    /// True when the viewer and this user share a PRIVATE room.
+    async fn is_friend(&self) -> bool {
+        self.0.private_room.is_some()
+    }
+
+    /// The PRIVATE room shared with this user, when friends.
+    async fn private_room(&self) -> Option<Room> {
+        self.0.private_room.clone().map(Room)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+pub struct MessageEdge(MessageRecord);
+
+#[Object]
+impl MessageEdge {
+    async fn cursor(&self) -> String {
+        messages::encode_cursor(self.0.seq)
+    }
+
+    async fn node(&self) -> Message {
+        Message::stored(self.0.clone())
+    }
+}
+
+/// Relay-style connection; edges are always oldest first.
+pub struct MessageConnection(pub messages::Page);
+
+#[Object]
+impl MessageConnection {
+    async fn edges(&self) -> Vec<MessageEdge> {
+        self.0.messages.iter().cloned().map(MessageEdge).collect()
+    }
+
+    async fn page_info(&self) -> PageInfo {
+        let cursor = |m: &MessageRecord| messages::encode_cursor(m.seq);
+        PageInfo {
+            has_next_page: self.0.has_next,
+            has_previous_page: self.0.has_previous,
+            start_cursor: self.0.messages.first().map(cursor),
+            end_cursor: self.0.messages.last().map(cursor),
         }
     }
 }

@@ -81,6 +81,8 @@ impl Backends {
 /// A running app and an HTTP client for it.
 pub struct TestApp {
     pub address: std::net::SocketAddr,
+    /// The app's services, for looking behind the API (what the store holds).
+    pub app: Arc<chatroom::app::App>,
     pub outbox: PathBuf,
     pub http: reqwest::Client,
     _dir: TempDir,
@@ -105,12 +107,27 @@ impl TestApp {
         test: &str,
         adjust: impl FnOnce(&mut Config),
     ) -> Option<Self> {
+        Self::spawn_on(backends, test, adjust, None).await
+    }
+
+    /// Starts the app on a store given by the test (one that counts its calls).
+    pub async fn spawn_on(
+        backends: Backends,
+        test: &str,
+        adjust: impl FnOnce(&mut Config),
+        store: Option<Arc<dyn Store>>,
+    ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("a temporary data dir");
         let mut config = backends.config(test, &dir)?;
         adjust(&mut config);
         let outbox = config.outbox_dir();
-        let server = Server::build(config).await.expect("the app starts");
+        let server = match store {
+            Some(store) => Server::build_with_store(config, store).await,
+            None => Server::build(config).await,
+        }
+        .expect("the app starts");
         let address = server.local_addr().expect("a bound address");
+        let app = server.app().clone();
         let handle = tokio::spawn(async move {
             server
                 .run(std::future::pending())
@@ -121,6 +138,7 @@ impl TestApp {
             address,
             outbox,
             http: reqwest::Client::new(),
+            app,
             _dir: dir,
             _server: handle,
         })
@@ -236,6 +254,81 @@ impl TestApp {
         }
     }
 
+    /// Makes `a` and `b` friends; their PRIVATE room's identity.
+    pub async fn befriend(&self, a: &Account, b: &Account) -> String {
+        let answer = self
+            .as_user(
+                a,
+                "mutation($u: String!) { addFriend(username: $u) { identity } }",
+                json!({ "u": b.username }),
+            )
+            .await;
+        answer["data"]["addFriend"]["identity"]
+            .as_str()
+            .unwrap_or_else(|| panic!("addFriend failed: {answer}"))
+            .to_owned()
+    }
+
+    /// A GROUP room of `creator` and `members`; its identity.
+    pub async fn group(&self, creator: &Account, name: &str, members: &[&Account]) -> String {
+        let usernames: Vec<&str> = members.iter().map(|m| m.username.as_str()).collect();
+        let answer = self
+            .as_user(
+                creator,
+                "mutation($input: CreateGroupInput!) { createGroup(input: $input) { identity } }",
+                json!({ "input": { "name": name, "members": usernames } }),
+            )
+            .await;
+        answer["data"]["createGroup"]["identity"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createGroup failed: {answer}"))
+            .to_owned()
+    }
+
+    /// Sends a message as `sender`; the answer.
+    pub async fn send(&self, sender: &Account, room: &str, content: &str) -> Value {
+        self.as_user(sender, SEND, json!({ "room": room, "content": content }))
+            .await
+    }
+
+    /// A signed-in graphql-transport-ws socket.
+    pub async fn connect(&self, account: &Account) -> Socket {
+        let mut socket = self.socket("graphql-transport-ws").await;
+        match socket.init(json!({ "token": account.token })).await {
+            Frame::Json(ack) if ack["type"] == "connection_ack" => socket,
+            other => panic!("no connection_ack: {other:?}"),
+        }
+    }
+
+    /// Waits until subscription `id` on `socket` is live. graphql-transport-ws
+    /// does not acknowledge a subscribe, so `account` runs `mutation` (which
+    /// takes `$content`) with probe contents until one comes back under
+    /// `field`; earlier probes that arrive late are read too, so nothing of
+    /// the probing is left for the test to see.
+    pub async fn until_live(
+        &self,
+        socket: &mut Socket,
+        id: &str,
+        field: &str,
+        account: &Account,
+        mutation: &str,
+        variables: Value,
+    ) {
+        for attempt in 0..50 {
+            let probe = format!("probe:{attempt}");
+            let mut probe_variables = variables.clone();
+            probe_variables["content"] = json!(probe);
+            let sent = self.as_user(account, mutation, probe_variables).await;
+            assert!(sent["errors"].is_null(), "probe failed: {sent}");
+            while let Some(payload) = socket.next_of_within(id, Duration::from_millis(300)).await {
+                if payload["data"][field]["content"] == json!(probe) {
+                    return;
+                }
+            }
+        }
+        panic!("subscription {id} never became live");
+    }
+
     /// Opens a GraphQL WebSocket offering `protocol`.
     pub async fn socket(&self, protocol: &str) -> Socket {
         let mut request = format!("ws://{}/graphql", self.address)
@@ -280,6 +373,15 @@ pub fn extract_code(text: &str) -> Option<String> {
 pub const REGISTER: &str = "mutation($input: RegisterInput!) {
     register(input: $input) { token expiresAt user { identity username nickname email sex avatar } }
 }";
+
+pub const SEND: &str = "mutation($room: ID!, $content: String!, $clientId: String) {
+    sendMessage(roomIdentity: $room, content: $content, clientId: $clientId) {
+        identity roomIdentity content clientId cursor createdAt sender { username }
+    }
+}";
+
+/// The fields a subscription test reads of each message.
+pub const MESSAGE_FIELDS: &str = "identity roomIdentity content cursor sender { username }";
 
 pub const LOGIN: &str = "mutation($username: String!, $password: String!) {
     login(username: $username, password: $password) { token expiresAt user { identity username email } }
@@ -349,6 +451,48 @@ impl Socket {
             Frame::Json(value) => value,
             Frame::Closed(code) => panic!("the socket closed ({code:?}) instead of answering"),
         }
+    }
+
+    /// Starts operation `id` (graphql-transport-ws).
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({
+            "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables }
+        }))
+        .await;
+    }
+
+    /// The next `next` payload of operation `id`, or `None` when it completes;
+    /// frames of other operations are skipped.
+    pub async fn next_of(&mut self, id: &str) -> Option<Value> {
+        loop {
+            let frame = self.next_json().await;
+            if frame["id"] != id {
+                continue;
+            }
+            match frame["type"].as_str() {
+                Some("next") => return Some(frame["payload"].clone()),
+                Some("complete") => return None,
+                _ => panic!("unexpected frame for {id}: {frame}"),
+            }
+        }
+    }
+
+    /// Like [`Socket::next_of`], but `None` also when nothing comes within `wait`.
+    pub async fn next_of_within(&mut self, id: &str, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.next_of(id))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The next message data of subscription `id` under `field`; panics on an error or the end.
+    pub async fn next_message(&mut self, id: &str, field: &str) -> Value {
+        let payload = self
+            .next_of(id)
+            .await
+            .unwrap_or_else(|| panic!("{id} completed while a message was expected"));
+        assert!(payload["errors"].is_null(), "{id}: {payload}");
+        payload["data"][field].clone()
     }
 
     /// Sends `connection_init` with `payload` and returns the server's answer.

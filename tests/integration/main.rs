@@ -4,7 +4,11 @@
 mod helpers;
 
 mod accounts;
+mod broker;
 mod kv;
+mod messages;
+mod rooms;
 mod schema;
+mod social;
 mod store;
 mod transport;

@@ -1,12 +1,115 @@
-//! The committed schema.graphql is what the code serves.
+//! The committed schema.graphql is what the code serves, and it keeps the
+//! API contract whole.
+
+use std::collections::BTreeSet;
+
+use async_graphql::parser::{
+    parse_schema,
+    types::{InputValueDefinition, TypeKind, TypeSystemDefinition},
+};
+
+fn committed_schema() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql at the top of the repository")
+}
 
 #[test]
 fn schema_graphql_matches_the_code() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
-        .expect("schema.graphql at the top of the repository");
-    let exported = chatroom::graphql::sdl();
     assert!(
-        committed == exported,
+        committed_schema() == chatroom::graphql::sdl(),
         "schema.graphql differs from the code: run `cargo run -- print-schema > schema.graphql`"
+    );
+}
+
+fn input_fact(owner: &str, input: &InputValueDefinition) -> String {
+    let default = input
+        .default_value
+        .as_ref()
+        .map(|value| format!(" = {}", value.node))
+        .unwrap_or_default();
+    format!("{owner}({}): {}{default}", input.name.node, input.ty.node)
+}
+
+/// Every name, kind, type, argument, default and enum value an SDL declares,
+/// one line each: what a client can rely on.
+fn facts(sdl: &str) -> BTreeSet<String> {
+    let document = parse_schema(sdl).expect("a valid SDL");
+    let mut facts = BTreeSet::new();
+    for definition in document.definitions {
+        let TypeSystemDefinition::Type(definition) = definition else {
+            continue;
+        };
+        let name = definition.node.name.node.to_string();
+        match &definition.node.kind {
+            TypeKind::Scalar => {
+                facts.insert(format!("scalar {name}"));
+            }
+            TypeKind::Object(object) => {
+                facts.insert(format!("type {name}"));
+                for field in &object.fields {
+                    let field_name = format!("{name}.{}", field.node.name.node);
+                    facts.insert(format!("{field_name}: {}", field.node.ty.node));
+                    for argument in &field.node.arguments {
+                        facts.insert(input_fact(&field_name, &argument.node));
+                    }
+                }
+            }
+            TypeKind::InputObject(input) => {
+                facts.insert(format!("input {name}"));
+                for field in &input.fields {
+                    facts.insert(input_fact(&name, &field.node));
+                }
+            }
+            TypeKind::Enum(values) => {
+                facts.insert(format!("enum {name}"));
+                for value in &values.values {
+                    facts.insert(format!("{name}::{}", value.node.value.node));
+                }
+            }
+            TypeKind::Interface(_) | TypeKind::Union(_) => {
+                facts.insert(format!("abstract {name}"));
+            }
+        }
+    }
+    facts
+}
+
+/// Arguments and input fields a client may leave out: those the contract
+/// marks nullable. Ours may add optional ones, never required ones.
+fn required_inputs(facts: &BTreeSet<String>) -> BTreeSet<&String> {
+    facts
+        .iter()
+        .filter(|fact| fact.contains("): ") && fact.ends_with('!'))
+        .collect()
+}
+
+#[test]
+fn schema_graphql_keeps_every_name_type_and_argument_of_the_contract() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/contract/schema.graphql"
+    );
+    let contract = match std::fs::read_to_string(path) {
+        Ok(contract) => contract,
+        Err(error) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("the API contract at {path} is missing under CI: {error}")
+        }
+        Err(error) => {
+            eprintln!("SKIPPED contract comparison: {path}: {error}");
+            return;
+        }
+    };
+    let (contract, ours) = (facts(&contract), facts(&committed_schema()));
+    let missing: Vec<&String> = contract.difference(&ours).collect();
+    assert!(
+        missing.is_empty(),
+        "schema.graphql lacks or changed: {missing:#?}"
+    );
+    let (required_by_contract, required_by_us) =
+        (required_inputs(&contract), required_inputs(&ours));
+    let added_required: Vec<&&String> = required_by_us.difference(&required_by_contract).collect();
+    assert!(
+        added_required.is_empty(),
+        "schema.graphql requires inputs the contract does not: {added_required:#?}"
     );
 }

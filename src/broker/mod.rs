@@ -1,0 +1,123 @@
+//! Live fan-out: publish an event on a topic, and every subscriber of that
+//! topic receives it.
+//!
+//! # Delivery contract
+//!
+//! - Events published on one topic by one publisher arrive in the order they
+//!   were published; nothing is promised across topics or publishers.
+//! - Delivery is at most once and may lose events: a subscriber that falls
+//!   more than the topic buffer (`CHATROOM_TOPIC_BUFFER`) behind sees a `Lagged` gap, and a
+//!   broker may drop events while a backend is away. Room subscriptions do
+//!   not rely on the broker for completeness: every message carries its
+//!   `seq`, and a gap is filled from the store (`chat::delivery`).
+//! - [`Broker::subscribe`] returns once the subscription is active: an event
+//!   published after it returns reaches the subscriber (unless lost as above).
+//! - A topic exists only while someone listens: the last [`Subscription`]
+//!   dropped releases it.
+
+mod local;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::{
+    error::Result,
+    store::{MessageRecord, UserRecord},
+};
+
+pub use local::LocalBroker;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Messages of one room and changes of its membership.
+    Room(Uuid),
+    /// What concerns one user across rooms: rooms they joined.
+    User(Uuid),
+    /// The server-wide lobby.
+    Lobby,
+}
+
+/// A stored message with its sender, so a subscriber renders it without
+/// reading the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageEvent {
+    pub message: MessageRecord,
+    /// The sender's profile; its password hash is always empty.
+    pub sender: UserRecord,
+}
+
+/// A lobby message: live only, never stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LobbyEvent {
+    pub sender: UserRecord,
+    pub content: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// On `Room`: a message was stored.
+    Message(Arc<MessageEvent>),
+    /// On `Room`: `user` is no longer a member; their subscriptions to it end.
+    Left { user: Uuid },
+    /// On `Room`: the room is gone; every subscription to it ends.
+    RoomDeleted,
+    /// On `User`: the user became a member of `room` when its seq was `seq`;
+    /// their inbox follows it from the next message on.
+    Joined { room: Uuid, seq: i64 },
+    /// On `Lobby`.
+    Lobby(Arc<LobbyEvent>),
+}
+
+/// A live subscription to one topic; dropping it unsubscribes.
+pub struct Subscription {
+    receiver: broadcast::Receiver<Event>,
+    /// Runs when the subscription ends, after the receiver is gone, so the
+    /// broker can release a topic nobody listens to any more.
+    _release: Release,
+}
+
+impl Subscription {
+    pub fn new(receiver: broadcast::Receiver<Event>, release: Release) -> Self {
+        Self {
+            receiver,
+            _release: release,
+        }
+    }
+
+    /// The next event; `Lagged(n)` when `n` events were missed, `Closed`
+    /// when the topic can deliver nothing more.
+    pub async fn recv(&mut self) -> Result<Event, broadcast::error::RecvError> {
+        self.receiver.recv().await
+    }
+}
+
+/// A callback run once, on drop.
+pub struct Release(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl Release {
+    pub fn new(release: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self(Some(Box::new(release)))
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.take() {
+            release();
+        }
+    }
+}
+
+#[async_trait]
+pub trait Broker: Send + Sync {
+    /// Sends `event` to the topic's subscribers, here and, with a shared
+    /// backend, on every instance. Never waits for delivery.
+    async fn publish(&self, topic: Topic, event: Event);
+
+    /// Starts listening on `topic`; active when this returns.
+    async fn subscribe(&self, topic: Topic) -> Result<Subscription>;
+}

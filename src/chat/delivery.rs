@@ -1,0 +1,226 @@
+//! Live delivery: the subscriptions `messages`, `inbox` and `lobby`.
+//!
+//! A room subscription owes its client every message after some seq,
+//! exactly once, in seq order (DESIGN.md). It subscribes to the room's topic
+//! first, then reads what it owes from the store, then follows the topic:
+//! the event with the next seq goes out; a lower one was already sent; a
+//! higher one, or a lagging channel, means messages went by unseen, and they
+//! are read from the store. Messages are stored before they are published,
+//! so the store always has what an event announces. The broker may lose
+//! events; the store does not: nothing is lost, nothing is sent twice.
+
+use std::sync::Arc;
+
+use async_stream::stream;
+use futures_util::{StreamExt, stream::BoxStream};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::StreamMap;
+use uuid::Uuid;
+
+use super::{messages, rooms::member_room};
+use crate::{
+    app::App,
+    auth::Viewer,
+    broker::{Event, LobbyEvent, MessageEvent, Subscription, Topic},
+    error::{Error, Result},
+    store::HistoryRange,
+};
+
+/// How many messages one store read fetches while catching up.
+const CATCH_UP_PAGE: usize = 100;
+
+type Messages = BoxStream<'static, Result<Arc<MessageEvent>>>;
+
+/// The messages of one room the viewer is in: with `after` (a cursor), every
+/// stored message newer than it first; then each new one as it is sent. Ends
+/// when the viewer leaves the room or it is deleted.
+pub async fn room_messages(
+    app: Arc<App>,
+    viewer: &Viewer,
+    room: &str,
+    after: Option<&str>,
+) -> Result<Messages> {
+    let after = after
+        .map(|cursor| messages::decode_cursor("after", cursor))
+        .transpose()?;
+    let (room, _) = member_room(&app, viewer, room).await?;
+    start(app, viewer.identity, room.identity, after).await
+}
+
+/// Subscribes, then follows `room` after seq `after` (default: its newest
+/// message). Membership is checked again once subscribed: a viewer removed
+/// in between would otherwise miss the event that ends the subscription.
+async fn start(app: Arc<App>, viewer: Uuid, room: Uuid, after: Option<i64>) -> Result<Messages> {
+    let subscription = app.broker.subscribe(Topic::Room(room)).await?;
+    let Some(member) = app.store.member(room, viewer).await? else {
+        return Err(Error::Forbidden);
+    };
+    let sent = match after {
+        Some(after) => after,
+        None => app
+            .store
+            .room(member.room_identity)
+            .await?
+            .map_or(0, |room| room.seq),
+    };
+    Ok(follow(app, viewer, room, sent, subscription))
+}
+
+/// Delivers the messages of `room` after seq `sent` (see the module doc),
+/// until `viewer` loses access.
+fn follow(
+    app: Arc<App>,
+    viewer: Uuid,
+    room: Uuid,
+    mut sent: i64,
+    mut subscription: Subscription,
+) -> Messages {
+    stream! {
+        // The store may hold messages owed already (a cursor from the past).
+        let mut behind = true;
+        loop {
+            if behind {
+                match catch_up(&app, room, sent).await {
+                    Ok(missed) => {
+                        behind = missed.len() == CATCH_UP_PAGE;
+                        for event in missed {
+                            sent = event.message.seq;
+                            yield Ok(event);
+                        }
+                    }
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                }
+                continue;
+            }
+            match subscription.recv().await {
+                Ok(Event::Message(event)) => {
+                    let seq = event.message.seq;
+                    if seq == sent + 1 {
+                        sent = seq;
+                        yield Ok(event);
+                    } else if seq > sent + 1 {
+                        behind = true;
+                    }
+                }
+                Ok(Event::Left { user }) if user == viewer => return,
+                Ok(Event::RoomDeleted) | Err(RecvError::Closed) => return,
+                Ok(_) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, %room, "subscriber lagged; catching up from the store");
+                    behind = true;
+                }
+            }
+        }
+    }
+    .boxed()
+}
+
+/// Up to a page of the messages of `room` after seq `sent`, with their senders.
+async fn catch_up(app: &App, room: Uuid, sent: i64) -> Result<Vec<Arc<MessageEvent>>> {
+    let range = HistoryRange {
+        after: Some(sent),
+        before: None,
+        limit: CATCH_UP_PAGE,
+        newest: false,
+    };
+    let missed = app.store.history(room, range).await?;
+    let senders = messages::senders(app, &missed).await?;
+    missed
+        .into_iter()
+        .map(|message| {
+            let sender = senders
+                .get(&message.sender_identity)
+                .cloned()
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("a message without its sender")))?;
+            Ok(Arc::new(MessageEvent { message, sender }))
+        })
+        .collect()
+}
+
+/// Every new message in every room the viewer is in, including rooms joined
+/// after it started, and none from rooms left: one room follower per room,
+/// added as the viewer joins rooms, ended as they leave.
+pub async fn inbox(app: Arc<App>, viewer: &Viewer) -> Result<Messages> {
+    let viewer = viewer.identity;
+    let mut joins = app.broker.subscribe(Topic::User(viewer)).await?;
+    let mut followers = StreamMap::new();
+    follow_all(&app, viewer, &mut followers).await?;
+    Ok(stream! {
+        loop {
+            tokio::select! {
+                joined = joins.recv() => match joined {
+                    Ok(Event::Joined { room, seq }) if !followers.contains_key(&room) => {
+                        match start(app.clone(), viewer, room, Some(seq)).await {
+                            Ok(messages) => {
+                                followers.insert(room, messages);
+                            }
+                            // Left again before we got here.
+                            Err(Error::Forbidden) => {}
+                            Err(error) => {
+                                yield Err(error);
+                                return;
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        if let Err(error) = follow_all(&app, viewer, &mut followers).await {
+                            yield Err(error);
+                            return;
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                Some((_, message)) = followers.next(), if !followers.is_empty() => {
+                    // A room that failed would go quiet while the rest went
+                    // on: end the inbox instead, so the client resubscribes.
+                    let failed = message.is_err();
+                    yield message;
+                    if failed {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    .boxed())
+}
+
+/// Follows each room of the viewer not followed yet, from its newest message.
+async fn follow_all(
+    app: &Arc<App>,
+    viewer: Uuid,
+    followers: &mut StreamMap<Uuid, Messages>,
+) -> Result<()> {
+    for room in app.store.rooms_of_user(viewer).await? {
+        if !followers.contains_key(&room.identity) {
+            match start(app.clone(), viewer, room.identity, None).await {
+                Ok(messages) => {
+                    followers.insert(room.identity, messages);
+                }
+                Err(Error::Forbidden) => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The lobby, live: nothing is stored, so a client that falls behind skips
+/// what it missed.
+pub async fn lobby(app: &App) -> Result<BoxStream<'static, Arc<LobbyEvent>>> {
+    let mut subscription = app.broker.subscribe(Topic::Lobby).await?;
+    Ok(stream! {
+        loop {
+            match subscription.recv().await {
+                Ok(Event::Lobby(event)) => yield event,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+    .boxed())
+}

@@ -1,0 +1,215 @@
+//! Sending and reading messages, and the lobby.
+
+use std::{collections::HashMap, sync::Arc};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use uuid::Uuid;
+
+use super::{
+    rooms::member_room,
+    values::{ClientId, Content, PageSize},
+};
+use crate::{
+    app::App,
+    auth::Viewer,
+    broker::{Event, LobbyEvent, MessageEvent, Topic},
+    error::{Error, Problem, Result},
+    store::{HistoryRange, MessageRecord, NewMessage, UserRecord, now},
+};
+
+/// History's page size when the client gives none: the newest 50.
+const DEFAULT_PAGE: usize = 50;
+
+/// Cursors are opaque to clients; inside, a message's seq in its room.
+const CURSOR_PREFIX: &str = "m";
+
+pub fn encode_cursor(seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{seq}"))
+}
+
+/// The seq inside a cursor; `BAD_USER_INPUT` on `field` for anything we did not give out.
+pub fn decode_cursor(field: &'static str, cursor: &str) -> Result<i64> {
+    let bad = || Error::bad_input(field, Problem::Cursor);
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
+    let seq = text
+        .strip_prefix(CURSOR_PREFIX)
+        .and_then(|digits| digits.parse::<i64>().ok())
+        .ok_or_else(bad)?;
+    if seq < 0 || encode_cursor(seq) != cursor {
+        return Err(bad());
+    }
+    Ok(seq)
+}
+
+/// Stores a message in a room the viewer is in, then publishes it. With a
+/// `client_id` used before by the viewer in this room, returns the message
+/// stored the first time and publishes nothing again.
+#[tracing::instrument(skip_all, fields(viewer = %viewer.identity, room = %room))]
+pub async fn send(
+    app: &App,
+    viewer: &Viewer,
+    room: &str,
+    content: &str,
+    client_id: Option<&str>,
+) -> Result<Arc<MessageEvent>> {
+    let content = Content::parse(content)?;
+    let client_id = client_id.map(ClientId::parse).transpose()?;
+    let (room, _) = member_room(app, viewer, room).await?;
+    let sender = sender_of(app, viewer).await?;
+    let new = NewMessage {
+        identity: Uuid::new_v4(),
+        room_identity: room.identity,
+        sender_identity: viewer.identity,
+        content: content.into_inner(),
+        client_id: client_id.map(ClientId::into_inner),
+        created_at: now(),
+    };
+    let (message, created) = app.store.insert_message(&new).await?;
+    let event = Arc::new(MessageEvent { message, sender });
+    if created {
+        app.broker
+            .publish(Topic::Room(room.identity), Event::Message(event.clone()))
+            .await;
+    }
+    Ok(event)
+}
+
+async fn sender_of(app: &App, viewer: &Viewer) -> Result<UserRecord> {
+    Ok(app
+        .store
+        .user_by_identity(viewer.identity)
+        .await?
+        .ok_or(Error::Unauthenticated)?
+        .without_secret())
+}
+
+/// Sends a live-only message to everyone in the lobby.
+pub async fn send_to_lobby(app: &App, viewer: &Viewer, content: &str) -> Result<Arc<LobbyEvent>> {
+    let content = Content::parse(content)?;
+    let event = Arc::new(LobbyEvent {
+        sender: sender_of(app, viewer).await?,
+        content: content.into_inner(),
+        created_at: now(),
+    });
+    app.broker
+        .publish(Topic::Lobby, Event::Lobby(event.clone()))
+        .await;
+    Ok(event)
+}
+
+/// A page of history as a Relay connection needs it.
+pub struct Page {
+    pub messages: Vec<MessageRecord>,
+    pub has_previous: bool,
+    pub has_next: bool,
+}
+
+/// The arguments of a `messages` query, as the client gave them.
+#[derive(Debug, Default, Clone)]
+pub struct PageRequest {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+/// A page of a room's history: `first`/`after` forwards from the oldest,
+/// `last`/`before` backwards from the newest (the default: the last 50).
+/// Edges are oldest first either way.
+pub async fn history(app: &App, viewer: &Viewer, room: &str, request: PageRequest) -> Result<Page> {
+    let first = request
+        .first
+        .map(|n| PageSize::parse("first", n))
+        .transpose()?;
+    let last = request
+        .last
+        .map(|n| PageSize::parse("last", n))
+        .transpose()?;
+    if first.is_some() && last.is_some() {
+        return Err(Error::bad_input("last", Problem::FirstAndLast));
+    }
+    let after = request
+        .after
+        .as_deref()
+        .map(|c| decode_cursor("after", c))
+        .transpose()?;
+    let before = request
+        .before
+        .as_deref()
+        .map(|c| decode_cursor("before", c))
+        .transpose()?;
+    let (room, _) = member_room(app, viewer, room).await?;
+
+    let (limit, newest) = match (first, last) {
+        (Some(first), _) => (first.get(), false),
+        (None, Some(last)) => (last.get(), true),
+        (None, None) => (DEFAULT_PAGE, true),
+    };
+    let range = HistoryRange {
+        after,
+        before,
+        limit: limit + 1,
+        newest,
+    };
+    let mut messages = app.store.history(room.identity, range).await?;
+    let more = messages.len() > limit;
+    // Seqs run 1..=room.seq without holes, so what lies beyond a bound is known
+    // without reading it.
+    let (has_previous, has_next) = if newest {
+        if more {
+            messages.remove(0);
+        }
+        (more, before.is_some_and(|b| b <= room.seq))
+    } else {
+        messages.truncate(limit);
+        (after.is_some_and(|a| a >= 1), more)
+    };
+    Ok(Page {
+        messages,
+        has_previous,
+        has_next,
+    })
+}
+
+/// The senders of `messages`, in one store call, blanked of secrets.
+pub async fn senders(app: &App, messages: &[MessageRecord]) -> Result<HashMap<Uuid, UserRecord>> {
+    let mut identities: Vec<Uuid> = messages.iter().map(|m| m.sender_identity).collect();
+    identities.sort_unstable();
+    identities.dedup();
+    Ok(app
+        .store
+        .users_by_identities(&identities)
+        .await?
+        .into_iter()
+        .map(|user| (user.identity, user.without_secret()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        for seq in [0, 1, 42, i64::MAX] {
+            assert_eq!(decode_cursor("after", &encode_cursor(seq)).unwrap(), seq);
+        }
+    }
+
+    #[test]
+    fn foreign_cursors_are_bad_input() {
+        let foreign = [
+            "",
+            "!!!",
+            "bS0x",
+            "eDE",
+            "bTAx",
+            &URL_SAFE_NO_PAD.encode("m99999999999999999999"),
+        ];
+        for cursor in foreign {
+            let error = decode_cursor("before", cursor).unwrap_err();
+            assert_eq!(error.field(), Some("before"), "{cursor:?}");
+        }
+    }
+}

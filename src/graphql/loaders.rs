@@ -1,0 +1,118 @@
+//! Batched store reads for fields of many objects at once.
+//!
+//! `rooms` may return hundreds of rooms, each asking for its creator,
+//! members, last message and unread count. Each field asks the one loader of
+//! its request; the loader gathers the keys asked for in the same tick and
+//! answers them with one store call per kind, so a page costs a bounded
+//! number of store calls however many rooms it holds.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use uuid::Uuid;
+
+use crate::{
+    app::App,
+    auth::Credentials,
+    store::{MessageRecord, UserRecord},
+};
+
+/// The store behind a request's loader, and who is asking (unread counts
+/// are the viewer's own).
+pub struct StoreLoader {
+    app: Arc<App>,
+    viewer: Option<Uuid>,
+}
+
+/// The loader of one request or socket.
+pub fn loader(app: Arc<App>, credentials: &Credentials) -> DataLoader<StoreLoader> {
+    let viewer = credentials.viewer().ok().map(|viewer| viewer.identity);
+    DataLoader::new(StoreLoader { app, viewer }, tokio::spawn)
+}
+
+/// A user by identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserKey(pub Uuid);
+
+/// A room's member identities, in joining order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembersKey(pub Uuid);
+
+/// The message at (room, seq): a room's last message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageKey(pub Uuid, pub i64);
+
+/// The viewer's unread count in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UnreadKey(pub Uuid);
+
+type Loaded<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
+
+impl Loader<UserKey> for StoreLoader {
+    type Value = UserRecord;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UserKey]) -> Loaded<UserKey, UserRecord> {
+        let identities: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+        Ok(self
+            .app
+            .store
+            .users_by_identities(&identities)
+            .await?
+            .into_iter()
+            .map(|user| (UserKey(user.identity), user.without_secret()))
+            .collect())
+    }
+}
+
+impl Loader<MembersKey> for StoreLoader {
+    type Value = Vec<Uuid>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[MembersKey]) -> Loaded<MembersKey, Vec<Uuid>> {
+        let rooms: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+        let mut members: HashMap<MembersKey, Vec<Uuid>> = HashMap::new();
+        for (room, user) in self.app.store.members_of_rooms(&rooms).await? {
+            members.entry(MembersKey(room)).or_default().push(user);
+        }
+        Ok(members)
+    }
+}
+
+impl Loader<MessageKey> for StoreLoader {
+    type Value = MessageRecord;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[MessageKey]) -> Loaded<MessageKey, MessageRecord> {
+        let positions: Vec<(Uuid, i64)> = keys.iter().map(|key| (key.0, key.1)).collect();
+        Ok(self
+            .app
+            .store
+            .messages_at(&positions)
+            .await?
+            .into_iter()
+            .map(|message| (MessageKey(message.room_identity, message.seq), message))
+            .collect())
+    }
+}
+
+impl Loader<UnreadKey> for StoreLoader {
+    type Value = u64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UnreadKey]) -> Loaded<UnreadKey, u64> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let rooms: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+        let memberships = self.app.store.memberships(viewer, &rooms).await?;
+        Ok(self
+            .app
+            .store
+            .unread_counts(viewer, &memberships)
+            .await?
+            .into_iter()
+            .map(|(room, count)| (UnreadKey(room), count))
+            .collect())
+    }
+}

@@ -1,0 +1,113 @@
+//! History, sending, and the live subscriptions.
+
+use async_graphql::{Context, ID, Object, Result, Subscription};
+use futures_util::{Stream, StreamExt};
+
+use super::{
+    ContextExt,
+    types::{LobbyMessage, Message, MessageConnection},
+};
+use crate::chat::{
+    delivery,
+    messages::{self, PageRequest},
+};
+
+#[derive(Default)]
+pub struct MessageQuery;
+
+#[Object]
+impl MessageQuery {
+    /// Chat history of a room the viewer belongs to. `last`/`before` page
+    /// backwards from the newest; `first`/`after` forwards. Default: last 50.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        room_identity: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<MessageConnection> {
+        let request = PageRequest {
+            first,
+            after,
+            last,
+            before,
+        };
+        let page = messages::history(ctx.app(), ctx.viewer()?, &room_identity, request).await?;
+        Ok(MessageConnection(page))
+    }
+}
+
+#[derive(Default)]
+pub struct MessageMutation;
+
+#[Object]
+impl MessageMutation {
+    /// Persist a message, then deliver it to the room's subscribers. With a
+    /// clientId, a retry of the same (sender, room, clientId) returns the first
+    /// message instead of storing a duplicate.
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        room_identity: ID,
+        content: String,
+        client_id: Option<String>,
+    ) -> Result<Message> {
+        let event = messages::send(
+            ctx.app(),
+            ctx.viewer()?,
+            &room_identity,
+            &content,
+            client_id.as_deref(),
+        )
+        .await?;
+        Ok(Message::from(event))
+    }
+
+    /// Broadcast to every lobby subscriber.
+    async fn send_lobby_message(&self, ctx: &Context<'_>, content: String) -> Result<LobbyMessage> {
+        let event = messages::send_to_lobby(ctx.app(), ctx.viewer()?, &content).await?;
+        Ok(LobbyMessage(event))
+    }
+}
+
+#[derive(Default)]
+pub struct MessageSubscription;
+
+#[Subscription]
+impl MessageSubscription {
+    /// Messages of one room the viewer belongs to. With `after` (a cursor), it
+    /// first replays every stored message newer than the cursor, oldest first,
+    /// then continues live: no gap and no duplicate.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        room_identity: ID,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<Message>> + use<>> {
+        let stream = delivery::room_messages(
+            ctx.app().clone(),
+            ctx.viewer()?,
+            &room_identity,
+            after.as_deref(),
+        )
+        .await?;
+        Ok(stream.map(|item| item.map(Message::from).map_err(Into::into)))
+    }
+
+    /// Every new message in any room the viewer belongs to.
+    async fn inbox(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Result<Message>> + use<>> {
+        let stream = delivery::inbox(ctx.app().clone(), ctx.viewer()?).await?;
+        Ok(stream.map(|item| item.map(Message::from).map_err(Into::into)))
+    }
+
+    /// The server-wide lobby channel.
+    async fn lobby(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = LobbyMessage> + use<>> {
+        ctx.viewer()?;
+        Ok(delivery::lobby(ctx.app()).await?.map(LobbyMessage))
+    }
+}
