@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use crate::{
     auth::{Tokens, token::dev_secret},
-    broker::{Broker, LocalBroker},
+    broker::{Broker, LocalBroker, RedisBroker},
     config::Config,
     kv::{self, Kv},
     mail::Mailer,
@@ -34,7 +34,19 @@ impl App {
 
     /// Like [`App::open`], with a store given by the caller (tests count its calls).
     pub async fn open_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
-        let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new(config.topic_buffer));
+        let broker: Arc<dyn Broker> = match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisBroker::connect(
+                    url,
+                    &config.redis_prefix,
+                    config.store_timeout(),
+                    config.topic_buffer,
+                )
+                .await
+                .context("connecting the broker to Redis")?,
+            ),
+            None => Arc::new(LocalBroker::new(config.topic_buffer)),
+        };
         let kv = kv::open(&config).await.context("connecting to Redis")?;
         let mailer = Mailer::from_config(&config).context("setting up mail")?;
         let secret = match &config.jwt_secret {

@@ -40,15 +40,30 @@ impl LocalBroker {
     pub fn topic_count(&self) -> usize {
         lock(&self.channels).len()
     }
+
+    /// Whether `topic` has a local listener.
+    pub fn has_listeners(&self, topic: Topic) -> bool {
+        lock(&self.channels).contains_key(&topic)
+    }
+
+    /// Every topic with a local listener.
+    pub fn topics(&self) -> Vec<Topic> {
+        lock(&self.channels).keys().copied().collect()
+    }
+
+    /// Hands `event` to this process's subscribers of `topic`, at once.
+    pub fn send(&self, topic: Topic, event: Event) {
+        if let Some(sender) = lock(&self.channels).get(&topic) {
+            // An error only means nobody listens at this instant.
+            let _ = sender.send(event);
+        }
+    }
 }
 
 #[async_trait]
 impl Broker for LocalBroker {
     async fn publish(&self, topic: Topic, event: Event) {
-        if let Some(sender) = lock(&self.channels).get(&topic) {
-            // An error only means nobody listens at this instant.
-            let _ = sender.send(event);
-        }
+        self.send(topic, event);
     }
 
     async fn subscribe(&self, topic: Topic) -> Result<Subscription> {

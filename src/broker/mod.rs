@@ -12,10 +12,14 @@
 //!   `seq`, and a gap is filled from the store (`chat::delivery`).
 //! - [`Broker::subscribe`] returns once the subscription is active: an event
 //!   published after it returns reaches the subscriber (unless lost as above).
+//! - After a stretch in which events may have been lost (a shared backend that
+//!   went away and came back), every local topic gets [`Event::Resync`]:
+//!   subscribers catch up from the store without waiting for the next event.
 //! - A topic exists only while someone listens: the last [`Subscription`]
 //!   dropped releases it.
 
 mod local;
+mod redis;
 
 use std::sync::Arc;
 
@@ -28,9 +32,9 @@ use crate::{
     store::{MessageRecord, UserRecord},
 };
 
-pub use local::LocalBroker;
+pub use self::{local::LocalBroker, redis::RedisBroker};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Topic {
     /// Messages of one room and changes of its membership.
     Room(Uuid),
@@ -42,7 +46,7 @@ pub enum Topic {
 
 /// A stored message with its sender, so a subscriber renders it without
 /// reading the store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageEvent {
     pub message: MessageRecord,
     /// The sender's profile; its password hash is always empty.
@@ -50,14 +54,14 @@ pub struct MessageEvent {
 }
 
 /// A lobby message: live only, never stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LobbyEvent {
     pub sender: UserRecord,
     pub content: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// On `Room`: a message was stored.
     Message(Arc<MessageEvent>),
@@ -70,6 +74,8 @@ pub enum Event {
     Joined { room: Uuid, seq: i64 },
     /// On `Lobby`.
     Lobby(Arc<LobbyEvent>),
+    /// On any topic, from the broker itself: events may have been lost.
+    Resync,
 }
 
 /// A live subscription to one topic; dropping it unsubscribes.
@@ -88,6 +94,13 @@ impl Subscription {
         }
     }
 
+    /// The same subscription, running `release` too when it ends (after the
+    /// releases it already had).
+    pub fn also_on_release(mut self, release: impl FnOnce() + Send + Sync + 'static) -> Self {
+        self._release.0.push(Box::new(release));
+        self
+    }
+
     /// The next event; `Lagged(n)` when `n` events were missed, `Closed`
     /// when the topic can deliver nothing more.
     pub async fn recv(&mut self) -> Result<Event, broadcast::error::RecvError> {
@@ -95,18 +108,18 @@ impl Subscription {
     }
 }
 
-/// A callback run once, on drop.
-pub struct Release(Option<Box<dyn FnOnce() + Send + Sync>>);
+/// Callbacks run once, in order, on drop.
+pub struct Release(Vec<Box<dyn FnOnce() + Send + Sync>>);
 
 impl Release {
     pub fn new(release: impl FnOnce() + Send + Sync + 'static) -> Self {
-        Self(Some(Box::new(release)))
+        Self(vec![Box::new(release)])
     }
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        if let Some(release) = self.0.take() {
+        for release in self.0.drain(..) {
             release();
         }
     }

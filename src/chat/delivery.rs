@@ -106,6 +106,7 @@ fn follow(
                     }
                 }
                 Ok(Event::Left { user }) if user == viewer => return,
+                Ok(Event::Resync) => behind = true,
                 Ok(Event::RoomDeleted) | Err(RecvError::Closed) => return,
                 Ok(_) => {}
                 Err(RecvError::Lagged(missed)) => {
@@ -165,13 +166,14 @@ pub async fn inbox(app: Arc<App>, viewer: &Viewer) -> Result<Messages> {
                             }
                         }
                     }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => {
+                    Ok(Event::Resync) | Err(RecvError::Lagged(_)) => {
+                        // Joins may have gone by unseen: look the rooms up again.
                         if let Err(error) = follow_all(&app, viewer, &mut followers).await {
                             yield Err(error);
                             return;
                         }
                     }
+                    Ok(_) => {}
                     Err(RecvError::Closed) => return,
                 },
                 Some((_, message)) = followers.next(), if !followers.is_empty() => {

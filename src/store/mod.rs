@@ -62,7 +62,8 @@ impl Sex {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable so that events carrying a sender can cross instances.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserRecord {
     pub identity: Uuid,
     /// As registered; unique ignoring case.
@@ -155,7 +156,7 @@ pub struct MemberRecord {
     pub joined_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageRecord {
     pub identity: Uuid,
     pub room_identity: Uuid,

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chatroom::broker::{Broker, Event, LocalBroker, Topic};
+use chatroom::broker::{Broker, Event, LocalBroker, RedisBroker, Topic};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -41,6 +41,15 @@ async fn topics_are_kept_apart(broker: Arc<dyn Broker>) {
     );
 }
 
+/// A Redis broker on the test Redis with `prefix`; `None` without Redis (outside CI).
+async fn redis_broker(test: &str, prefix: &str) -> Option<RedisBroker> {
+    let url = crate::helpers::service("CHATROOM_TEST_REDIS_URL", test)?;
+    let broker = RedisBroker::connect(&url, prefix, Duration::from_secs(5), 64)
+        .await
+        .expect("Redis connects");
+    Some(broker)
+}
+
 macro_rules! broker_suite {
     ($($behaviour:ident),* $(,)?) => {
         mod local {
@@ -48,6 +57,18 @@ macro_rules! broker_suite {
                 #[tokio::test]
                 async fn $behaviour() {
                     super::$behaviour(std::sync::Arc::new(super::LocalBroker::new(64))).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    let prefix = format!("{}:", crate::helpers::unique_name(stringify!($behaviour)));
+                    let Some(broker) = super::redis_broker(stringify!($behaviour), &prefix).await else {
+                        return;
+                    };
+                    super::$behaviour(std::sync::Arc::new(broker)).await;
                 }
             )*
         }
@@ -81,4 +102,86 @@ async fn a_subscriber_that_falls_behind_learns_how_much_it_missed() {
         broker.publish(topic, Event::RoomDeleted).await;
     }
     assert!(matches!(recv(&mut slow).await, Err(RecvError::Lagged(6))));
+}
+
+#[tokio::test]
+async fn a_redis_event_reaches_the_subscribers_of_every_instance_once() {
+    let prefix = format!("{}:", crate::helpers::unique_name("cross_instance"));
+    let (Some(a), Some(b)) = (
+        redis_broker("cross_instance", &prefix).await,
+        redis_broker("cross_instance", &prefix).await,
+    ) else {
+        return;
+    };
+    let topic = Topic::Room(Uuid::new_v4());
+    let mut on_a = a.subscribe(topic).await.unwrap();
+    let mut on_b = b.subscribe(topic).await.unwrap();
+    for user in [Uuid::from_u128(1), Uuid::from_u128(2)] {
+        a.publish(topic, Event::Left { user }).await;
+    }
+    for subscription in [&mut on_a, &mut on_b] {
+        assert_eq!(
+            recv(subscription).await.unwrap(),
+            Event::Left {
+                user: Uuid::from_u128(1)
+            }
+        );
+        assert_eq!(
+            recv(subscription).await.unwrap(),
+            Event::Left {
+                user: Uuid::from_u128(2)
+            }
+        );
+    }
+    let nothing_more = tokio::time::timeout(Duration::from_millis(300), on_a.recv()).await;
+    assert!(
+        nothing_more.is_err(),
+        "the publisher's own event is not delivered twice"
+    );
+}
+
+/// How many Redis connections listen on `channel`, as Redis itself counts.
+async fn redis_listeners(channel: &str) -> i64 {
+    let url = std::env::var("CHATROOM_TEST_REDIS_URL").expect("the test Redis");
+    let mut connection = ::redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let (_, count): (String, i64) = ::redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    count
+}
+
+#[tokio::test]
+async fn a_redis_channel_is_unsubscribed_when_the_last_local_listener_leaves() {
+    let prefix = format!("{}:", crate::helpers::unique_name("unsubscribe"));
+    let Some(broker) = redis_broker("unsubscribe", &prefix).await else {
+        return;
+    };
+    let room = Uuid::new_v4();
+    let channel = format!("{prefix}room:{room}");
+    let first = broker.subscribe(Topic::Room(room)).await.unwrap();
+    let second = broker.subscribe(Topic::Room(room)).await.unwrap();
+    assert_eq!(
+        redis_listeners(&channel).await,
+        1,
+        "one Redis subscription per instance"
+    );
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(redis_listeners(&channel).await, 1);
+    drop(second);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while redis_listeners(&channel).await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still subscribed after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -81,6 +81,8 @@ impl Backends {
 /// A running app and an HTTP client for it.
 pub struct TestApp {
     pub address: std::net::SocketAddr,
+    /// What the app was started with, for starting a second instance like it.
+    pub config: Config,
     /// The app's services, for looking behind the API (what the store holds).
     pub app: Arc<chatroom::app::App>,
     pub outbox: PathBuf,
@@ -121,6 +123,7 @@ impl TestApp {
         let mut config = backends.config(test, &dir)?;
         adjust(&mut config);
         let outbox = config.outbox_dir();
+        let started_with = config.clone();
         let server = match store {
             Some(store) => Server::build_with_store(config, store).await,
             None => Server::build(config).await,
@@ -136,12 +139,29 @@ impl TestApp {
         });
         Some(Self {
             address,
+            config: started_with,
             outbox,
             http: reqwest::Client::new(),
             app,
             _dir: dir,
             _server: handle,
         })
+    }
+
+    /// Another instance sharing this one's store, Redis and JWT secret (but
+    /// not its process, port or data dir): a second server behind the same
+    /// load balancer.
+    pub async fn sibling(&self) -> Self {
+        let config = self.config.clone();
+        Self::spawn_with(Backends::Embedded, "sibling", move |c| {
+            *c = Config {
+                data_dir: c.data_dir.clone(),
+                mail_outbox: Some(config.outbox_dir()),
+                ..config
+            }
+        })
+        .await
+        .expect("no service is needed beyond the first instance's")
     }
 
     pub async fn spawn(backends: Backends, test: &str) -> Option<Self> {
@@ -536,16 +556,25 @@ pub async fn redis_kv(test: &str) -> Option<Arc<dyn Kv>> {
     Some(Arc::new(kv))
 }
 
-/// A redis-server of the test's own, to stop and start on purpose.
-pub struct RedisProcess {
-    child: Option<std::process::Child>,
+/// A server process of the test's own (redis-server, or SecantusDB standing
+/// in for MongoDB), to stop and start again on the same port on purpose.
+pub struct ServerProcess {
+    command: std::process::Command,
     port: u16,
+    child: Option<std::process::Child>,
     _dir: TempDir,
 }
 
-impl RedisProcess {
-    /// Starts redis-server on a free port; `None` when it is not installed (outside CI).
-    pub fn start(test: &str) -> Option<Self> {
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl ServerProcess {
+    /// redis-server on a free port; `None` when it is not installed (outside CI).
+    pub fn redis(test: &str) -> Option<Self> {
         let installed = std::process::Command::new("redis-server")
             .arg("--version")
             .output()
@@ -556,55 +585,85 @@ impl RedisProcess {
                 test,
             );
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = tempfile::tempdir().expect("a temporary dir");
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let (port, dir) = (free_port(), tempfile::tempdir().expect("a temporary dir"));
+        let mut command = std::process::Command::new("redis-server");
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir.path());
+        Some(Self::started(command, port, dir))
+    }
+
+    /// SecantusDB on a free port, keeping its data on disk so a restart finds
+    /// it again; `None` without `CHATROOM_TEST_SECANTUSD` (outside CI).
+    pub fn secantus(test: &str) -> Option<Self> {
+        let program = service("CHATROOM_TEST_SECANTUSD", test)?;
+        let (port, dir) = (free_port(), tempfile::tempdir().expect("a temporary dir"));
+        let config = dir.path().join("secantusd.toml");
+        std::fs::write(&config, "").expect("an empty config");
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("a temporary dir for SecantusDB");
+        let mut command = std::process::Command::new(program);
+        command
+            .arg("--config")
+            .arg(&config)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--storage-path")
+            .arg(dir.path().join("data"))
+            .arg("--sync-on-commit")
+            .env("TMPDIR", tmp);
+        Some(Self::started(command, port, dir))
+    }
+
+    fn started(mut command: std::process::Command, port: u16, dir: TempDir) -> Self {
+        command
             .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            .stderr(std::process::Stdio::null());
+        let mut process = Self {
+            command,
+            port,
+            child: None,
+            _dir: dir,
+        };
+        process.start();
+        process
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    pub fn start(&mut self) {
+        let child = self.command.spawn().expect("the server starts");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "redis-server did not listen in 10 s"
+                "the server did not listen in 30 s"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(Self {
-            child: Some(child),
-            port,
-            _dir: dir,
-        })
     }
 
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
+    /// Stops the server as an operator would (SIGTERM), waiting for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            child.kill().ok();
+            let terminated = std::process::Command::new("kill")
+                .arg(child.id().to_string())
+                .status()
+                .is_ok_and(|status| status.success());
+            if !terminated {
+                child.kill().ok();
+            }
             child.wait().ok();
         }
     }
 }
 
-impl Drop for RedisProcess {
+impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.stop();
     }

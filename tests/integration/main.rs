@@ -5,6 +5,8 @@ mod helpers;
 
 mod accounts;
 mod broker;
+mod faults;
+mod instances;
 mod kv;
 mod messages;
 mod rooms;

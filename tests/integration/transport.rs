@@ -190,10 +190,10 @@ api_suite!(
 
 #[tokio::test]
 async fn readyz_names_redis_when_it_stops_answering() {
-    let Some(mut redis) = crate::helpers::RedisProcess::start("readyz_redis_down") else {
+    let Some(mut redis) = crate::helpers::ServerProcess::redis("readyz_redis_down") else {
         return;
     };
-    let url = redis.url();
+    let url = format!("redis://127.0.0.1:{}/", redis.port());
     let Some(app) = TestApp::spawn_with(Backends::Embedded, "readyz_redis_down", |config| {
         config.redis_url = Some(url);
         config.store_timeout_secs = 1;

@@ -1,0 +1,319 @@
+//! The shared broker: Redis pub/sub, so an event published on any instance
+//! reaches the subscribers of every instance.
+//!
+//! Each instance keeps one Redis connection (RESP3, so subscriptions and
+//! commands share it) and fans events out locally through a [`LocalBroker`]:
+//! Redis carries an event once per instance, not once per subscriber. A
+//! channel is subscribed in Redis only while some local subscriber listens.
+//!
+//! Local subscribers get events published here at once, without the round
+//! trip, and events of this instance coming back from Redis are dropped (each
+//! event names its origin). Publishing never waits for Redis: events queue for
+//! a publisher task and are dropped when the queue is full or Redis is away;
+//! other instances then find the gap by seq, or get [`Event::Resync`] when the
+//! connection comes back, and read the store.
+
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use redis::{
+    Client, ProtocolVersion, PushInfo, PushKind, Value,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, Notify, mpsc};
+use uuid::Uuid;
+
+use super::{Broker, Event, LocalBroker, Subscription, Topic};
+use crate::error::Result;
+
+/// Events waiting for the publisher task; beyond this they are dropped.
+const PUBLISH_QUEUE: usize = 8192;
+/// Events sent to Redis in one pipeline at most.
+const PUBLISH_BATCH: usize = 256;
+/// How often a healthy connection is checked.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest wait between two reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    local: LocalBroker,
+    connection: ConnectionManager,
+    prefix: String,
+    /// Tells this instance's events apart from others' when they come back.
+    origin: Uuid,
+    /// Topics that should be subscribed in Redis (some local listener wants
+    /// them). The async mutex keeps SUBSCRIBE and UNSUBSCRIBE of one topic in
+    /// the order their decisions were taken.
+    subscribed: Mutex<BTreeSet<Topic>>,
+    queue: mpsc::Sender<(String, Vec<u8>)>,
+    /// Set when the connection dropped: events may have been missed.
+    lost: AtomicBool,
+    wake_health: Arc<Notify>,
+}
+
+/// What travels through Redis.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    origin: Uuid,
+    event: Event,
+}
+
+fn channel(prefix: &str, topic: Topic) -> String {
+    match topic {
+        Topic::Room(room) => format!("{prefix}room:{room}"),
+        Topic::User(user) => format!("{prefix}user:{user}"),
+        Topic::Lobby => format!("{prefix}lobby"),
+    }
+}
+
+fn topic_of(prefix: &str, channel: &str) -> Option<Topic> {
+    let name = channel.strip_prefix(prefix)?;
+    if name == "lobby" {
+        return Some(Topic::Lobby);
+    }
+    let (kind, identity) = name.split_once(':')?;
+    let identity = Uuid::parse_str(identity).ok()?;
+    match kind {
+        "room" => Some(Topic::Room(identity)),
+        "user" => Some(Topic::User(identity)),
+        _ => None,
+    }
+}
+
+fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+impl RedisBroker {
+    /// Connects, and starts the tasks that publish and watch the connection.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        buffer: usize,
+    ) -> anyhow::Result<Self> {
+        let mut info = redis::IntoConnectionInfo::into_connection_info(url)?;
+        info.redis.protocol = ProtocolVersion::RESP3;
+        let client = Client::open(info)?;
+        let origin = Uuid::new_v4();
+        let (queue, outgoing) = mpsc::channel(PUBLISH_QUEUE);
+
+        // The push handler runs on the connection's reader: it only decodes
+        // and hands over, never waits.
+        let shared_slot: Arc<std::sync::OnceLock<std::sync::Weak<Shared>>> = Arc::default();
+        let on_push = {
+            let slot = shared_slot.clone();
+            move |push: PushInfo| -> Result<(), std::convert::Infallible> {
+                if let Some(shared) = slot.get().and_then(std::sync::Weak::upgrade) {
+                    shared.receive(push);
+                }
+                Ok(())
+            }
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(2)
+            .set_push_sender(on_push)
+            .set_automatic_resubscription();
+        let connection = ConnectionManager::new_with_config(client, config).await?;
+        let shared = Arc::new(Shared {
+            local: LocalBroker::new(buffer),
+            connection,
+            prefix: prefix.to_owned(),
+            origin,
+            subscribed: Mutex::default(),
+            queue,
+            lost: AtomicBool::new(false),
+            wake_health: Arc::new(Notify::new()),
+        });
+        let _ = shared_slot.set(Arc::downgrade(&shared));
+        tokio::spawn(publish(shared.connection.clone(), outgoing));
+        tokio::spawn(watch(Arc::downgrade(&shared), shared.wake_health.clone()));
+        Ok(Self { shared })
+    }
+}
+
+impl Shared {
+    /// A push from Redis: an event of another instance, or the news that the
+    /// connection dropped.
+    fn receive(&self, push: PushInfo) {
+        match push.kind {
+            PushKind::Message => {
+                let [channel, payload] = push.data.as_slice() else {
+                    return;
+                };
+                let topic = bytes(channel)
+                    .and_then(|c| std::str::from_utf8(c).ok())
+                    .and_then(|c| topic_of(&self.prefix, c));
+                let envelope =
+                    bytes(payload).and_then(|p| serde_json::from_slice::<Envelope>(p).ok());
+                match (topic, envelope) {
+                    (Some(topic), Some(envelope)) if envelope.origin != self.origin => {
+                        self.local.send(topic, envelope.event);
+                    }
+                    (Some(_), Some(_)) => {}
+                    _ => tracing::warn!("undecodable event from Redis: dropped"),
+                }
+            }
+            PushKind::Disconnection => {
+                tracing::warn!("Redis connection lost; reconnecting");
+                self.lost.store(true, Ordering::SeqCst);
+                self.wake_health.notify_one();
+            }
+            _ => {}
+        }
+    }
+
+    /// Drops the Redis subscription of `topic` if no local listener is left.
+    async fn release(&self, topic: Topic) {
+        let mut subscribed = self.subscribed.lock().await;
+        if self.local.has_listeners(topic) || !subscribed.remove(&topic) {
+            return;
+        }
+        let mut connection = self.connection.clone();
+        if let Err(error) = connection.unsubscribe(channel(&self.prefix, topic)).await {
+            tracing::debug!(%error, "UNSUBSCRIBE failed; the reconnect will not resubscribe it");
+        }
+    }
+
+    /// After the connection came back: subscribe everything wanted again and
+    /// tell every local subscriber that events may have been missed.
+    async fn recover(&self) -> redis::RedisResult<()> {
+        let subscribed = self.subscribed.lock().await;
+        let channels: Vec<String> = subscribed
+            .iter()
+            .map(|topic| channel(&self.prefix, *topic))
+            .collect();
+        if !channels.is_empty() {
+            self.connection.clone().subscribe(channels).await?;
+        }
+        drop(subscribed);
+        for topic in self.local.topics() {
+            self.local.send(topic, Event::Resync);
+        }
+        tracing::info!("Redis connection back; subscribers resynchronised");
+        Ok(())
+    }
+}
+
+/// Sends queued events to Redis, many per round trip when they pile up.
+async fn publish(
+    mut connection: ConnectionManager,
+    mut outgoing: mpsc::Receiver<(String, Vec<u8>)>,
+) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while outgoing.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (channel, payload) in batch.drain(..) {
+            pipe.publish(channel, payload).ignore();
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
+            tracing::debug!(%error, "PUBLISH failed; other instances will catch up from the store");
+        }
+    }
+}
+
+/// Checks the connection; after it was lost, retries with a growing pause
+/// until Redis answers, then recovers the subscriptions.
+///
+/// It holds the broker weakly, so it ends when the broker is dropped.
+async fn watch(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(lost) = shared.upgrade().map(|s| s.lost.load(Ordering::SeqCst)) else {
+            return;
+        };
+        let wait = if lost { backoff } else { HEALTH_INTERVAL };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+        let Some(current) = shared.upgrade() else {
+            return;
+        };
+        let mut connection = current.connection.clone();
+        let alive = redis::cmd("PING")
+            .query_async::<()>(&mut connection)
+            .await
+            .is_ok();
+        if !alive {
+            current.lost.store(true, Ordering::SeqCst);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else if current.lost.load(Ordering::SeqCst) && current.recover().await.is_ok() {
+            current.lost.store(false, Ordering::SeqCst);
+            backoff = Duration::from_millis(100);
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, topic: Topic, event: Event) {
+        let envelope = Envelope {
+            origin: self.shared.origin,
+            event,
+        };
+        match serde_json::to_vec(&envelope) {
+            Ok(payload) => {
+                if self
+                    .shared
+                    .queue
+                    .try_send((channel(&self.shared.prefix, topic), payload))
+                    .is_err()
+                {
+                    tracing::debug!(
+                        "publish queue full; other instances will catch up from the store"
+                    );
+                }
+            }
+            Err(error) => tracing::error!(%error, "an event did not serialise"),
+        }
+        self.shared.local.send(topic, envelope.event);
+    }
+
+    /// Subscribes locally at once, and in Redis when this is the topic's first
+    /// local listener. With Redis away, local events still arrive, and the
+    /// Redis subscription is made when it returns.
+    async fn subscribe(&self, topic: Topic) -> Result<Subscription> {
+        let mut subscribed = self.shared.subscribed.lock().await;
+        let subscription = self.shared.local.subscribe(topic).await?;
+        if subscribed.insert(topic) {
+            let mut connection = self.shared.connection.clone();
+            if let Err(error) = connection
+                .subscribe(channel(&self.shared.prefix, topic))
+                .await
+            {
+                tracing::warn!(%error, "SUBSCRIBE failed; retried when Redis answers");
+                self.shared.lost.store(true, Ordering::SeqCst);
+                self.shared.wake_health.notify_one();
+            }
+        }
+        drop(subscribed);
+        let shared = Arc::downgrade(&self.shared);
+        Ok(subscription.also_on_release(move || {
+            // Outside a runtime (the process is ending) there is nothing to release.
+            if let (Some(shared), Ok(runtime)) =
+                (shared.upgrade(), tokio::runtime::Handle::try_current())
+            {
+                runtime.spawn(async move { shared.release(topic).await });
+            }
+        }))
+    }
+}

@@ -1,0 +1,177 @@
+//! What clients see when Redis or MongoDB goes away, and that the service
+//! comes back by itself when they return.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{
+    Account, Backends, MESSAGE_FIELDS, SEND, ServerProcess, Socket, TestApp, error_code,
+};
+
+async fn room_subscription(app: &TestApp, account: &Account, room: &str) -> Socket {
+    let mut socket = app.connect(account).await;
+    socket
+        .subscribe(
+            "room",
+            &format!(
+                "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
+            ),
+            json!({ "r": room }),
+        )
+        .await;
+    socket
+}
+
+async fn send_all(app: &TestApp, sender: &Account, room: &str, range: std::ops::Range<usize>) {
+    for n in range {
+        let sent = app.send(sender, room, &format!("m{n}")).await;
+        assert!(
+            sent["errors"].is_null(),
+            "sendMessage must store and answer: {sent}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn subscribers_on_another_instance_get_every_message_across_a_redis_restart() {
+    let test = "redis_restart";
+    let Some(mut redis) = ServerProcess::redis(test) else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}/", redis.port());
+    let Some(a) = TestApp::spawn_with(Backends::MongoRedis, test, |c| {
+        c.redis_url = Some(url);
+        c.store_timeout_secs = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let b = a.sibling().await;
+    let (pia, quy) = (a.register("pia").await, a.register("quy").await);
+    let room = a.befriend(&pia, &quy).await;
+    let mut on_b = room_subscription(&b, &quy, &room).await;
+    a.until_live(
+        &mut on_b,
+        "room",
+        "messages",
+        &pia,
+        SEND,
+        json!({ "room": room }),
+    )
+    .await;
+
+    send_all(&a, &pia, &room, 0..20).await;
+    redis.stop();
+    send_all(&a, &pia, &room, 20..40).await;
+    let ready = a.http.get(a.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["redis"],
+        "down"
+    );
+    redis.start();
+    send_all(&a, &pia, &room, 40..60).await;
+
+    let mut received = Vec::new();
+    while received.len() < 60 {
+        let message = on_b.next_message("room", "messages").await;
+        received.push(message["content"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        received,
+        (0..60).map(|n| format!("m{n}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        on_b.next_of_within("room", Duration::from_millis(500))
+            .await,
+        None,
+        "nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_mongodb_gives_bounded_errors_publishes_nothing_and_recovers() {
+    let test = "mongo_down";
+    let Some(mut mongo) = ServerProcess::secantus(test) else {
+        return;
+    };
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/?directConnection=true",
+        mongo.port()
+    );
+    let timeout = Duration::from_secs(2);
+    let Some(app) = TestApp::spawn_with(Backends::Embedded, test, |c| {
+        c.mongodb_uri = Some(uri);
+        c.store_timeout_secs = timeout.as_secs();
+    })
+    .await
+    else {
+        return;
+    };
+    let (ray, sue) = (app.register("ray").await, app.register("sue").await);
+    let room = app.befriend(&ray, &sue).await;
+    let mut socket = room_subscription(&app, &sue, &room).await;
+    app.until_live(
+        &mut socket,
+        "room",
+        "messages",
+        &ray,
+        SEND,
+        json!({ "room": room }),
+    )
+    .await;
+
+    mongo.stop();
+    let started = Instant::now();
+    let failed = app.send(&ray, &room, "lost").await;
+    let waited = started.elapsed();
+    assert_eq!(error_code(&failed), "INTERNAL", "{failed}");
+    assert!(
+        !failed.to_string().to_lowercase().contains("mongo"),
+        "no driver detail: {failed}"
+    );
+    // The bound is the store timeout, a few times over at most (the
+    // membership check and the insert each wait for it), not a hang.
+    assert!(waited < timeout * 5, "failed after {waited:?}");
+    assert_eq!(
+        socket
+            .next_of_within("room", Duration::from_millis(500))
+            .await,
+        None,
+        "nothing is published for a message that was not stored"
+    );
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+
+    mongo.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // A clientId makes the retries safe: however many reach the store, one message.
+        let retry = json!({ "room": room, "content": "back", "clientId": "back-1" });
+        let sent = app.as_user(&ray, SEND, retry).await;
+        if sent["errors"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery within 60 s: {sent}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let message = socket.next_message("room", "messages").await;
+    assert_eq!(message["content"], "back");
+    let history = app
+        .as_user(
+            &sue,
+            "query($r: ID!) { messages(roomIdentity: $r) { edges { node { content } } } }",
+            json!({ "r": room }),
+        )
+        .await;
+    let contents: Vec<&str> = history["data"]["messages"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["content"].as_str().unwrap())
+        .filter(|c| !c.starts_with("probe:"))
+        .collect();
+    assert_eq!(contents, ["back"], "the failed message was not stored");
+}
