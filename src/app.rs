@@ -5,11 +5,12 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 
 use crate::{
-    auth::{Tokens, token::dev_secret},
+    auth::{Tokens, password::Hasher, token::dev_secret},
     broker::{Broker, LocalBroker, RedisBroker},
     config::Config,
     kv::{self, Kv},
     mail::Mailer,
+    rate_limit::RateLimiter,
     store::{self, Store},
 };
 
@@ -21,6 +22,13 @@ pub struct App {
     pub kv: Arc<dyn Kv>,
     pub mailer: Mailer,
     pub tokens: Tokens,
+    pub hasher: Hasher,
+    pub limiter: RateLimiter,
+    /// Cancelled when the server begins to shut down: live sockets complete
+    /// their subscriptions and close.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// The live sockets' tasks, so shutdown can wait for their goodbyes.
+    pub sockets: tokio_util::task::TaskTracker,
     pub config: Config,
 }
 
@@ -34,6 +42,7 @@ impl App {
 
     /// Like [`App::open`], with a store given by the caller (tests count its calls).
     pub async fn open_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        config.validate()?;
         let broker: Arc<dyn Broker> = match &config.redis_url {
             Some(url) => Arc::new(
                 RedisBroker::connect(
@@ -54,12 +63,20 @@ impl App {
             None => dev_secret(&config.data_dir).context("loading the dev JWT secret")?,
         };
         let tokens = Tokens::new(&secret, Duration::from_secs(config.jwt_ttl_secs));
+        let limiter = match &config.redis_url {
+            Some(_) => RateLimiter::shared(config.rates.clone(), kv.clone()),
+            None => RateLimiter::in_process(config.rates.clone()),
+        };
         Ok(Self {
             store,
             broker,
             kv,
             mailer,
             tokens,
+            hasher: Hasher::default(),
+            limiter,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            sockets: tokio_util::task::TaskTracker::new(),
             config,
         })
     }

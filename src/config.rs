@@ -19,10 +19,8 @@ const DEFAULT_CODE_TTL_SECS: u64 = 300;
 const DEFAULT_CODE_RESEND_SECS: u64 = 60;
 const DEFAULT_CODE_MAX_TRIES: u32 = 5;
 const DEFAULT_STORE_TIMEOUT_SECS: u64 = 5;
-const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
-const DEFAULT_MAX_DEPTH: usize = 12;
-const DEFAULT_MAX_COMPLEXITY: usize = 2000;
 const DEFAULT_TOPIC_BUFFER: usize = 1024;
+const DEFAULT_SHUTDOWN_SECS: u64 = 10;
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -88,22 +86,159 @@ pub struct Config {
     #[arg(long, env = "CHATROOM_STORE_TIMEOUT", default_value_t = DEFAULT_STORE_TIMEOUT_SECS)]
     pub store_timeout_secs: u64,
 
-    /// Largest accepted HTTP request body, in bytes (larger: HTTP 413).
-    #[arg(long, env = "CHATROOM_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
-
-    /// Deepest accepted query, counting every selection.
-    #[arg(long, env = "CHATROOM_MAX_DEPTH", default_value_t = DEFAULT_MAX_DEPTH)]
-    pub max_depth: usize,
-
-    /// Largest accepted query complexity (each field 1, plus its children).
-    #[arg(long, env = "CHATROOM_MAX_COMPLEXITY", default_value_t = DEFAULT_MAX_COMPLEXITY)]
-    pub max_complexity: usize,
-
     /// Events a live topic buffers for its slowest local subscriber; one that
     /// falls further behind catches up from the store (more memory, fewer reads).
     #[arg(long, env = "CHATROOM_TOPIC_BUFFER", default_value_t = DEFAULT_TOPIC_BUFFER)]
     pub topic_buffer: usize,
+
+    /// Origins (`scheme://host[:port]`, comma-separated) whose pages may call
+    /// the API and open WebSockets, besides the server's own origin and
+    /// localhost (allowed for development).
+    #[arg(long, env = "CHATROOM_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Serve the schema's introspection (`__schema`, `__type`): IDEs and
+    /// code generators need it; a closed deployment may turn it off.
+    #[arg(long, env = "CHATROOM_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+
+    /// Development mode: accepts a JWT secret shorter than 32 bytes.
+    #[arg(long, env = "CHATROOM_DEV", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dev: bool,
+
+    /// Take the client address from the last `X-Forwarded-For` entry: only
+    /// behind a proxy that sets it, or clients could pick their own address.
+    #[arg(long, env = "CHATROOM_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+
+    /// On SIGTERM/SIGINT, how long requests in flight and sockets get to
+    /// finish before the process exits anyway, in seconds.
+    #[arg(long, env = "CHATROOM_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_SECS)]
+    pub shutdown_timeout_secs: u64,
+
+    #[command(flatten)]
+    pub limits: Limits,
+
+    #[command(flatten)]
+    pub rates: RateLimits,
+}
+
+/// What one request, message or connection may hold (API.md's limits).
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Largest accepted HTTP request body, in bytes (larger: HTTP 413).
+    #[arg(long, env = "CHATROOM_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest accepted query, counting every selection.
+    #[arg(long, env = "CHATROOM_MAX_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+
+    /// Largest accepted query complexity (each field 1, plus its children).
+    #[arg(long, env = "CHATROOM_MAX_COMPLEXITY", default_value_t = 2000)]
+    pub max_complexity: usize,
+
+    /// Most operations in one batched HTTP request; 0 turns batching off.
+    #[arg(long, env = "CHATROOM_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
+    /// Largest WebSocket message, in bytes (larger: the socket closes with 1009).
+    #[arg(long, env = "CHATROOM_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Largest page (`first`, `last`, `searchUsers.first`).
+    #[arg(long, env = "CHATROOM_MAX_PAGE_SIZE", default_value_t = 100)]
+    pub max_page_size: i32,
+
+    /// Longest message, in characters.
+    #[arg(long, env = "CHATROOM_MAX_MESSAGE_CHARS", default_value_t = 4000)]
+    pub max_message_chars: usize,
+
+    /// Operations (subscriptions above all) one WebSocket may run at once.
+    #[arg(
+        long,
+        env = "CHATROOM_MAX_OPERATIONS_PER_SOCKET",
+        default_value_t = 100
+    )]
+    pub max_operations_per_socket: usize,
+
+    /// Frames per second one WebSocket may send (twice that in a burst);
+    /// a socket that sends faster is closed with 1008.
+    #[arg(long, env = "CHATROOM_MAX_FRAMES_PER_SECOND", default_value_t = 50)]
+    pub max_frames_per_second: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_depth: 12,
+            max_complexity: 2000,
+            max_batch: 10,
+            max_frame_bytes: 64 * 1024,
+            max_page_size: 100,
+            max_message_chars: 4000,
+            max_operations_per_socket: 100,
+            max_frames_per_second: 50,
+        }
+    }
+}
+
+/// How often a client may do costly or abusable things. Counted per
+/// instance, or across instances when Redis is configured.
+#[derive(Debug, Clone, Args)]
+pub struct RateLimits {
+    /// Failed logins per username in 15 minutes; then even the right
+    /// password is refused until the window ends.
+    #[arg(
+        long,
+        env = "CHATROOM_LOGIN_FAILURES_PER_USERNAME",
+        default_value_t = 5
+    )]
+    pub login_failures_per_username: u32,
+
+    /// Failed logins per client address in 15 minutes.
+    #[arg(
+        long,
+        env = "CHATROOM_LOGIN_FAILURES_PER_ADDRESS",
+        default_value_t = 30
+    )]
+    pub login_failures_per_address: u32,
+
+    /// Email codes per client address per hour (each address also waits
+    /// `CHATROOM_CODE_RESEND` between two codes).
+    #[arg(long, env = "CHATROOM_CODES_PER_ADDRESS", default_value_t = 20)]
+    pub codes_per_address: u32,
+
+    /// Messages per second per user, sustained.
+    #[arg(long, env = "CHATROOM_MESSAGES_PER_SECOND", default_value_t = 20)]
+    pub messages_per_second: u32,
+
+    /// Messages a user may send at once before the per-second rate applies.
+    #[arg(long, env = "CHATROOM_MESSAGE_BURST", default_value_t = 40)]
+    pub message_burst: u32,
+
+    /// New WebSocket connections per client address per second, sustained.
+    #[arg(long, env = "CHATROOM_CONNECTIONS_PER_SECOND", default_value_t = 10)]
+    pub connections_per_second: u32,
+
+    /// New WebSocket connections a client address may open at once.
+    #[arg(long, env = "CHATROOM_CONNECTION_BURST", default_value_t = 50)]
+    pub connection_burst: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            login_failures_per_username: 5,
+            login_failures_per_address: 30,
+            codes_per_address: 20,
+            messages_per_second: 20,
+            message_burst: 40,
+            connections_per_second: 10,
+            connection_burst: 50,
+        }
+    }
 }
 
 impl Default for Config {
@@ -124,15 +259,44 @@ impl Default for Config {
             code_resend_secs: DEFAULT_CODE_RESEND_SECS,
             code_max_tries: DEFAULT_CODE_MAX_TRIES,
             store_timeout_secs: DEFAULT_STORE_TIMEOUT_SECS,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_depth: DEFAULT_MAX_DEPTH,
-            max_complexity: DEFAULT_MAX_COMPLEXITY,
             topic_buffer: DEFAULT_TOPIC_BUFFER,
+            allowed_origins: Vec::new(),
+            introspection: true,
+            dev: false,
+            trust_forwarded_for: false,
+            shutdown_timeout_secs: DEFAULT_SHUTDOWN_SECS,
+            limits: Limits::default(),
+            rates: RateLimits::default(),
         }
     }
 }
 
 impl Config {
+    /// Refuses settings that cannot work or are unsafe, saying which.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(secret) = &self.jwt_secret {
+            anyhow::ensure!(
+                secret.len() >= 32 || self.dev,
+                "CHATROOM_JWT_SECRET is {} bytes; use at least 32 random bytes \
+                 (or CHATROOM_DEV=true for development)",
+                secret.len()
+            );
+        }
+        anyhow::ensure!(
+            self.limits.max_page_size >= 1,
+            "CHATROOM_MAX_PAGE_SIZE must be at least 1"
+        );
+        anyhow::ensure!(
+            self.rates.messages_per_second >= 1 && self.rates.connections_per_second >= 1,
+            "per-second rates must be at least 1"
+        );
+        for origin in &self.allowed_origins {
+            url::Url::parse(origin)
+                .map_err(|e| anyhow::anyhow!("CHATROOM_ALLOWED_ORIGINS: {origin:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
     pub fn outbox_dir(&self) -> PathBuf {
         self.mail_outbox
             .clone()
@@ -141,5 +305,9 @@ impl Config {
 
     pub fn store_timeout(&self) -> Duration {
         Duration::from_secs(self.store_timeout_secs)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
     }
 }

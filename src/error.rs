@@ -113,6 +113,9 @@ pub enum Error {
     InvalidCode,
     #[error("rate limited for {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// An HTTP batch with more operations than allowed (0: batching is off).
+    #[error("batch over {max}")]
+    BatchTooLarge { max: usize },
     /// A backend (store, Redis, mail server) did not answer in time.
     #[error("{0} unavailable")]
     Unavailable(&'static str),
@@ -147,7 +150,7 @@ impl Error {
             Error::Unauthenticated | Error::BadCredentials => "UNAUTHENTICATED",
             Error::Forbidden => "FORBIDDEN",
             Error::NotFound(_) => "NOT_FOUND",
-            Error::BadInput { .. } => "BAD_USER_INPUT",
+            Error::BadInput { .. } | Error::BatchTooLarge { .. } => "BAD_USER_INPUT",
             Error::Conflict { .. } => "CONFLICT",
             Error::InvalidCode => "INVALID_CODE",
             Error::RateLimited { .. } => "RATE_LIMITED",
@@ -195,6 +198,14 @@ impl Error {
             }
             (Error::RateLimited { retry_after }, Lang::Zh) => {
                 format!("请求过于频繁，请在 {retry_after} 秒后重试")
+            }
+            (Error::BatchTooLarge { max: 0 }, Lang::En) => "batched requests are off".into(),
+            (Error::BatchTooLarge { max: 0 }, Lang::Zh) => "不支持批量请求".into(),
+            (Error::BatchTooLarge { max }, Lang::En) => {
+                format!("a batch may hold at most {max} operations")
+            }
+            (Error::BatchTooLarge { max }, Lang::Zh) => {
+                format!("一次批量请求最多包含 {max} 个操作")
             }
             (Error::Unavailable(_), Lang::En) => {
                 "the service is temporarily unavailable: retry later".into()

@@ -1,43 +1,38 @@
 //! The HTTP surface: GraphQL over HTTP and WebSocket on `/graphql`, and the
 //! probes. Authentication happens here, once per request or socket, into the
-//! [`Credentials`] the resolvers read.
+//! [`Credentials`] the resolvers read; so do the checks that belong to the
+//! transport: origins, sizes, batches, connection rates.
+
+mod socket;
 
 use std::{
+    net::{IpAddr, SocketAddr},
     str::FromStr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
 };
 
-use async_graphql::{
-    Data,
-    http::{ALL_WEBSOCKET_PROTOCOLS, WebSocket as GraphQLWebSocket, WebSocketProtocols, WsMessage},
-};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::{BatchRequest, BatchResponse, Request as GraphQLOperation, Response};
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::{
     Json, Router,
-    extract::{
-        FromRequest, FromRequestParts, Request, State,
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-    },
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response as HttpResponse},
     routing::get,
 };
-use futures_util::{SinkExt, StreamExt, future};
 use serde_json::json;
-use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+};
 
 use crate::{
     app::App,
     auth::{Credentials, Tokens},
-    error::Lang,
-    graphql::{self, ChatSchema, Localized},
+    error::{Error, Lang},
+    graphql::{self, ChatSchema, ClientAddress},
+    rate_limit::Action,
 };
-
-/// graphql-transport-ws close code for a refused `connection_init`.
-const CLOSE_FORBIDDEN: u16 = 4403;
 
 #[derive(Clone)]
 struct HttpState {
@@ -47,13 +42,56 @@ struct HttpState {
 
 pub fn router(app: Arc<App>) -> Router {
     let schema = graphql::schema(app.clone(), &app.config);
-    let max_body = app.config.max_body_bytes;
+    let max_body = app.config.limits.max_body_bytes;
+    let cors = {
+        let allowed = app.config.allowed_origins.clone();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::predicate(
+                move |origin: &HeaderValue, parts: &Parts| {
+                    origin_allowed(origin, &parts.headers, &allowed)
+                },
+            ))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT_LANGUAGE,
+            ])
+    };
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(cors)
         .with_state(HttpState { app, schema })
+}
+
+/// Whether a page from `origin` may use the API: the server's own origin,
+/// localhost (development), or one of `CHATROOM_ALLOWED_ORIGINS`.
+fn origin_allowed(origin: &HeaderValue, headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()) else {
+        return false;
+    };
+    let Some(host) = origin.host_str() else {
+        return false;
+    };
+    if matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+        return true;
+    }
+    let authority = match origin.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let same_origin = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.eq_ignore_ascii_case(&authority));
+    same_origin
+        || allowed
+            .iter()
+            .filter_map(|a| url::Url::parse(a).ok())
+            .any(|a| a.origin() == origin.origin())
 }
 
 fn lang_of(headers: &HeaderMap) -> Lang {
@@ -73,28 +111,112 @@ fn credentials_of(tokens: &Tokens, headers: &HeaderMap) -> Credentials {
     }
 }
 
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The client's address: the peer, or (only when the proxy in front is
+/// trusted to set it) the last address in `X-Forwarded-For`.
+fn client_of(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
+    let forwarded = app
+        .config
+        .trust_forwarded_for
+        .then(|| {
+            headers
+                .get(FORWARDED_FOR)?
+                .to_str()
+                .ok()?
+                .rsplit(',')
+                .next()
+        })
+        .flatten()
+        .and_then(|last| IpAddr::from_str(last.trim()).ok());
+    forwarded
+        .or(peer.map(|p| p.ip()))
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// Gives an operation what its resolvers read: who asks, from where, and a
+/// loader to batch its store reads.
+fn prepare(
+    app: &Arc<App>,
+    mut operation: GraphQLOperation,
+    credentials: &Credentials,
+    client: IpAddr,
+) -> GraphQLOperation {
+    operation
+        .data
+        .insert(graphql::loader(app.clone(), credentials));
+    operation
+        .data(credentials.clone())
+        .data(ClientAddress(client))
+}
+
 async fn execute(
     state: &HttpState,
     headers: &HeaderMap,
-    request: GraphQLRequest,
+    peer: Option<SocketAddr>,
+    batch: BatchRequest,
 ) -> GraphQLResponse {
+    let lang = lang_of(headers);
+    let max = state.app.config.limits.max_batch;
+    if let BatchRequest::Batch(operations) = &batch
+        && operations.len() > max
+    {
+        let error = async_graphql::Error::from(Error::BatchTooLarge { max })
+            .into_server_error(Default::default());
+        return graphql::finish(Response::from_errors(vec![error]), lang).into();
+    }
     let credentials = credentials_of(&state.app.tokens, headers);
-    let loader = graphql::loader(state.app.clone(), &credentials);
-    let request = request.into_inner().data(credentials).data(loader);
-    graphql::finish(state.schema.execute(request).await, lang_of(headers)).into()
+    let client = client_of(&state.app, headers, peer);
+    let batch = match batch {
+        BatchRequest::Single(operation) => {
+            BatchRequest::Single(prepare(&state.app, operation, &credentials, client))
+        }
+        BatchRequest::Batch(operations) => BatchRequest::Batch(
+            operations
+                .into_iter()
+                .map(|operation| prepare(&state.app, operation, &credentials, client))
+                .collect(),
+        ),
+    };
+    match state.schema.execute_batch(batch).await {
+        BatchResponse::Single(response) => graphql::finish(response, lang).into(),
+        BatchResponse::Batch(responses) => BatchResponse::Batch(
+            responses
+                .into_iter()
+                .map(|response| graphql::finish(response, lang))
+                .collect(),
+        )
+        .into(),
+    }
 }
 
-async fn graphql_post(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    execute(&state, &headers, request).await
+fn peer_of(parts: &Parts) -> Option<SocketAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+}
+
+async fn graphql_post(State(state): State<HttpState>, request: Request) -> HttpResponse {
+    let (parts, body) = request.into_parts();
+    let (headers, peer) = (parts.headers.clone(), peer_of(&parts));
+    match GraphQLBatchRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
+        Request::from_parts(parts, body),
+        &state,
+    )
+    .await
+    {
+        Ok(batch) => execute(&state, &headers, peer, batch.into_inner())
+            .await
+            .into_response(),
+        Err(rejection) => rejection.into_response(),
+    }
 }
 
 /// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
-async fn graphql_get(State(state): State<HttpState>, request: Request) -> Response {
+async fn graphql_get(State(state): State<HttpState>, request: Request) -> HttpResponse {
     let (mut parts, body) = request.into_parts();
+    let peer = peer_of(&parts);
     let wants_socket = parts
         .headers
         .get(header::UPGRADE)
@@ -102,123 +224,72 @@ async fn graphql_get(State(state): State<HttpState>, request: Request) -> Respon
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
     if wants_socket {
         return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-            Ok(upgrade) => websocket(state, &parts.headers, upgrade),
+            Ok(upgrade) => websocket(state, &parts.headers, peer, upgrade).await,
             Err(rejection) => rejection.into_response(),
         };
     }
     let headers = parts.headers.clone();
-    match GraphQLRequest::from_request(Request::from_parts(parts, body), &state).await {
-        Ok(request) => execute(&state, &headers, request).await.into_response(),
+    match GraphQLBatchRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
+        Request::from_parts(parts, body),
+        &state,
+    )
+    .await
+    {
+        Ok(batch) => execute(&state, &headers, peer, batch.into_inner())
+            .await
+            .into_response(),
         Err(rejection) => rejection.into_response(),
     }
 }
 
-/// The first subprotocol offered that we speak: `graphql-transport-ws` or the
-/// legacy `graphql-ws`.
-fn protocol_of(headers: &HeaderMap) -> Option<WebSocketProtocols> {
-    headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)?
-        .to_str()
-        .ok()?
-        .split(',')
-        .find_map(|offered| WebSocketProtocols::from_str(offered.trim()).ok())
-}
-
-fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
-    let Some(protocol) = protocol_of(headers) else {
+/// Opens a GraphQL socket, after the checks a browser cannot be trusted to
+/// make: a page of a foreign origin may not open a socket in its visitor's
+/// name (cross-site WebSocket hijacking), and one address may not open
+/// sockets without bound.
+async fn websocket(
+    state: HttpState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> HttpResponse {
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !origin_allowed(origin, headers, &state.app.config.allowed_origins)
+    {
+        return (StatusCode::FORBIDDEN, "this origin may not open a socket").into_response();
+    }
+    let Some(protocol) = socket::protocol_of(headers) else {
         return (
             StatusCode::BAD_REQUEST,
             "offer the graphql-transport-ws or graphql-ws subprotocol",
         )
             .into_response();
     };
-    let executor = Localized {
-        schema: state.schema.clone(),
+    let client = client_of(&state.app, headers, peer);
+    if let Err(Error::RateLimited { retry_after }) =
+        state.app.limiter.check(Action::Connect(client)).await
+    {
+        let retry = [(header::RETRY_AFTER, retry_after.to_string())];
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            retry,
+            "too many new connections",
+        )
+            .into_response();
+    }
+    let connection = socket::Connection {
+        app: state.app.clone(),
+        schema: state.schema,
         lang: lang_of(headers),
+        protocol,
+        client,
     };
-    let tokens = state.app.clone();
+    let max = state.app.config.limits.max_frame_bytes;
+    let sockets = state.app.sockets.clone();
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve_socket(socket, executor, protocol, tokens))
-}
-
-/// Credentials from a `connection_init` payload: `{"token": T}` or
-/// `{"Authorization": "Bearer T"}`; neither is an anonymous connection.
-fn credentials_of_payload(tokens: &Tokens, payload: &serde_json::Value) -> Credentials {
-    let field = |name: &str| {
-        payload
-            .as_object()?
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    };
-    match (field("token"), field("authorization")) {
-        (Some(Some(token)), _) => tokens.credentials(token),
-        (None, Some(Some(value))) => tokens.from_authorization(Some(value)),
-        (None, None) => Credentials::Anonymous,
-        _ => Credentials::Invalid,
-    }
-}
-
-/// Runs one GraphQL socket. async-graphql speaks both protocols; what we add
-/// is authentication at `connection_init`, and the close code 4403 when it
-/// fails (async-graphql would close with a generic 1002).
-async fn serve_socket(
-    socket: WebSocket,
-    executor: Localized,
-    protocol: WebSocketProtocols,
-    app: Arc<App>,
-) {
-    let refused = Arc::new(AtomicBool::new(false));
-    let on_init = {
-        let refused = refused.clone();
-        move |payload: serde_json::Value| async move {
-            match credentials_of_payload(&app.tokens, &payload) {
-                Credentials::Invalid => {
-                    refused.store(true, Ordering::Relaxed);
-                    Err(async_graphql::Error::new(
-                        "Forbidden: invalid or expired token",
-                    ))
-                }
-                credentials => {
-                    let mut data = Data::default();
-                    data.insert(graphql::loader(app.clone(), &credentials));
-                    data.insert(credentials);
-                    Ok(data)
-                }
-            }
-        }
-    };
-    let (mut sink, stream) = socket.split();
-    let input = stream
-        .take_while(|message| future::ready(message.is_ok()))
-        .filter_map(|message| {
-            future::ready(match message {
-                Ok(message @ (Message::Text(_) | Message::Binary(_))) => Some(message.into_data()),
-                _ => None,
-            })
-        });
-    let mut output = GraphQLWebSocket::new(executor, input, protocol)
-        .on_connection_init(on_init)
-        .map(|message| match message {
-            WsMessage::Text(text) => Message::Text(text.into()),
-            WsMessage::Close(code, reason) => {
-                let code = if refused.load(Ordering::Relaxed) {
-                    CLOSE_FORBIDDEN
-                } else {
-                    code
-                };
-                Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                }))
-            }
-        });
-    while let Some(message) = output.next().await {
-        if sink.send(message).await.is_err() {
-            break;
-        }
-    }
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| sockets.track_future(connection.serve(socket)))
 }
 
 async fn healthz() -> &'static str {

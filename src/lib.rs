@@ -9,6 +9,7 @@
 //! - [`broker`]: live fan-out of events per topic (rooms, users, lobby); in-process.
 //! - [`kv`]: short-lived values with a TTL (email codes, counters); in-process or Redis.
 //! - [`mail`]: SMTP or the dev outbox.
+//! - [`rate_limit`]: how often a user or address may act; in-process or shared in Redis.
 //! - [`auth`]: argon2id passwords, JWTs, the viewer.
 //! - [`error`]: the one error enum and API.md's codes.
 //! - [`graphql`]: the schema; resolvers are thin and call [`chat`].
@@ -26,6 +27,8 @@ pub mod graphql;
 pub mod http;
 pub mod kv;
 pub mod mail;
+pub mod rate_limit;
+mod redis_link;
 pub mod store;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -75,16 +78,42 @@ impl Server {
         &self.app
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets
-    /// requests in flight finish.
+    /// Serves until `shutdown` completes. Then it stops accepting, lets
+    /// requests in flight finish, completes every live subscription and
+    /// closes every socket (1001), and returns; after the configured
+    /// shutdown timeout it returns regardless. A request cut off then either
+    /// stored its message or did not: each store write is atomic.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let router = http::router(self.app);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving")
+        let app = self.app;
+        let service = http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let signal = {
+            let app = app.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: draining requests and sockets");
+                app.shutdown.cancel();
+            }
+        };
+        let serving = axum::serve(self.listener, service).with_graceful_shutdown(signal);
+        let drained = async {
+            serving.await.context("serving")?;
+            app.sockets.close();
+            app.sockets.wait().await;
+            anyhow::Ok(())
+        };
+        let deadline = async {
+            app.shutdown.cancelled().await;
+            tokio::time::sleep(app.config.shutdown_timeout()).await;
+        };
+        tokio::select! {
+            result = drained => result,
+            () = deadline => {
+                tracing::warn!("shutdown timeout: exiting with work in flight");
+                Ok(())
+            }
+        }
     }
 }

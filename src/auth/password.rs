@@ -1,20 +1,27 @@
-//! argon2id password hashes.
+//! argon2id password hashes, computed on a bounded pool.
 //!
-//! Hashing costs tens of milliseconds of CPU on purpose, so it runs on the
-//! blocking pool, never on the async workers that deliver messages.
+//! Hashing costs tens of milliseconds of CPU on purpose. It runs on the
+//! blocking pool, never on the async workers that deliver messages, and at
+//! most [`Hasher`]'s permits at a time: a flood of logins queues here
+//! instead of taking every core from message delivery.
 
-use std::sync::LazyLock;
+use std::{sync::LazyLock, time::Duration};
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
     password_hash::{SaltString, rand_core::OsRng},
 };
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
 /// A hash of nothing anyone knows, verified against when a login names an
 /// unknown user, so that answer takes as long as a wrong password.
 static DECOY_HASH: LazyLock<Option<String>> = LazyLock::new(|| hash_now("decoy password").ok());
+
+/// How long a hash may wait for a free permit before the client is told to
+/// come back later.
+const QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 fn hash_now(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -32,27 +39,58 @@ fn verify_now(password: &str, hash: &str) -> Result<bool> {
         .is_ok())
 }
 
-/// The argon2id PHC string of `password`, with a fresh random salt.
-pub async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || hash_now(&password))
-        .await
-        .map_err(Error::internal)?
+/// Runs password hashing with at most a fixed number at once.
+pub struct Hasher {
+    permits: Semaphore,
 }
 
-/// Whether `password` matches `hash`; with no hash (unknown user), checks
-/// against a decoy and answers false, in about the same time.
-pub async fn verify(password: String, hash: Option<String>) -> Result<bool> {
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => verify_now(&password, &hash),
-        None => {
-            if let Some(decoy) = DECOY_HASH.as_deref() {
-                verify_now(&password, decoy)?;
-            }
-            Ok(false)
+impl Default for Hasher {
+    /// Half the cores (at least one): the other half stays with delivery.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::new((cores / 2).max(1))
+    }
+}
+
+impl Hasher {
+    pub fn new(permits: usize) -> Self {
+        Self {
+            permits: Semaphore::new(permits.max(1)),
         }
-    })
-    .await
-    .map_err(Error::internal)?
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = tokio::time::timeout(QUEUE_WAIT, self.permits.acquire())
+            .await
+            .map_err(|_| Error::RateLimited { retry_after: 1 })?
+            .map_err(Error::internal)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(Error::internal)?
+    }
+
+    /// The argon2id PHC string of `password`, with a fresh random salt.
+    pub async fn hash(&self, password: String) -> Result<String> {
+        self.run(move || hash_now(&password)).await
+    }
+
+    /// Whether `password` matches `hash`; with no hash (unknown user), checks
+    /// against a decoy and answers false, in about the same time.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
+        self.run(move || match hash {
+            Some(hash) => verify_now(&password, &hash),
+            None => {
+                if let Some(decoy) = DECOY_HASH.as_deref() {
+                    verify_now(&password, decoy)?;
+                }
+                Ok(false)
+            }
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -61,18 +99,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {
-        let hash = hash("correct horse".into()).await.unwrap();
+        let hasher = Hasher::default();
+        let hash = hasher.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(
-            verify("correct horse".into(), Some(hash.clone()))
+            hasher
+                .verify("correct horse".into(), Some(hash.clone()))
                 .await
                 .unwrap()
         );
-        assert!(!verify("wrong horse".into(), Some(hash)).await.unwrap());
+        assert!(
+            !hasher
+                .verify("wrong horse".into(), Some(hash))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies() {
-        assert!(!verify("decoy password".into(), None).await.unwrap());
+        let hasher = Hasher::default();
+        assert!(!hasher.verify("decoy password".into(), None).await.unwrap());
     }
 }

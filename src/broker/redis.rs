@@ -23,16 +23,13 @@ use std::{
 };
 
 use async_trait::async_trait;
-use redis::{
-    Client, ProtocolVersion, PushInfo, PushKind, Value,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis::{Client, ProtocolVersion, PushInfo, PushKind, Value, aio::ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify, mpsc};
 use uuid::Uuid;
 
 use super::{Broker, Event, LocalBroker, Subscription, Topic};
-use crate::error::Result;
+use crate::{error::Result, redis_link::RedisLink};
 
 /// Events waiting for the publisher task; beyond this they are dropped.
 const PUBLISH_QUEUE: usize = 8192;
@@ -49,7 +46,7 @@ pub struct RedisBroker {
 
 struct Shared {
     local: LocalBroker,
-    connection: ConnectionManager,
+    link: RedisLink,
     prefix: String,
     /// Tells this instance's events apart from others' when they come back.
     origin: Uuid,
@@ -126,16 +123,11 @@ impl RedisBroker {
                 Ok(())
             }
         };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(2)
-            .set_push_sender(on_push)
-            .set_automatic_resubscription();
-        let connection = ConnectionManager::new_with_config(client, config).await?;
+        let config = ConnectionManagerConfig::new().set_push_sender(on_push);
+        let link = RedisLink::connect(client, config, timeout).await?;
         let shared = Arc::new(Shared {
             local: LocalBroker::new(buffer),
-            connection,
+            link,
             prefix: prefix.to_owned(),
             origin,
             subscribed: Mutex::default(),
@@ -144,7 +136,7 @@ impl RedisBroker {
             wake_health: Arc::new(Notify::new()),
         });
         let _ = shared_slot.set(Arc::downgrade(&shared));
-        tokio::spawn(publish(shared.connection.clone(), outgoing));
+        tokio::spawn(publish(Arc::downgrade(&shared), outgoing));
         tokio::spawn(watch(Arc::downgrade(&shared), shared.wake_health.clone()));
         Ok(Self { shared })
     }
@@ -187,22 +179,28 @@ impl Shared {
         if self.local.has_listeners(topic) || !subscribed.remove(&topic) {
             return;
         }
-        let mut connection = self.connection.clone();
-        if let Err(error) = connection.unsubscribe(channel(&self.prefix, topic)).await {
-            tracing::debug!(%error, "UNSUBSCRIBE failed; the reconnect will not resubscribe it");
+        let command = redis::cmd("UNSUBSCRIBE")
+            .arg(channel(&self.prefix, topic))
+            .clone();
+        if self.link.query::<()>(&command).await.is_err() {
+            // Gone with the connection anyway: a new one subscribes only
+            // what `subscribed` holds.
+            self.lost.store(true, Ordering::SeqCst);
         }
     }
 
     /// After the connection came back: subscribe everything wanted again and
     /// tell every local subscriber that events may have been missed.
-    async fn recover(&self) -> redis::RedisResult<()> {
+    async fn recover(&self) -> Result<()> {
         let subscribed = self.subscribed.lock().await;
         let channels: Vec<String> = subscribed
             .iter()
             .map(|topic| channel(&self.prefix, *topic))
             .collect();
         if !channels.is_empty() {
-            self.connection.clone().subscribe(channels).await?;
+            self.link
+                .query::<()>(redis::cmd("SUBSCRIBE").arg(channels))
+                .await?;
         }
         drop(subscribed);
         for topic in self.local.topics() {
@@ -213,19 +211,20 @@ impl Shared {
     }
 }
 
-/// Sends queued events to Redis, many per round trip when they pile up.
-async fn publish(
-    mut connection: ConnectionManager,
-    mut outgoing: mpsc::Receiver<(String, Vec<u8>)>,
-) {
+/// Sends queued events to Redis, many per round trip when they pile up. It
+/// holds the broker weakly, and ends with it (when the queue's sender goes).
+async fn publish(shared: std::sync::Weak<Shared>, mut outgoing: mpsc::Receiver<(String, Vec<u8>)>) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while outgoing.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         let mut pipe = redis::pipe();
         for (channel, payload) in batch.drain(..) {
-            pipe.publish(channel, payload).ignore();
+            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
         }
-        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
-            tracing::debug!(%error, "PUBLISH failed; other instances will catch up from the store");
+        if shared.link.query_pipeline::<()>(&pipe).await.is_err() {
+            tracing::debug!("PUBLISH failed; other instances will catch up from the store");
         }
     }
 }
@@ -248,11 +247,7 @@ async fn watch(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
         let Some(current) = shared.upgrade() else {
             return;
         };
-        let mut connection = current.connection.clone();
-        let alive = redis::cmd("PING")
-            .query_async::<()>(&mut connection)
-            .await
-            .is_ok();
+        let alive = current.link.query::<()>(&redis::cmd("PING")).await.is_ok();
         if !alive {
             current.lost.store(true, Ordering::SeqCst);
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -295,12 +290,11 @@ impl Broker for RedisBroker {
         let mut subscribed = self.shared.subscribed.lock().await;
         let subscription = self.shared.local.subscribe(topic).await?;
         if subscribed.insert(topic) {
-            let mut connection = self.shared.connection.clone();
-            if let Err(error) = connection
-                .subscribe(channel(&self.shared.prefix, topic))
-                .await
-            {
-                tracing::warn!(%error, "SUBSCRIBE failed; retried when Redis answers");
+            let command = redis::cmd("SUBSCRIBE")
+                .arg(channel(&self.shared.prefix, topic))
+                .clone();
+            if self.shared.link.query::<()>(&command).await.is_err() {
+                tracing::warn!("SUBSCRIBE failed; retried when Redis answers");
                 self.shared.lost.store(true, Ordering::SeqCst);
                 self.shared.wake_health.notify_one();
             }

@@ -1,5 +1,7 @@
 //! Registration by email code, login, and one's own profile.
 
+use std::{net::IpAddr, time::Duration};
+
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use uuid::Uuid;
@@ -7,10 +9,14 @@ use uuid::Uuid;
 use super::values::{Avatar, Email, EmailCode, Nickname, Password, Username};
 use crate::{
     app::App,
-    auth::{Viewer, password},
+    auth::Viewer,
     error::{Error, Result},
+    rate_limit::Action,
     store::{ProfileUpdate, Sex, UserRecord, now},
 };
+
+/// The window in which failed logins are counted.
+const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// What `sendEmailCode` tells the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +71,11 @@ fn retry_after(left: Option<std::time::Duration>) -> u64 {
 }
 
 /// Mails a fresh 6-digit code to an address not yet registered, at most once
-/// per resend interval per address.
+/// per resend interval per address, and a bounded number per client.
 #[tracing::instrument(skip_all)]
-pub async fn send_email_code(app: &App, email: &str) -> Result<CodeSent> {
+pub async fn send_email_code(app: &App, email: &str, client: IpAddr) -> Result<CodeSent> {
     let email = Email::parse(email)?;
+    app.limiter.check(Action::SendCode(client)).await?;
     if app.store.user_by_email(email.as_str()).await?.is_some() {
         return Err(Error::Conflict { field: "email" });
     }
@@ -164,7 +171,7 @@ pub async fn register(app: &App, input: Registration) -> Result<Session> {
     let user = UserRecord {
         identity: Uuid::new_v4(),
         username: username.as_str().to_owned(),
-        password_hash: password::hash(password.into_inner()).await?,
+        password_hash: app.hasher.hash(password.into_inner()).await?,
         nickname: nickname.into_inner(),
         sex: input.sex,
         email: email.as_str().to_owned(),
@@ -177,17 +184,66 @@ pub async fn register(app: &App, input: Registration) -> Result<Session> {
     session(app, user)
 }
 
+fn failures_by_username(username: &str) -> String {
+    format!("login:fail:user:{}", UserRecord::username_key(username))
+}
+
+fn failures_by_address(client: IpAddr) -> String {
+    format!("login:fail:addr:{client}")
+}
+
+/// Passes over a kv that does not answer; other failures stay failures.
+fn available<T>(result: Result<T>) -> Result<()> {
+    match result {
+        Ok(_) | Err(Error::Unavailable(_)) => Ok(()),
+        Err(other) => Err(other),
+    }
+}
+
+/// `RATE_LIMITED` while `key` has `limit` failures in its window. A kv that
+/// does not answer locks nobody out: logging in must survive a Redis outage.
+async fn refuse_if_locked(app: &App, key: &str, limit: u32) -> Result<()> {
+    let failures = match app.kv.get(key).await {
+        Ok(failures) => failures.and_then(|n| n.parse::<u64>().ok()),
+        Err(Error::Unavailable(_)) => return Ok(()),
+        Err(other) => return Err(other),
+    };
+    if failures.unwrap_or(0) < u64::from(limit) {
+        return Ok(());
+    }
+    let left = app.kv.time_to_live(key).await?;
+    Err(Error::RateLimited {
+        retry_after: retry_after(left),
+    })
+}
+
 /// Signs in by username (ignoring case) and password. An unknown user and a
-/// wrong password get the same error after the same work.
+/// wrong password get the same error after the same work. After too many
+/// failures for a username or from a client address, every login of it is
+/// refused until the window ends, even with the right password: guessing
+/// stops being useful.
 #[tracing::instrument(skip_all, fields(username = %username))]
-pub async fn login(app: &App, username: &str, password: &str) -> Result<Session> {
+pub async fn login(app: &App, username: &str, password: &str, client: IpAddr) -> Result<Session> {
+    let rates = &app.config.rates;
+    let by_username = failures_by_username(username);
+    let by_address = failures_by_address(client);
+    refuse_if_locked(app, &by_username, rates.login_failures_per_username).await?;
+    refuse_if_locked(app, &by_address, rates.login_failures_per_address).await?;
+
     let user = app.store.user_by_username(username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    if !password::verify(password.to_owned(), hash).await? {
-        return Err(Error::BadCredentials);
+    match (app.hasher.verify(password.to_owned(), hash).await?, user) {
+        (true, Some(user)) => {
+            available(app.kv.remove(&by_username).await)?;
+            session(app, user)
+        }
+        _ => {
+            // Counted here, enforced before the next try.
+            available(app.kv.increment(&by_username, LOGIN_FAILURE_WINDOW).await)?;
+            available(app.kv.increment(&by_address, LOGIN_FAILURE_WINDOW).await)?;
+            Err(Error::BadCredentials)
+        }
     }
-    let user = user.ok_or(Error::BadCredentials)?;
-    session(app, user)
 }
 
 /// The viewer's own record; a token whose user is gone no longer authenticates.

@@ -14,6 +14,7 @@ use crate::{
     auth::Viewer,
     broker::{Event, LobbyEvent, MessageEvent, Topic},
     error::{Error, Problem, Result},
+    rate_limit::Action,
     store::{HistoryRange, MessageRecord, NewMessage, UserRecord, now},
 };
 
@@ -53,8 +54,11 @@ pub async fn send(
     content: &str,
     client_id: Option<&str>,
 ) -> Result<Arc<MessageEvent>> {
-    let content = Content::parse(content)?;
+    let content = Content::parse(content, app.config.limits.max_message_chars)?;
     let client_id = client_id.map(ClientId::parse).transpose()?;
+    app.limiter
+        .check(Action::SendMessage(viewer.identity))
+        .await?;
     let (room, _) = member_room(app, viewer, room).await?;
     let sender = sender_of(app, viewer).await?;
     let new = NewMessage {
@@ -86,7 +90,7 @@ async fn sender_of(app: &App, viewer: &Viewer) -> Result<UserRecord> {
 
 /// Sends a live-only message to everyone in the lobby.
 pub async fn send_to_lobby(app: &App, viewer: &Viewer, content: &str) -> Result<Arc<LobbyEvent>> {
-    let content = Content::parse(content)?;
+    let content = Content::parse(content, app.config.limits.max_message_chars)?;
     let event = Arc::new(LobbyEvent {
         sender: sender_of(app, viewer).await?,
         content: content.into_inner(),
@@ -120,11 +124,11 @@ pub struct PageRequest {
 pub async fn history(app: &App, viewer: &Viewer, room: &str, request: PageRequest) -> Result<Page> {
     let first = request
         .first
-        .map(|n| PageSize::parse("first", n))
+        .map(|n| PageSize::parse("first", n, app.config.limits.max_page_size))
         .transpose()?;
     let last = request
         .last
-        .map(|n| PageSize::parse("last", n))
+        .map(|n| PageSize::parse("last", n, app.config.limits.max_page_size))
         .transpose()?;
     if first.is_some() && last.is_some() {
         return Err(Error::bad_input("last", Problem::FirstAndLast));

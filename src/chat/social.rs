@@ -49,7 +49,11 @@ pub async fn search_users(
     first: Option<i32>,
 ) -> Result<Vec<UserRecord>> {
     let prefix = SearchPrefix::parse(query)?;
-    let size = PageSize::parse("first", first.unwrap_or(DEFAULT_SEARCH_SIZE))?;
+    let size = PageSize::parse(
+        "first",
+        first.unwrap_or(DEFAULT_SEARCH_SIZE),
+        app.config.limits.max_page_size,
+    )?;
     app.store
         .search_users(prefix.as_str(), viewer.identity, size.get())
         .await

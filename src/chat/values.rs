@@ -154,13 +154,14 @@ impl std::fmt::Debug for EmailCode {
     }
 }
 
-/// A message: 1 to 4000 characters, not only white space; kept as given.
+/// A message: 1 to `max` characters (4000 by default), not only white
+/// space; kept as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content(String);
 
 impl Content {
-    pub fn parse(value: &str) -> Result<Self> {
-        check_length("content", value, 1, 4000)?;
+    pub fn parse(value: &str, max: usize) -> Result<Self> {
+        check_length("content", value, 1, max)?;
         if value.trim().is_empty() {
             return Err(Error::bad_input("content", Problem::Blank));
         }
@@ -220,21 +221,19 @@ impl GroupInfo {
     }
 }
 
-/// A page size (`first`, `last`): 1 to 100.
+/// A page size (`first`, `last`): 1 to `max` (100 by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageSize(usize);
 
 impl PageSize {
-    pub const MAX: i32 = 100;
-
-    pub fn parse(field: &'static str, value: i32) -> Result<Self> {
+    pub fn parse(field: &'static str, value: i32, max: i32) -> Result<Self> {
         match usize::try_from(value) {
-            Ok(size) if (1..=Self::MAX).contains(&value) => Ok(Self(size)),
+            Ok(size) if (1..=max).contains(&value) => Ok(Self(size)),
             _ => Err(Error::bad_input(
                 field,
                 Problem::Range {
                     min: 1,
-                    max: i64::from(Self::MAX),
+                    max: i64::from(max),
                 },
             )),
         }
@@ -355,20 +354,20 @@ mod tests {
 
     #[test]
     fn contents_are_1_to_4000_characters_not_only_blank() {
-        assert!(Content::parse("hi").is_ok());
-        assert!(Content::parse(&"字".repeat(4000)).is_ok());
+        assert!(Content::parse("hi", 4000).is_ok());
+        assert!(Content::parse(&"字".repeat(4000), 4000).is_ok());
         for bad in ["", " \n\t ", &"x".repeat(4001)] {
-            assert_eq!(field_of(Content::parse(bad).unwrap_err()), "content");
+            assert_eq!(field_of(Content::parse(bad, 4000).unwrap_err()), "content");
         }
     }
 
     #[test]
     fn page_sizes_are_1_to_100() {
-        assert_eq!(PageSize::parse("first", 1).unwrap().get(), 1);
-        assert_eq!(PageSize::parse("last", 100).unwrap().get(), 100);
+        assert_eq!(PageSize::parse("first", 1, 100).unwrap().get(), 1);
+        assert_eq!(PageSize::parse("last", 100, 100).unwrap().get(), 100);
         for bad in [0, -1, 101, i32::MIN, i32::MAX] {
             assert_eq!(
-                field_of(PageSize::parse("first", bad).unwrap_err()),
+                field_of(PageSize::parse("first", bad, 100).unwrap_err()),
                 "first"
             );
         }

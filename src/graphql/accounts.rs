@@ -52,7 +52,11 @@ pub struct AccountMutation;
 impl AccountMutation {
     /// Mail a 6-digit registration code; it expires after a configured TTL.
     async fn send_email_code(&self, ctx: &Context<'_>, email: String) -> Result<SendCodePayload> {
-        Ok(accounts::send_email_code(ctx.app(), &email).await?.into())
+        Ok(
+            accounts::send_email_code(ctx.app(), &email, ctx.client_address())
+                .await?
+                .into(),
+        )
     }
 
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
@@ -74,9 +78,11 @@ impl AccountMutation {
         username: String,
         password: String,
     ) -> Result<AuthPayload> {
-        Ok(accounts::login(ctx.app(), &username, &password)
-            .await?
-            .into())
+        Ok(
+            accounts::login(ctx.app(), &username, &password, ctx.client_address())
+                .await?
+                .into(),
+        )
     }
 
     async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {

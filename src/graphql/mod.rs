@@ -54,17 +54,24 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 
 /// The schema serving requests, with the app's services and limits.
 pub fn schema(app: Arc<App>, config: &Config) -> ChatSchema {
-    builder()
+    let builder = builder()
         .data(app)
-        .limit_depth(config.max_depth)
-        .limit_complexity(config.max_complexity)
-        .finish()
+        .limit_depth(config.limits.max_depth)
+        .limit_complexity(config.limits.max_complexity);
+    match config.introspection {
+        true => builder.finish(),
+        false => builder.disable_introspection().finish(),
+    }
 }
 
 /// The SDL of the schema: what `print-schema` prints and `schema.graphql` holds.
 pub fn sdl() -> String {
     builder().finish().sdl()
 }
+
+/// The address a request or socket comes from, for per-address limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub std::net::IpAddr);
 
 /// What every resolver reads from its context.
 trait ContextExt {
@@ -75,11 +82,18 @@ trait ContextExt {
     fn viewer(&self) -> Result<&Viewer> {
         self.credentials().viewer()
     }
+
+    fn client_address(&self) -> std::net::IpAddr;
 }
 
 impl ContextExt for Context<'_> {
     fn app(&self) -> &Arc<App> {
         self.data_unchecked::<Arc<App>>()
+    }
+
+    fn client_address(&self) -> std::net::IpAddr {
+        self.data_opt::<ClientAddress>()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |client| client.0)
     }
 
     fn credentials(&self) -> &Credentials {

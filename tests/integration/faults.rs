@@ -73,6 +73,16 @@ async fn subscribers_on_another_instance_get_every_message_across_a_redis_restar
     );
     redis.start();
     send_all(&a, &pia, &room, 40..60).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while a.http.get(a.url("/readyz")).send().await.unwrap().status() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "Redis is back but /readyz still says down"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let code = a.send_email_code("back@example.com").await;
+    assert!(code["errors"].is_null(), "codes work again: {code}");
 
     let mut received = Vec::new();
     while received.len() < 60 {

@@ -66,6 +66,17 @@ impl Backends {
             listen: "127.0.0.1:0".parse().expect("a loopback address"),
             data_dir: dir.path().to_owned(),
             jwt_secret: Some(TEST_JWT_SECRET.into()),
+            // Tests send as fast as they can from one address; the tests of
+            // the limits themselves set them low again.
+            rates: chatroom::config::RateLimits {
+                messages_per_second: 100_000,
+                message_burst: 100_000,
+                connections_per_second: 100_000,
+                connection_burst: 100_000,
+                codes_per_address: 100_000,
+                login_failures_per_address: 100_000,
+                ..chatroom::config::RateLimits::default()
+            },
             ..Config::default()
         };
         if let Backends::MongoRedis = self {
