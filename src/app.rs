@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     kv::{self, Kv},
     mail::Mailer,
+    metrics::Metrics,
     store::{self, Store},
 };
 
@@ -22,6 +23,8 @@ pub struct App {
     pub mailer: Mailer,
     pub tokens: Tokens,
     pub config: Config,
+    /// This app's own registry: apps sharing a process (tests) keep separate counts.
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -61,6 +64,7 @@ impl App {
             mailer,
             tokens,
             config,
+            metrics: Arc::default(),
         })
     }
 

@@ -34,6 +34,7 @@ use crate::{
     auth::{Credentials, Tokens},
     error::Lang,
     graphql::{self, ChatSchema, Localized},
+    telemetry::{self, Connection},
 };
 
 /// graphql-transport-ws close code for a refused `connection_init`.
@@ -48,12 +49,18 @@ struct HttpState {
 pub fn router(app: Arc<App>) -> Router {
     let schema = graphql::schema(app.clone(), &app.config);
     let max_body = app.config.max_body_bytes;
-    Router::new()
+    let metrics = app.metrics.clone();
+    let routes = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(telemetry::scrape).with_state(metrics.clone()),
+        )
         .layer(RequestBodyLimitLayer::new(max_body))
-        .with_state(HttpState { app, schema })
+        .with_state(HttpState { app, schema });
+    telemetry::observe(routes, metrics)
 }
 
 fn lang_of(headers: &HeaderMap) -> Lang {
@@ -81,7 +88,8 @@ async fn execute(
     let credentials = credentials_of(&state.app.tokens, headers);
     let loader = graphql::loader(state.app.clone(), &credentials);
     let request = request.into_inner().data(credentials).data(loader);
-    graphql::finish(state.schema.execute(request).await, lang_of(headers)).into()
+    let response = state.schema.execute(request).await;
+    graphql::finish(response, lang_of(headers), &state.app.metrics).into()
 }
 
 async fn graphql_post(
@@ -135,11 +143,15 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
     let executor = Localized {
         schema: state.schema.clone(),
         lang: lang_of(headers),
+        metrics: state.app.metrics.clone(),
     };
+    let connection = Connection::new(state.app.metrics.clone());
     let tokens = state.app.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve_socket(socket, executor, protocol, tokens))
+        .on_upgrade(move |socket| {
+            connection.serve(serve_socket(socket, executor, protocol, tokens))
+        })
 }
 
 /// Credentials from a `connection_init` payload: `{"token": T}` or
