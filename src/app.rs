@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     kv::{self, Kv},
     mail::Mailer,
+    metrics::Metrics,
     rate_limit::RateLimiter,
     store::{self, Store},
 };
@@ -30,6 +31,8 @@ pub struct App {
     /// The live sockets' tasks, so shutdown can wait for their goodbyes.
     pub sockets: tokio_util::task::TaskTracker,
     pub config: Config,
+    /// This app's own registry: apps sharing a process (tests) keep separate counts.
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -78,6 +81,7 @@ impl App {
             shutdown: tokio_util::sync::CancellationToken::new(),
             sockets: tokio_util::task::TaskTracker::new(),
             config,
+            metrics: Arc::default(),
         })
     }
 

@@ -32,6 +32,7 @@ use crate::{
     error::{Error, Lang},
     graphql::{self, ChatSchema, ClientAddress},
     rate_limit::Action,
+    telemetry,
 };
 
 #[derive(Clone)]
@@ -58,13 +59,19 @@ pub fn router(app: Arc<App>) -> Router {
                 header::ACCEPT_LANGUAGE,
             ])
     };
-    Router::new()
+    let metrics = app.metrics.clone();
+    let routes = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(telemetry::scrape).with_state(metrics.clone()),
+        )
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(cors)
-        .with_state(HttpState { app, schema })
+        .with_state(HttpState { app, schema });
+    telemetry::observe(routes, metrics)
 }
 
 /// Whether a page from `origin` may use the API: the server's own origin,
@@ -163,7 +170,8 @@ async fn execute(
     {
         let error = async_graphql::Error::from(Error::BatchTooLarge { max })
             .into_server_error(Default::default());
-        return graphql::finish(Response::from_errors(vec![error]), lang).into();
+        let response = Response::from_errors(vec![error]);
+        return graphql::finish(response, lang, &state.app.metrics).into();
     }
     let credentials = credentials_of(&state.app.tokens, headers);
     let client = client_of(&state.app, headers, peer);
@@ -179,11 +187,13 @@ async fn execute(
         ),
     };
     match state.schema.execute_batch(batch).await {
-        BatchResponse::Single(response) => graphql::finish(response, lang).into(),
+        BatchResponse::Single(response) => {
+            graphql::finish(response, lang, &state.app.metrics).into()
+        }
         BatchResponse::Batch(responses) => BatchResponse::Batch(
             responses
                 .into_iter()
-                .map(|response| graphql::finish(response, lang))
+                .map(|response| graphql::finish(response, lang, &state.app.metrics))
                 .collect(),
         )
         .into(),
@@ -285,11 +295,12 @@ async fn websocket(
     };
     let max = state.app.config.limits.max_frame_bytes;
     let sockets = state.app.sockets.clone();
+    let counted = telemetry::Connection::new(state.app.metrics.clone());
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| sockets.track_future(connection.serve(socket)))
+        .on_upgrade(move |socket| sockets.track_future(counted.serve(connection.serve(socket))))
 }
 
 async fn healthz() -> &'static str {

@@ -14,6 +14,8 @@
 //! - [`error`]: the one error enum and API.md's codes.
 //! - [`graphql`]: the schema; resolvers are thin and call [`chat`].
 //! - [`http`]: axum routes serving the schema over HTTP and WebSocket, and the probes.
+//! - [`telemetry`]: request and connection ids in the logs, latencies, `/metrics`.
+//! - [`metrics`]: the counters `/metrics` reports, one registry per [`app::App`].
 //!
 //! [`Server::build`] is the whole app: `main` and the tests start the same thing.
 
@@ -27,9 +29,11 @@ pub mod graphql;
 pub mod http;
 pub mod kv;
 pub mod mail;
+pub mod metrics;
 pub mod rate_limit;
 mod redis_link;
 pub mod store;
+pub mod telemetry;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 

@@ -128,6 +128,7 @@ async fn catch_up(app: &App, room: Uuid, sent: i64) -> Result<Vec<Arc<MessageEve
         newest: false,
     };
     let missed = app.store.history(room, range).await?;
+    app.metrics.gap_filled(missed.len());
     let senders = messages::senders(app, &missed).await?;
     missed
         .into_iter()

@@ -72,6 +72,7 @@ pub async fn send(
     let (message, created) = app.store.insert_message(&new).await?;
     let event = Arc::new(MessageEvent { message, sender });
     if created {
+        app.metrics.message_stored();
         app.broker
             .publish(Topic::Room(room.identity), Event::Message(event.clone()))
             .await;

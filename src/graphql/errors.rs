@@ -15,7 +15,10 @@ use async_graphql::{
 };
 
 use super::ChatSchema;
-use crate::error::{Error, Lang};
+use crate::{
+    error::{Error, Lang},
+    metrics::Metrics,
+};
 
 fn finish_error(error: &mut ServerError, lang: Lang) {
     let domain = error.source::<Error>().map(|domain| {
@@ -50,10 +53,14 @@ fn finish_error(error: &mut ServerError, lang: Lang) {
     }
 }
 
-/// Gives every error of a response its code, fields and message in `lang`.
-pub fn finish(mut response: Response, lang: Lang) -> Response {
+/// Gives every error of a response its code, fields and message in `lang`,
+/// and counts it by that code.
+pub fn finish(mut response: Response, lang: Lang, metrics: &Metrics) -> Response {
     for error in &mut response.errors {
         finish_error(error, lang);
+        if let Some(Value::String(code)) = error.extensions.as_ref().and_then(|e| e.get("code")) {
+            metrics.error(code);
+        }
     }
     response
 }
@@ -64,20 +71,23 @@ pub fn finish(mut response: Response, lang: Lang) -> Response {
 pub struct Localized {
     pub schema: ChatSchema,
     pub lang: Lang,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Executor for Localized {
     async fn execute(&self, request: Request) -> Response {
-        finish(self.schema.execute(request).await, self.lang)
+        finish(self.schema.execute(request).await, self.lang, &self.metrics)
     }
 
     async fn execute_batch(&self, batch: BatchRequest) -> BatchResponse {
         match self.schema.execute_batch(batch).await {
-            BatchResponse::Single(response) => BatchResponse::Single(finish(response, self.lang)),
+            BatchResponse::Single(response) => {
+                BatchResponse::Single(finish(response, self.lang, &self.metrics))
+            }
             BatchResponse::Batch(responses) => BatchResponse::Batch(
                 responses
                     .into_iter()
-                    .map(|response| finish(response, self.lang))
+                    .map(|response| finish(response, self.lang, &self.metrics))
                     .collect(),
             ),
         }
@@ -88,9 +98,9 @@ impl Executor for Localized {
         request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        let lang = self.lang;
+        let (lang, metrics) = (self.lang, self.metrics.clone());
         Executor::execute_stream(&self.schema, request, session_data)
-            .map(move |response| finish(response, lang))
+            .map(move |response| finish(response, lang, &metrics))
             .boxed()
     }
 }

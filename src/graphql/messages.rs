@@ -1,5 +1,7 @@
 //! History, sending, and the live subscriptions.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use futures_util::{Stream, StreamExt};
 
@@ -7,9 +9,14 @@ use super::{
     ContextExt,
     types::{LobbyMessage, Message, MessageConnection},
 };
-use crate::chat::{
-    delivery,
-    messages::{self, PageRequest},
+use crate::{
+    broker::MessageEvent,
+    chat::{
+        delivery,
+        messages::{self, PageRequest},
+    },
+    error,
+    metrics::{Feed, LiveSubscription},
 };
 
 #[derive(Default)]
@@ -93,7 +100,8 @@ impl MessageSubscription {
             after.as_deref(),
         )
         .await?;
-        Ok(stream.map(|item| item.map(Message::from).map_err(Into::into)))
+        let live = ctx.app().metrics.subscription_started(Feed::Messages);
+        Ok(counted(live, stream))
     }
 
     /// Every new message in any room the viewer belongs to.
@@ -102,12 +110,33 @@ impl MessageSubscription {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<Message>> + use<>> {
         let stream = delivery::inbox(ctx.app().clone(), ctx.viewer()?).await?;
-        Ok(stream.map(|item| item.map(Message::from).map_err(Into::into)))
+        let live = ctx.app().metrics.subscription_started(Feed::Inbox);
+        Ok(counted(live, stream))
     }
 
     /// The server-wide lobby channel.
     async fn lobby(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = LobbyMessage> + use<>> {
         ctx.viewer()?;
-        Ok(delivery::lobby(ctx.app()).await?.map(LobbyMessage))
+        let stream = delivery::lobby(ctx.app()).await?;
+        let live = ctx.app().metrics.subscription_started(Feed::Lobby);
+        Ok(stream.map(move |event| {
+            live.delivered();
+            LobbyMessage(event)
+        }))
     }
+}
+
+/// The messages of a room feed as the schema sends them. `live` moves into
+/// the stream, so the subscription counts as running exactly as long as
+/// async-graphql keeps the stream.
+fn counted(
+    live: LiveSubscription,
+    stream: impl Stream<Item = error::Result<Arc<MessageEvent>>>,
+) -> impl Stream<Item = Result<Message>> {
+    stream.map(move |item| {
+        if item.is_ok() {
+            live.delivered();
+        }
+        item.map(Message::from).map_err(Into::into)
+    })
 }

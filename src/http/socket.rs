@@ -209,6 +209,7 @@ impl Connection {
         let executor = Localized {
             schema: self.schema.clone(),
             lang: self.lang,
+            metrics: app.metrics.clone(),
         };
         let mut output = GraphQLWebSocket::new(executor, input, self.protocol)
             .on_connection_init(on_init)
