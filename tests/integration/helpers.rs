@@ -99,7 +99,9 @@ pub struct TestApp {
     pub outbox: PathBuf,
     pub http: reqwest::Client,
     _dir: TempDir,
-    _server: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<()>,
+    /// Sends the shutdown signal (SIGTERM, in the real binary).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// A registered user: what `register` returned.
@@ -142,11 +144,15 @@ impl TestApp {
         .expect("the app starts");
         let address = server.local_addr().expect("a bound address");
         let app = server.app().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
-            server
-                .run(std::future::pending())
-                .await
-                .expect("the app serves");
+            let signal = async move {
+                // A dropped sender (the test ended) is no signal: keep serving.
+                if stopped.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            server.run(signal).await.expect("the app serves");
         });
         Some(Self {
             address,
@@ -155,7 +161,8 @@ impl TestApp {
             http: reqwest::Client::new(),
             app,
             _dir: dir,
-            _server: handle,
+            server: handle,
+            stop: Some(stop),
         })
     }
 
@@ -360,6 +367,48 @@ impl TestApp {
         panic!("subscription {id} never became live");
     }
 
+    /// Signals shutdown, as SIGTERM would, and waits for the server to
+    /// return; how long that took.
+    pub async fn shut_down(&mut self) -> Duration {
+        let started = std::time::Instant::now();
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).expect("the server is running");
+        }
+        (&mut self.server)
+            .await
+            .expect("the server task ends cleanly");
+        started.elapsed()
+    }
+
+    /// Tries a WebSocket upgrade with extra headers; the HTTP status of a refusal.
+    pub async fn try_socket(
+        &self,
+        protocol: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Socket, u16> {
+        let mut request = format!("ws://{}/graphql", self.address)
+            .into_client_request()
+            .expect("a WebSocket request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_str(protocol).expect("a header value"),
+        );
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("a header name"),
+                HeaderValue::from_str(value).expect("a header value"),
+            );
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, _)) => Ok(Socket { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(other) => panic!("the upgrade failed: {other}"),
+        }
+    }
+
     /// Opens a GraphQL WebSocket offering `protocol`.
     pub async fn socket(&self, protocol: &str) -> Socket {
         let mut request = format!("ws://{}/graphql", self.address)
@@ -445,6 +494,14 @@ pub enum Frame {
 }
 
 impl Socket {
+    /// Sends a text frame as it is, well-formed or not.
+    pub async fn send_raw(&mut self, text: &str) -> bool {
+        self.stream
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .is_ok()
+    }
+
     pub async fn send(&mut self, message: Value) {
         self.stream
             .send(Message::Text(message.to_string().into()))

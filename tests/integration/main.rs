@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod broker;
 mod faults;
+mod hardening;
 mod instances;
 mod kv;
 mod messages;
