@@ -175,6 +175,47 @@ mod tests {
     }
 
     #[test]
+    fn tokens_of_other_algorithms_or_out_of_time_are_refused() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let tokens = Tokens::new(secret, Duration::from_secs(60));
+        let now = now().timestamp();
+        let claims = |nbf: i64, exp: i64| Claims {
+            sub: Uuid::new_v4().to_string(),
+            username: "mallory".into(),
+            iat: now,
+            nbf,
+            exp,
+        };
+        let key = EncodingKey::from_secret(secret);
+        let other_algorithm =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims(now, now + 60), &key)
+                .unwrap();
+        assert!(tokens.verify(&other_algorithm).is_err());
+        let unsigned = {
+            let header = base64_url(r#"{"alg":"none","typ":"JWT"}"#);
+            let body = base64_url(&serde_json::to_string(&claims(now, now + 60)).unwrap());
+            format!("{header}.{body}.")
+        };
+        assert!(tokens.verify(&unsigned).is_err());
+        let hs256 = Header::new(Algorithm::HS256);
+        let expired = jsonwebtoken::encode(&hs256, &claims(now - 600, now - 300), &key).unwrap();
+        assert!(tokens.verify(&expired).is_err());
+        let not_yet = jsonwebtoken::encode(&hs256, &claims(now + 300, now + 600), &key).unwrap();
+        assert!(tokens.verify(&not_yet).is_err());
+        let within_leeway =
+            jsonwebtoken::encode(&hs256, &claims(now + 10, now + 600), &key).unwrap();
+        assert!(
+            tokens.verify(&within_leeway).is_ok(),
+            "clock skew of a few seconds is tolerated"
+        );
+    }
+
+    fn base64_url(text: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    #[test]
     fn a_dev_secret_is_generated_once_and_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

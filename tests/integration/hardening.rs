@@ -230,6 +230,32 @@ async fn failed_logins_lock_a_username_even_for_the_right_password(backends: Bac
     );
 }
 
+async fn failed_logins_from_one_address_are_limited_across_usernames(backends: Backends) {
+    let Some(app) = TestApp::spawn_with(backends, "address_lockout", |c| {
+        c.rates.login_failures_per_address = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    for n in 0..3 {
+        let wrong = app
+            .anonymous(
+                LOGIN,
+                json!({ "username": format!("guess{n}"), "password": "wrong password" }),
+            )
+            .await;
+        assert_eq!(error_code(&wrong), "UNAUTHENTICATED");
+    }
+    let limited = app
+        .anonymous(
+            LOGIN,
+            json!({ "username": "guess9", "password": "wrong password" }),
+        )
+        .await;
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+}
+
 async fn sending_faster_than_the_rate_is_limited_for_that_user_only(backends: Backends) {
     let Some(app) = TestApp::spawn_with(backends, "send_rate", |c| {
         c.rates.message_burst = 3;
@@ -300,6 +326,7 @@ async fn new_sockets_per_address_are_limited(backends: Backends) {
 
 crate::accounts::api_suite!(
     failed_logins_lock_a_username_even_for_the_right_password,
+    failed_logins_from_one_address_are_limited_across_usernames,
     sending_faster_than_the_rate_is_limited_for_that_user_only,
     codes_per_client_address_are_limited,
     new_sockets_per_address_are_limited,
