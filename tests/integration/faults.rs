@@ -5,23 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{
-    Account, Backends, MESSAGE_FIELDS, SEND, ServerProcess, Socket, TestApp, error_code,
-};
-
-async fn room_subscription(app: &TestApp, account: &Account, room: &str) -> Socket {
-    let mut socket = app.connect(account).await;
-    socket
-        .subscribe(
-            "room",
-            &format!(
-                "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
-            ),
-            json!({ "r": room }),
-        )
-        .await;
-    socket
-}
+use crate::helpers::{Account, Backends, SEND, ServerProcess, TestApp, error_code};
 
 async fn send_all(app: &TestApp, sender: &Account, room: &str, range: std::ops::Range<usize>) {
     for n in range {
@@ -51,16 +35,7 @@ async fn subscribers_on_another_instance_get_every_message_across_a_redis_restar
     let b = a.sibling().await;
     let (pia, quy) = (a.register("pia").await, a.register("quy").await);
     let room = a.befriend(&pia, &quy).await;
-    let mut on_b = room_subscription(&b, &quy, &room).await;
-    a.until_live(
-        &mut on_b,
-        "room",
-        "messages",
-        &pia,
-        SEND,
-        json!({ "room": room }),
-    )
-    .await;
+    let mut on_b = b.watch_room(&quy, &room, &a, &pia).await;
 
     send_all(&a, &pia, &room, 0..20).await;
     redis.stop();
@@ -122,16 +97,7 @@ async fn a_stopped_mongodb_gives_bounded_errors_publishes_nothing_and_recovers()
     };
     let (ray, sue) = (app.register("ray").await, app.register("sue").await);
     let room = app.befriend(&ray, &sue).await;
-    let mut socket = room_subscription(&app, &sue, &room).await;
-    app.until_live(
-        &mut socket,
-        "room",
-        "messages",
-        &ray,
-        SEND,
-        json!({ "room": room }),
-    )
-    .await;
+    let mut socket = app.watch_room(&sue, &room, &app, &ray).await;
 
     mongo.stop();
     let started = Instant::now();

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{
-    Backends, Frame, LOGIN, MESSAGE_FIELDS, SEND, TestApp, error_code, error_field,
-};
+use crate::helpers::{Backends, Frame, LOGIN, SEND, TestApp, error_code, error_field};
 
 #[tokio::test]
 async fn queries_too_deep_or_too_complex_are_bad_input() {
@@ -124,25 +122,7 @@ async fn a_socket_spamming_malformed_frames_is_closed_while_others_keep_chatting
     };
     let (dee, eli) = (app.register("dee").await, app.register("eli").await);
     let room = app.befriend(&dee, &eli).await;
-    let mut listener = app.connect(&eli).await;
-    listener
-        .subscribe(
-            "room",
-            &format!(
-                "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
-            ),
-            json!({ "r": room }),
-        )
-        .await;
-    app.until_live(
-        &mut listener,
-        "room",
-        "messages",
-        &dee,
-        SEND,
-        json!({ "room": room }),
-    )
-    .await;
+    let mut listener = app.watch_room(&eli, &room, &app, &dee).await;
 
     let mut spammer = app.connect(&dee).await;
     let mut sent = 0;
@@ -440,25 +420,7 @@ async fn shutdown_completes_subscriptions_and_ends_in_time() {
     };
     let (kim, lee) = (app.register("kim").await, app.register("lee").await);
     let room = app.befriend(&kim, &lee).await;
-    let mut socket = app.connect(&lee).await;
-    socket
-        .subscribe(
-            "room",
-            &format!(
-                "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
-            ),
-            json!({ "r": room }),
-        )
-        .await;
-    app.until_live(
-        &mut socket,
-        "room",
-        "messages",
-        &kim,
-        SEND,
-        json!({ "room": room }),
-    )
-    .await;
+    let mut socket = app.watch_room(&lee, &room, &app, &kim).await;
 
     let in_flight = {
         let (http, url, token) = (app.http.clone(), app.url("/graphql"), kim.token.clone());

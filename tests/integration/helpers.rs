@@ -367,6 +367,34 @@ impl TestApp {
         panic!("subscription {id} never became live");
     }
 
+    /// A socket of `listener` subscribed (as operation "room") to the
+    /// messages of `room`, and live: `prober` (this instance or another)
+    /// sends probes as `sender` until one arrives.
+    pub async fn watch_room(
+        &self,
+        listener: &Account,
+        room: &str,
+        prober: &TestApp,
+        sender: &Account,
+    ) -> Socket {
+        let mut socket = self.connect(listener).await;
+        let query = format!(
+            "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
+        );
+        socket.subscribe("room", &query, json!({ "r": room })).await;
+        prober
+            .until_live(
+                &mut socket,
+                "room",
+                "messages",
+                sender,
+                SEND,
+                json!({ "room": room }),
+            )
+            .await;
+        socket
+    }
+
     /// Signals shutdown, as SIGTERM would, and waits for the server to
     /// return; how long that took.
     pub async fn shut_down(&mut self) -> Duration {

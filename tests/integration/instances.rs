@@ -25,25 +25,7 @@ async fn a_subscriber_on_one_instance_gets_messages_sent_through_both_once_and_i
     let others: Vec<_> = members[1..].iter().collect();
     let room = a.group(&members[0], "across", &others).await;
 
-    let mut socket = b.connect(&members[3]).await;
-    socket
-        .subscribe(
-            "room",
-            &format!(
-                "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
-            ),
-            json!({ "r": room }),
-        )
-        .await;
-    a.until_live(
-        &mut socket,
-        "room",
-        "messages",
-        &members[0],
-        SEND,
-        json!({ "room": room }),
-    )
-    .await;
+    let mut socket = b.watch_room(&members[3], &room, &a, &members[0]).await;
 
     let senders = (0..4).map(|s| {
         let (instance, sender, room) = (if s % 2 == 0 { &a } else { &b }, &members[s], &room);
@@ -189,25 +171,7 @@ async fn removing_a_friend_on_one_instance_ends_the_subscription_on_the_other() 
     };
     let (ned, ola) = (a.register("ned").await, a.register("ola").await);
     let room = a.befriend(&ned, &ola).await;
-    let mut socket = b.connect(&ola).await;
-    socket
-        .subscribe(
-            "room",
-            &format!(
-                "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
-            ),
-            json!({ "r": room }),
-        )
-        .await;
-    a.until_live(
-        &mut socket,
-        "room",
-        "messages",
-        &ned,
-        SEND,
-        json!({ "room": room }),
-    )
-    .await;
+    let mut socket = b.watch_room(&ola, &room, &a, &ned).await;
 
     a.as_user(
         &ned,

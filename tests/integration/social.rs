@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::{
     accounts::api_suite,
-    helpers::{Backends, MESSAGE_FIELDS, SEND, TestApp, error_code, error_field},
+    helpers::{Backends, TestApp, error_code, error_field},
 };
 
 const PROFILE: &str = "query($u: String!) {
@@ -129,25 +129,7 @@ async fn removing_a_friend_deletes_the_room_and_ends_live_subscriptions(backends
     let room = app.befriend(&fay, &gil).await;
     app.send(&fay, &room, "hello").await;
 
-    let mut socket = app.connect(&gil).await;
-    socket
-        .subscribe(
-            "live",
-            &format!(
-                "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
-            ),
-            json!({ "r": room }),
-        )
-        .await;
-    app.until_live(
-        &mut socket,
-        "live",
-        "messages",
-        &fay,
-        SEND,
-        json!({ "room": room }),
-    )
-    .await;
+    let mut socket = app.watch_room(&gil, &room, &app, &fay).await;
 
     let removed = app
         .as_user(
@@ -158,7 +140,7 @@ async fn removing_a_friend_deletes_the_room_and_ends_live_subscriptions(backends
         .await;
     assert_eq!(removed["data"]["removeFriend"], true);
     assert_eq!(
-        socket.next_of("live").await,
+        socket.next_of("room").await,
         None,
         "gil's subscription ended"
     );
