@@ -386,3 +386,87 @@ api_suite!(
     wrong_passwords_and_unknown_users_get_the_same_answer,
     errors_speak_chinese_when_the_client_prefers_it,
 );
+
+/// A mail server of the test's own, just enough SMTP to take one message.
+async fn smtp_sink() -> (u16, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+        let mut data = String::new();
+        let mut in_data = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if in_data {
+                if line == "." {
+                    // One message is all a test needs; the client may keep
+                    // the connection for more (lettre pools them).
+                    write.write_all(b"250 queued\r\n").await.unwrap();
+                    break;
+                } else {
+                    data.push_str(&line);
+                    data.push('\n');
+                }
+                continue;
+            }
+            let verb = line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            let reply: &[u8] = match verb.as_str() {
+                "EHLO" | "HELO" => b"250 sink\r\n",
+                "DATA" => {
+                    in_data = true;
+                    b"354 go on\r\n"
+                }
+                "QUIT" => {
+                    write.write_all(b"221 bye\r\n").await.unwrap();
+                    break;
+                }
+                _ => b"250 ok\r\n",
+            };
+            write.write_all(reply).await.unwrap();
+        }
+        data
+    });
+    (port, sink)
+}
+
+#[tokio::test]
+async fn codes_go_out_through_smtp_when_it_is_configured() {
+    let (port, sink) = smtp_sink().await;
+    let Some(app) = TestApp::spawn_with(Backends::Embedded, "smtp", |c| {
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+    })
+    .await
+    else {
+        return;
+    };
+    let sent = app.send_email_code("zoe@example.com").await;
+    assert!(sent["errors"].is_null(), "{sent}");
+    let mail = tokio::time::timeout(std::time::Duration::from_secs(10), sink)
+        .await
+        .expect("the mail within 10 s")
+        .unwrap();
+    let message = mail_parser::MessageParser::default()
+        .parse(mail.as_bytes())
+        .expect("a well-formed mail");
+    let body = message.body_text(0).expect("a text body");
+    let code = crate::helpers::extract_code(&body).expect("a code in the mail");
+    assert!(
+        body.contains("验证码") && body.contains("valid for 5 minutes"),
+        "{body}"
+    );
+    assert!(
+        std::fs::read_dir(&app.outbox).map_or(true, |mut d| d.next().is_none()),
+        "nothing in the outbox"
+    );
+    let registered = app
+        .anonymous(REGISTER, registration("zoe", "zoe@example.com", &code))
+        .await;
+    assert!(registered["errors"].is_null(), "{registered}");
+}
