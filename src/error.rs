@@ -17,9 +17,42 @@ pub enum Lang {
 
 impl Lang {
     /// Chinese when the most preferred language of the header is Chinese; English otherwise.
+    ///
+    /// Read here (RFC 9110 §12.5.4), not by a crate, because the header is
+    /// client input: fuzzing found the crate we used panicking on `q=nan` and
+    /// reading `z h` as `zh`. An entry that is not a language range with a
+    /// quality in 0..=1 is skipped; `q=0` means "not acceptable"; on a tie the
+    /// first entry wins.
     pub fn from_accept_language(header: &str) -> Self {
-        match accept_language::parse(header).first() {
-            Some(tag) if tag.to_ascii_lowercase().starts_with("zh") => Lang::Zh,
+        let mut best: Option<(&str, f32)> = None;
+        for entry in header.split(',') {
+            let mut parts = entry.split(';').map(str::trim);
+            let range = parts.next().unwrap_or_default();
+            let is_range = range == "*"
+                || (!range.is_empty()
+                    && range
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if !is_range {
+                continue;
+            }
+            let quality = match parts.next() {
+                None => Some(1.0),
+                Some(weight) => weight
+                    .strip_prefix("q=")
+                    .or_else(|| weight.strip_prefix("Q="))
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .filter(|q| (0.0..=1.0).contains(q)),
+            };
+            if let Some(quality) = quality
+                && quality > 0.0
+                && best.is_none_or(|(_, top)| quality > top)
+            {
+                best = Some((range, quality));
+            }
+        }
+        match best {
+            Some((range, _)) if range.to_ascii_lowercase().starts_with("zh") => Lang::Zh,
             _ => Lang::En,
         }
     }
@@ -231,6 +264,30 @@ mod tests {
         assert_eq!(Lang::from_accept_language("en-US,zh;q=0.5"), Lang::En);
         assert_eq!(Lang::from_accept_language(""), Lang::En);
         assert_eq!(Lang::from_accept_language(";;;garbage"), Lang::En);
+    }
+
+    #[test]
+    fn a_malformed_accept_language_header_is_english_and_never_panics() {
+        // Found by fuzzing: a NaN quality broke the sort of the parser we used.
+        assert_eq!(
+            Lang::from_accept_language(",0,;,,;=nan,,,,,,,,,,,,,,,,,"),
+            Lang::En
+        );
+        let many = ["zh;q=nan", "en;q=0.5", "fr;q=0.9"].repeat(20).join(",");
+        assert_eq!(Lang::from_accept_language(&many), Lang::En);
+        // Found by fuzzing: white space inside a tag was dropped, making "z h" Chinese.
+        assert_eq!(Lang::from_accept_language(" z  h-Cz+h"), Lang::En);
+        assert_eq!(Lang::from_accept_language("z h"), Lang::En);
+        // Qualities outside 0..=1, or 0 ("not acceptable"), do not choose.
+        assert_eq!(Lang::from_accept_language("en;q=0.5, zh;q=inf"), Lang::En);
+        assert_eq!(Lang::from_accept_language("en;q=0.5, zh;q=2"), Lang::En);
+        assert_eq!(Lang::from_accept_language("zh;q=0"), Lang::En);
+        // White space around the separators is allowed.
+        assert_eq!(
+            Lang::from_accept_language(" en ; q=0.1 , zh-CN ; Q=0.2 "),
+            Lang::Zh
+        );
+        assert_eq!(Lang::from_accept_language("*, en"), Lang::En);
     }
 
     #[test]

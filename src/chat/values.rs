@@ -108,13 +108,19 @@ impl Nickname {
     }
 }
 
-/// An http(s) URL of at most 512 characters.
+/// An http(s) URL of at most 512 characters, kept as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Avatar(String);
 
 impl Avatar {
     pub fn parse(value: &str) -> Result<Self> {
         check_length("avatar", value, 1, 512)?;
+        // The URL parser skips surrounding white space and controls and drops
+        // tabs and newlines; kept as given, such a value would not be the URL
+        // that was checked (found by fuzzing).
+        if value.trim() != value || value.chars().any(char::is_control) {
+            return Err(Error::bad_input("avatar", Problem::Url));
+        }
         match url::Url::parse(value) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
                 Ok(Self(value.to_owned()))
@@ -350,6 +356,26 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(500));
         assert!(Avatar::parse(&long).is_err());
+    }
+
+    #[test]
+    fn avatars_with_surrounding_space_or_control_characters_are_refused() {
+        // Found by fuzzing: the URL parser skips surrounding white space and
+        // controls and drops tabs and newlines, so the value kept as given
+        // was not the URL that had been checked. Any control is refused.
+        for bad in [
+            "\u{1}https://ex",
+            " https://example.com/a.png",
+            "https://example.com/a.png\n",
+            "https://exa\tmple.com/a.png",
+            "https://example.com/a\u{7f}.png",
+        ] {
+            assert_eq!(
+                field_of(Avatar::parse(bad).unwrap_err()),
+                "avatar",
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

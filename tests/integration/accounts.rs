@@ -350,6 +350,24 @@ async fn errors_speak_chinese_when_the_client_prefers_it(backends: Backends) {
     );
 }
 
+/// Found by fuzzing (fuzz target `values`): a `q=nan` among enough entries
+/// made the header parser's sort panic, so the request got no answer at all.
+async fn a_malformed_accept_language_header_still_gets_an_english_answer(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "bad_accept_language").await else {
+        return;
+    };
+    let answer = app
+        .request(
+            None,
+            &[("Accept-Language", ",0,;,,;=nan,,,,,,,,,,,,,,,,,")],
+            LOGIN,
+            json!({ "username": "nobody", "password": "whatever1" }),
+        )
+        .await;
+    assert_eq!(error_code(&answer), "UNAUTHENTICATED");
+    assert_eq!(answer["errors"][0]["message"], "wrong username or password");
+}
+
 /// Runs each behaviour over the embedded backends and over MongoDB + Redis.
 macro_rules! api_suite {
     ($($behaviour:ident),* $(,)?) => {
@@ -385,6 +403,7 @@ api_suite!(
     every_invalid_field_is_named,
     wrong_passwords_and_unknown_users_get_the_same_answer,
     errors_speak_chinese_when_the_client_prefers_it,
+    a_malformed_accept_language_header_still_gets_an_english_answer,
 );
 
 /// A mail server of the test's own, just enough SMTP to take one message.
