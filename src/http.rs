@@ -207,20 +207,26 @@ fn peer_of(parts: &Parts) -> Option<SocketAddr> {
         .map(|info| info.0)
 }
 
-async fn graphql_post(State(state): State<HttpState>, request: Request) -> HttpResponse {
+/// Reads a GraphQL request (one operation or a batch) from an HTTP request and answers it.
+async fn answer(state: &HttpState, request: Request) -> HttpResponse {
     let (parts, body) = request.into_parts();
     let (headers, peer) = (parts.headers.clone(), peer_of(&parts));
-    match GraphQLBatchRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
-        Request::from_parts(parts, body),
-        &state,
-    )
-    .await
-    {
-        Ok(batch) => execute(&state, &headers, peer, batch.into_inner())
+    let read =
+        GraphQLBatchRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
+            Request::from_parts(parts, body),
+            state,
+        )
+        .await;
+    match read {
+        Ok(batch) => execute(state, &headers, peer, batch.into_inner())
             .await
             .into_response(),
         Err(rejection) => rejection.into_response(),
     }
+}
+
+async fn graphql_post(State(state): State<HttpState>, request: Request) -> HttpResponse {
+    answer(&state, request).await
 }
 
 /// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
@@ -238,18 +244,7 @@ async fn graphql_get(State(state): State<HttpState>, request: Request) -> HttpRe
             Err(rejection) => rejection.into_response(),
         };
     }
-    let headers = parts.headers.clone();
-    match GraphQLBatchRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
-        Request::from_parts(parts, body),
-        &state,
-    )
-    .await
-    {
-        Ok(batch) => execute(&state, &headers, peer, batch.into_inner())
-            .await
-            .into_response(),
-        Err(rejection) => rejection.into_response(),
-    }
+    answer(&state, Request::from_parts(parts, body)).await
 }
 
 /// Opens a GraphQL socket, after the checks a browser cannot be trusted to
