@@ -196,14 +196,26 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
-fn user_where(conn: &Connection, condition: &str, value: String) -> Result<Option<UserRecord>> {
+/// The one row of `table` whose `column` equals `value`, if any.
+fn one_where<T>(
+    conn: &Connection,
+    columns: &str,
+    table: &str,
+    column: &str,
+    value: String,
+    from_row: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
     conn.query_row(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE {condition} = ?1"),
+        &format!("SELECT {columns} FROM {table} WHERE {column} = ?1"),
         [value],
-        user_from_row,
+        from_row,
     )
     .optional()
     .map_err(db_error)
+}
+
+fn user_where(conn: &Connection, column: &str, value: String) -> Result<Option<UserRecord>> {
+    one_where(conn, USER_COLUMNS, "users", column, value, user_from_row)
 }
 
 /// Reads a stored room type. The table's CHECK admits only these two, so
@@ -239,14 +251,8 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomRecord> {
     })
 }
 
-fn room_where(conn: &Connection, condition: &str, value: String) -> Result<Option<RoomRecord>> {
-    conn.query_row(
-        &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE {condition} = ?1"),
-        [value],
-        room_from_row,
-    )
-    .optional()
-    .map_err(db_error)
+fn room_where(conn: &Connection, column: &str, value: String) -> Result<Option<RoomRecord>> {
+    one_where(conn, ROOM_COLUMNS, "rooms", column, value, room_from_row)
 }
 
 const MEMBER_COLUMNS: &str = "user_identity, room_identity, last_read_seq, joined_at";

@@ -429,7 +429,18 @@ impl TestApp {
             );
         }
         match tokio_tungstenite::connect_async(request).await {
-            Ok((stream, _)) => Ok(Socket { stream }),
+            Ok((stream, response)) => {
+                let chosen = response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|v| v.to_str().ok());
+                assert_eq!(
+                    chosen,
+                    Some(protocol),
+                    "the server speaks the protocol offered"
+                );
+                Ok(Socket { stream })
+            }
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 Err(response.status().as_u16())
             }
@@ -439,24 +450,9 @@ impl TestApp {
 
     /// Opens a GraphQL WebSocket offering `protocol`.
     pub async fn socket(&self, protocol: &str) -> Socket {
-        let mut request = format!("ws://{}/graphql", self.address)
-            .into_client_request()
-            .expect("a WebSocket request");
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_str(protocol).expect("a header value"),
-        );
-        let (stream, response) = tokio_tungstenite::connect_async(request)
+        self.try_socket(protocol, &[])
             .await
-            .expect("the upgrade succeeds");
-        assert_eq!(
-            response
-                .headers()
-                .get("sec-websocket-protocol")
-                .and_then(|v| v.to_str().ok()),
-            Some(protocol)
-        );
-        Socket { stream }
+            .unwrap_or_else(|status| panic!("the upgrade was refused with {status}"))
     }
 }
 
