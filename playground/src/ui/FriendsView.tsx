@@ -1,0 +1,141 @@
+import { useState, type FormEvent } from 'react';
+import { useMutation, useQuery } from 'urql';
+
+import { AddFriend, Friends, RemoveFriend, SearchUsers, UserProfile } from '../api/operations';
+import type { UserFieldsFragment } from '../gql/graphql';
+import { t } from '../i18n';
+import { Avatar, ErrorLine, displayName } from './parts';
+
+/** Find people, see whether they are friends, befriend or unfriend them. */
+export function FriendsView({ onOpenRoom }: { onOpenRoom(identity: string): void }) {
+  const [draft, setDraft] = useState('');
+  const [query, setQuery] = useState('');
+  const [selected, setSelected] = useState<string | null>(null);
+  const [found] = useQuery({ query: SearchUsers, variables: { query }, pause: !query });
+  const [friends, refetchFriends] = useQuery({ query: Friends });
+
+  const search = (event: FormEvent) => {
+    event.preventDefault();
+    setQuery(draft.trim());
+  };
+  return (
+    <div className="friends">
+      <form className="row" onSubmit={search} role="search" data-testid="search-form">
+        <input
+          name="query"
+          value={draft}
+          onChange={(e) => setDraft(e.target.value)}
+          placeholder={t('searchUsers')}
+          aria-label={t('searchUsers')}
+        />
+        <button type="submit">{t('search')}</button>
+      </form>
+      <ErrorLine error={found.error} />
+      {query && found.data && (
+        <UserList users={found.data.searchUsers} empty={t('noUsersFound')} onPick={setSelected} testId="found" />
+      )}
+      {selected && (
+        <ProfileCard
+          username={selected}
+          onOpenRoom={onOpenRoom}
+          onChanged={() => refetchFriends({ requestPolicy: 'network-only' })}
+        />
+      )}
+      <h3>{t('yourFriends')}</h3>
+      <ErrorLine error={friends.error} />
+      <UserList users={friends.data?.friends ?? []} empty={t('noFriends')} onPick={setSelected} testId="friend" />
+    </div>
+  );
+}
+
+interface UserListProps {
+  users: UserFieldsFragment[];
+  empty: string;
+  onPick(username: string): void;
+  testId: string;
+}
+
+function UserList({ users, empty, onPick, testId }: UserListProps) {
+  if (users.length === 0) return <p className="hint">{empty}</p>;
+  return (
+    <ul className="users">
+      {users.map((user) => (
+        <li key={user.identity}>
+          <button className="user" onClick={() => onPick(user.username)} data-testid={testId}>
+            <Avatar name={displayName(user)} image={user.avatar} />
+            <span>
+              {displayName(user)} <span className="hint">@{user.username}</span>
+            </span>
+          </button>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+interface ProfileCardProps {
+  username: string;
+  onOpenRoom(identity: string): void;
+  onChanged(): void;
+}
+
+function ProfileCard({ username, onOpenRoom, onChanged }: ProfileCardProps) {
+  const [profile, refetch] = useQuery({ query: UserProfile, variables: { username } });
+  const [added, addFriend] = useMutation(AddFriend);
+  const [removed, removeFriend] = useMutation(RemoveFriend);
+  const changed = () => {
+    refetch({ requestPolicy: 'network-only' });
+    onChanged();
+  };
+  const shown = profile.data?.userProfile;
+  return (
+    <section className="card profile" aria-label={username} data-testid="profile">
+      <ErrorLine error={profile.error ?? added.error ?? removed.error} />
+      {shown && (
+        <>
+          <div className="row">
+            <Avatar name={displayName(shown.user)} image={shown.user.avatar} />
+            <strong>{displayName(shown.user)}</strong>
+            <span className="hint">@{shown.user.username}</span>
+          </div>
+          <p data-testid="friendship">{shown.isFriend ? t('isFriend') : t('notFriend')}</p>
+          <div className="row">
+            {shown.isFriend ? (
+              <>
+                {shown.privateRoom && (
+                  <button
+                    onClick={() => shown.privateRoom && onOpenRoom(shown.privateRoom.identity)}
+                    data-testid="open-chat"
+                  >
+                    {t('openChat')}
+                  </button>
+                )}
+                <button
+                  className="quiet danger"
+                  data-testid="remove-friend"
+                  onClick={async () => {
+                    await removeFriend({ username });
+                    changed();
+                  }}
+                >
+                  {t('removeFriend')}
+                </button>
+              </>
+            ) : (
+              <button
+                data-testid="add-friend"
+                onClick={async () => {
+                  const answer = await addFriend({ username });
+                  changed();
+                  if (answer.data) onOpenRoom(answer.data.addFriend.identity);
+                }}
+              >
+                {t('addFriend')}
+              </button>
+            )}
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
