@@ -1,9 +1,11 @@
-//! The HTTP surface: GraphQL over HTTP and WebSocket on `/graphql`, and the
-//! probes. Authentication happens here, once per request or socket, into the
-//! [`Credentials`] the resolvers read; so do the checks that belong to the
-//! transport: origins, sizes, batches, connection rates.
+//! The HTTP surface: GraphQL over HTTP and WebSocket on `/graphql`, the
+//! probes, and the web client. Authentication happens here, once per
+//! request or socket, into the [`Credentials`] the resolvers read; so do the
+//! checks that belong to the transport: origins, sizes, batches, connection
+//! rates.
 
 mod socket;
+mod web;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -68,6 +70,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/metrics",
             get(telemetry::scrape).with_state(metrics.clone()),
         )
+        .merge(web::router())
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(cors)
         .with_state(HttpState { app, schema });

@@ -39,6 +39,17 @@ fn missing<T>(what: &str, test: &str) -> Option<T> {
     None
 }
 
+/// The web client's build, which the server serves from `playground/dist`
+/// in debug builds; `None` when it is not built (outside CI).
+pub fn built_web_client(test: &str) -> Option<std::path::PathBuf> {
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playground/dist");
+    if dist.join("index.html").is_file() {
+        Some(dist)
+    } else {
+        missing("the web client is not built (scripts/test builds it)", test)
+    }
+}
+
 /// A name no other test uses: database names and key prefixes.
 pub fn unique_name(test: &str) -> String {
     let short = &Uuid::new_v4().simple().to_string()[..12];

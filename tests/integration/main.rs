@@ -17,3 +17,4 @@ mod social;
 mod store;
 mod telemetry;
 mod transport;
+mod web;
