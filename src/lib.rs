@@ -16,6 +16,7 @@
 //! - [`http`]: axum routes serving the schema over HTTP and WebSocket, and the probes.
 //! - [`telemetry`]: request and connection ids in the logs, latencies, `/metrics`.
 //! - [`metrics`]: the counters `/metrics` reports, one registry per [`app::App`].
+//! - [`demo`]: `chatroom demo`'s users and history, seeded into an empty store through [`chat`].
 //!
 //! [`Server::build`] is the whole app: `main` and the tests start the same thing.
 
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod broker;
 pub mod chat;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod graphql;
 pub mod http;

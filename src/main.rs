@@ -1,5 +1,6 @@
 //! The `chatroom` command: load the configuration, set up logs, run.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -18,6 +19,10 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve(Box<Config>),
+    /// Seed an empty store with demo users and history, print how to log in, then serve.
+    ///
+    /// A store that already holds users is left as it is.
+    Demo(Box<Config>),
     /// Print the GraphQL schema (SDL), as kept in schema.graphql.
     PrintSchema,
 }
@@ -25,23 +30,36 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    let server = match cli.command {
         Some(Command::PrintSchema) => {
             print!("{}", chatroom::graphql::sdl());
-            Ok(())
+            return Ok(());
         }
-        Some(Command::Serve(config)) => serve(*config).await,
-        None => serve(cli.config).await,
-    }
+        Some(Command::Serve(config)) => start(*config).await?,
+        Some(Command::Demo(config)) => {
+            let server = start(*config).await?;
+            let seeding = chatroom::demo::seed(server.app())
+                .await
+                .context("seeding the demo")?;
+            print!("{}", chatroom::demo::welcome(server.local_addr()?, seeding));
+            server
+        }
+        None => start(cli.config).await?,
+    };
+    serve(server).await
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// Sets up logs and opens the app; a bad setting fails here, before anything is served.
+async fn start(config: Config) -> anyhow::Result<Server> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("chatroom=info")),
         )
         .init();
-    let server = Server::build(config).await?;
+    Server::build(config).await
+}
+
+async fn serve(server: Server) -> anyhow::Result<()> {
     let address = server.local_addr()?;
     tracing::info!(%address, "serving GraphQL on http://{address}/graphql");
     if let Some(outbox) = server.app().mailer.outbox() {

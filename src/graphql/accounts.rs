@@ -7,7 +7,7 @@ use super::{
     types::{AuthPayload, SendCodePayload, User},
 };
 use crate::{
-    chat::accounts::{self, ProfileChange, Registration},
+    chat::accounts::{self, NewAccount, ProfileChange, Registration},
     store::Sex,
 };
 
@@ -61,13 +61,15 @@ impl AccountMutation {
 
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let registration = Registration {
-            username: input.username,
-            password: input.password,
-            email: input.email,
+            account: NewAccount {
+                username: input.username,
+                password: input.password,
+                email: input.email,
+                nickname: input.nickname,
+                sex: input.sex.unwrap_or(Sex::Unknown),
+                avatar: input.avatar,
+            },
             code: input.code,
-            nickname: input.nickname,
-            sex: input.sex.unwrap_or(Sex::Unknown),
-            avatar: input.avatar,
         };
         Ok(accounts::register(ctx.app(), registration).await?.into())
     }

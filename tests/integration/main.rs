@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod broker;
+mod demo;
 mod faults;
 mod hardening;
 mod instances;
