@@ -61,7 +61,10 @@ async fn start(config: Config) -> anyhow::Result<Server> {
 
 async fn serve(server: Server) -> anyhow::Result<()> {
     let address = server.local_addr()?;
-    tracing::info!(%address, "serving GraphQL on http://{address}/graphql");
+    tracing::info!(
+        %address,
+        "serving the chat client on http://{address}/, GraphiQL on /graphiql, GraphQL on /graphql"
+    );
     if let Some(outbox) = server.app().mailer.outbox() {
         tracing::info!(outbox = %outbox.display(), "no SMTP configured: email codes are written to the outbox");
     }
