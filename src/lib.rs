@@ -16,6 +16,7 @@
 //! - [`http`]: axum routes serving the schema over HTTP and WebSocket, and the probes.
 //! - [`telemetry`]: request and connection ids in the logs, latencies, `/metrics`.
 //! - [`metrics`]: the counters `/metrics` reports, one registry per [`app::App`].
+//! - [`transfer`]: `chatroom export` and `import`, a whole store as JSON lines.
 //!
 //! [`Server::build`] is the whole app: `main` and the tests start the same thing.
 
@@ -34,6 +35,7 @@ pub mod rate_limit;
 mod redis_link;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 

@@ -16,4 +16,5 @@ mod schema;
 mod social;
 mod store;
 mod telemetry;
+mod transfer;
 mod transport;

@@ -1352,6 +1352,8 @@ macro_rules! store_suite {
     };
 }
 
+pub(crate) use store_suite;
+
 store_suite!(
     a_created_user_reads_back_by_identity_username_and_email,
     usernames_are_found_and_unique_ignoring_case,
