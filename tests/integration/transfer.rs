@@ -472,9 +472,14 @@ fn small_store() -> Vec<Record> {
 /// An export of [`small_store`], one string a line: header, room, two
 /// members, two messages, two users, end.
 async fn small_file() -> Vec<String> {
+    file_of(&small_store()).await
+}
+
+/// An export of a store holding `records`, one string a line.
+async fn file_of(records: &[Record]) -> Vec<String> {
     let (store, _dir) = crate::helpers::sqlite_store().await;
     store
-        .import(&small_store(), false)
+        .import(records, false)
         .await
         .expect("the records load");
     let file = export_to_memory(store.as_ref()).await;
@@ -632,6 +637,35 @@ async fn a_merge_leaves_out_what_the_store_has_and_says_how_many(store: Arc<dyn 
     assert_eq!(records_of(store.as_ref()).await, after_first);
 }
 
+async fn an_import_cut_short_is_finished_by_merging_the_same_file(store: Arc<dyn Store>) {
+    let records = small_store();
+    let file = joined(&file_of(&records).await);
+    store
+        .import(&records[..3], false)
+        .await
+        .expect("the first batch loads");
+
+    let finished = import_from_memory(store.as_ref(), &file, true)
+        .await
+        .expect("the merge succeeds");
+
+    assert_eq!(
+        finished,
+        Imported {
+            inserted: 4,
+            skipped: 3
+        }
+    );
+    let (whole, _dir) = crate::helpers::sqlite_store().await;
+    import_from_memory(whole.as_ref(), &file, false)
+        .await
+        .expect("the import succeeds");
+    assert_eq!(
+        records_of(store.as_ref()).await,
+        records_of(whole.as_ref()).await
+    );
+}
+
 async fn a_merge_refuses_a_username_another_user_has_naming_the_line(store: Arc<dyn Store>) {
     let lines = small_file().await;
     let mut taken: Value = serde_json::from_str(&lines[6]).expect("a JSON line");
@@ -673,6 +707,7 @@ crate::store::store_suite!(
     a_member_of_a_room_the_file_lacks_is_refused,
     an_import_into_a_store_with_records_is_refused_without_merge,
     a_merge_leaves_out_what_the_store_has_and_says_how_many,
+    an_import_cut_short_is_finished_by_merging_the_same_file,
     a_merge_refuses_a_username_another_user_has_naming_the_line,
 );
 
