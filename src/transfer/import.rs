@@ -159,10 +159,24 @@ fn parse(line: u64, text: &str) -> Result<Line, ImportError> {
                 line,
                 format!("unknown record kind {kind:?} (known: {})", KINDS.join(", ")),
             ),
-            Ok(_) => bad(line, format!("not a valid record: {error}")),
-            Err(_) => bad(line, format!("not a JSON record with a kind: {error}")),
+            Ok(_) => bad(line, format!("not a valid record: {}", within_line(&error))),
+            Err(_) => bad(
+                line,
+                format!("not a JSON record with a kind: {}", within_line(&error)),
+            ),
         }
     })
+}
+
+/// serde_json's message with its position given as a column: the line it
+/// counts is always 1, since it reads one line at a time.
+fn within_line(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&position) {
+        Some(message) => format!("{message} (column {})", error.column()),
+        None => message,
+    }
 }
 
 /// Where in the file's fixed order the check is.
