@@ -17,6 +17,7 @@
 //! - [`telemetry`]: request and connection ids in the logs, latencies, `/metrics`.
 //! - [`metrics`]: the counters `/metrics` reports, one registry per [`app::App`].
 //! - [`demo`]: `chatroom demo`'s users and history, seeded into an empty store through [`chat`].
+//! - [`transfer`]: `chatroom export` and `import`, a whole store as JSON lines.
 //!
 //! [`Server::build`] is the whole app: `main` and the tests start the same thing.
 
@@ -36,6 +37,7 @@ pub mod rate_limit;
 mod redis_link;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 

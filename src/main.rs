@@ -1,10 +1,15 @@
 //! The `chatroom` command: load the configuration, set up logs, run.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use chatroom::{Config, Server};
+use chatroom::{
+    Config, Server,
+    transfer::{self, ImportOptions, Progress},
+};
 
 #[derive(Parser)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
@@ -25,6 +30,32 @@ enum Command {
     Demo(Box<Config>),
     /// Print the GraphQL schema (SDL), as kept in schema.graphql.
     PrintSchema,
+    /// Write everything in the configured store as JSON lines (docs/export.md).
+    Export(Box<ExportArgs>),
+    /// Load a file written by `export` into the configured store.
+    Import(Box<ImportArgs>),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The file to write; `-` is standard output.
+    #[arg(long, default_value = "-")]
+    out: PathBuf,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The file to read; `-` is standard input.
+    #[arg(long = "in", default_value = "-")]
+    input: PathBuf,
+    /// Import into a store that holds records already, leaving out those
+    /// whose identity it has.
+    #[arg(long)]
+    merge: bool,
+    #[command(flatten)]
+    config: Config,
 }
 
 #[tokio::main]
@@ -35,6 +66,8 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", chatroom::graphql::sdl());
             return Ok(());
         }
+        Some(Command::Export(args)) => return export(*args).await,
+        Some(Command::Import(args)) => return import(*args).await,
         Some(Command::Serve(config)) => start(*config).await?,
         Some(Command::Demo(config)) => {
             let server = start(*config).await?;
@@ -47,6 +80,46 @@ async fn main() -> anyhow::Result<()> {
         None => start(cli.config).await?,
     };
     serve(server).await
+}
+
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let store = chatroom::store::open(&args.config)
+        .await
+        .context("opening the store")?;
+    let progress = Progress::on_terminal();
+    let records = if args.out.as_os_str() == "-" {
+        transfer::export(store.as_ref(), tokio::io::stdout(), &progress).await?
+    } else {
+        let mut file = tokio::fs::File::create(&args.out)
+            .await
+            .with_context(|| format!("creating {}", args.out.display()))?;
+        let records = transfer::export(store.as_ref(), &mut file, &progress).await?;
+        file.sync_all()
+            .await
+            .with_context(|| format!("writing {}", args.out.display()))?;
+        records
+    };
+    eprintln!("exported {records} records");
+    Ok(())
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let store = chatroom::store::open(&args.config)
+        .await
+        .context("opening the store")?;
+    let input = transfer::open_input(&args.input).await?;
+    let options = ImportOptions {
+        merge: args.merge,
+        ..ImportOptions::default()
+    };
+    let imported = transfer::import(store.as_ref(), input, options, &Progress::on_terminal())
+        .await
+        .with_context(|| format!("importing {}", args.input.display()))?;
+    eprintln!(
+        "imported {} records; {} left out because the store had them already",
+        imported.inserted, imported.skipped
+    );
+    Ok(())
 }
 
 /// Sets up logs and opens the app; a bad setting fails here, before anything is served.

@@ -18,6 +18,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
+use futures_util::stream::BoxStream;
 use uuid::Uuid;
 
 use crate::{
@@ -209,6 +210,42 @@ pub struct ProfileUpdate {
     pub updated_at: DateTime<Utc>,
 }
 
+/// One stored record, as `chatroom export` reads them and `chatroom import`
+/// writes them back: everything a store holds is a sequence of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    User(UserRecord),
+    Room(RoomRecord),
+    Member(MemberRecord),
+    Message(MessageRecord),
+}
+
+/// How many records of each kind a store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub users: u64,
+    pub rooms: u64,
+    pub members: u64,
+    pub messages: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.users + self.rooms + self.members + self.messages
+    }
+}
+
+/// What an [`Store::import`] batch did: records written, and records left
+/// out because one with their identity was already there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub inserted: u64,
+    pub skipped: u64,
+}
+
+/// The records of a whole store, read lazily: see [`Store::export`].
+pub type RecordStream = BoxStream<'static, Result<Record>>;
+
 /// What the domain needs from a database.
 ///
 /// Every method either does all it says or nothing. Errors: [`Error::Conflict`]
@@ -323,6 +360,35 @@ pub trait Store: Send + Sync {
         user: Uuid,
         memberships: &[MemberRecord],
     ) -> Result<HashMap<Uuid, u64>>;
+
+    // --- moving a whole store ---
+
+    /// The room with this number, if any.
+    async fn room_by_number(&self, number: &str) -> Result<Option<RoomRecord>>;
+
+    /// How many records of each kind the store holds now.
+    async fn counts(&self) -> Result<Counts>;
+
+    /// Every record, read a page at a time so memory stays bounded however
+    /// large the store: each room followed by its members and then its
+    /// messages in seq order, and after all rooms every user.
+    ///
+    /// Consistent while the store is being written to: a room comes with
+    /// exactly the messages up to its `seq` as read (a message being written
+    /// is wholly in or wholly out, with the room's seq agreeing), no member's
+    /// `last_read_seq` is beyond that seq, and members and messages only
+    /// follow their own room. Users come last because they are never
+    /// deleted: every user a room, member or message names is still there
+    /// when the users are read, also one who registered during the export.
+    fn export(&self) -> RecordStream;
+
+    /// Writes records as they are, keeping identities, seqs and read
+    /// positions, in one batch per call (all or nothing on SQLite). Rooms
+    /// must come before their members and messages. With `skip_existing`, a
+    /// record whose identity is already stored (a member: the same user and
+    /// room) is left out and counted as skipped; otherwise it is a
+    /// `Conflict`, as is any other unique value taken.
+    async fn import(&self, records: &[Record], skip_existing: bool) -> Result<Loaded>;
 }
 
 /// Opens the store the configuration names: MongoDB when a URI is given, else

@@ -23,8 +23,8 @@ use rusqlite_migration::{M, Migrations};
 use uuid::Uuid;
 
 use super::{
-    Departure, HistoryRange, MemberRecord, MessageRecord, NewMessage, ProfileUpdate, RoomRecord,
-    RoomType, Sex, Store, UserRecord, conflict,
+    Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
+    ProfileUpdate, Record, RecordStream, RoomRecord, RoomType, Sex, Store, UserRecord, conflict,
 };
 use crate::error::{Entity, Error, Result};
 
@@ -85,11 +85,19 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
 )];
 
 /// Which input field a unique column stands for, to name it in `CONFLICT`.
+/// The first entry whose column the message names wins: the message of a
+/// duplicate `client_id` also names `messages.room_identity`.
 const UNIQUE_COLUMNS: &[(&str, &str)] = &[
     ("users.username_key", "username"),
     ("users.email", "email"),
     ("rooms.pair_key", "pair_key"),
     ("rooms.number", "number"),
+    ("users.identity", "identity"),
+    ("rooms.identity", "identity"),
+    ("messages.identity", "identity"),
+    ("room_members.user_identity", "member"),
+    ("messages.client_id", "client_id"),
+    ("messages.seq", "seq"),
 ];
 
 pub struct SqliteStore {
@@ -349,6 +357,175 @@ fn chunked<I, T>(
     Ok(found)
 }
 
+/// The clause that makes an insert skip a row whose `key` (its identity) is
+/// already stored, when `skip_existing`; only that: any other unique value
+/// taken is still an error.
+fn on_conflict(key: &str, skip_existing: bool) -> String {
+    match skip_existing {
+        true => format!("ON CONFLICT ({key}) DO NOTHING"),
+        false => String::new(),
+    }
+}
+
+/// Inserts a user; the number of rows written (0: skipped, see [`on_conflict`]).
+fn insert_user(conn: &Connection, user: &UserRecord, skip_existing: bool) -> Result<usize> {
+    let on_conflict = on_conflict("identity", skip_existing);
+    conn.prepare_cached(&format!(
+        "INSERT INTO users (identity, username, username_key, password_hash, nickname,
+                            nickname_key, sex, email, avatar, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) {on_conflict}"
+    ))
+    .and_then(|mut insert| {
+        insert.execute(params![
+            user.identity.to_string(),
+            user.username,
+            UserRecord::username_key(&user.username),
+            user.password_hash,
+            user.nickname,
+            user.nickname.to_lowercase(),
+            user.sex.as_str(),
+            user.email,
+            user.avatar,
+            to_millis(user.created_at),
+            to_millis(user.updated_at),
+        ])
+    })
+    .map_err(db_error)
+}
+
+/// Inserts a room as it is (its seq too), like [`insert_user`].
+fn insert_room(conn: &Connection, room: &RoomRecord, skip_existing: bool) -> Result<usize> {
+    let on_conflict = on_conflict("identity", skip_existing);
+    conn.prepare_cached(&format!(
+        "INSERT INTO rooms ({ROOM_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) {on_conflict}"
+    ))
+    .and_then(|mut insert| {
+        insert.execute(params![
+            room.identity.to_string(),
+            room.number,
+            room.name,
+            room.info,
+            room.creator_identity.to_string(),
+            room.room_type.as_str(),
+            room.pair_key,
+            room.seq,
+            room.last_message_at.map(to_millis),
+            to_millis(room.created_at),
+            to_millis(room.updated_at),
+        ])
+    })
+    .map_err(db_error)
+}
+
+fn insert_member(conn: &Connection, member: &MemberRecord, skip_existing: bool) -> Result<usize> {
+    let on_conflict = on_conflict("user_identity, room_identity", skip_existing);
+    conn.prepare_cached(&format!(
+        "INSERT INTO room_members ({MEMBER_COLUMNS}) VALUES (?1, ?2, ?3, ?4) {on_conflict}"
+    ))
+    .and_then(|mut insert| {
+        insert.execute(params![
+            member.user_identity.to_string(),
+            member.room_identity.to_string(),
+            member.last_read_seq,
+            to_millis(member.joined_at),
+        ])
+    })
+    .map_err(db_error)
+}
+
+fn insert_stored_message(
+    conn: &Connection,
+    message: &MessageRecord,
+    skip_existing: bool,
+) -> Result<usize> {
+    let on_conflict = on_conflict("identity", skip_existing);
+    conn.prepare_cached(&format!(
+        "INSERT INTO messages ({MESSAGE_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) {on_conflict}"
+    ))
+    .and_then(|mut insert| {
+        insert.execute(params![
+            message.identity.to_string(),
+            message.room_identity.to_string(),
+            message.seq,
+            message.sender_identity.to_string(),
+            message.content,
+            message.client_id,
+            to_millis(message.created_at),
+        ])
+    })
+    .map_err(db_error)
+}
+
+/// How many records an export reads ahead of the writer: enough to keep
+/// both busy, few enough that memory does not grow with the store.
+const EXPORT_BUFFER: usize = 256;
+
+/// Sends every record to `sender`, all read inside one read transaction:
+/// in WAL mode that is one snapshot of the whole database, so nothing
+/// written meanwhile shows, and writers are not held up. Stops quietly
+/// when the reader has gone.
+fn export_all(
+    pool: &Pool<SqliteConnectionManager>,
+    sender: &tokio::sync::mpsc::Sender<Result<Record>>,
+) -> Result<()> {
+    let emit = |record| sender.blocking_send(Ok(record)).is_ok();
+    let mut conn = pool.get().map_err(|e| Error::unavailable("sqlite", e))?;
+    let tx = conn.transaction().map_err(db_error)?;
+    let mut rooms = tx
+        .prepare(&format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms ORDER BY identity"
+        ))
+        .map_err(db_error)?;
+    let mut members = tx
+        .prepare(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM room_members WHERE room_identity = ?1
+             ORDER BY joined_at, rowid"
+        ))
+        .map_err(db_error)?;
+    let mut messages = tx
+        .prepare(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_identity = ?1 ORDER BY seq"
+        ))
+        .map_err(db_error)?;
+    let mut users = tx
+        .prepare(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY identity"
+        ))
+        .map_err(db_error)?;
+    let mut room_rows = rooms.query([]).map_err(db_error)?;
+    while let Some(row) = room_rows.next().map_err(db_error)? {
+        let room = room_from_row(row).map_err(db_error)?;
+        let identity = room.identity.to_string();
+        if !emit(Record::Room(room)) {
+            return Ok(());
+        }
+        for member in members
+            .query_map([&identity], member_from_row)
+            .map_err(db_error)?
+        {
+            if !emit(Record::Member(member.map_err(db_error)?)) {
+                return Ok(());
+            }
+        }
+        for message in messages
+            .query_map([&identity], message_from_row)
+            .map_err(db_error)?
+        {
+            if !emit(Record::Message(message.map_err(db_error)?)) {
+                return Ok(());
+            }
+        }
+    }
+    for user in users.query_map([], user_from_row).map_err(db_error)? {
+        if !emit(Record::User(user.map_err(db_error)?)) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
@@ -358,29 +535,8 @@ impl Store for SqliteStore {
 
     async fn create_user(&self, user: &UserRecord) -> Result<()> {
         let user = user.clone();
-        self.run(move |conn| {
-            conn.execute(
-                "INSERT INTO users (identity, username, username_key, password_hash, nickname,
-                                    nickname_key, sex, email, avatar, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    user.identity.to_string(),
-                    user.username,
-                    UserRecord::username_key(&user.username),
-                    user.password_hash,
-                    user.nickname,
-                    user.nickname.to_lowercase(),
-                    user.sex.as_str(),
-                    user.email,
-                    user.avatar,
-                    to_millis(user.created_at),
-                    to_millis(user.updated_at),
-                ],
-            )
-            .map_err(db_error)?;
-            Ok(())
-        })
-        .await
+        self.run(move |conn| insert_user(conn, &user, false).map(drop))
+            .await
     }
 
     async fn user_by_identity(&self, identity: Uuid) -> Result<Option<UserRecord>> {
@@ -525,26 +681,7 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_error)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO rooms ({ROOM_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                ),
-                params![
-                    room.identity.to_string(),
-                    room.number,
-                    room.name,
-                    room.info,
-                    room.creator_identity.to_string(),
-                    room.room_type.as_str(),
-                    room.pair_key,
-                    room.seq,
-                    room.last_message_at.map(to_millis),
-                    to_millis(room.created_at),
-                    to_millis(room.updated_at),
-                ],
-            )
-            .map_err(db_error)?;
+            insert_room(&tx, &room, false)?;
             {
                 let mut insert = tx
                     .prepare(&format!(
@@ -944,6 +1081,70 @@ impl Store for SqliteStore {
                 },
             )?;
             Ok(counts.into_iter().collect())
+        })
+        .await
+    }
+
+    async fn room_by_number(&self, number: &str) -> Result<Option<RoomRecord>> {
+        let number = number.to_owned();
+        self.run(move |conn| room_where(conn, "number", number))
+            .await
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        self.run(|conn| {
+            conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM rooms),
+                        (SELECT COUNT(*) FROM room_members), (SELECT COUNT(*) FROM messages)",
+                [],
+                |row| {
+                    Ok(Counts {
+                        users: row.get(0)?,
+                        rooms: row.get(1)?,
+                        members: row.get(2)?,
+                        messages: row.get(3)?,
+                    })
+                },
+            )
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    fn export(&self) -> RecordStream {
+        let pool = self.pool.clone();
+        let (sender, receiver) = tokio::sync::mpsc::channel(EXPORT_BUFFER);
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = export_all(&pool, &sender) {
+                // Ignored when the reader is gone: then nobody waits for it.
+                sender.blocking_send(Err(error)).ok();
+            }
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
+    }
+
+    async fn import(&self, records: &[Record], skip_existing: bool) -> Result<Loaded> {
+        let records = records.to_vec();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            let mut loaded = Loaded::default();
+            for record in &records {
+                let written = match record {
+                    Record::User(user) => insert_user(&tx, user, skip_existing)?,
+                    Record::Room(room) => insert_room(&tx, room, skip_existing)?,
+                    Record::Member(member) => insert_member(&tx, member, skip_existing)?,
+                    Record::Message(message) => insert_stored_message(&tx, message, skip_existing)?,
+                };
+                if written == 0 {
+                    loaded.skipped += 1;
+                } else {
+                    loaded.inserted += 1;
+                }
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(loaded)
         })
         .await
     }

@@ -17,5 +17,6 @@ mod schema;
 mod social;
 mod store;
 mod telemetry;
+mod transfer;
 mod transport;
 mod web;

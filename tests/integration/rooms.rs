@@ -282,13 +282,18 @@ macro_rules! counted {
                     self.inner.$name($($arg),*).await
                 }
             )*
+
+            fn export(&self) -> chatroom::store::RecordStream {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                self.inner.export()
+            }
         }
     };
 }
 
 use chatroom::store::{
-    Departure, HistoryRange, MemberRecord, MessageRecord, NewMessage, ProfileUpdate, RoomRecord,
-    UserRecord,
+    Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
+    ProfileUpdate, Record, RoomRecord, UserRecord,
 };
 use uuid::Uuid;
 
@@ -317,6 +322,9 @@ counted! {
     history(room: Uuid, range: HistoryRange) -> Vec<MessageRecord>;
     messages_at(positions: &[(Uuid, i64)]) -> Vec<MessageRecord>;
     unread_counts(user: Uuid, memberships: &[MemberRecord]) -> std::collections::HashMap<Uuid, u64>;
+    room_by_number(number: &str) -> Option<RoomRecord>;
+    counts() -> Counts;
+    import(records: &[Record], skip_existing: bool) -> Loaded;
 }
 
 #[tokio::test]

@@ -1,0 +1,262 @@
+//! The lines of an export file, version [`VERSION`]; docs/export.md is their
+//! description for people.
+//!
+//! These are the file's own types rather than the store's records with serde
+//! attributes, so the file stays as documented whatever the stores' records
+//! become; a change here is a new version.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::{MemberRecord, MessageRecord, Record, RoomRecord, RoomType, Sex, UserRecord};
+
+/// What the header's `format` says, so a file of something else is refused at line 1.
+pub const FORMAT: &str = "chatroom-export";
+
+/// The version this chatroom writes and reads.
+pub const VERSION: u32 = 1;
+
+/// One line of the file, tagged with its `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Line {
+    Header(Header),
+    Room(RoomLine),
+    Member(MemberLine),
+    Message(MessageLine),
+    User(UserLine),
+    End(End),
+}
+
+/// The kinds a line may have, for telling an unknown kind from a bad line.
+pub const KINDS: &[&str] = &["header", "room", "member", "message", "user", "end"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    #[serde(with = "ext_date")]
+    pub exported_at: DateTime<Utc>,
+}
+
+/// The last line: how many records came before it, so a file cut short
+/// anywhere, even at the end of a line, is told from a whole one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct End {
+    pub records: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserLine {
+    pub identity: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub nickname: String,
+    pub sex: Sex,
+    pub email: String,
+    pub avatar: Option<String>,
+    #[serde(with = "ext_date")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "ext_date")]
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomLine {
+    pub identity: Uuid,
+    pub number: String,
+    pub name: String,
+    pub info: String,
+    pub creator_identity: Uuid,
+    pub room_type: RoomType,
+    pub pair_key: Option<String>,
+    pub seq: i64,
+    #[serde(with = "ext_date::option")]
+    pub last_message_at: Option<DateTime<Utc>>,
+    #[serde(with = "ext_date")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "ext_date")]
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberLine {
+    pub user_identity: Uuid,
+    pub room_identity: Uuid,
+    pub last_read_seq: i64,
+    #[serde(with = "ext_date")]
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageLine {
+    pub identity: Uuid,
+    pub room_identity: Uuid,
+    pub seq: i64,
+    pub sender_identity: Uuid,
+    pub content: String,
+    pub client_id: Option<String>,
+    #[serde(with = "ext_date")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Record> for Line {
+    fn from(record: Record) -> Self {
+        match record {
+            Record::User(user) => Line::User(UserLine {
+                identity: user.identity,
+                username: user.username,
+                password_hash: user.password_hash,
+                nickname: user.nickname,
+                sex: user.sex,
+                email: user.email,
+                avatar: user.avatar,
+                created_at: user.created_at,
+                updated_at: user.updated_at,
+            }),
+            Record::Room(room) => Line::Room(RoomLine {
+                identity: room.identity,
+                number: room.number,
+                name: room.name,
+                info: room.info,
+                creator_identity: room.creator_identity,
+                room_type: room.room_type,
+                pair_key: room.pair_key,
+                seq: room.seq,
+                last_message_at: room.last_message_at,
+                created_at: room.created_at,
+                updated_at: room.updated_at,
+            }),
+            Record::Member(member) => Line::Member(MemberLine {
+                user_identity: member.user_identity,
+                room_identity: member.room_identity,
+                last_read_seq: member.last_read_seq,
+                joined_at: member.joined_at,
+            }),
+            Record::Message(message) => Line::Message(MessageLine {
+                identity: message.identity,
+                room_identity: message.room_identity,
+                seq: message.seq,
+                sender_identity: message.sender_identity,
+                content: message.content,
+                client_id: message.client_id,
+                created_at: message.created_at,
+            }),
+        }
+    }
+}
+
+impl Line {
+    /// The store record a data line stands for; `None` for the header and the end.
+    pub fn into_record(self) -> Option<Record> {
+        Some(match self {
+            Line::Header(_) | Line::End(_) => return None,
+            Line::User(user) => Record::User(UserRecord {
+                identity: user.identity,
+                username: user.username,
+                password_hash: user.password_hash,
+                nickname: user.nickname,
+                sex: user.sex,
+                email: user.email,
+                avatar: user.avatar,
+                created_at: user.created_at,
+                updated_at: user.updated_at,
+            }),
+            Line::Room(room) => Record::Room(RoomRecord {
+                identity: room.identity,
+                number: room.number,
+                name: room.name,
+                info: room.info,
+                creator_identity: room.creator_identity,
+                room_type: room.room_type,
+                pair_key: room.pair_key,
+                seq: room.seq,
+                last_message_at: room.last_message_at,
+                created_at: room.created_at,
+                updated_at: room.updated_at,
+            }),
+            Line::Member(member) => Record::Member(MemberRecord {
+                user_identity: member.user_identity,
+                room_identity: member.room_identity,
+                last_read_seq: member.last_read_seq,
+                joined_at: member.joined_at,
+            }),
+            Line::Message(message) => Record::Message(MessageRecord {
+                identity: message.identity,
+                room_identity: message.room_identity,
+                seq: message.seq,
+                sender_identity: message.sender_identity,
+                content: message.content,
+                client_id: message.client_id,
+                created_at: message.created_at,
+            }),
+        })
+    }
+}
+
+/// Times as MongoDB Extended JSON (relaxed): `{"$date": "2026-11-26T19:41:14.123Z"}`,
+/// or `{"$date": {"$numberLong": "…"}}` before 1970 and after 9999, as the
+/// spec has it. Written and read by the `bson` crate (the MongoDB driver's),
+/// rather than by hand, so both forms of the spec are read.
+mod ext_date {
+    use bson::Bson;
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(
+        time: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        Bson::DateTime(bson::DateTime::from_millis(time.timestamp_millis()))
+            .into_relaxed_extjson()
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        from_json(serde_json::Value::deserialize(deserializer)?)
+    }
+
+    fn from_json<E: Error>(value: serde_json::Value) -> Result<DateTime<Utc>, E> {
+        match Bson::try_from(value) {
+            Ok(Bson::DateTime(time)) => DateTime::from_timestamp_millis(time.timestamp_millis())
+                .ok_or_else(|| E::custom(format!("date out of range: {time}"))),
+            Ok(other) => Err(E::custom(format!(
+                "expected a date as {{\"$date\": …}}, found {other}"
+            ))),
+            Err(error) => Err(E::custom(format!("not a date: {error}"))),
+        }
+    }
+
+    /// The same for a time that may be missing: `null` then.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            time: &Option<DateTime<Utc>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match time {
+                Some(time) => super::serialize(time, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            match serde_json::Value::deserialize(deserializer)? {
+                serde_json::Value::Null => Ok(None),
+                value => from_json(value).map(Some),
+            }
+        }
+    }
+}
