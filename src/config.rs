@@ -166,6 +166,13 @@ pub struct Limits {
     /// a socket that sends faster is closed with 1008.
     #[arg(long, env = "CHATROOM_MAX_FRAMES_PER_SECOND", default_value_t = 50)]
     pub max_frames_per_second: u32,
+
+    /// Seconds a WebSocket may take to accept what the server writes;
+    /// a client slower than that is closed with 1013 and resumes when it
+    /// reconnects. Until then it only holds the socket's own buffer: what it
+    /// owes is read from the store once it catches up.
+    #[arg(long, env = "CHATROOM_SLOW_CLIENT_SECS", default_value_t = 10)]
+    pub slow_client_secs: u64,
 }
 
 impl Default for Limits {
@@ -180,6 +187,7 @@ impl Default for Limits {
             max_message_chars: 4000,
             max_operations_per_socket: 100,
             max_frames_per_second: 50,
+            slow_client_secs: 10,
         }
     }
 }

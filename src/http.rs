@@ -37,6 +37,9 @@ use crate::{
     telemetry,
 };
 
+const SOCKET_READ_BUFFER: usize = 4 * 1024;
+const SOCKET_WRITE_BUFFER: usize = 16 * 1024;
+
 #[derive(Clone)]
 struct HttpState {
     app: Arc<App>,
@@ -298,6 +301,12 @@ async fn websocket(
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(max)
         .max_frame_size(max)
+        // The 128 KiB defaults of each are most of what an idle subscriber
+        // would weigh. Client frames are small; the read buffer grows for a
+        // large one. Frames go out in flushed batches (`socket`), so the
+        // write buffer only needs to hold one batch.
+        .read_buffer_size(SOCKET_READ_BUFFER)
+        .write_buffer_size(SOCKET_WRITE_BUFFER)
         .on_upgrade(move |socket| sockets.track_future(counted.serve(connection.serve(socket))))
 }
 

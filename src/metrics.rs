@@ -82,6 +82,7 @@ pub struct Metrics {
     subscriptions_active: Family<FeedLabels, Gauge>,
     messages_stored: Counter,
     deliveries: Family<FeedLabels, Counter>,
+    subscription_renders: Counter,
     gap_fills: Counter,
     gap_fill_messages: Counter,
     errors: Family<ErrorLabels, Counter>,
@@ -128,6 +129,13 @@ impl Default for Metrics {
             "Messages and lobby events handed to subscribers, by subscription kind",
             deliveries.clone(),
         );
+        let subscription_renders = Counter::default();
+        registry.register(
+            "subscription_renders",
+            "Messages executed and serialized for room and inbox subscriptions: one per \
+             message and kind of subscription, shared by every subscriber on this instance",
+            subscription_renders.clone(),
+        );
         let gap_fills = Counter::default();
         registry.register(
             "gap_fills",
@@ -161,6 +169,7 @@ impl Default for Metrics {
             subscriptions_active,
             messages_stored,
             deliveries,
+            subscription_renders,
             gap_fills,
             gap_fill_messages,
             errors,
@@ -211,6 +220,11 @@ impl Metrics {
 
     pub fn message_stored(&self) {
         self.messages_stored.inc();
+    }
+
+    /// One message executed and serialized for a kind of subscription.
+    pub fn subscription_rendered(&self) {
+        self.subscription_renders.inc();
     }
 
     /// One catch-up read from the store that returned `messages` messages.

@@ -51,6 +51,83 @@ pub struct MessageEvent {
     pub message: MessageRecord,
     /// The sender's profile; its password hash is always empty.
     pub sender: UserRecord,
+    /// What subscribers made of this event, shared by all of them.
+    #[serde(skip)]
+    pub renders: Renders,
+}
+
+impl MessageEvent {
+    pub fn new(message: MessageRecord, sender: UserRecord) -> Self {
+        Self {
+            message,
+            sender,
+            renders: Renders::default(),
+        }
+    }
+}
+
+/// One serialized result per kind of subscription (its document, variables,
+/// and anything else it depends on, named by a key), computed by the first
+/// subscriber that needs it and reused by every other on this instance: the
+/// local broker hands all of them the same event. It lives and dies with
+/// the event, so it needs no eviction.
+#[derive(Default)]
+pub struct Renders(std::sync::Mutex<Vec<(RenderKey, Arc<RenderSlot>)>>);
+
+/// One render: empty until the first subscriber that needs it fills it.
+pub type RenderSlot = tokio::sync::OnceCell<Arc<str>>;
+
+/// What a render depends on besides the event.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderKey {
+    /// The subscription's document, variables and operation name.
+    pub request: Arc<str>,
+    /// Whether the subscriber sent the message: it alone sees the sender's email.
+    pub by_sender: bool,
+}
+
+impl Renders {
+    /// The cell holding the render for `key`; callers fill it with
+    /// `get_or_init`, so concurrent subscribers wait for one render.
+    pub fn slot(&self, key: &RenderKey) -> Arc<RenderSlot> {
+        let mut slots = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let found = slots.iter().find(|(candidate, _)| {
+            candidate.by_sender == key.by_sender
+                && (Arc::ptr_eq(&candidate.request, &key.request)
+                    || candidate.request == key.request)
+        });
+        match found {
+            Some((_, slot)) => slot.clone(),
+            None => {
+                let slot = Arc::new(RenderSlot::new());
+                slots.push((key.clone(), slot.clone()));
+                slot
+            }
+        }
+    }
+}
+
+/// A cache, not data: events are equal whatever was rendered of them.
+impl PartialEq for Renders {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// A copy is a new event as far as rendering goes.
+impl Clone for Renders {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for Renders {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Renders")
+    }
 }
 
 /// A lobby message: live only, never stored.

@@ -137,7 +137,7 @@ async fn catch_up(app: &App, room: Uuid, sent: i64) -> Result<Vec<Arc<MessageEve
                 .get(&message.sender_identity)
                 .cloned()
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("a message without its sender")))?;
-            Ok(Arc::new(MessageEvent { message, sender }))
+            Ok(Arc::new(MessageEvent::new(message, sender)))
         })
         .collect()
 }

@@ -70,7 +70,7 @@ pub async fn send(
         created_at: now(),
     };
     let (message, created) = app.store.insert_message(&new).await?;
-    let event = Arc::new(MessageEvent { message, sender });
+    let event = Arc::new(MessageEvent::new(message, sender));
     if created {
         app.metrics.message_stored();
         app.broker

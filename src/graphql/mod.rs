@@ -3,6 +3,7 @@
 
 mod accounts;
 mod errors;
+pub mod live;
 mod loaders;
 mod messages;
 mod rooms;

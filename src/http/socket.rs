@@ -1,6 +1,8 @@
 //! One GraphQL WebSocket. async-graphql speaks both subprotocols; around it
 //! we add authentication at `connection_init` (close code 4403 when it
-//! fails), bounds on what one socket may do, and a clean end at shutdown.
+//! fails), bounds on what one socket may do, a clean end at shutdown, and
+//! the room and inbox subscriptions of graphql-transport-ws rendered once
+//! for all their subscribers (`graphql::live`).
 
 use std::{
     borrow::Cow,
@@ -9,9 +11,10 @@ use std::{
     num::NonZeroU32,
     str::FromStr,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
 use async_graphql::{
@@ -22,17 +25,24 @@ use axum::{
     extract::ws::{CloseFrame, Message, WebSocket},
     http::{HeaderMap, header},
 };
-use futures_util::{SinkExt, StreamExt, future};
+use futures_util::{
+    FutureExt, SinkExt, StreamExt, future,
+    stream::{self, BoxStream},
+};
 use governor::{DefaultDirectRateLimiter, Quota};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio_stream::StreamMap;
 
 use crate::{
     app::App,
     auth::{Credentials, Tokens},
     error::{Error, Lang},
-    graphql::{self, ChatSchema, ClientAddress, Localized},
+    graphql::{
+        self, ChatSchema, ClientAddress, Localized,
+        live::{Plan, Subscriber},
+    },
 };
 
 /// graphql-transport-ws close code for a refused `connection_init`.
@@ -41,6 +51,11 @@ const CLOSE_FORBIDDEN: u16 = 4403;
 const CLOSE_POLICY: u16 = 1008;
 /// The server is going away (RFC 6455).
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// The client reads too slowly to keep up (RFC 6455 "try again later"):
+/// clients reconnect and resume, as after any other drop.
+const CLOSE_TOO_SLOW: u16 = 1013;
+/// Frames written to the socket before one flush, when that many are ready.
+const FLUSH_EVERY: usize = 64;
 
 /// The first subprotocol offered that we speak: `graphql-transport-ws` or the
 /// legacy `graphql-ws`.
@@ -78,6 +93,28 @@ fn credentials_of_payload(tokens: &Tokens, payload: &serde_json::Value) -> Crede
         (None, None) => Credentials::Anonymous,
         _ => Credentials::Invalid,
     }
+}
+
+/// A `subscribe` frame's payload, for `graphql::live` to judge.
+#[derive(Deserialize)]
+struct Subscribe {
+    payload: serde_json::Value,
+}
+
+/// What the socket's loop is asked to do by the frames it reads.
+enum Command {
+    /// A subscription `graphql::live` serves, under this id.
+    Start(String, Plan),
+    /// The client completed the operation with this id.
+    Stop(String),
+}
+
+/// What the socket's loop does next.
+enum Step {
+    Send(Message),
+    Run(Command),
+    ShutDown,
+    End,
 }
 
 /// The two fields of a client frame the socket itself looks at.
@@ -134,9 +171,12 @@ impl Connection {
         let refused = Arc::new(AtomicBool::new(false));
         let operations = Arc::new(Operations::default());
         let (inject, mut injected) = mpsc::channel::<Message>(16);
+        let signed_in = Arc::new(OnceLock::<Credentials>::new());
+        let (command, mut commands) = mpsc::unbounded_channel::<Command>();
 
         let on_init = {
             let (app, refused, client) = (app.clone(), refused.clone(), self.client);
+            let signed_in = signed_in.clone();
             move |payload: serde_json::Value| async move {
                 match credentials_of_payload(&app.tokens, &payload) {
                     Credentials::Invalid => {
@@ -146,6 +186,7 @@ impl Connection {
                         ))
                     }
                     credentials => {
+                        let _ = signed_in.set(credentials.clone());
                         let mut data = Data::default();
                         data.insert(graphql::loader(app.clone(), &credentials));
                         data.insert(ClientAddress(client));
@@ -164,8 +205,10 @@ impl Connection {
         let max_operations = limits.max_operations_per_socket;
         let (mut sink, stream) = socket.split();
         // Every frame from the client passes here before async-graphql sees it.
+        let shares = self.protocol == WebSocketProtocols::GraphQLWS;
         let gate = {
             let (operations, inject) = (operations.clone(), inject.clone());
+            let signed_in = signed_in.clone();
             let this = &self;
             move |bytes: axum::body::Bytes| -> Option<axum::body::Bytes> {
                 if frames.check().is_err() {
@@ -186,9 +229,20 @@ impl Connection {
                             let _ = inject.try_send(this.error_frame(&id, &error));
                             return None;
                         }
+                        // Before `connection_init` was accepted, async-graphql
+                        // answers as the protocol says.
+                        let plan = (shares && signed_in.get().is_some())
+                            .then(|| serde_json::from_slice::<Subscribe>(&bytes).ok())
+                            .flatten()
+                            .and_then(|frame| Plan::of(&frame.payload));
+                        if let Some(plan) = plan {
+                            let _ = command.send(Command::Start(id.into_owned(), plan));
+                            return None;
+                        }
                     }
                     (Some("complete" | "stop"), Some(id)) => {
                         operations.with(|running| running.remove(id.as_ref()));
+                        let _ = command.send(Command::Stop(id.into_owned()));
                     }
                     _ => {}
                 }
@@ -225,10 +279,37 @@ impl Connection {
                 }
             });
 
+        // The subscriptions served by `graphql::live`, by id; each ends with
+        // its `complete` frame.
+        let mut shared: StreamMap<String, BoxStream<'static, Message>> = StreamMap::new();
+        let slow_after = Duration::from_secs(app.config.limits.slow_client_secs.max(1));
         loop {
-            let message = tokio::select! {
+            let step = tokio::select! {
                 biased;
-                () = app.shutdown.cancelled() => {
+                () = app.shutdown.cancelled() => Step::ShutDown,
+                Some(message) = injected.recv() => Step::Send(message),
+                Some(command) = commands.recv() => Step::Run(command),
+                Some((_, message)) = shared.next(), if !shared.is_empty() => Step::Send(message),
+                next = output.next() => next.map_or(Step::End, Step::Send),
+            };
+            let first = match step {
+                Step::Send(message) => message,
+                Step::Run(Command::Start(id, plan)) => {
+                    let subscriber = Subscriber {
+                        app: app.clone(),
+                        schema: self.schema.clone(),
+                        credentials: signed_in.get().cloned().unwrap_or(Credentials::Anonymous),
+                        lang: self.lang,
+                    };
+                    shared.insert(id.clone(), live_frames(id, subscriber.start(plan)));
+                    continue;
+                }
+                Step::Run(Command::Stop(id)) => {
+                    shared.remove(&id);
+                    continue;
+                }
+                Step::End => return,
+                Step::ShutDown => {
                     let running: Vec<String> = operations.with(|running| running.drain().collect());
                     for id in running {
                         let complete = json!({ "id": id, "type": "complete" }).to_string();
@@ -236,24 +317,80 @@ impl Connection {
                             return;
                         }
                     }
-                    let _ = sink.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
+                    let _ = sink
+                        .send(close(CLOSE_GOING_AWAY, "server shutting down"))
+                        .await;
                     return;
                 }
-                Some(message) = injected.recv() => message,
-                next = output.next() => match next {
-                    Some(message) => message,
-                    None => return,
-                },
             };
-            if let Message::Text(text) = &message {
-                finished_operation(text, &operations);
+            // Write what is ready now, then flush once: one system call for
+            // a burst of frames rather than one each.
+            let mut batch = vec![first];
+            while batch.len() < FLUSH_EVERY {
+                let ready = async {
+                    tokio::select! {
+                        biased;
+                        Some(message) = injected.recv() => Some(message),
+                        Some((_, message)) = shared.next(), if !shared.is_empty() => Some(message),
+                        Some(message) = output.next() => Some(message),
+                        else => None,
+                    }
+                }
+                .now_or_never()
+                .flatten();
+                match ready {
+                    Some(message) => batch.push(message),
+                    None => break,
+                }
             }
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
-                return;
+            let mut closing = false;
+            let written = tokio::time::timeout(slow_after, async {
+                for message in batch {
+                    if let Message::Text(text) = &message {
+                        finished_operation(text, &operations);
+                    }
+                    closing = matches!(message, Message::Close(_));
+                    sink.feed(message).await?;
+                    if closing {
+                        break;
+                    }
+                }
+                sink.flush().await
+            })
+            .await;
+            match written {
+                Ok(Ok(())) if !closing => {}
+                Ok(_) => return,
+                Err(_) => {
+                    // Nothing more can be written in time: say why if the
+                    // socket still takes it, then let go of the client.
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        sink.send(close(CLOSE_TOO_SLOW, "client too slow")),
+                    )
+                    .await;
+                    return;
+                }
             }
         }
     }
+}
+
+/// The frames of a `graphql::live` subscription once it has `started`:
+/// `next` for each payload, then `complete`.
+fn live_frames(
+    id: String,
+    started: impl Future<Output = graphql::live::Payloads> + Send + 'static,
+) -> BoxStream<'static, Message> {
+    let quoted = serde_json::to_string(&id).unwrap_or_else(|_| "\"\"".to_owned());
+    let complete = format!(r#"{{"type":"complete","id":{quoted}}}"#);
+    stream::once(started)
+        .flatten()
+        .map(move |payload| {
+            Message::Text(format!(r#"{{"type":"next","id":{quoted},"payload":{payload}}}"#).into())
+        })
+        .chain(stream::once(future::ready(Message::Text(complete.into()))))
+        .boxed()
 }
 
 /// Forgets an operation the server ended (`complete` or `error`). Only those

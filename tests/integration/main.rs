@@ -14,6 +14,7 @@ mod messages;
 mod metrics;
 mod rooms;
 mod schema;
+mod sharing;
 mod social;
 mod store;
 mod telemetry;

@@ -1,0 +1,272 @@
+//! Room and inbox subscriptions over graphql-transport-ws, rendered once per
+//! message instead of once per subscriber.
+//!
+//! async-graphql runs a subscription's selection for every subscriber and
+//! every message, and serializes each result on its own: with a thousand
+//! subscribers in a room, a thousand identical executions per message. Here
+//! each subscriber still gets its own delivery stream (`chat::delivery`:
+//! membership, catch-up, gap filling, its own end), but what a message
+//! looks like under a given document and variables is executed by the
+//! schema once, serialized once, kept with the message
+//! ([`crate::broker::Renders`]) and shared by every subscriber on this
+//! instance, which only wraps it in its own `next` frame.
+//!
+//! A render depends on the event, the request and whether the subscriber
+//! sent the message (only the sender sees the sender's `email`), and on
+//! nothing else: that is the key. Validation and errors are the schema's
+//! own, so a client cannot tell this path from async-graphql's.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    Pos, Request, Response, Variables,
+    parser::{
+        parse_query,
+        types::{DocumentOperations, OperationType, Selection},
+    },
+};
+use futures_util::{StreamExt, stream::BoxStream};
+use serde::Deserialize;
+
+use super::{ChatSchema, finish, loader};
+use crate::{
+    app::App,
+    auth::Credentials,
+    broker::{MessageEvent, RenderKey},
+    chat::delivery,
+    error::{Error, Lang},
+    metrics::Feed,
+};
+
+/// Tells the `messages` and `inbox` resolvers that the request only checks
+/// or renders for a shared subscription: they yield the given event, or
+/// nothing, and touch neither the store nor the broker.
+#[derive(Clone)]
+pub enum Shared {
+    Validate,
+    Render(Arc<MessageEvent>),
+}
+
+/// A subscription this module serves: a single `messages` or `inbox` field.
+pub struct Plan {
+    query: String,
+    variables: Variables,
+    operation_name: Option<String>,
+    feed: Feed,
+    /// `messages`'s arguments, variables resolved.
+    room: Option<String>,
+    after: Option<String>,
+    /// What a render of this request depends on, besides the event.
+    key: Arc<str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Payload {
+    query: String,
+    #[serde(default)]
+    variables: Option<serde_json::Value>,
+    #[serde(default)]
+    operation_name: Option<String>,
+}
+
+impl Plan {
+    /// The plan for a `subscribe` payload, or `None` for anything else
+    /// (queries, the lobby, several root fields, fragments at the root,
+    /// directives, documents that do not parse): async-graphql serves those.
+    pub fn of(payload: &serde_json::Value) -> Option<Self> {
+        let payload = Payload::deserialize(payload).ok()?;
+        let document = parse_query(&payload.query).ok()?;
+        let operation = match (&document.operations, payload.operation_name.as_deref()) {
+            (DocumentOperations::Single(operation), _) => operation,
+            (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name)?,
+            (DocumentOperations::Multiple(_), None) => return None,
+        };
+        let operation = &operation.node;
+        if operation.ty != OperationType::Subscription || !operation.directives.is_empty() {
+            return None;
+        }
+        let [selection] = operation.selection_set.node.items.as_slice() else {
+            return None;
+        };
+        let Selection::Field(field) = &selection.node else {
+            return None;
+        };
+        let field = &field.node;
+        if !field.directives.is_empty() {
+            return None;
+        }
+        let variables = payload.variables.unwrap_or(serde_json::Value::Null);
+        let variables = Variables::from_json(variables);
+        let argument = |name: &str| -> Option<Option<String>> {
+            match field.get_argument(name) {
+                None => Some(None),
+                Some(value) => {
+                    let value = value
+                        .node
+                        .clone()
+                        .into_const_with(|variable| {
+                            Ok::<_, ()>(variables.get(&variable).cloned().unwrap_or_default())
+                        })
+                        .ok()?;
+                    match value {
+                        async_graphql::Value::String(text) => Some(Some(text)),
+                        async_graphql::Value::Null => Some(None),
+                        _ => None,
+                    }
+                }
+            }
+        };
+        let (feed, room, after) = match field.name.node.as_str() {
+            "messages" => (
+                Feed::Messages,
+                argument("roomIdentity")?,
+                argument("after")?,
+            ),
+            "inbox" => (Feed::Inbox, None, None),
+            _ => return None,
+        };
+        let key = serde_json::to_string(&(&payload.query, &variables, &payload.operation_name))
+            .ok()?
+            .into();
+        Some(Self {
+            query: payload.query,
+            variables,
+            operation_name: payload.operation_name,
+            feed,
+            room,
+            after,
+            key,
+        })
+    }
+
+    fn request(&self, credentials: &Credentials, app: &Arc<App>, shared: Shared) -> Request {
+        let mut request = Request::new(self.query.clone()).variables(self.variables.clone());
+        if let Some(name) = &self.operation_name {
+            request = request.operation_name(name.clone());
+        }
+        request
+            .data(shared)
+            .data(credentials.clone())
+            .data(loader(app.clone(), credentials))
+    }
+}
+
+/// What one socket shares with its subscriptions.
+#[derive(Clone)]
+pub struct Subscriber {
+    pub app: Arc<App>,
+    pub schema: ChatSchema,
+    pub credentials: Credentials,
+    pub lang: Lang,
+}
+
+/// One item of a shared subscription: a payload for a `next` frame
+/// (serialized GraphQL response), possibly shared with other subscribers.
+pub type Payloads = BoxStream<'static, Arc<str>>;
+
+impl Subscriber {
+    /// Starts `plan`: the payloads to send, in order, ending when the
+    /// subscription does. A request the schema refuses, or a subscription
+    /// that cannot start (not a member, not signed in), is one payload with
+    /// the errors, as async-graphql would send it.
+    pub async fn start(self, plan: Plan) -> Payloads {
+        let plan = Arc::new(plan);
+        let checked = self
+            .schema
+            .execute_stream(plan.request(&self.credentials, &self.app, Shared::Validate))
+            .next()
+            .await;
+        if let Some(refused) = checked {
+            return self.single(refused);
+        }
+        let started = match self.credentials.viewer() {
+            Err(error) => Err(error),
+            Ok(viewer) => match plan.feed {
+                Feed::Inbox => delivery::inbox(self.app.clone(), viewer).await,
+                _ => {
+                    let room = plan.room.as_deref().unwrap_or_default();
+                    delivery::room_messages(self.app.clone(), viewer, room, plan.after.as_deref())
+                        .await
+                }
+            },
+        };
+        let events = match started {
+            Ok(events) => events,
+            Err(error) => return self.single(self.error_response(error)),
+        };
+        let live = self.app.metrics.subscription_started(plan.feed);
+        events
+            .then(move |item| {
+                let (this, plan) = (self.clone(), plan.clone());
+                async move {
+                    match item {
+                        Ok(event) => Ok(this.render(&plan, event).await),
+                        Err(error) => Err(this.payload(this.error_response(error))),
+                    }
+                }
+            })
+            .scan(false, |ended, item| {
+                // An error is the last payload: the stream ends after it.
+                let next = match (*ended, item) {
+                    (true, _) => None,
+                    (false, Ok(payload)) => Some(payload),
+                    (false, Err(payload)) => {
+                        *ended = true;
+                        Some(payload)
+                    }
+                };
+                futures_util::future::ready(next)
+            })
+            .inspect(move |_| live.delivered())
+            .boxed()
+    }
+
+    /// The payload of `event` under `plan`, rendered by the first
+    /// subscriber that needs it.
+    async fn render(&self, plan: &Plan, event: Arc<MessageEvent>) -> Arc<str> {
+        let by_sender = self
+            .credentials
+            .viewer()
+            .is_ok_and(|viewer| viewer.identity == event.sender.identity);
+        let key = RenderKey {
+            request: plan.key.clone(),
+            by_sender,
+        };
+        let slot = event.renders.slot(&key);
+        slot.get_or_init(|| async {
+            self.app.metrics.subscription_rendered();
+            let request = plan.request(&self.credentials, &self.app, Shared::Render(event.clone()));
+            let response = self
+                .schema
+                .execute_stream(request)
+                .next()
+                .await
+                .unwrap_or_else(|| {
+                    self.error_response(Error::internal(anyhow::anyhow!(
+                        "a render without a result"
+                    )))
+                });
+            self.payload(response)
+        })
+        .await
+        .clone()
+    }
+
+    fn error_response(&self, error: Error) -> Response {
+        Response::from_errors(vec![
+            async_graphql::Error::from(error).into_server_error(Pos::default()),
+        ])
+    }
+
+    fn payload(&self, response: Response) -> Arc<str> {
+        let response = finish(response, self.lang, &self.app.metrics);
+        serde_json::to_string(&response)
+            .unwrap_or_else(|_| r#"{"data":null}"#.to_owned())
+            .into()
+    }
+
+    fn single(&self, response: Response) -> Payloads {
+        futures_util::stream::once(futures_util::future::ready(self.payload(response))).boxed()
+    }
+}

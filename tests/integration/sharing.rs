@@ -1,0 +1,155 @@
+//! Room subscriptions render each message once for all their subscribers
+//! (`graphql::live`), and still answer each subscriber as its own.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{
+    accounts::api_suite,
+    helpers::{Account, Backends, SEND, Socket, TestApp},
+};
+
+const WITH_EMAIL: &str = "subscription($r: ID!) {
+    messages(roomIdentity: $r) { content sender { username email } }
+}";
+
+async fn renders(app: &TestApp) -> u64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("chatroom_subscription_renders_total "))
+        .and_then(|value| value.parse().ok())
+        .expect("the renders counter")
+}
+
+async fn subscribed(app: &TestApp, account: &Account, room: &str, query: &str) -> Socket {
+    let mut socket = app.connect(account).await;
+    socket.subscribe("room", query, json!({ "r": room })).await;
+    app.until_live(
+        &mut socket,
+        "room",
+        "messages",
+        account,
+        SEND,
+        json!({ "room": room }),
+    )
+    .await;
+    socket
+}
+
+/// Reads up to `content` and returns that message's payload.
+async fn until(socket: &mut Socket, content: &str) -> Value {
+    loop {
+        let message = socket.next_message("room", "messages").await;
+        if message["content"] == content {
+            return message;
+        }
+    }
+}
+
+async fn six_subscribers_of_a_room_share_one_render_per_message(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "shared_renders").await else {
+        return;
+    };
+    let (ann, bob, cat) = (
+        app.register("ann").await,
+        app.register("bob").await,
+        app.register("cat").await,
+    );
+    let room = app.group(&ann, "team", &[&bob, &cat]).await;
+    let query =
+        "subscription($r: ID!) { messages(roomIdentity: $r) { content sender { username } } }";
+    let mut sockets = Vec::new();
+    for account in [&bob, &cat, &bob, &cat, &bob, &cat] {
+        sockets.push(subscribed(&app, account, &room, query).await);
+    }
+    // Probes of the last subscriber may still be on their way to the others.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = renders(&app).await;
+    for n in 0..5 {
+        app.send(&ann, &room, &format!("shared {n}")).await;
+    }
+    for socket in &mut sockets {
+        let last = until(socket, "shared 4").await;
+        assert_eq!(last["sender"]["username"], "ann");
+    }
+    assert_eq!(renders(&app).await - before, 5);
+}
+
+async fn only_the_sender_sees_their_email_when_renders_are_shared(backends: Backends) {
+    let Some(app) = TestApp::spawn(backends, "shared_email").await else {
+        return;
+    };
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    let room = app.befriend(&ann, &bob).await;
+    let mut anns = subscribed(&app, &ann, &room, WITH_EMAIL).await;
+    let mut bobs = subscribed(&app, &bob, &room, WITH_EMAIL).await;
+    app.send(&ann, &room, "from ann").await;
+    assert_eq!(
+        until(&mut anns, "from ann").await["sender"]["email"],
+        ann.email
+    );
+    assert_eq!(
+        until(&mut bobs, "from ann").await["sender"]["email"],
+        Value::Null
+    );
+    app.send(&bob, &room, "from bob").await;
+    assert_eq!(
+        until(&mut anns, "from bob").await["sender"]["email"],
+        Value::Null
+    );
+    assert_eq!(
+        until(&mut bobs, "from bob").await["sender"]["email"],
+        bob.email
+    );
+}
+
+async fn a_shared_subscription_answers_bad_documents_and_strangers_as_the_schema_does(
+    backends: Backends,
+) {
+    let Some(app) = TestApp::spawn(backends, "shared_errors").await else {
+        return;
+    };
+    let (ann, bob, eve) = (
+        app.register("ann").await,
+        app.register("bob").await,
+        app.register("eve").await,
+    );
+    let room = app.befriend(&ann, &bob).await;
+    let mut socket = app.connect(&eve).await;
+    let cases = [
+        (
+            "unknown",
+            "subscription($r: ID!) { messages(roomIdentity: $r) { nope } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "stranger",
+            "subscription($r: ID!) { messages(roomIdentity: $r) { content } }",
+            "FORBIDDEN",
+        ),
+    ];
+    for (id, query, code) in cases {
+        socket.subscribe(id, query, json!({ "r": room })).await;
+        let payload = socket.next_of(id).await.expect("an answer");
+        assert_eq!(
+            payload["errors"][0]["extensions"]["code"], code,
+            "{id}: {payload}"
+        );
+        assert!(socket.next_of(id).await.is_none(), "{id} completes");
+    }
+}
+
+api_suite!(
+    six_subscribers_of_a_room_share_one_render_per_message,
+    only_the_sender_sees_their_email_when_renders_are_shared,
+    a_shared_subscription_answers_bad_documents_and_strangers_as_the_schema_does,
+);
