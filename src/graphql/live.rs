@@ -270,3 +270,23 @@ impl Subscriber {
         futures_util::stream::once(futures_util::future::ready(self.payload(response))).boxed()
     }
 }
+
+/// An operation id as it appears in the frames of its subscription,
+/// JSON-quoted once for all of them.
+pub struct FrameId(String);
+
+impl FrameId {
+    pub fn new(id: &str) -> Self {
+        Self(serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned()))
+    }
+
+    /// The `next` frame carrying `payload`: all a subscriber adds to a
+    /// shared render.
+    pub fn next(&self, payload: &str) -> String {
+        format!(r#"{{"type":"next","id":{},"payload":{payload}}}"#, self.0)
+    }
+
+    pub fn complete(&self) -> String {
+        format!(r#"{{"type":"complete","id":{}}}"#, self.0)
+    }
+}

@@ -41,7 +41,7 @@ use crate::{
     error::{Error, Lang},
     graphql::{
         self, ChatSchema, ClientAddress, Localized,
-        live::{Plan, Subscriber},
+        live::{self, Plan, Subscriber},
     },
 };
 
@@ -380,16 +380,14 @@ impl Connection {
 /// `next` for each payload, then `complete`.
 fn live_frames(
     id: String,
-    started: impl Future<Output = graphql::live::Payloads> + Send + 'static,
+    started: impl Future<Output = live::Payloads> + Send + 'static,
 ) -> BoxStream<'static, Message> {
-    let quoted = serde_json::to_string(&id).unwrap_or_else(|_| "\"\"".to_owned());
-    let complete = format!(r#"{{"type":"complete","id":{quoted}}}"#);
+    let id = live::FrameId::new(&id);
+    let complete = Message::Text(id.complete().into());
     stream::once(started)
         .flatten()
-        .map(move |payload| {
-            Message::Text(format!(r#"{{"type":"next","id":{quoted},"payload":{payload}}}"#).into())
-        })
-        .chain(stream::once(future::ready(Message::Text(complete.into()))))
+        .map(move |payload| Message::Text(id.next(&payload).into()))
+        .chain(stream::once(future::ready(complete)))
         .boxed()
 }
 
