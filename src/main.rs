@@ -34,6 +34,10 @@ enum Command {
     Export(Box<ExportArgs>),
     /// Load a file written by `export` into the configured store.
     Import(Box<ImportArgs>),
+    /// Measure a deployment's fan-out: C subscribers, S senders; print the figures.
+    ///
+    /// The last line of the output is the whole report as JSON.
+    Loadtest(Box<chatroom::loadtest::Options>),
 }
 
 #[derive(Args)]
@@ -68,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Export(args)) => return export(*args).await,
         Some(Command::Import(args)) => return import(*args).await,
+        Some(Command::Loadtest(options)) => return loadtest(*options).await,
         Some(Command::Serve(config)) => start(*config).await?,
         Some(Command::Demo(config)) => {
             let server = start(*config).await?;
@@ -122,14 +127,29 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Progress goes to stderr, so stdout holds only the report.
+async fn loadtest(options: chatroom::loadtest::Options) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(log_filter())
+        .with_writer(std::io::stderr)
+        .init();
+    let report = chatroom::loadtest::run(&options).await?;
+    print!("{report}");
+    println!("{}", report.json_line());
+    Ok(())
+}
+
 /// Sets up logs and opens the app; a bad setting fails here, before anything is served.
 async fn start(config: Config) -> anyhow::Result<Server> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("chatroom=info")),
-        )
+        .with_env_filter(log_filter())
         .init();
     Server::build(config).await
+}
+
+/// `RUST_LOG`, or chatroom's own lines at info.
+fn log_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("chatroom=info"))
 }
 
 async fn serve(server: Server) -> anyhow::Result<()> {

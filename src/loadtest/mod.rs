@@ -1,0 +1,437 @@
+//! `chatroom loadtest`: the fan-out of a deployment, measured as its clients
+//! see it.
+//!
+//! # Phases
+//!
+//! 1. [`setup`]: tokens and a room, given by the operator or registered
+//!    through the dev outbox ([`outbox`]) with one new GROUP room.
+//! 2. One warm-up message before anyone listens, so state a server builds
+//!    per room on first use is not charged to the connections' memory.
+//! 3. [`subscribers`]: C graphql-transport-ws connections on
+//!    `messages(roomIdentity:)`. The protocol does not acknowledge a
+//!    subscribe, so probe messages go out until every connection got one.
+//! 4. [`senders`]: S senders, one request in flight each, open loop at R
+//!    messages a second or closed loop; first a warm-up whose messages are
+//!    not counted, then the measured seconds.
+//! 5. Drain, then the [`report`]. Each message carries its [`stamp`], so the
+//!    receivers measure latency and notice loss, duplicates and reordering.
+//!
+//! [`process`] reads the server's memory and CPU when it runs on this machine.
+
+mod client;
+mod outbox;
+mod process;
+pub mod report;
+mod senders;
+mod setup;
+mod stamp;
+mod subscribers;
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::json;
+use tokio::time::Instant;
+use url::Url;
+
+use client::{GraphQl, SEND_MESSAGE};
+use report::{
+    ConfigFigures, DeliveryFigures, Percentiles, Phases, Report, SendFigures, ServerFigures,
+    SubscriberFigures, TargetFigures, round,
+};
+use senders::{Schedule, Sent};
+use stamp::Run;
+use subscribers::{Connections, Listener, Plan};
+
+/// What to load and how hard. Nothing is refused by address: operators
+/// point this at their own deployments, wherever they are.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "chatroom loadtest")]
+pub struct Options {
+    /// The deployment's GraphQL endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:8080/graphql")]
+    pub url: Url,
+    /// Its WebSocket endpoint; by default `--url` with ws:// (or wss:// for https://).
+    #[arg(long)]
+    pub ws_url: Option<Url>,
+    /// Tokens to connect and send with, repeated or comma-separated;
+    /// connections and senders take turns. Needs `--room`.
+    #[arg(long, value_delimiter = ',', requires = "room")]
+    pub token: Vec<String>,
+    /// A room every token's user is a member of. Needs `--token`.
+    #[arg(long, requires = "token")]
+    pub room: Option<String>,
+    /// Without tokens: users to register (each a password hash on the server).
+    #[arg(long, default_value_t = 10)]
+    pub users: usize,
+    /// Without tokens: the server's dev outbox, where it writes the codes
+    /// that registering needs (`CHATROOM_MAIL_OUTBOX`).
+    #[arg(long, conflicts_with = "token")]
+    pub outbox: Option<PathBuf>,
+    /// Subscribed WebSocket connections.
+    #[arg(long, short = 'c', default_value_t = 100)]
+    pub connections: usize,
+    /// Senders, each with its own keep-alive connection and one request in flight.
+    #[arg(long, short = 's', default_value_t = 4)]
+    pub senders: usize,
+    /// Messages a second from all senders together; 0 sends as fast as answers come back.
+    #[arg(long, short = 'r', default_value_t = 200.0, value_parser = rate)]
+    pub rate: f64,
+    /// Seconds of measured sending.
+    #[arg(long, short = 'd', default_value = "10", value_parser = seconds)]
+    pub duration: Duration,
+    /// Seconds of sending before the measured ones, not counted.
+    #[arg(long, default_value = "2", value_parser = seconds)]
+    pub warmup: Duration,
+    /// Longest wait for outstanding deliveries after sending.
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    pub drain: Duration,
+    /// The drain also ends when nothing arrived for this long.
+    #[arg(long, default_value = "2", value_parser = seconds)]
+    pub drain_idle: Duration,
+    /// Longest time to register users and create the room.
+    #[arg(long, default_value = "120", value_parser = seconds)]
+    pub setup_timeout: Duration,
+    /// Longest time for every connection to subscribe and receive a probe.
+    #[arg(long, default_value = "60", value_parser = seconds)]
+    pub ready_timeout: Duration,
+    /// Longest wait for one `sendMessage` answer.
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    pub request_timeout: Duration,
+    /// WebSocket handshakes at once while connecting.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+    /// Extra characters in each message.
+    #[arg(long, default_value_t = 0)]
+    pub pad: usize,
+    /// The server's pid, when it runs on this machine: its memory per
+    /// connection and CPU come from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{e}"))
+}
+
+fn rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err("a number of messages a second, 0 or more".into()),
+    }
+}
+
+impl Options {
+    /// The WebSocket endpoint: given, or the HTTP one with its scheme swapped.
+    pub fn ws_url(&self) -> anyhow::Result<Url> {
+        if let Some(url) = &self.ws_url {
+            return Ok(url.clone());
+        }
+        let scheme = match self.url.scheme() {
+            "http" => "ws",
+            "https" => "wss",
+            other => bail!("--url must be http:// or https://, not {other}://"),
+        };
+        let mut url = self.url.clone();
+        url.set_scheme(scheme)
+            .map_err(|_| anyhow!("no WebSocket URL for {}", self.url))?;
+        Ok(url)
+    }
+}
+
+/// Runs a whole load test; its figures. An error means there were none to
+/// take: setup failed, or no connection subscribed.
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let ws_url = options.ws_url()?;
+    tracing::info!(url = %options.url, ws = %ws_url, "load testing");
+    let run = Arc::new(Run::new());
+    let api = GraphQl::new(options.url.clone(), options.request_timeout)?;
+
+    let started = Instant::now();
+    let audience = setup::prepare(&api, options, &run)
+        .await
+        .context("setting up users and a room")?;
+    let token = audience.tokens.first().map(String::as_str);
+    api.call(
+        token,
+        SEND_MESSAGE,
+        json!({ "room": audience.room, "content": run.warmup(0, 0) }),
+    )
+    .await
+    .map_err(|e| anyhow!("the first sendMessage failed: {e}"))?;
+    let setup_s = started.elapsed();
+    tracing::info!(room = %audience.room, tokens = audience.tokens.len(), "set up");
+
+    let rss_before = options.server_pid.and_then(process::rss_kib);
+    let epoch = Instant::now();
+    let issued = Arc::new(AtomicU64::new(0));
+    let ready_deadline = epoch + options.ready_timeout;
+    let connections = Connections::open(Plan {
+        ws_url: ws_url.clone(),
+        tokens: audience.tokens.clone(),
+        room: audience.room.clone(),
+        run: run.clone(),
+        epoch,
+        issued: issued.clone(),
+        connections: options.connections,
+        at_once: options.connect_concurrency,
+        deadline: ready_deadline,
+    })?;
+    connections.settled(ready_deadline).await;
+    let connect_s = epoch.elapsed();
+    let counters = connections.counters();
+    let subscribed = counters.subscribed.load(Relaxed);
+    tracing::info!(
+        subscribed,
+        failed = counters.failed.load(Relaxed),
+        "connected"
+    );
+    if subscribed == 0 {
+        let why = counters.first_failure().unwrap_or_default();
+        connections.close().await?;
+        bail!("no connection subscribed: {why}");
+    }
+
+    let probing = Instant::now();
+    probe_until_ready(
+        &api,
+        token,
+        &audience.room,
+        &run,
+        &connections,
+        ready_deadline,
+    )
+    .await;
+    let probe_s = probing.elapsed();
+    tracing::info!(ready = counters.ready.load(Relaxed), "subscriptions live");
+    // The probes' own deliveries settle before memory is read and the clock starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_connected = options.server_pid.and_then(process::rss_kib);
+
+    let warm_until = Instant::now() + options.warmup;
+    let schedule = Schedule {
+        senders: options.senders,
+        rate: options.rate,
+        warm_until,
+        until: warm_until + options.duration,
+        pad: options.pad,
+    };
+    let target = senders::Target {
+        url: options.url.clone(),
+        request_timeout: options.request_timeout,
+        tokens: audience.tokens.clone(),
+        room: audience.room.clone(),
+        run: run.clone(),
+        epoch,
+        issued,
+    };
+    let sending = tokio::spawn(senders::send(target, schedule));
+    tokio::time::sleep_until(warm_until).await;
+    let cpu = CpuClock::start(options.server_pid);
+    let measuring = Instant::now();
+    let sent = sending.await??;
+    let send_s = measuring.elapsed();
+
+    let draining = Instant::now();
+    drain(&connections, sent.ok_count * subscribed as u64, options).await;
+    let drain_s = draining.elapsed();
+    let (server_cpu, own_cpu) = cpu.percentages(measuring.elapsed());
+    tracing::info!("sending done; closing the connections");
+
+    let subscribers = SubscriberFigures {
+        requested: options.connections,
+        subscribed,
+        failed: counters.failed.load(Relaxed),
+        first_failure: counters.first_failure(),
+        ready: counters.ready.load(Relaxed),
+        closed: counters.closed.load(Relaxed),
+        first_close: counters.first_close(),
+    };
+    let (listeners, end_to_end) = connections.close().await?;
+    Ok(Report {
+        target: TargetFigures {
+            url: options.url.to_string(),
+            ws_url: ws_url.to_string(),
+            room: audience.room,
+            tokens: audience.tokens.len(),
+            registered: audience.registered,
+        },
+        config: ConfigFigures {
+            connections: options.connections,
+            senders: options.senders,
+            rate: options.rate,
+            duration_s: options.duration.as_secs_f64(),
+            warmup_s: options.warmup.as_secs_f64(),
+        },
+        phases_s: Phases {
+            setup: round(setup_s.as_secs_f64(), 2),
+            connect: round(connect_s.as_secs_f64(), 2),
+            probe: round(probe_s.as_secs_f64(), 2),
+            send: round(send_s.as_secs_f64(), 2),
+            drain: round(drain_s.as_secs_f64(), 2),
+        },
+        subscribers,
+        delivery: delivery(&listeners, &sent, subscribed, &end_to_end),
+        send: send_figures(&sent),
+        server: options.server_pid.map(|pid| ServerFigures {
+            pid,
+            rss_kib_before: rss_before,
+            rss_kib_connected: rss_connected,
+            kib_per_connection: rss_before.zip(rss_connected).map(|(before, after)| {
+                round((after as f64 - before as f64) / subscribed as f64, 2)
+            }),
+            cpu_pct: server_cpu,
+        }),
+        loadtest_cpu_pct: own_cpu,
+    })
+}
+
+/// Sends a probe every half second until every subscribed connection has
+/// received one, or `deadline`.
+async fn probe_until_ready(
+    api: &GraphQl,
+    token: Option<&str>,
+    room: &str,
+    run: &Run,
+    connections: &Connections,
+    deadline: Instant,
+) {
+    let counters = connections.counters();
+    let all_ready = || {
+        counters.ready.load(Relaxed)
+            >= counters
+                .subscribed
+                .load(Relaxed)
+                .saturating_sub(counters.closed.load(Relaxed))
+    };
+    for attempt in 0.. {
+        if all_ready() || Instant::now() >= deadline {
+            return;
+        }
+        let probe = json!({ "room": room, "content": run.probe(attempt) });
+        if let Err(failure) = api.call(token, SEND_MESSAGE, probe).await {
+            tracing::warn!(%failure, "a probe message failed");
+        }
+        let next = Instant::now() + Duration::from_millis(500);
+        while !all_ready() && Instant::now() < next.min(deadline) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Waits until every owed delivery arrived, nothing arrived for the idle
+/// time, or the drain time is over.
+async fn drain(connections: &Connections, owed: u64, options: &Options) {
+    let counters = connections.counters();
+    let end = Instant::now() + options.drain;
+    let mut last = counters.delivered.load(Relaxed);
+    let mut last_change = Instant::now();
+    while Instant::now() < end {
+        let delivered = counters.delivered.load(Relaxed);
+        if delivered >= owed {
+            return;
+        }
+        if delivered != last {
+            last = delivered;
+            last_change = Instant::now();
+        } else if last_change.elapsed() >= options.drain_idle {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// CPU times at the start of the measured time.
+struct CpuClock {
+    server: Option<(String, f64)>,
+    own: Option<f64>,
+}
+
+impl CpuClock {
+    fn start(server_pid: Option<u32>) -> Self {
+        Self {
+            server: server_pid
+                .map(|pid| pid.to_string())
+                .and_then(|pid| process::cpu_seconds(&pid).map(|s| (pid, s))),
+            own: process::cpu_seconds("self"),
+        }
+    }
+
+    /// Server and own CPU since the start, as percent of one core over `wall`.
+    fn percentages(&self, wall: Duration) -> (Option<f64>, Option<f64>) {
+        let pct = |used: f64| round(used * 100.0 / wall.as_secs_f64().max(1e-9), 1);
+        let server = self
+            .server
+            .as_ref()
+            .and_then(|(pid, before)| process::cpu_seconds(pid).map(|now| pct(now - before)));
+        let own = self
+            .own
+            .and_then(|before| process::cpu_seconds("self").map(|now| pct(now - before)));
+        (server, own)
+    }
+}
+
+fn send_figures(sent: &Sent) -> SendFigures {
+    let window_us = sent
+        .first_send_us
+        .map_or(0, |first| sent.last_answer_us.saturating_sub(first));
+    SendFigures {
+        ok: sent.ok_count,
+        errors: sent.error_count(),
+        error_codes: sent.errors.clone(),
+        first_error: sent.first_error.clone(),
+        rate_per_s: per_second(sent.ok_count, window_us),
+        behind_schedule: sent.behind_schedule,
+        latency: Percentiles::of(&sent.latency),
+    }
+}
+
+fn delivery(
+    listeners: &[Listener],
+    sent: &Sent,
+    subscribed: usize,
+    end_to_end: &hdrhistogram::Histogram<u64>,
+) -> DeliveryFigures {
+    let subscribed_listeners = || listeners.iter().filter(|l| l.subscribed);
+    let expected = sent.ok_count * subscribed as u64;
+    let received: u64 = subscribed_listeners()
+        .map(|l| l.seen.common(&sent.ok))
+        .sum();
+    let all_received: u64 = subscribed_listeners().map(Listener::received).sum();
+    let last_delivery_us = subscribed_listeners()
+        .map(|l| l.last_delivery_us)
+        .max()
+        .unwrap_or(0);
+    let window_us = sent
+        .first_send_us
+        .map_or(0, |first| last_delivery_us.saturating_sub(first));
+    DeliveryFigures {
+        expected,
+        received,
+        lost: expected.saturating_sub(received),
+        duplicates: subscribed_listeners().map(|l| l.duplicates).sum(),
+        out_of_order: subscribed_listeners().map(|l| l.out_of_order).sum(),
+        min_per_subscriber: subscribed_listeners()
+            .map(|l| l.seen.common(&sent.ok))
+            .min()
+            .unwrap_or(0),
+        per_s: per_second(all_received, window_us),
+        latency: Percentiles::of(end_to_end),
+    }
+}
+
+fn per_second(count: u64, window_us: u64) -> f64 {
+    if window_us == 0 {
+        0.0
+    } else {
+        round(count as f64 * 1e6 / window_us as f64, 1)
+    }
+}

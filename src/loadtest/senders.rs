@@ -1,0 +1,203 @@
+//! S senders calling `sendMessage`, each with one request in flight: open
+//! loop at a total rate, or closed loop (the next as soon as one is answered).
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::time::Instant;
+use url::Url;
+
+use super::{
+    client::{Failure, GraphQl, SEND_MESSAGE},
+    stamp::{Run, SeqSet, Stamp},
+    subscribers::{latency_histogram, micros},
+};
+
+/// When and how fast the senders send.
+#[derive(Clone)]
+pub struct Schedule {
+    pub senders: usize,
+    /// Messages a second in total; 0 for closed loop.
+    pub rate: f64,
+    /// Until then messages are warm-up, sent the same way but not counted.
+    pub warm_until: Instant,
+    pub until: Instant,
+    pub pad: usize,
+}
+
+/// Where the senders send, and the numbering they share with the receivers.
+#[derive(Clone)]
+pub struct Target {
+    pub url: Url,
+    pub request_timeout: Duration,
+    pub tokens: Vec<String>,
+    pub room: String,
+    pub run: Arc<Run>,
+    pub epoch: Instant,
+    pub issued: Arc<AtomicU64>,
+}
+
+/// What the senders did.
+pub struct Sent {
+    /// Sequence numbers whose `sendMessage` succeeded: the only ones receivers owe.
+    pub ok: SeqSet,
+    pub ok_count: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub first_error: Option<String>,
+    /// Round trips of successful `sendMessage` calls, microseconds.
+    pub latency: Histogram<u64>,
+    /// Sends that started more than one interval late: the open loop turned
+    /// partly closed because answers came slower than the schedule.
+    pub behind_schedule: u64,
+    pub first_send_us: Option<u64>,
+    pub last_answer_us: u64,
+}
+
+impl Sent {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            ok: SeqSet::default(),
+            ok_count: 0,
+            errors: BTreeMap::new(),
+            first_error: None,
+            latency: latency_histogram()?,
+            behind_schedule: 0,
+            first_send_us: None,
+            last_answer_us: 0,
+        })
+    }
+
+    fn merge(&mut self, other: Sent) -> anyhow::Result<()> {
+        self.ok.extend(&other.ok);
+        self.ok_count += other.ok_count;
+        for (code, count) in other.errors {
+            *self.errors.entry(code).or_default() += count;
+        }
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.latency.add(&other.latency)?;
+        self.behind_schedule += other.behind_schedule;
+        self.first_send_us = match (self.first_send_us, other.first_send_us) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_answer_us = self.last_answer_us.max(other.last_answer_us);
+        Ok(())
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    fn failed(&mut self, failure: &Failure) {
+        *self.errors.entry(failure.code()).or_default() += 1;
+        self.first_error.get_or_insert_with(|| failure.to_string());
+    }
+}
+
+/// Runs every sender to the end of the schedule; what they did together.
+pub async fn send(target: Target, schedule: Schedule) -> anyhow::Result<Sent> {
+    let senders = schedule.senders.max(1);
+    let tasks: Vec<_> = (0..senders)
+        .map(|index| {
+            let target = target.clone();
+            let schedule = schedule.clone();
+            tokio::spawn(async move { sender(index, target, schedule).await })
+        })
+        .collect();
+    let mut all = Sent::new()?;
+    for task in tasks {
+        all.merge(task.await??)?;
+    }
+    Ok(all)
+}
+
+async fn sender(index: usize, target: Target, schedule: Schedule) -> anyhow::Result<Sent> {
+    let mut sent = Sent::new()?;
+    // Each sender its own client: its own keep-alive connection.
+    let api = GraphQl::new(target.url.clone(), target.request_timeout)?;
+    let token = &target.tokens[index % target.tokens.len()];
+    let senders = schedule.senders.max(1) as f64;
+    let interval = (schedule.rate > 0.0).then(|| Duration::from_secs_f64(senders / schedule.rate));
+    // Senders start spread over one interval, not all at once.
+    let mut next = Instant::now()
+        + interval.map_or(Duration::ZERO, |_| {
+            Duration::from_secs_f64(index as f64 / schedule.rate)
+        });
+    loop {
+        let now = Instant::now();
+        if now >= schedule.until {
+            break;
+        }
+        if let Some(interval) = interval {
+            if next >= schedule.until {
+                break;
+            }
+            if next > now {
+                tokio::time::sleep_until(next).await;
+            } else if now - next > interval && now >= schedule.warm_until {
+                sent.behind_schedule += 1;
+            }
+            next += interval;
+        }
+        if Instant::now() < schedule.warm_until {
+            let content = target.run.warmup(index, schedule.pad);
+            // Warm-up answers are not counted, failed or not.
+            let _ = api
+                .call(
+                    Some(token),
+                    SEND_MESSAGE,
+                    json!({ "room": target.room, "content": content }),
+                )
+                .await;
+            continue;
+        }
+        let seq = target.issued.fetch_add(1, Relaxed);
+        let sent_us = micros(target.epoch.elapsed());
+        sent.first_send_us.get_or_insert(sent_us);
+        let stamp = Stamp {
+            seq,
+            sender: index,
+            sent_us,
+        };
+        let content = target.run.measured(stamp, schedule.pad);
+        let started = Instant::now();
+        let answer = api
+            .call(
+                Some(token),
+                SEND_MESSAGE,
+                json!({ "room": target.room, "content": content }),
+            )
+            .await;
+        let took = micros(started.elapsed());
+        sent.last_answer_us = micros(target.epoch.elapsed());
+        match answer {
+            Ok(data) if data.pointer("/sendMessage/identity").is_some() => {
+                sent.ok.insert(seq);
+                sent.ok_count += 1;
+                sent.latency.saturating_record(took.max(1));
+            }
+            Ok(data) => sent.failed(&Failure::Http {
+                status: 200,
+                body: data.to_string(),
+            }),
+            Err(failure) => {
+                sent.failed(&failure);
+                if let Failure::Transport(_) = failure {
+                    // A server that refuses connections would otherwise be hammered in a tight loop.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    Ok(sent)
+}

@@ -1,0 +1,397 @@
+//! C graphql-transport-ws connections, each subscribed to
+//! `messages(roomIdentity:)`, each keeping its own account of what arrived.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::{net::TcpStream, sync::Semaphore, task::JoinHandle, time::Instant};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue},
+};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::stamp::{Run, Seen, SeqSet, Stamp};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const SUBSCRIPTION: &str =
+    "subscription($room: ID!) { messages(roomIdentity: $room) { identity content } }";
+
+/// Latency histograms, one per few connections: one each would cost
+/// hundreds of megabytes at thousands of connections, one for all would be
+/// a lock every connection waits on.
+const LATENCY_SHARDS: usize = 16;
+
+/// What the connections tell the run while it goes on.
+#[derive(Default)]
+pub struct Counters {
+    pub subscribed: AtomicUsize,
+    pub failed: AtomicUsize,
+    /// Connections that received a probe: their subscription is live.
+    pub ready: AtomicUsize,
+    /// Connections the server ended (close, `complete`, `error`) before the run did.
+    pub closed: AtomicUsize,
+    /// Counted messages received, duplicates left out: the drain watches it.
+    pub delivered: AtomicU64,
+    first_failure: Mutex<Option<String>>,
+    first_close: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub fn first_failure(&self) -> Option<String> {
+        self.first_failure.lock().ok()?.clone()
+    }
+
+    pub fn first_close(&self) -> Option<String> {
+        self.first_close.lock().ok()?.clone()
+    }
+
+    fn failed(&self, why: String) {
+        self.failed.fetch_add(1, Relaxed);
+        keep_first(&self.first_failure, why);
+    }
+
+    fn closed(&self, why: String) {
+        self.closed.fetch_add(1, Relaxed);
+        keep_first(&self.first_close, why);
+    }
+}
+
+fn keep_first(slot: &Mutex<Option<String>>, why: String) {
+    if let Ok(mut slot) = slot.lock() {
+        slot.get_or_insert(why);
+    }
+}
+
+/// What one connection received.
+#[derive(Debug, Default)]
+pub struct Listener {
+    pub subscribed: bool,
+    pub seen: SeqSet,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Microseconds since the run's epoch; 0 when nothing arrived.
+    pub last_delivery_us: u64,
+    received: u64,
+    ready: bool,
+    /// The highest sequence number received from each sender: each sender
+    /// waits for one answer before its next message, so the contract's
+    /// room order means increasing numbers per sender.
+    last_of_sender: HashMap<usize, u64>,
+}
+
+impl Listener {
+    /// Every counted message received, of successful sends or not.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+/// Where and how the connections subscribe.
+pub struct Plan {
+    pub ws_url: Url,
+    pub tokens: Vec<String>,
+    pub room: String,
+    pub run: Arc<Run>,
+    /// The run's clock: send times in the stamps count from it.
+    pub epoch: Instant,
+    /// Sequence numbers handed out so far: a stamp beyond it is garbled, not ours.
+    pub issued: Arc<AtomicU64>,
+    pub connections: usize,
+    pub at_once: usize,
+    /// By when every connection must be subscribed.
+    pub deadline: Instant,
+}
+
+/// The running connections.
+pub struct Connections {
+    counters: Arc<Counters>,
+    tasks: Vec<JoinHandle<Listener>>,
+    latencies: Arc<Vec<Mutex<Histogram<u64>>>>,
+    stop: CancellationToken,
+}
+
+/// A histogram of microseconds up to an hour, at three significant digits.
+pub fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).context("a latency histogram")
+}
+
+impl Connections {
+    /// Starts every connection; at most `plan.at_once` handshake at a time.
+    pub fn open(plan: Plan) -> anyhow::Result<Self> {
+        let latencies = Arc::new(
+            (0..LATENCY_SHARDS)
+                .map(|_| latency_histogram().map(Mutex::new))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+        let counters = Arc::new(Counters::default());
+        let stop = CancellationToken::new();
+        let gate = Arc::new(Semaphore::new(plan.at_once.max(1)));
+        let plan = Arc::new(plan);
+        let tasks = (0..plan.connections)
+            .map(|index| {
+                let connection = Connection {
+                    index,
+                    plan: plan.clone(),
+                    counters: counters.clone(),
+                    latencies: latencies.clone(),
+                    stop: stop.clone(),
+                };
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    let socket = {
+                        let Ok(_turn) = gate.acquire().await else {
+                            return Listener::default();
+                        };
+                        connection.subscribe().await
+                    };
+                    match socket {
+                        Ok(socket) => connection.listen(socket).await,
+                        Err(error) => {
+                            connection.counters.failed(format!("{error:#}"));
+                            Listener::default()
+                        }
+                    }
+                })
+            })
+            .collect();
+        Ok(Self {
+            counters,
+            tasks,
+            latencies,
+            stop,
+        })
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Waits until every connection subscribed or failed, or `deadline`.
+    pub async fn settled(&self, deadline: Instant) {
+        let all = self.tasks.len();
+        while self.counters.subscribed.load(Relaxed) + self.counters.failed.load(Relaxed) < all
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Closes every connection; what each received, and the end-to-end
+    /// latencies of all of them.
+    pub async fn close(self) -> anyhow::Result<(Vec<Listener>, Histogram<u64>)> {
+        self.stop.cancel();
+        let mut listeners = Vec::with_capacity(self.tasks.len());
+        for task in self.tasks {
+            listeners.push(task.await.unwrap_or_default());
+        }
+        let mut all = latency_histogram()?;
+        for shard in self.latencies.iter() {
+            let shard = shard
+                .lock()
+                .map_err(|_| anyhow!("a latency shard was poisoned"))?;
+            all.add(&*shard).context("merging latencies")?;
+        }
+        Ok((listeners, all))
+    }
+}
+
+/// One connection's task.
+struct Connection {
+    index: usize,
+    plan: Arc<Plan>,
+    counters: Arc<Counters>,
+    latencies: Arc<Vec<Mutex<Histogram<u64>>>>,
+    stop: CancellationToken,
+}
+
+impl Connection {
+    fn token(&self) -> Option<&str> {
+        let tokens = &self.plan.tokens;
+        (!tokens.is_empty()).then(|| tokens[self.index % tokens.len()].as_str())
+    }
+
+    /// Connects, signs in and subscribes, by the plan's deadline.
+    async fn subscribe(&self) -> anyhow::Result<Socket> {
+        tokio::time::timeout_at(self.plan.deadline, async {
+            let mut socket = self.connect().await?;
+            let payload = match self.token() {
+                Some(token) => json!({ "token": token }),
+                None => json!({}),
+            };
+            send_json(
+                &mut socket,
+                json!({"type": "connection_init", "payload": payload}),
+            )
+            .await?;
+            self.acknowledged(&mut socket).await?;
+            send_json(
+                &mut socket,
+                json!({"id": "1", "type": "subscribe", "payload": {
+                    "query": SUBSCRIPTION, "variables": {"room": self.plan.room},
+                }}),
+            )
+            .await?;
+            Ok(socket)
+        })
+        .await
+        .map_err(|_| anyhow!("not subscribed within the ready timeout"))?
+    }
+
+    /// Opens the socket, waiting out HTTP 429 as its `Retry-After` asks: a
+    /// deployment limits new sockets per address, and all of ours come from one.
+    async fn connect(&self) -> anyhow::Result<Socket> {
+        loop {
+            let mut request = self.plan.ws_url.as_str().into_client_request()?;
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_static("graphql-transport-ws"),
+            );
+            match tokio_tungstenite::connect_async(request).await {
+                Ok((socket, _)) => return Ok(socket),
+                Err(tungstenite::Error::Http(response)) if response.status() == 429 => {
+                    let wait = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                        .unwrap_or(Duration::from_secs(1));
+                    tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
+                }
+                Err(tungstenite::Error::Http(response)) => {
+                    bail!("WebSocket upgrade refused with HTTP {}", response.status())
+                }
+                Err(error) => return Err(error).context("connecting"),
+            }
+        }
+    }
+
+    async fn acknowledged(&self, socket: &mut Socket) -> anyhow::Result<()> {
+        while let Some(frame) = socket.next().await {
+            let Message::Text(text) = frame.context("waiting for connection_ack")? else {
+                continue;
+            };
+            let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+            match frame["type"].as_str() {
+                Some("connection_ack") => return Ok(()),
+                Some("ping") => send_json(socket, json!({"type": "pong"})).await?,
+                _ => bail!("expected connection_ack, got {text}"),
+            }
+        }
+        bail!("the server hung up before connection_ack")
+    }
+
+    /// Counts what arrives until the run stops it or the server ends the socket.
+    async fn listen(&self, mut socket: Socket) -> Listener {
+        self.counters.subscribed.fetch_add(1, Relaxed);
+        let mut listener = Listener {
+            subscribed: true,
+            ..Listener::default()
+        };
+        loop {
+            let frame = tokio::select! {
+                _ = self.stop.cancelled() => {
+                    // Politely, but a server that does not answer the close is not waited for.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
+                    return listener;
+                }
+                frame = socket.next() => frame,
+            };
+            let text = match frame {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Close(close))) => {
+                    self.counters.closed(match close {
+                        Some(close) => format!("closed {}: {}", close.code, close.reason),
+                        None => "closed".into(),
+                    });
+                    return listener;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => {
+                    self.counters.closed(format!("reading: {error}"));
+                    return listener;
+                }
+                None => {
+                    self.counters.closed("the server hung up".into());
+                    return listener;
+                }
+            };
+            match self.plan.run.read(&text) {
+                Some(Seen::Measured(stamp)) => self.take(&mut listener, stamp),
+                Some(Seen::Probe) if !listener.ready => {
+                    listener.ready = true;
+                    self.counters.ready.fetch_add(1, Relaxed);
+                }
+                Some(Seen::Probe | Seen::Warmup) => {}
+                None => {
+                    if let Err(ended) = self.control(&mut socket, &text).await {
+                        self.counters.closed(ended);
+                        return listener;
+                    }
+                }
+            }
+        }
+    }
+
+    fn take(&self, listener: &mut Listener, stamp: Stamp) {
+        if stamp.seq >= self.plan.issued.load(Relaxed) {
+            return;
+        }
+        if !listener.seen.insert(stamp.seq) {
+            listener.duplicates += 1;
+            return;
+        }
+        let now_us = micros(self.plan.epoch.elapsed());
+        listener.received += 1;
+        listener.last_delivery_us = listener.last_delivery_us.max(now_us);
+        let last = listener.last_of_sender.entry(stamp.sender).or_insert(0);
+        if stamp.seq < *last {
+            listener.out_of_order += 1;
+        } else {
+            *last = stamp.seq;
+        }
+        self.counters.delivered.fetch_add(1, Relaxed);
+        let shard = &self.latencies[self.index % self.latencies.len()];
+        if let Ok(mut shard) = shard.lock() {
+            shard.saturating_record(now_us.saturating_sub(stamp.sent_us).max(1));
+        }
+    }
+
+    /// Answers a frame that is none of ours; an error when it ends the subscription.
+    async fn control(&self, socket: &mut Socket, text: &str) -> Result<(), String> {
+        let frame: Value = serde_json::from_str(text).unwrap_or_default();
+        match frame["type"].as_str() {
+            Some("ping") => send_json(socket, json!({"type": "pong"}))
+                .await
+                .map_err(|e| format!("answering ping: {e:#}")),
+            Some("complete") => Err("the server completed the subscription".into()),
+            Some("error") => Err(format!("subscription error: {}", frame["payload"])),
+            // Other traffic in the room, pongs: nothing to do.
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn send_json(socket: &mut Socket, frame: Value) -> anyhow::Result<()> {
+    socket
+        .send(Message::text(frame.to_string()))
+        .await
+        .context("sending a frame")
+}
+
+pub fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}

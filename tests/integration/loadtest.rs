@@ -1,0 +1,120 @@
+//! `chatroom loadtest` against a server in this process: on a healthy
+//! server its figures show every message reaching every subscriber once and
+//! in order, whether it registers its own users or is given tokens.
+
+use chatroom::loadtest::{self, Options, report::Report};
+use clap::Parser;
+
+use crate::helpers::{Backends, TestApp};
+
+const SUBSCRIBERS: u64 = 20;
+
+/// The options an operator would type, after `chatroom loadtest`.
+fn options(arguments: &[&str]) -> Options {
+    Options::parse_from(std::iter::once("loadtest").chain(arguments.iter().copied()))
+}
+
+fn assert_every_message_reached_every_subscriber_once_in_order(report: &Report) {
+    assert_eq!(
+        report.subscribers.subscribed as u64, SUBSCRIBERS,
+        "{report}"
+    );
+    assert_eq!(report.subscribers.ready as u64, SUBSCRIBERS, "{report}");
+    assert!(report.send.ok > 0, "{report}");
+    assert_eq!(report.send.errors, 0, "{report}");
+    assert_eq!(
+        report.delivery.received,
+        report.send.ok * SUBSCRIBERS,
+        "{report}"
+    );
+    assert_eq!(report.delivery.lost, 0, "{report}");
+    assert_eq!(report.delivery.duplicates, 0, "{report}");
+    assert_eq!(report.delivery.out_of_order, 0, "{report}");
+    assert_eq!(
+        report.delivery.latency.count, report.delivery.received,
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn loadtest_registers_users_through_the_outbox_and_counts_every_delivery() {
+    let app = TestApp::spawn(Backends::Embedded, "loadtest_registers")
+        .await
+        .expect("the embedded backends need no service");
+    let url = app.url("/graphql");
+    let outbox = app.outbox.display().to_string();
+
+    let report = loadtest::run(&options(&[
+        "--url", &url, "--outbox", &outbox, "--users", "3", "-c", "20", "-s", "2", "-r", "0", "-d",
+        "2", "--warmup", "0.5",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.target.registered, 3);
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+    let json: serde_json::Value =
+        serde_json::from_str(&report.json_line()).expect("the report as one JSON line");
+    assert_eq!(json["delivery"]["lost"], 0);
+}
+
+#[tokio::test]
+async fn loadtest_with_given_tokens_and_room_sends_at_the_asked_rate() {
+    let app = TestApp::spawn(Backends::Embedded, "loadtest_given_tokens")
+        .await
+        .expect("the embedded backends need no service");
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let room = app.group(&ann, "Load", &[&bob]).await;
+    let tokens = format!("{},{}", ann.token, bob.token);
+
+    let report = loadtest::run(&options(&[
+        "--url",
+        &app.url("/graphql"),
+        "--token",
+        &tokens,
+        "--room",
+        &room,
+        "-c",
+        "20",
+        "-s",
+        "2",
+        "-r",
+        "50",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.target.registered, 0);
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+    assert!(
+        (80..=101).contains(&report.send.ok),
+        "50 a second for 2 seconds: {report}"
+    );
+}
+
+#[tokio::test]
+async fn loadtest_against_an_address_where_nothing_listens_is_an_error_not_a_panic() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = free.local_addr().expect("its address");
+    drop(free);
+
+    let failed = loadtest::run(&options(&[
+        "--url",
+        &format!("http://{address}/graphql"),
+        "--token",
+        "t",
+        "--room",
+        "r",
+        "-d",
+        "1",
+    ]))
+    .await;
+
+    let error = format!("{:#}", failed.expect_err("nothing to measure"));
+    assert!(error.contains("sendMessage"), "{error}");
+}
