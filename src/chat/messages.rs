@@ -6,14 +6,14 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use uuid::Uuid;
 
 use super::{
-    rooms::member_room,
+    rooms::{member_room, parse_identity},
     values::{ClientId, Content, PageSize},
 };
 use crate::{
     app::App,
     auth::Viewer,
     broker::{Event, LobbyEvent, MessageEvent, Topic},
-    error::{Error, Problem, Result},
+    error::{Entity, Error, Problem, Result},
     rate_limit::Action,
     store::{HistoryRange, MessageRecord, NewMessage, UserRecord, now},
 };
@@ -59,8 +59,15 @@ pub async fn send(
     app.limiter
         .check(Action::SendMessage(viewer.identity))
         .await?;
-    let (room, _) = member_room(app, viewer, room).await?;
-    let sender = sender_of(app, viewer).await?;
+    // One store call for the three checks, in the order `member_room` and
+    // `sender_of` make them: this runs for every message sent.
+    let (room, member, sender) = app
+        .store
+        .room_member_and_user(parse_identity(room)?, viewer.identity)
+        .await?;
+    let room = room.ok_or(Error::NotFound(Entity::Room))?;
+    member.ok_or(Error::Forbidden)?;
+    let sender = sender.ok_or(Error::Unauthenticated)?.without_secret();
     let new = NewMessage {
         identity: Uuid::new_v4(),
         room_identity: room.identity,

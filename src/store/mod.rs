@@ -311,6 +311,22 @@ pub trait Store: Send + Sync {
 
     async fn member(&self, room: Uuid, user: Uuid) -> Result<Option<MemberRecord>>;
 
+    /// `room`, `user`'s membership of it and `user`, each `None` when
+    /// missing: all that sending a message checks, read in one go because
+    /// it is read for every message. By default three reads; a backend that
+    /// can join them in one query overrides it.
+    async fn room_member_and_user(
+        &self,
+        room: Uuid,
+        user: Uuid,
+    ) -> Result<(Option<RoomRecord>, Option<MemberRecord>, Option<UserRecord>)> {
+        Ok((
+            self.room(room).await?,
+            self.member(room, user).await?,
+            self.user_by_identity(user).await?,
+        ))
+    }
+
     /// `user`'s memberships among `rooms`, in any order.
     async fn memberships(&self, user: Uuid, rooms: &[Uuid]) -> Result<Vec<MemberRecord>>;
 

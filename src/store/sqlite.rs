@@ -20,6 +20,7 @@ use rusqlite::{
     types::{Type, Value},
 };
 use rusqlite_migration::{M, Migrations};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
@@ -101,7 +102,10 @@ const UNIQUE_COLUMNS: &[(&str, &str)] = &[
 ];
 
 pub struct SqliteStore {
+    /// Every read, and the writes other than message inserts.
     pool: Pool<SqliteConnectionManager>,
+    /// The queue of the thread that inserts messages: see [`start_writer`].
+    writer: mpsc::Sender<InsertRequest>,
 }
 
 impl SqliteStore {
@@ -110,28 +114,22 @@ impl SqliteStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let busy_ms = timeout.as_millis();
-        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
-            c.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA foreign_keys = ON;
-                 PRAGMA busy_timeout = {busy_ms};"
-            ))
-        });
+        let manager = SqliteConnectionManager::file(path).with_init(move |c| configure(c, timeout));
         let pool = Pool::builder()
             .max_size(8)
             .connection_timeout(timeout)
             .build(manager)?;
-        let store = Self { pool };
-        let migrate = store.pool.clone();
+        let migrate = pool.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut conn = migrate.get()?;
             Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
             Ok(())
         })
         .await??;
-        Ok(store)
+        let writer = Connection::open(path)?;
+        configure(&writer, timeout)?;
+        let writer = start_writer(writer)?;
+        Ok(Self { pool, writer })
     }
 
     /// Runs `work` with a pooled connection on the blocking pool.
@@ -148,6 +146,22 @@ impl SqliteStore {
         .await
         .map_err(Error::internal)?
     }
+}
+
+/// What every connection is set to. WAL lets readers go on while one
+/// writer writes. In WAL mode `synchronous = NORMAL` syncs the log to disk at
+/// checkpoints rather than at every commit: a committed write survives the
+/// process crashing or being killed, and the file is never corrupted, but the
+/// last commits before a power loss or an OS crash may be rolled back. That
+/// is the trade taken for chat messages; `FULL` would cost an fsync per commit.
+fn configure(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = {};",
+        busy_timeout.as_millis()
+    ))
 }
 
 /// Maps a SQLite failure: a unique violation becomes `Conflict` on its field,
@@ -191,16 +205,21 @@ const USER_COLUMNS: &str =
     "identity, username, password_hash, nickname, sex, email, avatar, created_at, updated_at";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    user_at(row, 0)
+}
+
+/// The user whose columns start at column `at`.
+fn user_at(row: &Row<'_>, at: usize) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
-        identity: parse_uuid(&row.get::<_, String>(0)?)?,
-        username: row.get(1)?,
-        password_hash: row.get(2)?,
-        nickname: row.get(3)?,
-        sex: Sex::from_stored(&row.get::<_, String>(4)?),
-        email: row.get(5)?,
-        avatar: row.get(6)?,
-        created_at: from_millis(row.get(7)?)?,
-        updated_at: from_millis(row.get(8)?)?,
+        identity: parse_uuid(&row.get::<_, String>(at)?)?,
+        username: row.get(at + 1)?,
+        password_hash: row.get(at + 2)?,
+        nickname: row.get(at + 3)?,
+        sex: Sex::from_stored(&row.get::<_, String>(at + 4)?),
+        email: row.get(at + 5)?,
+        avatar: row.get(at + 6)?,
+        created_at: from_millis(row.get(at + 7)?)?,
+        updated_at: from_millis(row.get(at + 8)?)?,
     })
 }
 
@@ -213,11 +232,10 @@ fn one_where<T>(
     value: String,
     from_row: fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Option<T>> {
-    conn.query_row(
-        &format!("SELECT {columns} FROM {table} WHERE {column} = ?1"),
-        [value],
-        from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {columns} FROM {table} WHERE {column} = ?1"
+    ))
+    .and_then(|mut statement| statement.query_row([value], from_row))
     .optional()
     .map_err(db_error)
 }
@@ -244,18 +262,26 @@ const ROOM_COLUMNS: &str = "identity, number, name, info, creator_identity, room
                             seq, last_message_at, created_at, updated_at";
 
 fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomRecord> {
+    room_at(row, 0)
+}
+
+/// The room whose columns start at column `at`.
+fn room_at(row: &Row<'_>, at: usize) -> rusqlite::Result<RoomRecord> {
     Ok(RoomRecord {
-        identity: parse_uuid(&row.get::<_, String>(0)?)?,
-        number: row.get(1)?,
-        name: row.get(2)?,
-        info: row.get(3)?,
-        creator_identity: parse_uuid(&row.get::<_, String>(4)?)?,
-        room_type: room_type_from_stored(&row.get::<_, String>(5)?)?,
-        pair_key: row.get(6)?,
-        seq: row.get(7)?,
-        last_message_at: row.get::<_, Option<i64>>(8)?.map(from_millis).transpose()?,
-        created_at: from_millis(row.get(9)?)?,
-        updated_at: from_millis(row.get(10)?)?,
+        identity: parse_uuid(&row.get::<_, String>(at)?)?,
+        number: row.get(at + 1)?,
+        name: row.get(at + 2)?,
+        info: row.get(at + 3)?,
+        creator_identity: parse_uuid(&row.get::<_, String>(at + 4)?)?,
+        room_type: room_type_from_stored(&row.get::<_, String>(at + 5)?)?,
+        pair_key: row.get(at + 6)?,
+        seq: row.get(at + 7)?,
+        last_message_at: row
+            .get::<_, Option<i64>>(at + 8)?
+            .map(from_millis)
+            .transpose()?,
+        created_at: from_millis(row.get(at + 9)?)?,
+        updated_at: from_millis(row.get(at + 10)?)?,
     })
 }
 
@@ -266,11 +292,16 @@ fn room_where(conn: &Connection, column: &str, value: String) -> Result<Option<R
 const MEMBER_COLUMNS: &str = "user_identity, room_identity, last_read_seq, joined_at";
 
 fn member_from_row(row: &Row<'_>) -> rusqlite::Result<MemberRecord> {
+    member_at(row, 0)
+}
+
+/// The membership whose columns start at column `at`.
+fn member_at(row: &Row<'_>, at: usize) -> rusqlite::Result<MemberRecord> {
     Ok(MemberRecord {
-        user_identity: parse_uuid(&row.get::<_, String>(0)?)?,
-        room_identity: parse_uuid(&row.get::<_, String>(1)?)?,
-        last_read_seq: row.get(2)?,
-        joined_at: from_millis(row.get(3)?)?,
+        user_identity: parse_uuid(&row.get::<_, String>(at)?)?,
+        room_identity: parse_uuid(&row.get::<_, String>(at + 1)?)?,
+        last_read_seq: row.get(at + 2)?,
+        joined_at: from_millis(row.get(at + 3)?)?,
     })
 }
 
@@ -456,6 +487,171 @@ fn insert_stored_message(
         ])
     })
     .map_err(db_error)
+}
+
+/// At most this many message inserts share one transaction: a burst of
+/// senders costs one commit instead of one each, and the first of a batch
+/// never waits for more than this many others.
+const MAX_BATCH: usize = 256;
+
+/// How many inserts may wait for the writer; beyond that, senders wait for
+/// a place in the queue instead of memory growing.
+const WRITE_QUEUE: usize = 1024;
+
+type InsertOutcome = Result<(MessageRecord, bool)>;
+
+/// One message for the writer, and where its outcome goes.
+struct InsertRequest {
+    message: NewMessage,
+    reply: oneshot::Sender<InsertOutcome>,
+}
+
+/// Starts the thread that inserts every message, on its own connection.
+///
+/// Each insert needs SQLite's one write lock, so inserts on pooled
+/// connections would only queue for that lock, each paying for its own
+/// transaction and commit (and a blocking-pool hand-off). The writer takes
+/// whatever inserts are waiting, runs them in one transaction, each inside
+/// a savepoint so that one failing leaves the others alone, and commits
+/// once: group commit. A caller is answered only after the commit holding
+/// its message. When the queue is empty a lone insert is committed at once,
+/// so a quiet server adds no delay. The thread ends when the store is
+/// dropped (the queue's sender with it).
+fn start_writer(conn: Connection) -> std::io::Result<mpsc::Sender<InsertRequest>> {
+    let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || write_messages(conn, receiver))?;
+    Ok(sender)
+}
+
+fn write_messages(mut conn: Connection, mut requests: mpsc::Receiver<InsertRequest>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while requests.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        let outcomes = insert_batch(&mut conn, batch.iter().map(|request| &request.message));
+        for (request, outcome) in batch.drain(..).zip(outcomes) {
+            // Ignored when the caller is gone: its message is stored all the same.
+            request.reply.send(outcome).ok();
+        }
+    }
+}
+
+/// Inserts `messages` in one transaction, one savepoint each; one outcome
+/// per message, in order. When the transaction cannot start or commit,
+/// nothing is stored and every message gets that failure.
+fn insert_batch<'a>(
+    conn: &mut Connection,
+    messages: impl ExactSizeIterator<Item = &'a NewMessage>,
+) -> Vec<InsertOutcome> {
+    let count = messages.len();
+    commit_batch(conn, messages).unwrap_or_else(|failure| {
+        let mut failures: Vec<InsertOutcome> = Vec::with_capacity(count);
+        failures.resize_with(count.saturating_sub(1), || Err(same_failure(&failure)));
+        failures.push(Err(failure));
+        failures
+    })
+}
+
+fn commit_batch<'a>(
+    conn: &mut Connection,
+    messages: impl ExactSizeIterator<Item = &'a NewMessage>,
+) -> Result<Vec<InsertOutcome>> {
+    // Immediate: the client_id checks, the seqs and the inserts happen under
+    // the write lock, so racing retries and racing senders are serialised
+    // rather than failing on a unique index.
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error)?;
+    let mut outcomes = Vec::with_capacity(messages.len());
+    for message in messages {
+        let savepoint = tx.savepoint().map_err(db_error)?;
+        let outcome = insert_new_message(&savepoint, message);
+        if outcome.is_ok() {
+            savepoint.commit().map_err(db_error)?;
+        }
+        outcomes.push(outcome);
+    }
+    tx.commit().map_err(db_error)?;
+    Ok(outcomes)
+}
+
+/// Another caller's copy of a batch's failure, which was logged once when made.
+fn same_failure(failure: &Error) -> Error {
+    match failure {
+        Error::Unavailable(backend) => Error::Unavailable(backend),
+        Error::Conflict { field } => Error::Conflict { field },
+        _ => Error::Internal(anyhow::anyhow!("a batch of message inserts failed")),
+    }
+}
+
+/// Stores one message with its room's next seq, or finds the one its
+/// `client_id` already stored; inside the writer's transaction.
+fn insert_new_message(conn: &Connection, message: &NewMessage) -> InsertOutcome {
+    if let Some(client_id) = &message.client_id {
+        let first = conn
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE room_identity = ?1 AND sender_identity = ?2 AND client_id = ?3"
+            ))
+            .and_then(|mut statement| {
+                statement.query_row(
+                    params![
+                        message.room_identity.to_string(),
+                        message.sender_identity.to_string(),
+                        client_id,
+                    ],
+                    message_from_row,
+                )
+            })
+            .optional()
+            .map_err(db_error)?;
+        if let Some(first) = first {
+            return Ok((first, false));
+        }
+    }
+    let seq: i64 = conn
+        .prepare_cached(
+            "UPDATE rooms SET seq = seq + 1, last_message_at = ?2
+             WHERE identity = ?1
+             RETURNING seq",
+        )
+        .and_then(|mut statement| {
+            statement.query_row(
+                params![
+                    message.room_identity.to_string(),
+                    to_millis(message.created_at)
+                ],
+                |row| row.get(0),
+            )
+        })
+        .optional()
+        .map_err(db_error)?
+        .ok_or(Error::NotFound(Entity::Room))?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))
+    .and_then(|mut statement| {
+        statement.execute(params![
+            message.identity.to_string(),
+            message.room_identity.to_string(),
+            seq,
+            message.sender_identity.to_string(),
+            message.content,
+            message.client_id,
+            to_millis(message.created_at),
+        ])
+    })
+    .map_err(db_error)?;
+    let stored = MessageRecord {
+        identity: message.identity,
+        room_identity: message.room_identity,
+        seq,
+        sender_identity: message.sender_identity,
+        content: message.content.clone(),
+        client_id: message.client_id.clone(),
+        created_at: message.created_at,
+    };
+    Ok((stored, true))
 }
 
 /// How many records an export reads ahead of the writer: enough to keep
@@ -745,16 +941,57 @@ impl Store for SqliteStore {
 
     async fn member(&self, room: Uuid, user: Uuid) -> Result<Option<MemberRecord>> {
         self.run(move |conn| {
-            conn.query_row(
-                &format!(
-                    "SELECT {MEMBER_COLUMNS} FROM room_members
-                     WHERE room_identity = ?1 AND user_identity = ?2"
-                ),
-                [room.to_string(), user.to_string()],
-                member_from_row,
-            )
+            conn.prepare_cached(&format!(
+                "SELECT {MEMBER_COLUMNS} FROM room_members
+                 WHERE room_identity = ?1 AND user_identity = ?2"
+            ))
+            .and_then(|mut statement| {
+                statement.query_row([room.to_string(), user.to_string()], member_from_row)
+            })
             .optional()
             .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn room_member_and_user(
+        &self,
+        room: Uuid,
+        user: Uuid,
+    ) -> Result<(Option<RoomRecord>, Option<MemberRecord>, Option<UserRecord>)> {
+        self.run(move |conn| {
+            // One row whatever exists: the dummy row is joined to each
+            // record, so a missing one comes back as NULLs.
+            let qualified = |table: &str, columns: &str| {
+                columns
+                    .split(", ")
+                    .map(|column| format!("{table}.{column}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT rooms.identity IS NOT NULL, room_members.user_identity IS NOT NULL,
+                            users.identity IS NOT NULL, {}, {}, {}
+                     FROM (SELECT 1)
+                     LEFT JOIN rooms ON rooms.identity = ?1
+                     LEFT JOIN room_members ON room_members.room_identity = ?1
+                                           AND room_members.user_identity = ?2
+                     LEFT JOIN users ON users.identity = ?2",
+                    qualified("rooms", ROOM_COLUMNS),
+                    qualified("room_members", MEMBER_COLUMNS),
+                    qualified("users", USER_COLUMNS),
+                ))
+                .map_err(db_error)?;
+            statement
+                .query_row([room.to_string(), user.to_string()], |row| {
+                    let found = |index: usize| row.get::<_, bool>(index);
+                    let room = found(0)?.then(|| room_at(row, 3)).transpose()?;
+                    let member = found(1)?.then(|| member_at(row, 14)).transpose()?;
+                    let user = found(2)?.then(|| user_at(row, 18)).transpose()?;
+                    Ok((room, member, user))
+                })
+                .map_err(db_error)
         })
         .await
     }
@@ -911,77 +1148,18 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, message: &NewMessage) -> Result<(MessageRecord, bool)> {
-        let message = message.clone();
-        self.run(move |conn| {
-            // Immediate: the client_id check, the seq and the insert happen
-            // under the write lock, so racing retries and racing senders are
-            // serialised rather than failing on a unique index.
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db_error)?;
-            if let Some(client_id) = &message.client_id {
-                let first = tx
-                    .query_row(
-                        &format!(
-                            "SELECT {MESSAGE_COLUMNS} FROM messages
-                             WHERE room_identity = ?1 AND sender_identity = ?2
-                               AND client_id = ?3"
-                        ),
-                        params![
-                            message.room_identity.to_string(),
-                            message.sender_identity.to_string(),
-                            client_id,
-                        ],
-                        message_from_row,
-                    )
-                    .optional()
-                    .map_err(db_error)?;
-                if let Some(first) = first {
-                    return Ok((first, false));
-                }
-            }
-            let seq: i64 = tx
-                .query_row(
-                    "UPDATE rooms SET seq = seq + 1, last_message_at = ?2
-                     WHERE identity = ?1
-                     RETURNING seq",
-                    params![
-                        message.room_identity.to_string(),
-                        to_millis(message.created_at)
-                    ],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(db_error)?
-                .ok_or(Error::NotFound(Entity::Room))?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                ),
-                params![
-                    message.identity.to_string(),
-                    message.room_identity.to_string(),
-                    seq,
-                    message.sender_identity.to_string(),
-                    message.content,
-                    message.client_id,
-                    to_millis(message.created_at),
-                ],
-            )
-            .map_err(db_error)?;
-            tx.commit().map_err(db_error)?;
-            let stored = MessageRecord {
-                identity: message.identity,
-                room_identity: message.room_identity,
-                seq,
-                sender_identity: message.sender_identity,
-                content: message.content,
-                client_id: message.client_id,
-                created_at: message.created_at,
-            };
-            Ok((stored, true))
-        })
-        .await
+        let (reply, answer) = oneshot::channel();
+        let request = InsertRequest {
+            message: message.clone(),
+            reply,
+        };
+        self.writer
+            .send(request)
+            .await
+            .map_err(|_| Error::internal(anyhow::anyhow!("the SQLite writer has stopped")))?;
+        answer
+            .await
+            .map_err(|_| Error::internal(anyhow::anyhow!("the SQLite writer has stopped")))?
     }
 
     async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>> {
