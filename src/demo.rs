@@ -5,7 +5,7 @@
 //! passwords are hashed, seqs taken and values checked the usual way. A
 //! store that holds any user is left alone, whoever put it there.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use uuid::Uuid;
 
@@ -140,7 +140,7 @@ impl Cast {
     }
 
     /// Sends each line as its sender, in order.
-    async fn say(&self, app: &App, room: Uuid, lines: &[(&str, &str)]) -> Result<()> {
+    async fn say(&self, app: &Arc<App>, room: Uuid, lines: &[(&str, &str)]) -> Result<()> {
         let room = room.to_string();
         for &(sender, content) in lines {
             messages::send(app, self.get(sender)?, &room, content, None).await?;
@@ -156,7 +156,7 @@ fn usernames() -> Vec<&'static str> {
 /// Fills an empty store with the demo; a store holding any user is left as
 /// it is, since it may hold real data.
 #[tracing::instrument(skip_all)]
-pub async fn seed(app: &App) -> Result<Seeding> {
+pub async fn seed(app: &Arc<App>) -> Result<Seeding> {
     if holds_users(app).await? {
         return Ok(Seeding::AlreadyHeldUsers);
     }

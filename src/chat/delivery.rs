@@ -8,8 +8,14 @@
 //! are read from the store. Messages are stored before they are published,
 //! so the store always has what an event announces. The broker may lose
 //! events; the store does not: nothing is lost, nothing is sent twice.
+//!
+//! Concurrent senders publish in whatever order their requests finish, so
+//! seq 7 often arrives just before seq 6. A follower holds such early
+//! events for a moment ([`REORDER_WAIT`]) for the missing one to arrive,
+//! rather than have every subscriber of the room read the store at once;
+//! only a gap that is still open after that is read from the store.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_stream::stream;
 use futures_util::{StreamExt, stream::BoxStream};
@@ -28,6 +34,16 @@ use crate::{
 
 /// How many messages one store read fetches while catching up.
 const CATCH_UP_PAGE: usize = 100;
+
+/// How long a follower waits for a missing seq to arrive live before
+/// reading it from the store. Publishing cannot be cancelled half-way
+/// (`messages::send`), so a seq goes missing for good only when the broker
+/// loses it; a busy server may take this long to publish it.
+const REORDER_WAIT: Duration = Duration::from_millis(500);
+
+/// How many early events a follower holds while waiting; more means it is
+/// really behind, and reads the store at once.
+const REORDER_HOLD: usize = 512;
 
 type Messages = BoxStream<'static, Result<Arc<MessageEvent>>>;
 
@@ -78,8 +94,13 @@ fn follow(
     stream! {
         // The store may hold messages owed already (a cursor from the past).
         let mut behind = true;
+        // Events that came before their turn, by seq, and when to stop
+        // waiting for the ones before them.
+        let mut early: BTreeMap<i64, Arc<MessageEvent>> = BTreeMap::new();
+        let mut give_up = tokio::time::Instant::now();
         loop {
             if behind {
+                early.clear();
                 match catch_up(&app, room, sent).await {
                     Ok(missed) => {
                         behind = missed.len() == CATCH_UP_PAGE;
@@ -95,14 +116,34 @@ fn follow(
                 }
                 continue;
             }
-            match subscription.recv().await {
+            // Biased: what has arrived goes first; the wait ends only when
+            // nothing else is there.
+            let received = tokio::select! {
+                biased;
+                received = subscription.recv() => received,
+                () = tokio::time::sleep_until(give_up), if !early.is_empty() => {
+                    behind = true;
+                    continue;
+                }
+            };
+            match received {
                 Ok(Event::Message(event)) => {
                     let seq = event.message.seq;
                     if seq == sent + 1 {
                         sent = seq;
                         yield Ok(event);
+                        while let Some(next) = early.remove(&(sent + 1)) {
+                            sent += 1;
+                            yield Ok(next);
+                        }
                     } else if seq > sent + 1 {
-                        behind = true;
+                        if early.is_empty() {
+                            give_up = tokio::time::Instant::now() + REORDER_WAIT;
+                        }
+                        early.insert(seq, event);
+                        if early.len() > REORDER_HOLD {
+                            behind = true;
+                        }
                     }
                 }
                 Ok(Event::Left { user }) if user == viewer => return,

@@ -48,7 +48,7 @@ pub fn decode_cursor(field: &'static str, cursor: &str) -> Result<i64> {
 /// stored the first time and publishes nothing again.
 #[tracing::instrument(skip_all, fields(viewer = %viewer.identity, room = %room))]
 pub async fn send(
-    app: &App,
+    app: &Arc<App>,
     viewer: &Viewer,
     room: &str,
     content: &str,
@@ -76,15 +76,23 @@ pub async fn send(
         client_id: client_id.map(ClientId::into_inner),
         created_at: now(),
     };
-    let (message, created) = app.store.insert_message(&new).await?;
-    let event = Arc::new(MessageEvent::new(message, sender));
-    if created {
-        app.metrics.message_stored();
-        app.broker
-            .publish(Topic::Room(room.identity), Event::Message(event.clone()))
-            .await;
-    }
-    Ok(event)
+    // A task of its own, so that a client going away mid-request cannot
+    // stop it between storing and publishing: subscribers would wait for a
+    // seq that is stored but never announced (`delivery`).
+    let app = app.clone();
+    tokio::spawn(async move {
+        let (message, created) = app.store.insert_message(&new).await?;
+        let event = Arc::new(MessageEvent::new(message, sender));
+        if created {
+            app.metrics.message_stored();
+            app.broker
+                .publish(Topic::Room(room.identity), Event::Message(event.clone()))
+                .await;
+        }
+        Ok(event)
+    })
+    .await
+    .map_err(|failed| Error::internal(anyhow::anyhow!("storing a message failed: {failed}")))?
 }
 
 async fn sender_of(app: &App, viewer: &Viewer) -> Result<UserRecord> {
