@@ -38,7 +38,7 @@ use crate::{
 };
 
 const SOCKET_READ_BUFFER: usize = 4 * 1024;
-const SOCKET_WRITE_BUFFER: usize = 16 * 1024;
+const SOCKET_WRITE_BUFFER: usize = 4 * 1024;
 
 #[derive(Clone)]
 struct HttpState {
@@ -302,9 +302,10 @@ async fn websocket(
         .max_message_size(max)
         .max_frame_size(max)
         // The 128 KiB defaults of each are most of what an idle subscriber
-        // would weigh. Client frames are small; the read buffer grows for a
-        // large one. Frames go out in flushed batches (`socket`), so the
-        // write buffer only needs to hold one batch.
+        // would weigh, and a buffer keeps the size it once grew to. Client
+        // frames are small; the read buffer grows for a large one. Frames
+        // go out in flushed batches (`socket`); past 4 KiB a batch is
+        // written as it goes, which costs nothing in throughput.
         .read_buffer_size(SOCKET_READ_BUFFER)
         .write_buffer_size(SOCKET_WRITE_BUFFER)
         .on_upgrade(move |socket| sockets.track_future(counted.serve(connection.serve(socket))))

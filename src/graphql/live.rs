@@ -25,14 +25,18 @@ use async_graphql::{
         types::{DocumentOperations, OperationType, Selection},
     },
 };
-use futures_util::{StreamExt, stream::BoxStream};
+use futures_util::{
+    StreamExt,
+    future::{self, Either},
+    stream::BoxStream,
+};
 use serde::Deserialize;
 
 use super::{ChatSchema, finish, loader};
 use crate::{
     app::App,
     auth::Credentials,
-    broker::{MessageEvent, RenderKey},
+    broker::{MessageEvent, RenderKey, RenderSlot},
     chat::delivery,
     error::{Error, Lang},
     metrics::Feed,
@@ -196,14 +200,29 @@ impl Subscriber {
             Err(error) => return self.single(self.error_response(error)),
         };
         let live = self.app.metrics.subscription_started(plan.feed);
+        let viewer = self.credentials.viewer().ok().map(|viewer| viewer.identity);
         events
-            .then(move |item| {
-                let (this, plan) = (self.clone(), plan.clone());
-                async move {
-                    match item {
-                        Ok(event) => Ok(this.render(&plan, event).await),
-                        Err(error) => Err(this.payload(this.error_response(error))),
+            .then(move |item| match item {
+                Ok(event) => {
+                    let slot = event.renders.slot(&RenderKey {
+                        request: plan.key.clone(),
+                        by_sender: viewer == Some(event.sender.identity),
+                    });
+                    match slot.get() {
+                        // What almost every delivery finds: no future, no allocation.
+                        Some(payload) => Either::Left(future::ready(Ok(payload.clone()))),
+                        // Boxed: a render is rare and large, and the stream
+                        // would otherwise keep room for one on every subscriber.
+                        None => {
+                            let (this, plan) = (self.clone(), plan.clone());
+                            Either::Right(Box::pin(async move {
+                                Ok(this.render(&plan, &slot, event).await)
+                            }))
+                        }
                     }
+                }
+                Err(error) => {
+                    Either::Left(future::ready(Err(self.payload(self.error_response(error)))))
                 }
             })
             .scan(false, |ended, item| {
@@ -216,27 +235,18 @@ impl Subscriber {
                         Some(payload)
                     }
                 };
-                futures_util::future::ready(next)
+                future::ready(next)
             })
             .inspect(move |_| live.delivered())
             .boxed()
     }
 
-    /// The payload of `event` under `plan`, rendered by the first
-    /// subscriber that needs it.
-    async fn render(&self, plan: &Plan, event: Arc<MessageEvent>) -> Arc<str> {
-        let by_sender = self
-            .credentials
-            .viewer()
-            .is_ok_and(|viewer| viewer.identity == event.sender.identity);
-        let key = RenderKey {
-            request: plan.key.clone(),
-            by_sender,
-        };
-        let slot = event.renders.slot(&key);
+    /// Fills `slot` with the payload of `event` under `plan`, unless another
+    /// subscriber is at it already: then waits for theirs.
+    async fn render(&self, plan: &Plan, slot: &RenderSlot, event: Arc<MessageEvent>) -> Arc<str> {
         slot.get_or_init(|| async {
             self.app.metrics.subscription_rendered();
-            let request = plan.request(&self.credentials, &self.app, Shared::Render(event.clone()));
+            let request = plan.request(&self.credentials, &self.app, Shared::Render(event));
             let response = self
                 .schema
                 .execute_stream(request)
@@ -267,7 +277,7 @@ impl Subscriber {
     }
 
     fn single(&self, response: Response) -> Payloads {
-        futures_util::stream::once(futures_util::future::ready(self.payload(response))).boxed()
+        futures_util::stream::once(future::ready(self.payload(response))).boxed()
     }
 }
 

@@ -103,8 +103,9 @@ struct Subscribe {
 
 /// What the socket's loop is asked to do by the frames it reads.
 enum Command {
-    /// A subscription `graphql::live` serves, under this id.
-    Start(String, Plan),
+    /// A subscription `graphql::live` serves, under this id. Boxed: the
+    /// channel sets aside room for a few commands on every socket.
+    Start(String, Box<Plan>),
     /// The client completed the operation with this id.
     Stop(String),
 }
@@ -236,7 +237,7 @@ impl Connection {
                             .flatten()
                             .and_then(|frame| Plan::of(&frame.payload));
                         if let Some(plan) = plan {
-                            let _ = command.send(Command::Start(id.into_owned(), plan));
+                            let _ = command.send(Command::Start(id.into_owned(), Box::new(plan)));
                             return None;
                         }
                     }
@@ -283,10 +284,13 @@ impl Connection {
         // its `complete` frame.
         let mut shared: StreamMap<String, BoxStream<'static, Message>> = StreamMap::new();
         let slow_after = Duration::from_secs(app.config.limits.slow_client_secs.max(1));
+        // One wait for the whole socket, not one registered per frame.
+        let shutdown = app.shutdown.cancelled();
+        tokio::pin!(shutdown);
         loop {
             let step = tokio::select! {
                 biased;
-                () = app.shutdown.cancelled() => Step::ShutDown,
+                () = &mut shutdown => Step::ShutDown,
                 Some(message) = injected.recv() => Step::Send(message),
                 Some(command) = commands.recv() => Step::Run(command),
                 Some((_, message)) = shared.next(), if !shared.is_empty() => Step::Send(message),
@@ -301,7 +305,7 @@ impl Connection {
                         credentials: signed_in.get().cloned().unwrap_or(Credentials::Anonymous),
                         lang: self.lang,
                     };
-                    shared.insert(id.clone(), live_frames(id, subscriber.start(plan)));
+                    shared.insert(id.clone(), live_frames(id, subscriber.start(*plan)));
                     continue;
                 }
                 Step::Run(Command::Stop(id)) => {
