@@ -5,7 +5,10 @@
 //! most [`Hasher`]'s permits at a time: a flood of logins queues here
 //! instead of taking every core from message delivery.
 
-use std::{sync::LazyLock, time::Duration};
+use std::{
+    sync::{Arc, LazyLock, Mutex},
+    time::Duration,
+};
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
@@ -42,10 +45,12 @@ fn verify_now(password: &str, hash: &str) -> Result<bool> {
 /// Runs password hashing with at most a fixed number at once.
 pub struct Hasher {
     permits: Semaphore,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
 impl Default for Hasher {
-    /// Half the cores (at least one): the other half stays with delivery.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self::new((cores / 2).max(1))
@@ -53,9 +58,38 @@ impl Default for Hasher {
 }
 
 impl Hasher {
-    pub fn new(permits: usize) -> Self {
+    /// `threads` hashes at a time, each on a thread kept for the purpose.
+    /// Not tokio's blocking pool: every argon2 hash takes 19 MiB, and the
+    /// allocator keeps what each of that pool's many, short-lived threads
+    /// used, so a few hundred logins would pin hundreds of megabytes.
+    pub fn new(threads: usize) -> Self {
+        let threads = threads.max(1);
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = queue
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .recv();
+                        match job {
+                            Ok(job) => job(),
+                            // The hasher is gone.
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "could not start a hashing thread");
+            }
+        }
         Self {
-            permits: Semaphore::new(permits.max(1)),
+            permits: Semaphore::new(threads),
+            jobs,
         }
     }
 
@@ -67,12 +101,15 @@ impl Hasher {
             .await
             .map_err(|_| Error::RateLimited { retry_after: 1 })?
             .map_err(Error::internal)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(Error::internal)?
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = reply.send(work());
+            }))
+            .map_err(|_| Error::internal(anyhow::anyhow!("the hashing threads are gone")))?;
+        answer.await.map_err(Error::internal)?
     }
 
-    /// The argon2id PHC string of `password`, with a fresh random salt.
     pub async fn hash(&self, password: String) -> Result<String> {
         self.run(move || hash_now(&password)).await
     }
