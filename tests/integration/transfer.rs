@@ -732,8 +732,9 @@ async fn the_file_is_a_header_then_one_tagged_record_a_line_then_an_end_line() {
     assert_eq!(lines[0]["format"], "chatroom-export");
     assert_eq!(lines[0]["version"], 1);
     let date = lines[4]["created_at"]["$date"].as_str().unwrap_or_default();
+    // bson writes the milliseconds only when there are some.
     assert!(
-        date.len() == 24 && date.ends_with('Z'),
+        date.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(date).is_ok(),
         "dates are relaxed Extended JSON: {}",
         lines[4]
     );
