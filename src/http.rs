@@ -37,8 +37,8 @@ use crate::{
     telemetry,
 };
 
-const SOCKET_READ_BUFFER: usize = 4 * 1024;
-const SOCKET_WRITE_BUFFER: usize = 4 * 1024;
+const SOCKET_READ_BUFFER: usize = 1024;
+const SOCKET_WRITE_BUFFER: usize = 2 * 1024;
 
 #[derive(Clone)]
 struct HttpState {
@@ -304,8 +304,8 @@ async fn websocket(
         // The 128 KiB defaults of each are most of what an idle subscriber
         // would weigh, and a buffer keeps the size it once grew to. Client
         // frames are small; the read buffer grows for a large one. Frames
-        // go out in flushed batches (`socket`); past 4 KiB a batch is
-        // written as it goes, which costs nothing in throughput.
+        // go out in flushed batches (`socket`); a batch past the write
+        // buffer's size is written as it goes, a few system calls more.
         .read_buffer_size(SOCKET_READ_BUFFER)
         .write_buffer_size(SOCKET_WRITE_BUFFER)
         .on_upgrade(move |socket| sockets.track_future(counted.serve(connection.serve(socket))))

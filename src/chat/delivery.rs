@@ -101,7 +101,9 @@ fn follow(
         loop {
             if behind {
                 early.clear();
-                match catch_up(&app, room, sent).await {
+                // Boxed, for the same reason: a follower spends most of its
+                // life waiting for the broker, not reading the store.
+                match Box::pin(catch_up(&app, room, sent)).await {
                     Ok(missed) => {
                         behind = missed.len() == CATCH_UP_PAGE;
                         for event in missed {

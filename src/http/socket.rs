@@ -388,7 +388,9 @@ fn live_frames(
 ) -> BoxStream<'static, Message> {
     let id = live::FrameId::new(&id);
     let complete = Message::Text(id.complete().into());
-    stream::once(started)
+    // Boxed: starting takes a large future, which would otherwise keep its
+    // room in the stream for as long as the subscription lives.
+    stream::once(Box::pin(started))
         .flatten()
         .map(move |payload| Message::Text(id.next(&payload).into()))
         .chain(stream::once(future::ready(complete)))
