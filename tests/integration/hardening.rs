@@ -494,3 +494,63 @@ async fn page_size_and_message_length_follow_their_settings() {
         .await;
     assert_eq!(error_field(&page), "last");
 }
+
+/// `chatroom_websocket_connections` on the app's `/metrics`.
+async fn open_sockets(app: &TestApp) -> u64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("chatroom_websocket_connections "))
+        .and_then(|value| value.parse().ok())
+        .expect("the open sockets gauge")
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_let_go_while_others_keep_up() {
+    let Some(app) = TestApp::spawn_with(Backends::Embedded, "slow_reader", |c| {
+        c.limits.slow_client_secs = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let (gus, hal) = (app.register("gus").await, app.register("hal").await);
+    let room = app.befriend(&gus, &hal).await;
+    let mut reader = app.watch_room(&hal, &room, &app, &gus).await;
+    // Subscribed and live, then never read again: its buffers fill up.
+    let _stalled = app.watch_room(&hal, &room, &app, &gus).await;
+    assert_eq!(open_sockets(&app).await, 2);
+    let read = tokio::spawn(async move {
+        loop {
+            let message = reader.next_message("room", "messages").await;
+            if message["content"] == "after" {
+                return;
+            }
+        }
+    });
+
+    let page = "x".repeat(4000);
+    let mut sent = 0;
+    while open_sockets(&app).await == 2 {
+        assert!(
+            sent < 5000,
+            "the stalled socket was kept after {sent} messages"
+        );
+        for _ in 0..100 {
+            app.send(&gus, &room, &page).await;
+        }
+        sent += 100;
+    }
+    app.send(&gus, &room, "after").await;
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the reader keeps up")
+        .expect("the reader read every message");
+}
