@@ -495,22 +495,7 @@ async fn page_size_and_message_length_follow_their_settings() {
     assert_eq!(error_field(&page), "last");
 }
 
-/// `chatroom_websocket_connections` on the app's `/metrics`.
-async fn open_sockets(app: &TestApp) -> u64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("chatroom_websocket_connections "))
-        .and_then(|value| value.parse().ok())
-        .expect("the open sockets gauge")
-}
+const OPEN_SOCKETS: &str = "chatroom_websocket_connections";
 
 #[tokio::test]
 async fn a_subscriber_that_stops_reading_is_let_go_while_others_keep_up() {
@@ -526,7 +511,7 @@ async fn a_subscriber_that_stops_reading_is_let_go_while_others_keep_up() {
     let mut reader = app.watch_room(&hal, &room, &app, &gus).await;
     // Subscribed and live, then never read again: its buffers fill up.
     let _stalled = app.watch_room(&hal, &room, &app, &gus).await;
-    assert_eq!(open_sockets(&app).await, 2);
+    assert_eq!(app.metric(OPEN_SOCKETS).await, 2.0);
     let read = tokio::spawn(async move {
         loop {
             let message = reader.next_message("room", "messages").await;
@@ -538,7 +523,7 @@ async fn a_subscriber_that_stops_reading_is_let_go_while_others_keep_up() {
 
     let page = "x".repeat(4000);
     let mut sent = 0;
-    while open_sockets(&app).await == 2 {
+    while app.metric(OPEN_SOCKETS).await == 2.0 {
         assert!(
             sent < 5000,
             "the stalled socket was kept after {sent} messages"

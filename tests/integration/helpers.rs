@@ -197,6 +197,24 @@ impl TestApp {
         Self::spawn_with(backends, test, |_| {}).await
     }
 
+    /// One series of the app's `/metrics`, by its name and labels as
+    /// printed (`chatroom_websocket_connections`).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("the app answers")
+            .text()
+            .await
+            .expect("a text answer");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in /metrics"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }

@@ -14,20 +14,8 @@ const WITH_EMAIL: &str = "subscription($r: ID!) {
     messages(roomIdentity: $r) { content sender { username email } }
 }";
 
-async fn renders(app: &TestApp) -> u64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("chatroom_subscription_renders_total "))
-        .and_then(|value| value.parse().ok())
-        .expect("the renders counter")
+async fn renders(app: &TestApp) -> f64 {
+    app.metric("chatroom_subscription_renders_total").await
 }
 
 async fn subscribed(app: &TestApp, account: &Account, room: &str, query: &str) -> Socket {
@@ -81,7 +69,7 @@ async fn six_subscribers_of_a_room_share_one_render_per_message(backends: Backen
         let last = until(socket, "shared 4").await;
         assert_eq!(last["sender"]["username"], "ann");
     }
-    assert_eq!(renders(&app).await - before, 5);
+    assert_eq!(renders(&app).await - before, 5.0);
 }
 
 async fn only_the_sender_sees_their_email_when_renders_are_shared(backends: Backends) {
