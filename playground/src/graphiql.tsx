@@ -10,6 +10,7 @@ import 'graphiql/style.css';
 
 import { createGraphiQLFetcher, type Fetcher } from '@graphiql/toolkit';
 import { GraphiQL } from 'graphiql';
+import { parse } from 'graphql';
 import { createClient } from 'graphql-ws';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
@@ -35,7 +36,16 @@ function fetcherFor(authorization: string): Fetcher {
 const fetcher: Fetcher = (params, options) => {
   const headers: Record<string, unknown> = options?.headers ?? {};
   const authorization = Object.entries(headers).find(([name]) => name.toLowerCase() === 'authorization')?.[1];
-  return fetcherFor(typeof authorization === 'string' ? authorization : '')(params, options);
+  // The toolkit picks the socket for subscriptions from `documentAST`, which
+  // GraphiQL parses from the editor on a delay: a click right after typing
+  // could send a subscription over HTTP. The text sent is what counts.
+  let documentAST = options?.documentAST;
+  try {
+    documentAST = parse(params.query);
+  } catch {
+    // Not a document: the server answers with the syntax error.
+  }
+  return fetcherFor(typeof authorization === 'string' ? authorization : '')(params, { ...options, documentAST });
 };
 
 // A token from the chat client on this origin is offered as the header.
