@@ -119,7 +119,7 @@ fn private_room() -> RoomRecord {
     room
 }
 
-async fn seed(app: &App) {
+async fn seed(app: &Arc<App>) {
     let hash = app.hasher.hash(PASSWORD.into()).await.expect("a hash");
     for (identity, username) in [(ALICE, "alice"), (BOB, "bob"), (CAROL, "carol")] {
         let created_at = now();
