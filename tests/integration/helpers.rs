@@ -406,11 +406,25 @@ impl TestApp {
         prober: &TestApp,
         sender: &Account,
     ) -> Socket {
-        let mut socket = self.connect(listener).await;
         let query = format!(
             "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
         );
-        socket.subscribe("room", &query, json!({ "r": room })).await;
+        self.watch_room_with(listener, room, &query, prober, sender)
+            .await
+    }
+
+    /// [`Self::watch_room`] with a `messages(roomIdentity: $r)` document of
+    /// the caller's.
+    pub async fn watch_room_with(
+        &self,
+        listener: &Account,
+        room: &str,
+        query: &str,
+        prober: &TestApp,
+        sender: &Account,
+    ) -> Socket {
+        let mut socket = self.connect(listener).await;
+        socket.subscribe("room", query, json!({ "r": room })).await;
         prober
             .until_live(
                 &mut socket,

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::{
     accounts::api_suite,
-    helpers::{Account, Backends, SEND, Socket, TestApp},
+    helpers::{Backends, Socket, TestApp},
 };
 
 const WITH_EMAIL: &str = "subscription($r: ID!) {
@@ -16,21 +16,6 @@ const WITH_EMAIL: &str = "subscription($r: ID!) {
 
 async fn renders(app: &TestApp) -> f64 {
     app.metric("chatroom_subscription_renders_total").await
-}
-
-async fn subscribed(app: &TestApp, account: &Account, room: &str, query: &str) -> Socket {
-    let mut socket = app.connect(account).await;
-    socket.subscribe("room", query, json!({ "r": room })).await;
-    app.until_live(
-        &mut socket,
-        "room",
-        "messages",
-        account,
-        SEND,
-        json!({ "room": room }),
-    )
-    .await;
-    socket
 }
 
 /// Reads up to `content` and returns that message's payload.
@@ -57,7 +42,10 @@ async fn six_subscribers_of_a_room_share_one_render_per_message(backends: Backen
         "subscription($r: ID!) { messages(roomIdentity: $r) { content sender { username } } }";
     let mut sockets = Vec::new();
     for account in [&bob, &cat, &bob, &cat, &bob, &cat] {
-        sockets.push(subscribed(&app, account, &room, query).await);
+        sockets.push(
+            app.watch_room_with(account, &room, query, &app, account)
+                .await,
+        );
     }
     // Probes of the last subscriber may still be on their way to the others.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -78,8 +66,12 @@ async fn only_the_sender_sees_their_email_when_renders_are_shared(backends: Back
     };
     let (ann, bob) = (app.register("ann").await, app.register("bob").await);
     let room = app.befriend(&ann, &bob).await;
-    let mut anns = subscribed(&app, &ann, &room, WITH_EMAIL).await;
-    let mut bobs = subscribed(&app, &bob, &room, WITH_EMAIL).await;
+    let mut anns = app
+        .watch_room_with(&ann, &room, WITH_EMAIL, &app, &ann)
+        .await;
+    let mut bobs = app
+        .watch_room_with(&bob, &room, WITH_EMAIL, &app, &bob)
+        .await;
     app.send(&ann, &room, "from ann").await;
     assert_eq!(
         until(&mut anns, "from ann").await["sender"]["email"],
