@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::Request;
+use async_graphql::{Request, http::WebSocketProtocols};
 use chatroom::{
     Config,
     app::App,
@@ -93,7 +93,7 @@ fn fanout(c: &mut Criterion) {
     c.bench_function("render one message for a subscription", |b| {
         b.to_async(&runtime).iter(render)
     });
-    let id = FrameId::new("1");
+    let id = FrameId::new("1", WebSocketProtocols::GraphQLWS);
     c.bench_function("frame a shared render for one subscriber", |b| {
         b.iter(|| id.next(&payload))
     });

@@ -7,14 +7,8 @@
 //! engine raises itself (syntax, unknown fields, wrong argument types, depth
 //! and complexity limits) are the client's input too: `BAD_USER_INPUT`.
 
-use std::sync::Arc;
+use async_graphql::{Response, ServerError, Value};
 
-use async_graphql::{
-    BatchRequest, BatchResponse, Data, Executor, Request, Response, ServerError, Value,
-    futures_util::stream::{BoxStream, StreamExt},
-};
-
-use super::ChatSchema;
 use crate::{
     error::{Error, Lang},
     metrics::Metrics,
@@ -63,44 +57,4 @@ pub fn finish(mut response: Response, lang: Lang, metrics: &Metrics) -> Response
         }
     }
     response
-}
-
-/// The schema as the WebSocket transport sees it: every response it streams
-/// is [`finish`]ed in the language of the socket's upgrade request.
-#[derive(Clone)]
-pub struct Localized {
-    pub schema: ChatSchema,
-    pub lang: Lang,
-    pub metrics: Arc<Metrics>,
-}
-
-impl Executor for Localized {
-    async fn execute(&self, request: Request) -> Response {
-        finish(self.schema.execute(request).await, self.lang, &self.metrics)
-    }
-
-    async fn execute_batch(&self, batch: BatchRequest) -> BatchResponse {
-        match self.schema.execute_batch(batch).await {
-            BatchResponse::Single(response) => {
-                BatchResponse::Single(finish(response, self.lang, &self.metrics))
-            }
-            BatchResponse::Batch(responses) => BatchResponse::Batch(
-                responses
-                    .into_iter()
-                    .map(|response| finish(response, self.lang, &self.metrics))
-                    .collect(),
-            ),
-        }
-    }
-
-    fn execute_stream(
-        &self,
-        request: Request,
-        session_data: Option<Arc<Data>>,
-    ) -> BoxStream<'static, Response> {
-        let (lang, metrics) = (self.lang, self.metrics.clone());
-        Executor::execute_stream(&self.schema, request, session_data)
-            .map(move |response| finish(response, lang, &metrics))
-            .boxed()
-    }
 }

@@ -16,10 +16,11 @@
 //! nothing else: that is the key. Validation and errors are the schema's
 //! own, so a client cannot tell this path from async-graphql's.
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use async_graphql::{
     Pos, Request, Response, Variables,
+    http::WebSocketProtocols,
     parser::{
         parse_query,
         types::{DocumentOperations, OperationType, Selection},
@@ -28,11 +29,11 @@ use async_graphql::{
 use futures_util::{
     StreamExt,
     future::{self, Either},
-    stream::BoxStream,
+    stream::{self, BoxStream},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{ChatSchema, finish, loader};
+use super::{ChatSchema, ClientAddress, finish, loader};
 use crate::{
     app::App,
     auth::Credentials,
@@ -52,26 +53,38 @@ pub enum Shared {
 }
 
 /// A subscription this module serves: a single `messages` or `inbox` field.
+/// Every subscriber holds one for as long as it is subscribed, so it keeps
+/// only what delivery needs; the request itself is read back from the key
+/// for the rare render.
 pub struct Plan {
-    query: String,
-    variables: Variables,
-    operation_name: Option<String>,
     feed: Feed,
     /// `messages`'s arguments, variables resolved.
     room: Option<String>,
     after: Option<String>,
-    /// What a render of this request depends on, besides the event.
+    /// What a render of this request depends on, besides the event: the
+    /// [`Operation`], serialized.
     key: Arc<str>,
 }
 
-#[derive(Deserialize)]
+/// A `subscribe` frame's payload.
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Payload {
+struct Operation {
     query: String,
     #[serde(default)]
-    variables: Option<serde_json::Value>,
+    variables: Variables,
     #[serde(default)]
     operation_name: Option<String>,
+}
+
+impl Operation {
+    fn request(self) -> Request {
+        let request = Request::new(self.query).variables(self.variables);
+        match self.operation_name {
+            Some(name) => request.operation_name(name),
+            None => request,
+        }
+    }
 }
 
 impl Plan {
@@ -79,18 +92,18 @@ impl Plan {
     /// (queries, the lobby, several root fields, fragments at the root,
     /// directives, documents that do not parse): async-graphql serves those.
     pub fn of(payload: &serde_json::Value) -> Option<Self> {
-        let payload = Payload::deserialize(payload).ok()?;
-        let document = parse_query(&payload.query).ok()?;
-        let operation = match (&document.operations, payload.operation_name.as_deref()) {
-            (DocumentOperations::Single(operation), _) => operation,
-            (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name)?,
+        let operation = Operation::deserialize(payload).ok()?;
+        let document = parse_query(&operation.query).ok()?;
+        let definition = match (&document.operations, operation.operation_name.as_deref()) {
+            (DocumentOperations::Single(definition), _) => definition,
+            (DocumentOperations::Multiple(definitions), Some(name)) => definitions.get(name)?,
             (DocumentOperations::Multiple(_), None) => return None,
         };
-        let operation = &operation.node;
-        if operation.ty != OperationType::Subscription || !operation.directives.is_empty() {
+        let definition = &definition.node;
+        if definition.ty != OperationType::Subscription || !definition.directives.is_empty() {
             return None;
         }
-        let [selection] = operation.selection_set.node.items.as_slice() else {
+        let [selection] = definition.selection_set.node.items.as_slice() else {
             return None;
         };
         let Selection::Field(field) = &selection.node else {
@@ -100,8 +113,7 @@ impl Plan {
         if !field.directives.is_empty() {
             return None;
         }
-        let variables = payload.variables.unwrap_or(serde_json::Value::Null);
-        let variables = Variables::from_json(variables);
+        let variables = &operation.variables;
         let argument = |name: &str| -> Option<Option<String>> {
             match field.get_argument(name) {
                 None => Some(None),
@@ -130,13 +142,8 @@ impl Plan {
             "inbox" => (Feed::Inbox, None, None),
             _ => return None,
         };
-        let key = serde_json::to_string(&(&payload.query, &variables, &payload.operation_name))
-            .ok()?
-            .into();
+        let key = serde_json::to_string(&operation).ok()?.into();
         Some(Self {
-            query: payload.query,
-            variables,
-            operation_name: payload.operation_name,
             feed,
             room,
             after,
@@ -144,43 +151,60 @@ impl Plan {
         })
     }
 
-    fn request(&self, credentials: &Credentials, app: &Arc<App>, shared: Shared) -> Request {
-        let mut request = Request::new(self.query.clone()).variables(self.variables.clone());
-        if let Some(name) = &self.operation_name {
-            request = request.operation_name(name.clone());
-        }
-        request
-            .data(shared)
-            .data(credentials.clone())
-            .data(loader(app.clone(), credentials))
+    /// The request this plan was made from.
+    fn request(&self) -> Result<Request, Error> {
+        let operation: Operation = serde_json::from_str(&self.key).map_err(Error::internal)?;
+        Ok(operation.request())
     }
 }
 
-/// What one socket shares with its subscriptions.
+/// What one socket's operations share: who is asking, from where, and in
+/// which language.
 #[derive(Clone)]
 pub struct Subscriber {
     pub app: Arc<App>,
     pub schema: ChatSchema,
     pub credentials: Credentials,
+    pub client: IpAddr,
     pub lang: Lang,
 }
 
-/// One item of a shared subscription: a payload for a `next` frame
-/// (serialized GraphQL response), possibly shared with other subscribers.
+/// The payloads of one operation's `next` frames (serialized GraphQL
+/// responses), in order, ending when the operation does; those of a shared
+/// subscription are shared with other subscribers.
 pub type Payloads = BoxStream<'static, Arc<str>>;
 
 impl Subscriber {
-    /// Starts `plan`: the payloads to send, in order, ending when the
-    /// subscription does. A request the schema refuses, or a subscription
-    /// that cannot start (not a member, not signed in), is one payload with
-    /// the errors, as async-graphql would send it.
-    pub async fn start(self, plan: Plan) -> Payloads {
+    /// Runs any operation through the schema, one execution per
+    /// subscriber: what `Plan::of` leaves to the schema.
+    pub fn execute(&self, request: Request) -> Payloads {
+        let this = self.clone();
+        self.schema
+            .execute_stream(self.with_data(request))
+            .map(move |response| this.payload(response))
+            .boxed()
+    }
+
+    /// Starts `plan`. A request the schema refuses, or a subscription that
+    /// cannot start (not a member, not signed in), is one payload with the
+    /// errors, as [`Subscriber::execute`] would send it.
+    pub fn start(self, plan: Plan) -> Payloads {
+        // Boxed: starting takes a large future, which would otherwise keep
+        // its room in the stream for as long as the subscription lives.
+        stream::once(Box::pin(self.started(plan))).flatten().boxed()
+    }
+
+    async fn started(self, plan: Plan) -> Payloads {
         let plan = Arc::new(plan);
-        let checked = self
-            .schema
-            .execute_stream(plan.request(&self.credentials, &self.app, Shared::Validate))
-            .next()
-            .await;
+        let checked = match plan.request() {
+            Ok(request) => {
+                self.schema
+                    .execute_stream(self.with_data(request.data(Shared::Validate)))
+                    .next()
+                    .await
+            }
+            Err(error) => Some(self.error_response(error)),
+        };
         if let Some(refused) = checked {
             return self.single(refused);
         }
@@ -246,21 +270,31 @@ impl Subscriber {
     async fn render(&self, plan: &Plan, slot: &RenderSlot, event: Arc<MessageEvent>) -> Arc<str> {
         slot.get_or_init(|| async {
             self.app.metrics.subscription_rendered();
-            let request = plan.request(&self.credentials, &self.app, Shared::Render(event));
-            let response = self
-                .schema
-                .execute_stream(request)
-                .next()
-                .await
-                .unwrap_or_else(|| {
-                    self.error_response(Error::internal(anyhow::anyhow!(
-                        "a render without a result"
-                    )))
-                });
+            let response = match plan.request() {
+                Ok(request) => self
+                    .schema
+                    .execute_stream(self.with_data(request.data(Shared::Render(event))))
+                    .next()
+                    .await
+                    .unwrap_or_else(|| {
+                        self.error_response(Error::internal(anyhow::anyhow!(
+                            "a render without a result"
+                        )))
+                    }),
+                Err(error) => self.error_response(error),
+            };
             self.payload(response)
         })
         .await
         .clone()
+    }
+
+    /// `request` with what resolvers read from their context.
+    fn with_data(&self, request: Request) -> Request {
+        request
+            .data(self.credentials.clone())
+            .data(loader(self.app.clone(), &self.credentials))
+            .data(ClientAddress(self.client))
     }
 
     fn error_response(&self, error: Error) -> Response {
@@ -277,26 +311,37 @@ impl Subscriber {
     }
 
     fn single(&self, response: Response) -> Payloads {
-        futures_util::stream::once(future::ready(self.payload(response))).boxed()
+        stream::once(future::ready(self.payload(response))).boxed()
     }
 }
 
-/// An operation id as it appears in the frames of its subscription,
-/// JSON-quoted once for all of them.
-pub struct FrameId(String);
+/// An operation id as it appears in the frames of its operation, JSON-quoted
+/// once for all of them, with the name its protocol gives a result frame.
+pub struct FrameId {
+    id: String,
+    next: &'static str,
+}
 
 impl FrameId {
-    pub fn new(id: &str) -> Self {
-        Self(serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned()))
+    pub fn new(id: &str, protocol: WebSocketProtocols) -> Self {
+        Self {
+            id: serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned()),
+            next: match protocol {
+                WebSocketProtocols::GraphQLWS => "next",
+                WebSocketProtocols::SubscriptionsTransportWS => "data",
+            },
+        }
     }
 
-    /// The `next` frame carrying `payload`: all a subscriber adds to a
-    /// shared render.
+    /// The frame carrying `payload`: all a subscriber adds to a shared render.
     pub fn next(&self, payload: &str) -> String {
-        format!(r#"{{"type":"next","id":{},"payload":{payload}}}"#, self.0)
+        format!(
+            r#"{{"type":"{}","id":{},"payload":{payload}}}"#,
+            self.next, self.id
+        )
     }
 
     pub fn complete(&self) -> String {
-        format!(r#"{{"type":"complete","id":{}}}"#, self.0)
+        format!(r#"{{"type":"complete","id":{}}}"#, self.id)
     }
 }

@@ -21,7 +21,7 @@ use crate::{
     error::Result,
 };
 
-pub use errors::{Localized, finish};
+pub use errors::finish;
 pub use loaders::loader;
 
 #[derive(MergedObject, Default)]

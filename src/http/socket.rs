@@ -1,26 +1,19 @@
-//! One GraphQL WebSocket. async-graphql speaks both subprotocols; around it
-//! we add authentication at `connection_init` (close code 4403 when it
-//! fails), bounds on what one socket may do, a clean end at shutdown, and
-//! the room and inbox subscriptions of graphql-transport-ws rendered once
-//! for all their subscribers (`graphql::live`).
+//! One GraphQL WebSocket, in either subprotocol: `graphql-transport-ws` or
+//! the legacy `graphql-ws`.
+//!
+//! The protocol loop is our own rather than async-graphql's: a socket is one
+//! task that reads a frame, acts on it, and writes what its operations
+//! yield, with no channels or shared flags between parts of it. Idle
+//! subscribers are most of what a chat server holds, and this keeps each
+//! one small (docs/perf.md). Every concern is one branch of the loop:
+//! authentication at `connection_init` (close code 4403 when it fails),
+//! bounds on frames and operations, room and inbox subscriptions rendered
+//! once for all their subscribers (`graphql::live`), clients too slow to
+//! keep up, and a clean end at shutdown.
 
-use std::{
-    borrow::Cow,
-    collections::HashSet,
-    net::IpAddr,
-    num::NonZeroU32,
-    str::FromStr,
-    sync::{
-        Arc, Mutex, OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{borrow::Cow, net::IpAddr, num::NonZeroU32, str::FromStr, sync::Arc, time::Duration};
 
-use async_graphql::{
-    Data,
-    http::{WebSocket as GraphQLWebSocket, WebSocketProtocols, WsMessage},
-};
+use async_graphql::{Request, http::WebSocketProtocols};
 use axum::{
     extract::ws::{CloseFrame, Message, WebSocket},
     http::{HeaderMap, header},
@@ -32,7 +25,6 @@ use futures_util::{
 use governor::{DefaultDirectRateLimiter, Quota};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio_stream::StreamMap;
 
 use crate::{
@@ -40,13 +32,17 @@ use crate::{
     auth::{Credentials, Tokens},
     error::{Error, Lang},
     graphql::{
-        self, ChatSchema, ClientAddress, Localized,
-        live::{self, Plan, Subscriber},
+        ChatSchema,
+        live::{FrameId, Payloads, Plan, Subscriber},
     },
 };
 
-/// graphql-transport-ws close code for a refused `connection_init`.
+/// graphql-transport-ws close codes (its PROTOCOL.md).
+const CLOSE_BAD_FRAME: u16 = 4400;
+const CLOSE_UNAUTHORIZED: u16 = 4401;
 const CLOSE_FORBIDDEN: u16 = 4403;
+const CLOSE_DUPLICATE_ID: u16 = 4409;
+const CLOSE_TOO_MANY_INITS: u16 = 4429;
 /// A socket that breaks its bounds (RFC 6455 policy violation).
 const CLOSE_POLICY: u16 = 1008;
 /// The server is going away (RFC 6455).
@@ -54,6 +50,8 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 /// The client reads too slowly to keep up (RFC 6455 "try again later"):
 /// clients reconnect and resume, as after any other drop.
 const CLOSE_TOO_SLOW: u16 = 1013;
+/// How long a closing socket waits for the client's close frame.
+const CLOSING_WAIT: Duration = Duration::from_secs(1);
 /// Frames written to the socket before one flush, when that many are ready.
 const FLUSH_EVERY: usize = 64;
 
@@ -95,284 +93,122 @@ fn credentials_of_payload(tokens: &Tokens, payload: &serde_json::Value) -> Crede
     }
 }
 
-/// A `subscribe` frame's payload, for `graphql::live` to judge.
+/// A frame from the client, in either protocol (`start` and `stop` are the
+/// legacy names).
 #[derive(Deserialize)]
-struct Subscribe {
-    payload: serde_json::Value,
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<serde_json::Value>,
+    },
+    #[serde(alias = "start")]
+    Subscribe {
+        id: String,
+        payload: serde_json::Value,
+    },
+    #[serde(alias = "stop")]
+    Complete {
+        id: String,
+    },
+    ConnectionTerminate {},
+    Ping {},
+    Pong {},
 }
 
-/// What the socket's loop is asked to do by the frames it reads.
-enum Command {
-    /// A subscription `graphql::live` serves, under this id. Boxed: the
-    /// channel sets aside room for a few commands on every socket.
-    Start(String, Box<Plan>),
-    /// The client completed the operation with this id.
-    Stop(String),
-}
-
-/// What the socket's loop does next.
-enum Step {
-    Send(Message),
-    Run(Command),
-    ShutDown,
+/// What the socket answers a client frame with.
+enum Reply {
+    Nothing,
+    Frame(Message),
+    /// Close the socket with this code and reason.
+    Refuse(u16, Cow<'static, str>),
+    /// The client is done: end without a word.
     End,
 }
 
-/// The two fields of a client frame the socket itself looks at.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+/// One frame of an operation, and whether it is the operation's last.
+type Outgoing = (Message, bool);
+
+/// A socket between frames.
+struct Session {
+    connection: Connection,
+    /// Who the client is, once its `connection_init` was accepted.
+    credentials: Option<Credentials>,
+    /// The operations running, by id; each stream ends with its `complete`.
+    operations: StreamMap<String, BoxStream<'static, Outgoing>>,
+    frames: DefaultDirectRateLimiter,
 }
 
-/// The operations running on one socket, to bound them and to complete them
-/// at shutdown. A std mutex: held for one set operation, never across `.await`.
-#[derive(Default)]
-struct Operations(Mutex<HashSet<String>>);
-
-impl Operations {
-    fn with<T>(&self, f: impl FnOnce(&mut HashSet<String>) -> T) -> T {
-        f(&mut self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()))
-    }
+fn text(frame: String) -> Message {
+    Message::Text(frame.into())
 }
 
-fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
+/// Sends a close frame, then reads until the client closes too, for at most
+/// a second. Hanging up at once would leave the frames the client had
+/// already sent unread, and the kernel would answer them with a reset that
+/// can overtake the close frame.
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
+    let close = Message::Close(Some(CloseFrame {
         code,
         reason: reason.into(),
-    }))
+    }));
+    let _ = tokio::time::timeout(CLOSING_WAIT, async {
+        if socket.send(close).await.is_ok() {
+            while let Some(Ok(_)) = socket.recv().await {}
+        }
+    })
+    .await;
 }
 
 impl Connection {
-    /// An `error` frame for operation `id`, in this socket's protocol.
-    fn error_frame(&self, id: &str, error: &Error) -> Message {
-        let error = json!({
-            "message": error.message(self.lang),
-            "extensions": { "code": error.code(), "retryAfter": 1 },
-        });
-        let payload = match self.protocol {
-            WebSocketProtocols::GraphQLWS => json!([error]),
-            WebSocketProtocols::SubscriptionsTransportWS => error,
-        };
-        Message::Text(
-            json!({ "id": id, "type": "error", "payload": payload })
-                .to_string()
-                .into(),
-        )
-    }
-
-    pub async fn serve(self, socket: WebSocket) {
+    pub async fn serve(self, mut socket: WebSocket) {
         let app = self.app.clone();
-        let limits = &app.config.limits;
-        let refused = Arc::new(AtomicBool::new(false));
-        let operations = Arc::new(Operations::default());
-        let (inject, mut injected) = mpsc::channel::<Message>(16);
-        let signed_in = Arc::new(OnceLock::<Credentials>::new());
-        let (command, mut commands) = mpsc::unbounded_channel::<Command>();
-
-        let on_init = {
-            let (app, refused, client) = (app.clone(), refused.clone(), self.client);
-            let signed_in = signed_in.clone();
-            move |payload: serde_json::Value| async move {
-                match credentials_of_payload(&app.tokens, &payload) {
-                    Credentials::Invalid => {
-                        refused.store(true, Ordering::Relaxed);
-                        Err(async_graphql::Error::new(
-                            "Forbidden: invalid or expired token",
-                        ))
-                    }
-                    credentials => {
-                        let _ = signed_in.set(credentials.clone());
-                        let mut data = Data::default();
-                        data.insert(graphql::loader(app.clone(), &credentials));
-                        data.insert(ClientAddress(client));
-                        data.insert(credentials);
-                        Ok(data)
-                    }
-                }
-            }
-        };
-
-        let burst = NonZeroU32::new(limits.max_frames_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        let frames = DefaultDirectRateLimiter::direct(
-            Quota::per_second(burst)
-                .allow_burst(burst.saturating_mul(NonZeroU32::MIN.saturating_add(1))),
-        );
-        let max_operations = limits.max_operations_per_socket;
-        let (mut sink, stream) = socket.split();
-        // Every frame from the client passes here before async-graphql sees it.
-        let shares = self.protocol == WebSocketProtocols::GraphQLWS;
-        let gate = {
-            let (operations, inject) = (operations.clone(), inject.clone());
-            let signed_in = signed_in.clone();
-            let this = &self;
-            move |bytes: axum::body::Bytes| -> Option<axum::body::Bytes> {
-                if frames.check().is_err() {
-                    let _ = inject.try_send(close(CLOSE_POLICY, "too many frames"));
-                    return None;
-                }
-                let Ok(envelope) = serde_json::from_slice::<Envelope>(&bytes) else {
-                    // Not ours to judge: async-graphql closes on a malformed frame.
-                    return Some(bytes);
-                };
-                match (envelope.kind.as_deref(), envelope.id) {
-                    (Some("subscribe" | "start"), Some(id)) => {
-                        let admitted = operations.with(|running| {
-                            running.len() < max_operations && running.insert(id.to_string())
-                        });
-                        if !admitted {
-                            let error = Error::RateLimited { retry_after: 1 };
-                            let _ = inject.try_send(this.error_frame(&id, &error));
-                            return None;
-                        }
-                        // Before `connection_init` was accepted, async-graphql
-                        // answers as the protocol says.
-                        let plan = (shares && signed_in.get().is_some())
-                            .then(|| serde_json::from_slice::<Subscribe>(&bytes).ok())
-                            .flatten()
-                            .and_then(|frame| Plan::of(&frame.payload));
-                        if let Some(plan) = plan {
-                            let _ = command.send(Command::Start(id.into_owned(), Box::new(plan)));
-                            return None;
-                        }
-                    }
-                    (Some("complete" | "stop"), Some(id)) => {
-                        operations.with(|running| running.remove(id.as_ref()));
-                        let _ = command.send(Command::Stop(id.into_owned()));
-                    }
-                    _ => {}
-                }
-                Some(bytes)
-            }
-        };
-        let input = stream
-            .take_while(|message| future::ready(message.is_ok()))
-            .filter_map(|message| {
-                future::ready(match message {
-                    Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
-                        Some(message.into_data())
-                    }
-                    _ => None,
-                })
-            })
-            .filter_map(move |bytes| future::ready(gate(bytes)));
-        let executor = Localized {
-            schema: self.schema.clone(),
-            lang: self.lang,
-            metrics: app.metrics.clone(),
-        };
-        let mut output = GraphQLWebSocket::new(executor, input, self.protocol)
-            .on_connection_init(on_init)
-            .map(|message| match message {
-                WsMessage::Text(text) => Message::Text(text.into()),
-                WsMessage::Close(code, reason) => {
-                    let code = if refused.load(Ordering::Relaxed) {
-                        CLOSE_FORBIDDEN
-                    } else {
-                        code
-                    };
-                    close(code, &reason)
-                }
-            });
-
-        // The subscriptions served by `graphql::live`, by id; each ends with
-        // its `complete` frame.
-        let mut shared: StreamMap<String, BoxStream<'static, Message>> = StreamMap::new();
         let slow_after = Duration::from_secs(app.config.limits.slow_client_secs.max(1));
+        let mut session = Session::new(self);
         // One wait for the whole socket, not one registered per frame.
         let shutdown = app.shutdown.cancelled();
         tokio::pin!(shutdown);
         loop {
-            let step = tokio::select! {
+            let first = tokio::select! {
                 biased;
-                () = &mut shutdown => Step::ShutDown,
-                Some(message) = injected.recv() => Step::Send(message),
-                Some(command) = commands.recv() => Step::Run(command),
-                Some((_, message)) = shared.next(), if !shared.is_empty() => Step::Send(message),
-                next = output.next() => next.map_or(Step::End, Step::Send),
-            };
-            let first = match step {
-                Step::Send(message) => message,
-                Step::Run(Command::Start(id, plan)) => {
-                    let subscriber = Subscriber {
-                        app: app.clone(),
-                        schema: self.schema.clone(),
-                        credentials: signed_in.get().cloned().unwrap_or(Credentials::Anonymous),
-                        lang: self.lang,
-                    };
-                    shared.insert(id.clone(), live_frames(id, subscriber.start(*plan)));
-                    continue;
-                }
-                Step::Run(Command::Stop(id)) => {
-                    shared.remove(&id);
-                    continue;
-                }
-                Step::End => return,
-                Step::ShutDown => {
-                    let running: Vec<String> = operations.with(|running| running.drain().collect());
-                    for id in running {
-                        let complete = json!({ "id": id, "type": "complete" }).to_string();
-                        if sink.send(Message::Text(complete.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    let _ = sink
-                        .send(close(CLOSE_GOING_AWAY, "server shutting down"))
-                        .await;
+                () = &mut shutdown => {
+                    session.shut_down(&mut socket).await;
                     return;
                 }
+                incoming = socket.recv() => match incoming.map(|read| read.map(|m| session.read(m))) {
+                    Some(Ok(Reply::Frame(frame))) => frame,
+                    Some(Ok(Reply::Refuse(code, reason))) => {
+                        session.refuse(&mut socket, code, &reason).await;
+                        return;
+                    }
+                    Some(Ok(Reply::Nothing)) => continue,
+                    Some(Ok(Reply::End) | Err(_)) | None => return,
+                },
+                Some(frame) = session.next_frame(), if !session.operations.is_empty() => frame,
             };
             // Write what is ready now, then flush once: one system call for
             // a burst of frames rather than one each.
             let mut batch = vec![first];
             while batch.len() < FLUSH_EVERY {
-                let ready = async {
-                    tokio::select! {
-                        biased;
-                        Some(message) = injected.recv() => Some(message),
-                        Some((_, message)) = shared.next(), if !shared.is_empty() => Some(message),
-                        Some(message) = output.next() => Some(message),
-                        else => None,
-                    }
-                }
-                .now_or_never()
-                .flatten();
-                match ready {
-                    Some(message) => batch.push(message),
+                match session.next_frame().now_or_never().flatten() {
+                    Some(frame) => batch.push(frame),
                     None => break,
                 }
             }
-            let mut closing = false;
             let written = tokio::time::timeout(slow_after, async {
-                for message in batch {
-                    if let Message::Text(text) = &message {
-                        finished_operation(text, &operations);
-                    }
-                    closing = matches!(message, Message::Close(_));
-                    sink.feed(message).await?;
-                    if closing {
-                        break;
-                    }
+                for frame in batch {
+                    socket.feed(frame).await?;
                 }
-                sink.flush().await
+                socket.flush().await
             })
             .await;
             match written {
-                Ok(Ok(())) if !closing => {}
-                Ok(_) => return,
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
                 Err(_) => {
                     // Nothing more can be written in time: say why if the
                     // socket still takes it, then let go of the client.
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        sink.send(close(CLOSE_TOO_SLOW, "client too slow")),
-                    )
-                    .await;
+                    close_with(&mut socket, CLOSE_TOO_SLOW, "client too slow").await;
                     return;
                 }
             }
@@ -380,30 +216,153 @@ impl Connection {
     }
 }
 
-/// The frames of a `graphql::live` subscription once it has `started`:
-/// `next` for each payload, then `complete`.
-fn live_frames(
-    id: String,
-    started: impl Future<Output = live::Payloads> + Send + 'static,
-) -> BoxStream<'static, Message> {
-    let id = live::FrameId::new(&id);
-    let complete = Message::Text(id.complete().into());
-    // Boxed: starting takes a large future, which would otherwise keep its
-    // room in the stream for as long as the subscription lives.
-    stream::once(Box::pin(started))
-        .flatten()
-        .map(move |payload| Message::Text(id.next(&payload).into()))
-        .chain(stream::once(future::ready(complete)))
-        .boxed()
+impl Session {
+    fn new(connection: Connection) -> Self {
+        let limits = &connection.app.config.limits;
+        let burst = NonZeroU32::new(limits.max_frames_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let frames = DefaultDirectRateLimiter::direct(
+            Quota::per_second(burst)
+                .allow_burst(burst.saturating_mul(NonZeroU32::MIN.saturating_add(1))),
+        );
+        Self {
+            connection,
+            credentials: None,
+            operations: StreamMap::new(),
+            frames,
+        }
+    }
+
+    /// The next frame of any running operation; forgets an operation once
+    /// its last frame is out, so its id may be used again.
+    async fn next_frame(&mut self) -> Option<Message> {
+        let (id, (frame, last)) = self.operations.next().await?;
+        if last {
+            self.operations.remove(&id);
+        }
+        Some(frame)
+    }
+
+    fn read(&mut self, message: Message) -> Reply {
+        let bytes = match &message {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(bytes) => bytes,
+            // Control frames: tungstenite answers them.
+            _ => return Reply::Nothing,
+        };
+        if self.frames.check().is_err() {
+            return Reply::Refuse(CLOSE_POLICY, "too many frames".into());
+        }
+        let Ok(frame) = serde_json::from_slice::<ClientFrame>(bytes) else {
+            return Reply::Refuse(CLOSE_BAD_FRAME, "malformed frame".into());
+        };
+        match frame {
+            ClientFrame::ConnectionInit { payload } => self.init(&payload.unwrap_or_default()),
+            ClientFrame::Subscribe { id, payload } => self.subscribe(id, payload),
+            ClientFrame::Complete { id } => {
+                self.operations.remove(&id);
+                Reply::Nothing
+            }
+            ClientFrame::Ping {} => Reply::Frame(text(r#"{"type":"pong"}"#.to_owned())),
+            ClientFrame::Pong {} => Reply::Nothing,
+            ClientFrame::ConnectionTerminate {} => Reply::End,
+        }
+    }
+
+    fn init(&mut self, payload: &serde_json::Value) -> Reply {
+        if self.credentials.is_some() {
+            return Reply::Refuse(
+                CLOSE_TOO_MANY_INITS,
+                "Too many initialisation requests".into(),
+            );
+        }
+        match credentials_of_payload(&self.connection.app.tokens, payload) {
+            Credentials::Invalid => Reply::Refuse(
+                CLOSE_FORBIDDEN,
+                "Forbidden: invalid or expired token".into(),
+            ),
+            credentials => {
+                self.credentials = Some(credentials);
+                Reply::Frame(text(r#"{"type":"connection_ack"}"#.to_owned()))
+            }
+        }
+    }
+
+    fn subscribe(&mut self, id: String, payload: serde_json::Value) -> Reply {
+        let Some(credentials) = &self.credentials else {
+            return Reply::Refuse(CLOSE_UNAUTHORIZED, "Unauthorized".into());
+        };
+        if self.operations.contains_key(&id) {
+            return Reply::Refuse(
+                CLOSE_DUPLICATE_ID,
+                format!("Subscriber for {id} already exists").into(),
+            );
+        }
+        if self.operations.len() >= self.connection.app.config.limits.max_operations_per_socket {
+            let error = Error::RateLimited { retry_after: 1 };
+            return Reply::Frame(self.error_frame(&id, &error));
+        }
+        let connection = &self.connection;
+        let subscriber = Subscriber {
+            app: connection.app.clone(),
+            schema: connection.schema.clone(),
+            credentials: credentials.clone(),
+            client: connection.client,
+            lang: connection.lang,
+        };
+        let payloads = match Plan::of(&payload) {
+            Some(plan) => subscriber.start(plan),
+            None => match serde_json::from_value::<Request>(payload) {
+                Ok(request) => subscriber.execute(request),
+                Err(_) => return Reply::Refuse(CLOSE_BAD_FRAME, "malformed subscribe".into()),
+            },
+        };
+        let frames = frames(FrameId::new(&id, connection.protocol), payloads);
+        self.operations.insert(id, frames);
+        Reply::Nothing
+    }
+
+    /// An `error` frame for operation `id`, in this socket's protocol.
+    fn error_frame(&self, id: &str, error: &Error) -> Message {
+        let error = json!({
+            "message": error.message(self.connection.lang),
+            "extensions": { "code": error.code(), "retryAfter": 1 },
+        });
+        let payload = match self.connection.protocol {
+            WebSocketProtocols::GraphQLWS => json!([error]),
+            WebSocketProtocols::SubscriptionsTransportWS => error,
+        };
+        text(json!({ "id": id, "type": "error", "payload": payload }).to_string())
+    }
+
+    /// Closes with `code`. The legacy protocol has no codes of its own for
+    /// a client: it says why in a `connection_error` first.
+    async fn refuse(&mut self, socket: &mut WebSocket, code: u16, reason: &str) {
+        if self.connection.protocol == WebSocketProtocols::SubscriptionsTransportWS {
+            let error = json!({ "type": "connection_error", "payload": { "message": reason } });
+            let _ = socket.feed(text(error.to_string())).await;
+        }
+        close_with(socket, code, reason).await;
+    }
+
+    /// Completes every running operation and says goodbye.
+    async fn shut_down(&mut self, socket: &mut WebSocket) {
+        let completes: Vec<String> = (self.operations.keys())
+            .map(|id| FrameId::new(id, self.connection.protocol).complete())
+            .collect();
+        for complete in completes {
+            if socket.feed(text(complete)).await.is_err() {
+                return;
+            }
+        }
+        close_with(socket, CLOSE_GOING_AWAY, "server shutting down").await;
+    }
 }
 
-/// Forgets an operation the server ended (`complete` or `error`). Only those
-/// frames are parsed: the many `next` frames pass untouched.
-fn finished_operation(text: &str, operations: &Operations) {
-    if !(text.starts_with(r#"{"type":"complete""#) || text.starts_with(r#"{"type":"error""#)) {
-        return;
-    }
-    if let Ok(Envelope { id: Some(id), .. }) = serde_json::from_str::<Envelope>(text) {
-        operations.with(|running| running.remove(id.as_ref()));
-    }
+/// The frames of one operation: one for each payload, then `complete`.
+fn frames(id: FrameId, payloads: Payloads) -> BoxStream<'static, Outgoing> {
+    let complete = text(id.complete());
+    payloads
+        .map(move |payload| (text(id.next(&payload)), false))
+        .chain(stream::once(future::ready((complete, true))))
+        .boxed()
 }

@@ -650,6 +650,18 @@ impl Socket {
         payload["data"][field].clone()
     }
 
+    /// Sends a graphql-transport-ws `ping` and returns the frame that answers it.
+    pub async fn ping(&mut self) -> Value {
+        self.send(json!({ "type": "ping" })).await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+            .await
+            .expect("a frame within 10 s");
+        match answer {
+            Some(Ok(Message::Text(text))) => serde_json::from_str(&text).expect("a JSON frame"),
+            other => panic!("no answer to a ping: {other:?}"),
+        }
+    }
+
     /// Sends `connection_init` with `payload` and returns the server's answer.
     pub async fn init(&mut self, payload: Value) -> Frame {
         self.send(json!({ "type": "connection_init", "payload": payload }))

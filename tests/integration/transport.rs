@@ -128,12 +128,93 @@ async fn legacy_graphql_ws_is_spoken_too(backends: Backends) {
     let data = socket.next_json().await;
     assert_eq!(data["type"], "data");
     assert_eq!(data["payload"]["data"]["me"]["username"], "pia");
+    assert_eq!(socket.next_json().await["type"], "complete");
+
+    // A room's messages, live, as `data` frames.
+    let quinn = app.register("quinn").await;
+    let room = app.befriend(&pia, &quinn).await;
+    socket
+        .send(json!({ "id": "room", "type": "start", "payload": {
+            "query": "subscription($r: ID!) { messages(roomIdentity: $r) { content } }",
+            "variables": { "r": room },
+        } }))
+        .await;
+    // The legacy protocol does not say when a subscription is live: send
+    // until one message comes through.
+    let mut attempt = 0;
+    let frame = loop {
+        attempt += 1;
+        app.send(&quinn, &room, &format!("hello {attempt}")).await;
+        let wait = std::time::Duration::from_millis(300);
+        if let Ok(frame) = tokio::time::timeout(wait, socket.next_json()).await {
+            break frame;
+        }
+        assert!(attempt < 30, "no message reached the legacy socket");
+    };
+    assert_eq!(frame["type"], "data", "{frame}");
+    assert_eq!(frame["id"], "room");
+    assert_eq!(
+        frame["payload"]["data"]["messages"]["content"],
+        format!("hello {attempt}")
+    );
 
     let mut refused = app.socket("graphql-ws").await;
     let answer = refused.init(json!({ "token": "forged" })).await;
     assert!(
         matches!(&answer, Frame::Json(v) if v["type"] == "connection_error"),
         "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn graphql_transport_ws_closes_with_its_own_codes_when_its_rules_are_broken() {
+    let Some(app) = TestApp::spawn(Backends::Embedded, "ws_rules").await else {
+        return;
+    };
+    let ivy = app.register("ivy").await;
+    let lobby = "subscription { lobby { content } }";
+
+    let mut early = app.socket("graphql-transport-ws").await;
+    early
+        .send(json!({ "id": "1", "type": "subscribe", "payload": { "query": ME } }))
+        .await;
+    assert!(
+        matches!(early.next().await, Frame::Closed(Some(4401))),
+        "subscribe before connection_init"
+    );
+
+    let mut twice = app.connect(&ivy).await;
+    let again = twice.init(json!({ "token": ivy.token })).await;
+    assert!(
+        matches!(again, Frame::Closed(Some(4429))),
+        "a second connection_init: {again:?}"
+    );
+
+    let mut duplicate = app.connect(&ivy).await;
+    duplicate.subscribe("same", lobby, json!({})).await;
+    duplicate.subscribe("same", lobby, json!({})).await;
+    assert!(
+        matches!(duplicate.next().await, Frame::Closed(Some(4409))),
+        "an id already running"
+    );
+
+    let mut garbled = app.connect(&ivy).await;
+    garbled.send_raw("{ not a frame").await;
+    assert!(
+        matches!(garbled.next().await, Frame::Closed(Some(4400))),
+        "a frame that is not JSON"
+    );
+
+    let mut pinger = app.connect(&ivy).await;
+    assert_eq!(pinger.ping().await, json!({ "type": "pong" }));
+    pinger.subscribe("again", ME, json!({})).await;
+    assert_eq!(pinger.next_message("again", "me").await["username"], "ivy");
+    assert_eq!(pinger.next_json().await["type"], "complete");
+    pinger.subscribe("again", ME, json!({})).await;
+    assert_eq!(
+        pinger.next_message("again", "me").await["username"],
+        "ivy",
+        "an id is free again once its operation completed"
     );
 }
 
