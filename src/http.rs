@@ -308,7 +308,12 @@ async fn websocket(
         // buffer's size is written as it goes, a few system calls more.
         .read_buffer_size(SOCKET_READ_BUFFER)
         .write_buffer_size(SOCKET_WRITE_BUFFER)
-        .on_upgrade(move |socket| sockets.track_future(counted.serve(connection.serve(socket))))
+        // Boxed: the wrappers around a socket's future each keep room for it
+        // (an async fn's argument and what it awaits are stored apart), which
+        // tripled the task an idle subscriber weighs (docs/perf.md).
+        .on_upgrade(move |socket| {
+            sockets.track_future(counted.serve(Box::pin(connection.serve(socket))))
+        })
 }
 
 async fn healthz() -> &'static str {
