@@ -158,7 +158,7 @@ fn prepare(
     operation
         .data
         .insert(graphql::loader(app.clone(), credentials));
-    operation
+    graphql::parsed(operation)
         .data(credentials.clone())
         .data(ClientAddress(client))
 }

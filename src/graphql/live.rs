@@ -291,7 +291,7 @@ impl Subscriber {
 
     /// `request` with what resolvers read from their context.
     fn with_data(&self, request: Request) -> Request {
-        request
+        super::parsed(request)
             .data(self.credentials.clone())
             .data(loader(self.app.clone(), &self.credentials))
             .data(ClientAddress(self.client))

@@ -2,6 +2,7 @@
 //! API.md's codes. It knows nothing of HTTP; `http` only serves it.
 
 mod accounts;
+mod documents;
 mod errors;
 pub mod live;
 mod loaders;
@@ -21,6 +22,7 @@ use crate::{
     error::Result,
 };
 
+pub use documents::parsed;
 pub use errors::finish;
 pub use loaders::loader;
 

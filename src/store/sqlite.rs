@@ -8,6 +8,7 @@ use std::{
     collections::{HashMap, HashSet},
     hash::Hash,
     path::Path,
+    sync::LazyLock,
     time::Duration,
 };
 
@@ -147,6 +148,32 @@ impl SqliteStore {
         .map_err(Error::internal)?
     }
 }
+
+/// The three checks of a send in one query: one row whatever exists, since
+/// the dummy row is joined to each record and a missing one comes back as
+/// NULLs. Built once: it is the cache key of its prepared statement, and
+/// this runs for every message sent.
+static ROOM_MEMBER_AND_USER: LazyLock<String> = LazyLock::new(|| {
+    let qualified = |table: &str, columns: &str| {
+        columns
+            .split(", ")
+            .map(|column| format!("{table}.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "SELECT rooms.identity IS NOT NULL, room_members.user_identity IS NOT NULL,
+                users.identity IS NOT NULL, {}, {}, {}
+         FROM (SELECT 1)
+         LEFT JOIN rooms ON rooms.identity = ?1
+         LEFT JOIN room_members ON room_members.room_identity = ?1
+                               AND room_members.user_identity = ?2
+         LEFT JOIN users ON users.identity = ?2",
+        qualified("rooms", ROOM_COLUMNS),
+        qualified("room_members", MEMBER_COLUMNS),
+        qualified("users", USER_COLUMNS),
+    )
+});
 
 /// What every connection is set to. WAL lets readers go on while one
 /// writer writes. In WAL mode `synchronous = NORMAL` syncs the log to disk at
@@ -960,28 +987,8 @@ impl Store for SqliteStore {
         user: Uuid,
     ) -> Result<(Option<RoomRecord>, Option<MemberRecord>, Option<UserRecord>)> {
         self.run(move |conn| {
-            // One row whatever exists: the dummy row is joined to each
-            // record, so a missing one comes back as NULLs.
-            let qualified = |table: &str, columns: &str| {
-                columns
-                    .split(", ")
-                    .map(|column| format!("{table}.{column}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
             let mut statement = conn
-                .prepare_cached(&format!(
-                    "SELECT rooms.identity IS NOT NULL, room_members.user_identity IS NOT NULL,
-                            users.identity IS NOT NULL, {}, {}, {}
-                     FROM (SELECT 1)
-                     LEFT JOIN rooms ON rooms.identity = ?1
-                     LEFT JOIN room_members ON room_members.room_identity = ?1
-                                           AND room_members.user_identity = ?2
-                     LEFT JOIN users ON users.identity = ?2",
-                    qualified("rooms", ROOM_COLUMNS),
-                    qualified("room_members", MEMBER_COLUMNS),
-                    qualified("users", USER_COLUMNS),
-                ))
+                .prepare_cached(&ROOM_MEMBER_AND_USER)
                 .map_err(db_error)?;
             statement
                 .query_row([room.to_string(), user.to_string()], |row| {

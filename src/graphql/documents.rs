@@ -1,0 +1,78 @@
+//! Parsed documents, by their text.
+//!
+//! An app sends the same few documents over and over, and parsing one costs
+//! more than executing a `sendMessage` (docs/perf.md): every request and
+//! every shared render takes its document from here instead. A parsed
+//! document depends on its text alone, so one cache serves every schema in
+//! the process.
+
+use std::{
+    num::NonZeroUsize,
+    sync::{LazyLock, Mutex},
+};
+
+use async_graphql::{
+    Request,
+    parser::{parse_query, types::ExecutableDocument},
+};
+use lru::LruCache;
+
+/// Documents kept: far more than an app's operations.
+const CAPACITY: NonZeroUsize = NonZeroUsize::new(256).unwrap();
+
+/// Longer documents are parsed each time: they are rare, and a client
+/// could otherwise fill the cache with large ones.
+const MAX_CACHED_BYTES: usize = 4096;
+
+static DOCUMENTS: LazyLock<Mutex<LruCache<String, ExecutableDocument>>> =
+    LazyLock::new(|| Mutex::new(LruCache::new(CAPACITY)));
+
+fn cached<T>(f: impl FnOnce(&mut LruCache<String, ExecutableDocument>) -> T) -> T {
+    // Each critical section is one cache operation: a poisoned cache is whole.
+    f(&mut DOCUMENTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
+/// `request` with its document parsed, from the cache when its text was seen
+/// before. A document that does not parse is left to the schema to report.
+pub fn parsed(mut request: Request) -> Request {
+    if request.query.len() > MAX_CACHED_BYTES {
+        return request;
+    }
+    let document = match cached(|documents| documents.get(&request.query).cloned()) {
+        Some(document) => document,
+        None => match parse_query(&request.query) {
+            Ok(document) => {
+                cached(|documents| documents.put(request.query.clone(), document.clone()));
+                document
+            }
+            Err(_) => return request,
+        },
+    };
+    request.set_parsed_query(document);
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_that_parses_is_kept_for_the_next_request() {
+        let query = "query KeptForNext { me { username } }";
+        parsed(Request::new(query));
+        assert!(cached(|documents| documents.contains(query)));
+    }
+
+    #[test]
+    fn broken_and_oversized_documents_are_left_to_the_schema() {
+        let broken = "query { me { ";
+        parsed(Request::new(broken));
+        assert!(!cached(|documents| documents.contains(broken)));
+
+        let huge = format!("{{ me {{ username }} }} # {}", "x".repeat(MAX_CACHED_BYTES));
+        parsed(Request::new(huge.clone()));
+        assert!(!cached(|documents| documents.contains(&huge)));
+    }
+}
