@@ -3,6 +3,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{
@@ -80,19 +81,29 @@ pub async fn send(
     // stop it between storing and publishing: subscribers would wait for a
     // seq that is stored but never announced (`delivery`).
     let app = app.clone();
+    let (answer, answered) = oneshot::channel();
     tokio::spawn(async move {
-        let (message, created) = app.store.insert_message(&new).await?;
+        let (message, created) = match app.store.insert_message(&new).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                answer.send(Err(error)).ok();
+                return;
+            }
+        };
         let event = Arc::new(MessageEvent::new(message, sender));
+        // The answer first: publishing wakes every subscriber of the room,
+        // and the sender would otherwise wait behind all of them.
+        answer.send(Ok(event.clone())).ok();
         if created {
             app.metrics.message_stored();
             app.broker
-                .publish(Topic::Room(room.identity), Event::Message(event.clone()))
+                .publish(Topic::Room(room.identity), Event::Message(event))
                 .await;
         }
-        Ok(event)
-    })
-    .await
-    .map_err(|failed| Error::internal(anyhow::anyhow!("storing a message failed: {failed}")))?
+    });
+    answered
+        .await
+        .map_err(|_| Error::internal(anyhow::anyhow!("storing a message failed")))?
 }
 
 async fn sender_of(app: &App, viewer: &Viewer) -> Result<UserRecord> {
