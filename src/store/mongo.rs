@@ -1069,14 +1069,29 @@ impl Store for MongoStore {
             (Ok(None), _) => Err(Error::NotFound(Entity::Room)),
             // A retry of the same message committed since the read above: the
             // insert failed on the unique index and the transaction was
-            // aborted, its seq with it.
+            // aborted, its seq with it. (Or this call's own first attempt,
+            // when the transaction ran again after it committed.)
             (Err(Error::Conflict { field: "client_id" }), Some(filter)) => {
                 match self.timed(self.messages.find_one(filter)).await? {
-                    Some(first) => Ok((first.into_record()?, false)),
+                    Some(first) => {
+                        let first = first.into_record()?;
+                        let mine = first.identity == message.identity;
+                        Ok((first, mine))
+                    }
                     None => Err(Error::internal(anyhow::anyhow!(
                         "client_id {:?} taken by no stored message",
                         message.client_id
                     ))),
+                }
+            }
+            // A transaction run again after a commit whose outcome was
+            // unknown, when the first commit had gone through: the message
+            // is stored, by this call, under the identity made for it.
+            (Err(Error::Conflict { field: "identity" }), _) => {
+                let mine = doc! { "identity": message.identity.to_string() };
+                match self.timed(self.messages.find_one(mine)).await? {
+                    Some(stored) => Ok((stored.into_record()?, true)),
+                    None => Err(Error::Conflict { field: "identity" }),
                 }
             }
             (Err(error), _) => Err(error),
