@@ -1,5 +1,6 @@
-//! Room and inbox subscriptions over graphql-transport-ws, rendered once per
-//! message instead of once per subscriber.
+//! The operations of a WebSocket (`http::socket`): room and inbox
+//! subscriptions rendered once per message instead of once per subscriber,
+//! and everything else run through the schema.
 //!
 //! async-graphql runs a subscription's selection for every subscriber and
 //! every message, and serializes each result on its own: with a thousand
@@ -9,12 +10,13 @@
 //! looks like under a given document and variables is executed by the
 //! schema once, serialized once, kept with the message
 //! ([`crate::broker::Renders`]) and shared by every subscriber on this
-//! instance, which only wraps it in its own `next` frame.
+//! instance, which only wraps it in its own result frame.
 //!
 //! A render depends on the event, the request and whether the subscriber
 //! sent the message (only the sender sees the sender's `email`), and on
 //! nothing else: that is the key. Validation and errors are the schema's
-//! own, so a client cannot tell this path from async-graphql's.
+//! own, so a client cannot tell a shared subscription from one the schema
+//! runs for it alone.
 
 use std::{net::IpAddr, sync::Arc};
 
