@@ -34,23 +34,26 @@ fn cached<T>(f: impl FnOnce(&mut LruCache<String, ExecutableDocument>) -> T) -> 
         .unwrap_or_else(|poisoned| poisoned.into_inner()))
 }
 
-/// `request` with its document parsed, from the cache when its text was seen
-/// before. A document that does not parse is left to the schema to report.
-pub fn parsed(mut request: Request) -> Request {
-    if request.query.len() > MAX_CACHED_BYTES {
-        return request;
+/// The parsed document of `query`, from the cache when its text was seen
+/// before; `None` when it does not parse.
+pub fn document(query: &str) -> Option<ExecutableDocument> {
+    if query.len() > MAX_CACHED_BYTES {
+        return parse_query(query).ok();
     }
-    let document = match cached(|documents| documents.get(&request.query).cloned()) {
-        Some(document) => document,
-        None => match parse_query(&request.query) {
-            Ok(document) => {
-                cached(|documents| documents.put(request.query.clone(), document.clone()));
-                document
-            }
-            Err(_) => return request,
-        },
-    };
-    request.set_parsed_query(document);
+    if let Some(document) = cached(|documents| documents.get(query).cloned()) {
+        return Some(document);
+    }
+    let document = parse_query(query).ok()?;
+    cached(|documents| documents.put(query.to_owned(), document.clone()));
+    Some(document)
+}
+
+/// `request` with its document parsed (see [`document`]). A document that
+/// does not parse is left to the schema to report.
+pub fn parsed(mut request: Request) -> Request {
+    if let Some(document) = document(&request.query) {
+        request.set_parsed_query(document);
+    }
     request
 }
 

@@ -23,10 +23,7 @@ use std::{net::IpAddr, sync::Arc};
 use async_graphql::{
     Pos, Request, Response, Variables,
     http::WebSocketProtocols,
-    parser::{
-        parse_query,
-        types::{DocumentOperations, OperationType, Selection},
-    },
+    parser::types::{DocumentOperations, OperationType, Selection},
 };
 use futures_util::{
     StreamExt,
@@ -92,10 +89,11 @@ impl Operation {
 impl Plan {
     /// The plan for a `subscribe` payload, or `None` for anything else
     /// (queries, the lobby, several root fields, fragments at the root,
-    /// directives, documents that do not parse): async-graphql serves those.
+    /// directives, documents that do not parse): [`Subscriber::execute`]
+    /// runs those through the schema.
     pub fn of(payload: &serde_json::Value) -> Option<Self> {
         let operation = Operation::deserialize(payload).ok()?;
-        let document = parse_query(&operation.query).ok()?;
+        let document = super::documents::document(&operation.query)?;
         let definition = match (&document.operations, operation.operation_name.as_deref()) {
             (DocumentOperations::Single(definition), _) => definition,
             (DocumentOperations::Multiple(definitions), Some(name)) => definitions.get(name)?,
@@ -198,16 +196,7 @@ impl Subscriber {
 
     async fn started(self, plan: Plan) -> Payloads {
         let plan = Arc::new(plan);
-        let checked = match plan.request() {
-            Ok(request) => {
-                self.schema
-                    .execute_stream(self.with_data(request.data(Shared::Validate)))
-                    .next()
-                    .await
-            }
-            Err(error) => Some(self.error_response(error)),
-        };
-        if let Some(refused) = checked {
+        if let Some(refused) = self.first(&plan, Shared::Validate).await {
             return self.single(refused);
         }
         let started = match self.credentials.viewer() {
@@ -272,23 +261,32 @@ impl Subscriber {
     async fn render(&self, plan: &Plan, slot: &RenderSlot, event: Arc<MessageEvent>) -> Arc<str> {
         slot.get_or_init(|| async {
             self.app.metrics.subscription_rendered();
-            let response = match plan.request() {
-                Ok(request) => self
-                    .schema
-                    .execute_stream(self.with_data(request.data(Shared::Render(event))))
-                    .next()
-                    .await
-                    .unwrap_or_else(|| {
-                        self.error_response(Error::internal(anyhow::anyhow!(
-                            "a render without a result"
-                        )))
-                    }),
-                Err(error) => self.error_response(error),
-            };
+            let response = self
+                .first(plan, Shared::Render(event))
+                .await
+                .unwrap_or_else(|| {
+                    self.error_response(Error::internal(anyhow::anyhow!(
+                        "a render without a result"
+                    )))
+                });
             self.payload(response)
         })
         .await
         .clone()
+    }
+
+    /// The first response of `plan` run as `shared` says: none from a
+    /// validation that passed, the payload from a render.
+    async fn first(&self, plan: &Plan, shared: Shared) -> Option<Response> {
+        match plan.request() {
+            Ok(request) => {
+                self.schema
+                    .execute_stream(self.with_data(request.data(shared)))
+                    .next()
+                    .await
+            }
+            Err(error) => Some(self.error_response(error)),
+        }
     }
 
     /// `request` with what resolvers read from their context.
