@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the embedded (SQLite) store's two hot paths: storing a
-//! message, and reading the newest page of a room's history.
+//! message as `sendMessage` does (checks and insert), and reading the newest
+//! page of a room's history.
 //!
 //!     cargo bench --bench store                  # everything
 //!     cargo bench --bench store -- history       # one group
@@ -16,7 +17,8 @@
 use std::{sync::Arc, time::Duration};
 
 use chatroom::store::{
-    HistoryRange, MessageRecord, NewMessage, Record, RoomRecord, RoomType, SqliteStore, Store, now,
+    HistoryRange, MessageRecord, NewMessage, Record, RoomRecord, RoomType, Sex, SqliteStore, Store,
+    UserRecord, now,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
@@ -46,7 +48,8 @@ fn runtime() -> Runtime {
         .expect("a tokio runtime")
 }
 
-/// A store in a temporary dir (which must outlive it) with one GROUP room.
+/// A store in a temporary dir (which must outlive it) with one GROUP room
+/// and its creator.
 async fn store_with_room() -> (Arc<dyn Store>, TempDir, RoomRecord) {
     let dir = tempfile::tempdir().expect("a temporary dir");
     let store = SqliteStore::open(&dir.path().join("bench.db"), Duration::from_secs(5))
@@ -54,6 +57,18 @@ async fn store_with_room() -> (Arc<dyn Store>, TempDir, RoomRecord) {
         .expect("SQLite opens");
     let at = now();
     let creator = Uuid::new_v4();
+    let user = UserRecord {
+        identity: creator,
+        username: "bench".into(),
+        password_hash: String::new(),
+        nickname: "bench".into(),
+        sex: Sex::Unknown,
+        email: "bench@example.com".into(),
+        avatar: None,
+        created_at: at,
+        updated_at: at,
+    };
+    store.create_user(&user).await.expect("the user is stored");
     let room = RoomRecord {
         identity: Uuid::new_v4(),
         number: Uuid::new_v4().simple().to_string()[..10].to_owned(),
@@ -112,17 +127,17 @@ async fn fill(store: &dyn Store, room: &RoomRecord, count: i64) {
     }
 }
 
-fn insert(c: &mut Criterion) {
+fn send(c: &mut Criterion) {
     let rt = runtime();
     let (store, _dir, room) = rt.block_on(store_with_room());
-    let mut group = c.benchmark_group("insert_message");
+    let mut group = c.benchmark_group("send_message");
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(3));
-    // One sender at a time: each insert waits for its own commit.
+    // One sender at a time: each message waits for its own commit.
     group.throughput(Throughput::Elements(1));
     group.bench_function("one_at_a_time", |b| {
         b.to_async(&rt)
-            .iter(|| async { store.insert_message(&new_message(&room)).await })
+            .iter(|| async { store.send_message(&new_message(&room)).await })
     });
     // Many senders at once: what the writer's group commit is for.
     for senders in [16_u64, 64] {
@@ -135,7 +150,7 @@ fn insert(c: &mut Criterion) {
                     join_all((0..senders).map(|_| {
                         let store = store.clone();
                         let message = new_message(&room);
-                        async move { store.insert_message(&message).await }
+                        async move { store.send_message(&message).await }
                     }))
                 })
             },
@@ -180,5 +195,5 @@ fn history(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, insert, history);
+criterion_group!(benches, send, history);
 criterion_main!(benches);

@@ -14,7 +14,7 @@ use crate::{
     app::App,
     auth::Viewer,
     broker::{Event, LobbyEvent, MessageEvent, Topic},
-    error::{Entity, Error, Problem, Result},
+    error::{Error, Problem, Result},
     rate_limit::Action,
     store::{HistoryRange, MessageRecord, NewMessage, UserRecord, now},
 };
@@ -60,18 +60,9 @@ pub async fn send(
     app.limiter
         .check(Action::SendMessage(viewer.identity))
         .await?;
-    // One store call for the three checks, in the order `member_room` and
-    // `sender_of` make them: this runs for every message sent.
-    let (room, member, sender) = app
-        .store
-        .room_member_and_user(parse_identity(room)?, viewer.identity)
-        .await?;
-    let room = room.ok_or(Error::NotFound(Entity::Room))?;
-    member.ok_or(Error::Forbidden)?;
-    let sender = sender.ok_or(Error::Unauthenticated)?.without_secret();
     let new = NewMessage {
         identity: Uuid::new_v4(),
-        room_identity: room.identity,
+        room_identity: parse_identity(room)?,
         sender_identity: viewer.identity,
         content: content.into_inner(),
         client_id: client_id.map(ClientId::into_inner),
@@ -83,21 +74,26 @@ pub async fn send(
     let app = app.clone();
     let (answer, answered) = oneshot::channel();
     tokio::spawn(async move {
-        let (message, created) = match app.store.insert_message(&new).await {
-            Ok(stored) => stored,
+        // The store makes the checks (room, membership, sender) with the
+        // insert: this runs for every message.
+        let sent = match app.store.send_message(&new).await {
+            Ok(sent) => sent,
             Err(error) => {
                 answer.send(Err(error)).ok();
                 return;
             }
         };
-        let event = Arc::new(MessageEvent::new(message, sender));
+        let event = Arc::new(MessageEvent::new(
+            sent.message,
+            sent.sender.without_secret(),
+        ));
         // The answer first: publishing wakes every subscriber of the room,
         // and the sender would otherwise wait behind all of them.
         answer.send(Ok(event.clone())).ok();
-        if created {
+        if sent.created {
             app.metrics.message_stored();
             app.broker
-                .publish(Topic::Room(room.identity), Event::Message(event))
+                .publish(Topic::Room(new.room_identity), Event::Message(event))
                 .await;
         }
     });

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::{
     config::Config,
-    error::{Error, Result},
+    error::{Entity, Error, Result},
 };
 
 pub use mongo::MongoStore;
@@ -180,6 +180,18 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
 }
 
+/// What [`Store::send_message`] stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The message as stored: this one, or the first one sent with its
+    /// `client_id`.
+    pub message: MessageRecord,
+    /// Whether this call stored it.
+    pub created: bool,
+    /// The sender, whom the event announcing the message names.
+    pub sender: UserRecord,
+}
+
 /// A slice of a room's history: seqs strictly between `after` and `before`,
 /// at most `limit` of them, the oldest ones (`newest: false`) or the newest
 /// ones (`newest: true`); returned oldest first either way.
@@ -311,22 +323,6 @@ pub trait Store: Send + Sync {
 
     async fn member(&self, room: Uuid, user: Uuid) -> Result<Option<MemberRecord>>;
 
-    /// `room`, `user`'s membership of it and `user`, each `None` when
-    /// missing: all that sending a message checks, read in one go because
-    /// it is read for every message. By default three reads; a backend that
-    /// can join them in one query overrides it.
-    async fn room_member_and_user(
-        &self,
-        room: Uuid,
-        user: Uuid,
-    ) -> Result<(Option<RoomRecord>, Option<MemberRecord>, Option<UserRecord>)> {
-        Ok((
-            self.room(room).await?,
-            self.member(room, user).await?,
-            self.user_by_identity(user).await?,
-        ))
-    }
-
     /// `user`'s memberships among `rooms`, in any order.
     async fn memberships(&self, user: Uuid, rooms: &[Uuid]) -> Result<Vec<MemberRecord>>;
 
@@ -360,6 +356,35 @@ pub trait Store: Send + Sync {
     /// message with `false`, also when the retries race. `NotFound(Room)`
     /// when the room does not exist.
     async fn insert_message(&self, message: &NewMessage) -> Result<(MessageRecord, bool)>;
+
+    /// Stores a message as its sender sends it: [`Store::insert_message`]
+    /// after the checks of a send, made in this order: `NotFound(Room)` when
+    /// the room does not exist, `Forbidden` when the sender is not a member
+    /// of it, `Unauthenticated` when no user has the sender's identity (a
+    /// token can outlive its user's record in a store restored from a
+    /// backup). Nothing is stored when a check fails.
+    ///
+    /// By default three reads, then the insert. This runs for every message
+    /// sent, so a backend that can make the checks inside the insert's own
+    /// transaction does: one step instead of four, and a member who leaves
+    /// meanwhile cannot get a message in after leaving.
+    async fn send_message(&self, message: &NewMessage) -> Result<Sent> {
+        let (room, user) = (message.room_identity, message.sender_identity);
+        self.room(room)
+            .await?
+            .ok_or(Error::NotFound(Entity::Room))?;
+        self.member(room, user).await?.ok_or(Error::Forbidden)?;
+        let sender = self
+            .user_by_identity(user)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        let (message, created) = self.insert_message(message).await?;
+        Ok(Sent {
+            message,
+            created,
+            sender,
+        })
+    }
 
     /// A slice of one room's history, oldest first.
     async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>>;

@@ -26,7 +26,8 @@ use uuid::Uuid;
 
 use super::{
     Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
-    ProfileUpdate, Record, RecordStream, RoomRecord, RoomType, Sex, Store, UserRecord, conflict,
+    ProfileUpdate, Record, RecordStream, RoomRecord, RoomType, Sent, Sex, Store, UserRecord,
+    conflict,
 };
 use crate::error::{Entity, Error, Result};
 
@@ -106,7 +107,7 @@ pub struct SqliteStore {
     /// Every read, and the writes other than message inserts.
     pool: Pool<SqliteConnectionManager>,
     /// The queue of the thread that inserts messages: see [`start_writer`].
-    writer: mpsc::Sender<InsertRequest>,
+    writer: mpsc::Sender<WriteRequest>,
 }
 
 impl SqliteStore {
@@ -133,6 +134,19 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
+    /// Has the writer store `message` ([`start_writer`]).
+    async fn write(&self, message: &NewMessage, send: bool) -> WriteOutcome {
+        let stopped = || Error::internal(anyhow::anyhow!("the SQLite writer has stopped"));
+        let (reply, answer) = oneshot::channel();
+        let request = WriteRequest {
+            message: message.clone(),
+            send,
+            reply,
+        };
+        self.writer.send(request).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// Runs `work` with a pooled connection on the blocking pool.
     async fn run<T, F>(&self, work: F) -> Result<T>
     where
@@ -149,29 +163,23 @@ impl SqliteStore {
     }
 }
 
-/// The three checks of a send in one query: one row whatever exists, since
-/// the dummy row is joined to each record and a missing one comes back as
-/// NULLs. Built once: it is the cache key of its prepared statement, and
-/// this runs for every message sent.
-static ROOM_MEMBER_AND_USER: LazyLock<String> = LazyLock::new(|| {
-    let qualified = |table: &str, columns: &str| {
-        columns
-            .split(", ")
-            .map(|column| format!("{table}.{column}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+/// The checks of a send in one query, on the writer's connection: the
+/// sender's columns (NULLs when there is no such user), then whether the
+/// room, the membership and the user exist. Built once: it is the cache key
+/// of its prepared statement, and it runs for every message sent.
+static SEND_CHECKS: LazyLock<String> = LazyLock::new(|| {
+    let columns = USER_COLUMNS
+        .split(", ")
+        .map(|column| format!("users.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "SELECT rooms.identity IS NOT NULL, room_members.user_identity IS NOT NULL,
-                users.identity IS NOT NULL, {}, {}, {}
-         FROM (SELECT 1)
-         LEFT JOIN rooms ON rooms.identity = ?1
-         LEFT JOIN room_members ON room_members.room_identity = ?1
-                               AND room_members.user_identity = ?2
-         LEFT JOIN users ON users.identity = ?2",
-        qualified("rooms", ROOM_COLUMNS),
-        qualified("room_members", MEMBER_COLUMNS),
-        qualified("users", USER_COLUMNS),
+        "SELECT {columns},
+                EXISTS (SELECT 1 FROM rooms WHERE identity = ?1),
+                EXISTS (SELECT 1 FROM room_members
+                        WHERE room_identity = ?1 AND user_identity = ?2),
+                users.identity IS NOT NULL
+         FROM (SELECT 1) LEFT JOIN users ON users.identity = ?2"
     )
 });
 
@@ -232,21 +240,16 @@ const USER_COLUMNS: &str =
     "identity, username, password_hash, nickname, sex, email, avatar, created_at, updated_at";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
-    user_at(row, 0)
-}
-
-/// The user whose columns start at column `at`.
-fn user_at(row: &Row<'_>, at: usize) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
-        identity: parse_uuid(&row.get::<_, String>(at)?)?,
-        username: row.get(at + 1)?,
-        password_hash: row.get(at + 2)?,
-        nickname: row.get(at + 3)?,
-        sex: Sex::from_stored(&row.get::<_, String>(at + 4)?),
-        email: row.get(at + 5)?,
-        avatar: row.get(at + 6)?,
-        created_at: from_millis(row.get(at + 7)?)?,
-        updated_at: from_millis(row.get(at + 8)?)?,
+        identity: parse_uuid(&row.get::<_, String>(0)?)?,
+        username: row.get(1)?,
+        password_hash: row.get(2)?,
+        nickname: row.get(3)?,
+        sex: Sex::from_stored(&row.get::<_, String>(4)?),
+        email: row.get(5)?,
+        avatar: row.get(6)?,
+        created_at: from_millis(row.get(7)?)?,
+        updated_at: from_millis(row.get(8)?)?,
     })
 }
 
@@ -289,26 +292,18 @@ const ROOM_COLUMNS: &str = "identity, number, name, info, creator_identity, room
                             seq, last_message_at, created_at, updated_at";
 
 fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomRecord> {
-    room_at(row, 0)
-}
-
-/// The room whose columns start at column `at`.
-fn room_at(row: &Row<'_>, at: usize) -> rusqlite::Result<RoomRecord> {
     Ok(RoomRecord {
-        identity: parse_uuid(&row.get::<_, String>(at)?)?,
-        number: row.get(at + 1)?,
-        name: row.get(at + 2)?,
-        info: row.get(at + 3)?,
-        creator_identity: parse_uuid(&row.get::<_, String>(at + 4)?)?,
-        room_type: room_type_from_stored(&row.get::<_, String>(at + 5)?)?,
-        pair_key: row.get(at + 6)?,
-        seq: row.get(at + 7)?,
-        last_message_at: row
-            .get::<_, Option<i64>>(at + 8)?
-            .map(from_millis)
-            .transpose()?,
-        created_at: from_millis(row.get(at + 9)?)?,
-        updated_at: from_millis(row.get(at + 10)?)?,
+        identity: parse_uuid(&row.get::<_, String>(0)?)?,
+        number: row.get(1)?,
+        name: row.get(2)?,
+        info: row.get(3)?,
+        creator_identity: parse_uuid(&row.get::<_, String>(4)?)?,
+        room_type: room_type_from_stored(&row.get::<_, String>(5)?)?,
+        pair_key: row.get(6)?,
+        seq: row.get(7)?,
+        last_message_at: row.get::<_, Option<i64>>(8)?.map(from_millis).transpose()?,
+        created_at: from_millis(row.get(9)?)?,
+        updated_at: from_millis(row.get(10)?)?,
     })
 }
 
@@ -319,16 +314,11 @@ fn room_where(conn: &Connection, column: &str, value: String) -> Result<Option<R
 const MEMBER_COLUMNS: &str = "user_identity, room_identity, last_read_seq, joined_at";
 
 fn member_from_row(row: &Row<'_>) -> rusqlite::Result<MemberRecord> {
-    member_at(row, 0)
-}
-
-/// The membership whose columns start at column `at`.
-fn member_at(row: &Row<'_>, at: usize) -> rusqlite::Result<MemberRecord> {
     Ok(MemberRecord {
-        user_identity: parse_uuid(&row.get::<_, String>(at)?)?,
-        room_identity: parse_uuid(&row.get::<_, String>(at + 1)?)?,
-        last_read_seq: row.get(at + 2)?,
-        joined_at: from_millis(row.get(at + 3)?)?,
+        user_identity: parse_uuid(&row.get::<_, String>(0)?)?,
+        room_identity: parse_uuid(&row.get::<_, String>(1)?)?,
+        last_read_seq: row.get(2)?,
+        joined_at: from_millis(row.get(3)?)?,
     })
 }
 
@@ -525,26 +515,35 @@ const MAX_BATCH: usize = 256;
 /// a place in the queue instead of memory growing.
 const WRITE_QUEUE: usize = 1024;
 
-type InsertOutcome = Result<(MessageRecord, bool)>;
+/// What the writer makes of one message: the message as stored, whether
+/// this request stored it, and for a send its sender.
+type WriteOutcome = Result<(MessageRecord, bool, Option<UserRecord>)>;
 
 /// One message for the writer, and where its outcome goes.
-struct InsertRequest {
+struct WriteRequest {
     message: NewMessage,
-    reply: oneshot::Sender<InsertOutcome>,
+    /// Make the checks of [`Store::send_message`] first, in the same
+    /// transaction, and read the sender.
+    send: bool,
+    reply: oneshot::Sender<WriteOutcome>,
 }
 
-/// Starts the thread that inserts every message, on its own connection.
+/// Starts the thread that stores every message, on its own connection.
 ///
 /// Each insert needs SQLite's one write lock, so inserts on pooled
 /// connections would only queue for that lock, each paying for its own
 /// transaction and commit (and a blocking-pool hand-off). The writer takes
-/// whatever inserts are waiting, runs them in one transaction, each inside
-/// a savepoint so that one failing leaves the others alone, and commits
-/// once: group commit. A caller is answered only after the commit holding
-/// its message. When the queue is empty a lone insert is committed at once,
-/// so a quiet server adds no delay. The thread ends when the store is
-/// dropped (the queue's sender with it).
-fn start_writer(conn: Connection) -> std::io::Result<mpsc::Sender<InsertRequest>> {
+/// whatever messages are waiting, stores them in one transaction, each
+/// inside a savepoint so that one failing leaves the others alone, and
+/// commits once: group commit. A caller is answered only after the commit
+/// holding its message. When the queue is empty a lone message is committed
+/// at once, so a quiet server adds no delay. The thread ends when the store
+/// is dropped (the queue's sender with it).
+///
+/// A send's checks are made here too, on pages the writer has just written
+/// and keeps cached: on a pooled connection they would cost another
+/// hand-off, and re-reading every page the last commit changed.
+fn start_writer(conn: Connection) -> std::io::Result<mpsc::Sender<WriteRequest>> {
     let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
     std::thread::Builder::new()
         .name("sqlite-writer".into())
@@ -552,10 +551,10 @@ fn start_writer(conn: Connection) -> std::io::Result<mpsc::Sender<InsertRequest>
     Ok(sender)
 }
 
-fn write_messages(mut conn: Connection, mut requests: mpsc::Receiver<InsertRequest>) {
+fn write_messages(mut conn: Connection, mut requests: mpsc::Receiver<WriteRequest>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while requests.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        let outcomes = insert_batch(&mut conn, batch.iter().map(|request| &request.message));
+        let outcomes = write_batch(&mut conn, &batch);
         for (request, outcome) in batch.drain(..).zip(outcomes) {
             // Ignored when the caller is gone: its message is stored all the same.
             request.reply.send(outcome).ok();
@@ -563,36 +562,31 @@ fn write_messages(mut conn: Connection, mut requests: mpsc::Receiver<InsertReque
     }
 }
 
-/// Inserts `messages` in one transaction, one savepoint each; one outcome
-/// per message, in order. When the transaction cannot start or commit,
-/// nothing is stored and every message gets that failure.
-fn insert_batch<'a>(
-    conn: &mut Connection,
-    messages: impl ExactSizeIterator<Item = &'a NewMessage>,
-) -> Vec<InsertOutcome> {
-    let count = messages.len();
-    commit_batch(conn, messages).unwrap_or_else(|failure| {
-        let mut failures: Vec<InsertOutcome> = Vec::with_capacity(count);
-        failures.resize_with(count.saturating_sub(1), || Err(same_failure(&failure)));
+/// Stores `batch` in one transaction, one savepoint each; one outcome per
+/// request, in order. When the transaction cannot start or commit, nothing
+/// is stored and every request gets that failure.
+fn write_batch(conn: &mut Connection, batch: &[WriteRequest]) -> Vec<WriteOutcome> {
+    commit_batch(conn, batch).unwrap_or_else(|failure| {
+        let mut failures: Vec<WriteOutcome> = Vec::with_capacity(batch.len());
+        failures.resize_with(batch.len().saturating_sub(1), || {
+            Err(same_failure(&failure))
+        });
         failures.push(Err(failure));
         failures
     })
 }
 
-fn commit_batch<'a>(
-    conn: &mut Connection,
-    messages: impl ExactSizeIterator<Item = &'a NewMessage>,
-) -> Result<Vec<InsertOutcome>> {
-    // Immediate: the client_id checks, the seqs and the inserts happen under
-    // the write lock, so racing retries and racing senders are serialised
-    // rather than failing on a unique index.
+fn commit_batch(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<WriteOutcome>> {
+    // Immediate: the checks, the client_id lookups, the seqs and the inserts
+    // happen under the write lock, so racing retries and racing senders are
+    // serialised rather than failing on a unique index.
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_error)?;
-    let mut outcomes = Vec::with_capacity(messages.len());
-    for message in messages {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for request in batch {
         let savepoint = tx.savepoint().map_err(db_error)?;
-        let outcome = insert_new_message(&savepoint, message);
+        let outcome = write_one(&savepoint, request);
         if outcome.is_ok() {
             savepoint.commit().map_err(db_error)?;
         }
@@ -611,9 +605,45 @@ fn same_failure(failure: &Error) -> Error {
     }
 }
 
+fn write_one(conn: &Connection, request: &WriteRequest) -> WriteOutcome {
+    let sender = match request.send {
+        true => Some(check_send(conn, &request.message)?),
+        false => None,
+    };
+    let (stored, created) = insert_new_message(conn, &request.message)?;
+    Ok((stored, created, sender))
+}
+
+/// The sender of `message`, or why it may not be sent: the checks of
+/// [`Store::send_message`], in its order.
+fn check_send(conn: &Connection, message: &NewMessage) -> Result<UserRecord> {
+    let (room, member, sender) = conn
+        .prepare_cached(&SEND_CHECKS)
+        .and_then(|mut statement| {
+            statement.query_row(
+                [
+                    message.room_identity.to_string(),
+                    message.sender_identity.to_string(),
+                ],
+                |row| {
+                    let sender = row.get::<_, bool>(11)?.then(|| user_from_row(row));
+                    Ok((row.get::<_, bool>(9)?, row.get::<_, bool>(10)?, sender))
+                },
+            )
+        })
+        .map_err(db_error)?;
+    if !room {
+        return Err(Error::NotFound(Entity::Room));
+    }
+    if !member {
+        return Err(Error::Forbidden);
+    }
+    sender.ok_or(Error::Unauthenticated)?.map_err(db_error)
+}
+
 /// Stores one message with its room's next seq, or finds the one its
 /// `client_id` already stored; inside the writer's transaction.
-fn insert_new_message(conn: &Connection, message: &NewMessage) -> InsertOutcome {
+fn insert_new_message(conn: &Connection, message: &NewMessage) -> Result<(MessageRecord, bool)> {
     if let Some(client_id) = &message.client_id {
         let first = conn
             .prepare_cached(&format!(
@@ -981,28 +1011,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn room_member_and_user(
-        &self,
-        room: Uuid,
-        user: Uuid,
-    ) -> Result<(Option<RoomRecord>, Option<MemberRecord>, Option<UserRecord>)> {
-        self.run(move |conn| {
-            let mut statement = conn
-                .prepare_cached(&ROOM_MEMBER_AND_USER)
-                .map_err(db_error)?;
-            statement
-                .query_row([room.to_string(), user.to_string()], |row| {
-                    let found = |index: usize| row.get::<_, bool>(index);
-                    let room = found(0)?.then(|| room_at(row, 3)).transpose()?;
-                    let member = found(1)?.then(|| member_at(row, 14)).transpose()?;
-                    let user = found(2)?.then(|| user_at(row, 18)).transpose()?;
-                    Ok((room, member, user))
-                })
-                .map_err(db_error)
-        })
-        .await
-    }
-
     async fn memberships(&self, user: Uuid, rooms: &[Uuid]) -> Result<Vec<MemberRecord>> {
         let rooms = distinct(rooms);
         self.run(move |conn| {
@@ -1155,18 +1163,20 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, message: &NewMessage) -> Result<(MessageRecord, bool)> {
-        let (reply, answer) = oneshot::channel();
-        let request = InsertRequest {
-            message: message.clone(),
-            reply,
-        };
-        self.writer
-            .send(request)
-            .await
-            .map_err(|_| Error::internal(anyhow::anyhow!("the SQLite writer has stopped")))?;
-        answer
-            .await
-            .map_err(|_| Error::internal(anyhow::anyhow!("the SQLite writer has stopped")))?
+        let (stored, created, _) = self.write(message, false).await?;
+        Ok((stored, created))
+    }
+
+    async fn send_message(&self, message: &NewMessage) -> Result<Sent> {
+        let (message, created, sender) = self.write(message, true).await?;
+        let sender = sender.ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("a send came back without its sender"))
+        })?;
+        Ok(Sent {
+            message,
+            created,
+            sender,
+        })
     }
 
     async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>> {

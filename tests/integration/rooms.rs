@@ -293,7 +293,7 @@ macro_rules! counted {
 
 use chatroom::store::{
     Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
-    ProfileUpdate, Record, RoomRecord, UserRecord,
+    ProfileUpdate, Record, RoomRecord, Sent, UserRecord,
 };
 use uuid::Uuid;
 
@@ -319,6 +319,7 @@ counted! {
     remove_member(room: Uuid, user: Uuid) -> Departure;
     mark_read(room: Uuid, user: Uuid) -> bool;
     insert_message(message: &NewMessage) -> (MessageRecord, bool);
+    send_message(message: &NewMessage) -> Sent;
     history(room: Uuid, range: HistoryRange) -> Vec<MessageRecord>;
     messages_at(positions: &[(Uuid, i64)]) -> Vec<MessageRecord>;
     unread_counts(user: Uuid, memberships: &[MemberRecord]) -> std::collections::HashMap<Uuid, u64>;

@@ -481,6 +481,76 @@ async fn a_message_to_a_missing_room_is_not_found(store: Arc<dyn Store>) {
     );
 }
 
+async fn a_members_sent_message_is_stored_and_comes_back_with_its_sender(store: Arc<dyn Store>) {
+    let alice = user("alice", "alice@example.com");
+    store.create_user(&alice).await.unwrap();
+    let tea = create(&*store, RoomType::Group, &[alice.identity]).await;
+    let sent = NewMessage {
+        client_id: Some("c-1".into()),
+        ..message(tea.identity, alice.identity, "hello")
+    };
+
+    let first = store.send_message(&sent).await.unwrap();
+    let again = store
+        .send_message(&NewMessage {
+            identity: Uuid::new_v4(),
+            ..sent.clone()
+        })
+        .await
+        .unwrap();
+
+    assert!(first.created);
+    assert_eq!(first.sender, alice);
+    assert_eq!(
+        (first.message.identity, first.message.seq),
+        (sent.identity, 1)
+    );
+    assert!(!again.created, "a retry with the client id stores nothing");
+    assert_eq!((&again.message, &again.sender), (&first.message, &alice));
+    assert_eq!(
+        store.history(tea.identity, everything()).await.unwrap(),
+        [first.message]
+    );
+}
+
+async fn a_send_is_checked_for_room_then_membership_then_sender_and_refused_ones_store_nothing(
+    store: Arc<dyn Store>,
+) {
+    let (alice, bob) = (
+        user("alice", "alice@example.com"),
+        user("bob", "bob@example.com"),
+    );
+    store.create_user(&alice).await.unwrap();
+    store.create_user(&bob).await.unwrap();
+    let gone = Uuid::new_v4();
+    let tea = create(&*store, RoomType::Group, &[alice.identity, gone]).await;
+
+    let nowhere = store
+        .send_message(&message(Uuid::new_v4(), gone, "anyone?"))
+        .await;
+    let outsider = store
+        .send_message(&message(tea.identity, bob.identity, "let me in"))
+        .await;
+    let nobody = store
+        .send_message(&message(tea.identity, gone, "who am I?"))
+        .await;
+
+    assert!(
+        matches!(nowhere, Err(Error::NotFound(Entity::Room))),
+        "{nowhere:?}"
+    );
+    assert!(matches!(outsider, Err(Error::Forbidden)), "{outsider:?}");
+    assert!(matches!(nobody, Err(Error::Unauthenticated)), "{nobody:?}");
+    assert_eq!(store.room(tea.identity).await.unwrap().unwrap().seq, 0);
+    assert!(
+        store
+            .history(tea.identity, everything())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn eight_concurrent_writers_take_seqs_one_to_two_hundred_without_holes(
     store: Arc<dyn Store>,
 ) {
@@ -1368,6 +1438,8 @@ store_suite!(
     added_members_start_at_the_current_seq_and_existing_ones_are_ignored,
     a_stored_message_moves_the_room_seq_and_last_message_at,
     a_message_to_a_missing_room_is_not_found,
+    a_members_sent_message_is_stored_and_comes_back_with_its_sender,
+    a_send_is_checked_for_room_then_membership_then_sender_and_refused_ones_store_nothing,
     eight_concurrent_writers_take_seqs_one_to_two_hundred_without_holes,
     ten_concurrent_retries_with_one_client_id_store_one_message,
     a_client_id_is_scoped_to_its_sender_and_room,
