@@ -63,14 +63,14 @@ fn fanout(c: &mut Criterion) {
         ..Config::default()
     };
     let app = Arc::new(runtime.block_on(App::open(config)).expect("the app"));
-    let schema = graphql::schema(app.clone(), &app.config);
+    let schema = graphql::schemas(app.clone(), &app.config).rendering;
     let event = event();
     let viewer = Credentials::Valid(Viewer {
         identity: Uuid::new_v4(),
         username: "bob".into(),
     });
     let render = || {
-        let request = Request::new(SUBSCRIPTION)
+        let request = graphql::parsed(Request::new(SUBSCRIPTION))
             .variables(async_graphql::Variables::from_json(
                 serde_json::json!({ "r": event.message.room_identity }),
             ))

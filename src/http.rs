@@ -32,7 +32,7 @@ use crate::{
     app::App,
     auth::{Credentials, Tokens},
     error::{Error, Lang},
-    graphql::{self, ChatSchema, ClientAddress},
+    graphql::{self, ClientAddress, Schemas},
     rate_limit::Action,
     telemetry,
 };
@@ -43,11 +43,11 @@ const SOCKET_WRITE_BUFFER: usize = 2 * 1024;
 #[derive(Clone)]
 struct HttpState {
     app: Arc<App>,
-    schema: ChatSchema,
+    schemas: Schemas,
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    let schema = graphql::schema(app.clone(), &app.config);
+    let schemas = graphql::schemas(app.clone(), &app.config);
     let max_body = app.config.limits.max_body_bytes;
     let cors = {
         let allowed = app.config.allowed_origins.clone();
@@ -76,7 +76,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(web::router())
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(cors)
-        .with_state(HttpState { app, schema });
+        .with_state(HttpState { app, schemas });
     telemetry::observe(routes, metrics)
 }
 
@@ -192,7 +192,7 @@ async fn execute(
                 .collect(),
         ),
     };
-    match state.schema.execute_batch(batch).await {
+    match state.schemas.serving.execute_batch(batch).await {
         BatchResponse::Single(response) => {
             graphql::finish(response, lang, &state.app.metrics).into()
         }
@@ -289,7 +289,7 @@ async fn websocket(
     }
     let connection = socket::Connection {
         app: state.app.clone(),
-        schema: state.schema,
+        schemas: state.schemas,
         lang: lang_of(headers),
         protocol,
         client,

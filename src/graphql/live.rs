@@ -32,7 +32,7 @@ use futures_util::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ChatSchema, ClientAddress, finish, loader};
+use super::{ClientAddress, Schemas, finish, loader};
 use crate::{
     app::App,
     auth::Credentials,
@@ -163,7 +163,7 @@ impl Plan {
 #[derive(Clone)]
 pub struct Subscriber {
     pub app: Arc<App>,
-    pub schema: ChatSchema,
+    pub schemas: Schemas,
     pub credentials: Credentials,
     pub client: IpAddr,
     pub lang: Lang,
@@ -179,7 +179,8 @@ impl Subscriber {
     /// subscriber: what `Plan::of` leaves to the schema.
     pub fn execute(&self, request: Request) -> Payloads {
         let this = self.clone();
-        self.schema
+        self.schemas
+            .serving
             .execute_stream(self.with_data(request))
             .map(move |response| this.payload(response))
             .boxed()
@@ -276,11 +277,16 @@ impl Subscriber {
     }
 
     /// The first response of `plan` run as `shared` says: none from a
-    /// validation that passed, the payload from a render.
+    /// validation that passed, the payload from a render (by the schema
+    /// for renders, since the plan was validated when it started).
     async fn first(&self, plan: &Plan, shared: Shared) -> Option<Response> {
+        let schema = match shared {
+            Shared::Validate => &self.schemas.serving,
+            Shared::Render(_) => &self.schemas.rendering,
+        };
         match plan.request() {
             Ok(request) => {
-                self.schema
+                schema
                     .execute_stream(self.with_data(request.data(shared)))
                     .next()
                     .await

@@ -13,7 +13,9 @@ mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
+use async_graphql::{
+    Context, MergedObject, MergedSubscription, Schema, SchemaBuilder, ValidationMode,
+};
 
 use crate::{
     app::App,
@@ -55,15 +57,34 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     )
 }
 
-/// The schema serving requests, with the app's services and limits.
-pub fn schema(app: Arc<App>, config: &Config) -> ChatSchema {
-    let builder = builder()
-        .data(app)
-        .limit_depth(config.limits.max_depth)
-        .limit_complexity(config.limits.max_complexity);
-    match config.introspection {
-        true => builder.finish(),
-        false => builder.disable_introspection().finish(),
+/// The schema, set up twice with the app's services and limits.
+#[derive(Clone)]
+pub struct Schemas {
+    /// Runs every request.
+    pub serving: ChatSchema,
+    /// Renders messages for shared subscriptions (`live`), whose document
+    /// and variables `serving` validated when the subscription started: it
+    /// checks only the depth and complexity limits again, and not the rules
+    /// a document that passed once cannot break. Validation was the larger
+    /// part of a render (docs/perf.md).
+    pub rendering: ChatSchema,
+}
+
+pub fn schemas(app: Arc<App>, config: &Config) -> Schemas {
+    let schema = |mode| {
+        let builder = builder()
+            .data(app.clone())
+            .validation_mode(mode)
+            .limit_depth(config.limits.max_depth)
+            .limit_complexity(config.limits.max_complexity);
+        match config.introspection {
+            true => builder.finish(),
+            false => builder.disable_introspection().finish(),
+        }
+    };
+    Schemas {
+        serving: schema(ValidationMode::Strict),
+        rendering: schema(ValidationMode::Fast),
     }
 }
 

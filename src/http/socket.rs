@@ -32,7 +32,7 @@ use crate::{
     auth::{Credentials, Tokens},
     error::{Error, Lang},
     graphql::{
-        ChatSchema,
+        Schemas,
         live::{FrameId, Payloads, Plan, Subscriber},
     },
 };
@@ -69,7 +69,7 @@ pub fn protocol_of(headers: &HeaderMap) -> Option<WebSocketProtocols> {
 /// Everything a socket needs, taken from its upgrade request.
 pub struct Connection {
     pub app: Arc<App>,
-    pub schema: ChatSchema,
+    pub schemas: Schemas,
     pub lang: Lang,
     pub protocol: WebSocketProtocols,
     pub client: IpAddr,
@@ -304,7 +304,7 @@ impl Session {
         let connection = &self.connection;
         let subscriber = Subscriber {
             app: connection.app.clone(),
-            schema: connection.schema.clone(),
+            schemas: connection.schemas.clone(),
             credentials: credentials.clone(),
             client: connection.client,
             lang: connection.lang,
