@@ -364,20 +364,20 @@ pub trait Store: Send + Sync {
     /// token can outlive its user's record in a store restored from a
     /// backup). Nothing is stored when a check fails.
     ///
-    /// By default three reads, then the insert. This runs for every message
-    /// sent, so a backend that can make the checks inside the insert's own
-    /// transaction does: one step instead of four, and a member who leaves
-    /// meanwhile cannot get a message in after leaving.
+    /// By default three reads at once, then the insert. This runs for every
+    /// message sent, so a backend that can make the checks inside the
+    /// insert's own transaction does: one step instead of two, and a member
+    /// who leaves meanwhile cannot get a message in after leaving.
     async fn send_message(&self, message: &NewMessage) -> Result<Sent> {
         let (room, user) = (message.room_identity, message.sender_identity);
-        self.room(room)
-            .await?
-            .ok_or(Error::NotFound(Entity::Room))?;
-        self.member(room, user).await?.ok_or(Error::Forbidden)?;
-        let sender = self
-            .user_by_identity(user)
-            .await?
-            .ok_or(Error::Unauthenticated)?;
+        let (room, member, sender) = futures_util::try_join!(
+            self.room(room),
+            self.member(room, user),
+            self.user_by_identity(user)
+        )?;
+        room.ok_or(Error::NotFound(Entity::Room))?;
+        member.ok_or(Error::Forbidden)?;
+        let sender = sender.ok_or(Error::Unauthenticated)?;
         let (message, created) = self.insert_message(message).await?;
         Ok(Sent {
             message,
