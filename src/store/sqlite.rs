@@ -8,7 +8,6 @@ use std::{
     collections::{HashMap, HashSet},
     hash::Hash,
     path::Path,
-    sync::LazyLock,
     time::Duration,
 };
 
@@ -162,26 +161,6 @@ impl SqliteStore {
         .map_err(Error::internal)?
     }
 }
-
-/// The checks of a send in one query, on the writer's connection: the
-/// sender's columns (NULLs when there is no such user), then whether the
-/// room, the membership and the user exist. Built once: it is the cache key
-/// of its prepared statement, and it runs for every message sent.
-static SEND_CHECKS: LazyLock<String> = LazyLock::new(|| {
-    let columns = USER_COLUMNS
-        .split(", ")
-        .map(|column| format!("users.{column}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "SELECT {columns},
-                EXISTS (SELECT 1 FROM rooms WHERE identity = ?1),
-                EXISTS (SELECT 1 FROM room_members
-                        WHERE room_identity = ?1 AND user_identity = ?2),
-                users.identity IS NOT NULL
-         FROM (SELECT 1) LEFT JOIN users ON users.identity = ?2"
-    )
-});
 
 /// What every connection is set to. WAL lets readers go on while one
 /// writer writes. In WAL mode `synchronous = NORMAL` syncs the log to disk at
@@ -640,18 +619,19 @@ fn write_one(conn: &Connection, request: &WriteRequest) -> WriteOutcome {
 /// The sender of `message`, or why it may not be sent: the checks of
 /// [`Store::send_message`], in its order.
 fn check_send(conn: &Connection, message: &NewMessage) -> Result<UserRecord> {
-    let (room, member, sender) = conn
-        .prepare_cached(&SEND_CHECKS)
+    let (room, member) = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM rooms WHERE identity = ?1),
+                    EXISTS (SELECT 1 FROM room_members
+                            WHERE room_identity = ?1 AND user_identity = ?2)",
+        )
         .and_then(|mut statement| {
             statement.query_row(
                 [
                     message.room_identity.to_string(),
                     message.sender_identity.to_string(),
                 ],
-                |row| {
-                    let sender = row.get::<_, bool>(11)?.then(|| user_from_row(row));
-                    Ok((row.get::<_, bool>(9)?, row.get::<_, bool>(10)?, sender))
-                },
+                |row| Ok((row.get::<_, bool>(0)?, row.get::<_, bool>(1)?)),
             )
         })
         .map_err(db_error)?;
@@ -661,7 +641,7 @@ fn check_send(conn: &Connection, message: &NewMessage) -> Result<UserRecord> {
     if !member {
         return Err(Error::Forbidden);
     }
-    sender.ok_or(Error::Unauthenticated)?.map_err(db_error)
+    user_where(conn, "identity", message.sender_identity.to_string())?.ok_or(Error::Unauthenticated)
 }
 
 /// Stores one message with its room's next seq, or finds the one its
