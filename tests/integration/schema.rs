@@ -1,5 +1,6 @@
 //! The committed schema.graphql is what the code serves, and it keeps the
-//! API contract whole.
+//! API contract whole: all of version 1, and of version 2 what has been
+//! built so far (`../shared/tools/contract-check` lists the rest).
 
 use std::collections::BTreeSet;
 
@@ -83,6 +84,16 @@ fn required_inputs(facts: &BTreeSet<String>) -> BTreeSet<&String> {
         .collect()
 }
 
+/// Where the contract's second part begins: the target of the room-events
+/// and people issues (16 and 17), not yet served.
+const VERSION_2: &str = "# Version 2:";
+
+/// What version 2 adds to version 1's own types: two optional arguments.
+const VERSION_2_ARGUMENTS: [&str; 2] = [
+    "Mutation.sendMessage(replyTo): ID",
+    "Mutation.markRoomRead(upTo): String",
+];
+
 #[test]
 fn schema_graphql_keeps_every_name_type_and_argument_of_the_contract() {
     let path = concat!(
@@ -99,8 +110,32 @@ fn schema_graphql_keeps_every_name_type_and_argument_of_the_contract() {
             return;
         }
     };
-    let (contract, ours) = (facts(&contract), facts(&committed_schema()));
-    let missing: Vec<&String> = contract.difference(&ours).collect();
+    let ours = facts(&committed_schema());
+    // What version 2 declares beyond version 1 (its `extend type Message`
+    // also declares `type Message`, which version 1 requires already).
+    let version_2: BTreeSet<String> = match contract.find(VERSION_2) {
+        Some(start) => {
+            let version_1 = facts(&contract[..start]);
+            facts(&contract[start..])
+                .into_iter()
+                .filter(|fact| !version_1.contains(fact))
+                .chain(VERSION_2_ARGUMENTS.map(String::from))
+                .collect()
+        }
+        None => BTreeSet::new(),
+    };
+    let contract = facts(&contract);
+    // A part of version 2 not built yet may be missing; one built must be
+    // built as the contract says.
+    let declared = |fact: &str| {
+        let name = fact.split_once(": ").map_or(fact, |(name, _)| name);
+        ours.iter()
+            .any(|our| our.split_once(": ").is_some_and(|(n, _)| n == name))
+    };
+    let missing: Vec<&String> = contract
+        .difference(&ours)
+        .filter(|fact| !version_2.contains(*fact) || declared(fact))
+        .collect();
     assert!(
         missing.is_empty(),
         "schema.graphql lacks or changed: {missing:#?}"
