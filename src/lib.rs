@@ -18,7 +18,6 @@
 //! - [`metrics`]: the counters `/metrics` reports, one registry per [`app::App`].
 //! - [`demo`]: `chatroom demo`'s users and history, seeded into an empty store through [`chat`].
 //! - [`transfer`]: `chatroom export` and `import`, a whole store as JSON lines.
-//! - [`loadtest`]: `chatroom loadtest`, the fan-out of a deployment measured from outside.
 //!
 //! [`Server::build`] is the whole app: `main` and the tests start the same thing.
 
@@ -32,7 +31,6 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod kv;
-pub mod loadtest;
 pub mod mail;
 pub mod metrics;
 pub mod rate_limit;

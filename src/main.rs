@@ -40,10 +40,6 @@ enum Command {
     Export(Box<ExportArgs>),
     /// Load a file written by `export` into the configured store.
     Import(Box<ImportArgs>),
-    /// Measure a deployment's fan-out: C subscribers, S senders; print the figures.
-    ///
-    /// The last line of the output is the whole report as JSON.
-    Loadtest(Box<chatroom::loadtest::Options>),
 }
 
 #[derive(Args)]
@@ -78,7 +74,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Export(args)) => return export(*args).await,
         Some(Command::Import(args)) => return import(*args).await,
-        Some(Command::Loadtest(options)) => return loadtest(*options).await,
         Some(Command::Serve(config)) => start(*config).await?,
         Some(Command::Demo(config)) => {
             let server = start(*config).await?;
@@ -130,18 +125,6 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         "imported {} records; {} left out because the store had them already",
         imported.inserted, imported.skipped
     );
-    Ok(())
-}
-
-/// Progress goes to stderr, so stdout holds only the report.
-async fn loadtest(options: chatroom::loadtest::Options) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
-        .with_writer(std::io::stderr)
-        .init();
-    let report = chatroom::loadtest::run(&options).await?;
-    print!("{report}");
-    println!("{}", report.json_line());
     Ok(())
 }
 

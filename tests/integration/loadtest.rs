@@ -1,17 +1,17 @@
-//! `chatroom loadtest` against a server in this process: on a healthy
+//! `chatroom-loadtest` against a server in this process: on a healthy
 //! server its figures show every message reaching every subscriber once and
 //! in order, whether it registers its own users or is given tokens.
 
-use chatroom::loadtest::{self, Options, report::Report};
+use chatroom_loadtest::{self as loadtest, Options, report::Report};
 use clap::Parser;
 
 use crate::helpers::{Backends, TestApp};
 
 const SUBSCRIBERS: u64 = 20;
 
-/// The options an operator would type, after `chatroom loadtest`.
+/// The options an operator would type, after `chatroom-loadtest`.
 fn options(arguments: &[&str]) -> Options {
-    Options::parse_from(std::iter::once("loadtest").chain(arguments.iter().copied()))
+    Options::parse_from(std::iter::once("chatroom-loadtest").chain(arguments.iter().copied()))
 }
 
 fn assert_every_message_reached_every_subscriber_once_in_order(report: &Report) {

@@ -1,5 +1,5 @@
 //! Registration codes from a dev outbox, for deployments without SMTP: the
-//! server writes each mail there as one `.eml` file (see [`crate::mail`]).
+//! server writes each mail there as one `.eml` file (chatroom's `mail` module).
 
 use std::{
     path::Path,

@@ -1,4 +1,4 @@
-//! `chatroom loadtest`: the fan-out of a deployment, measured as its clients
+//! `chatroom-loadtest`: the fan-out of a chatroom deployment, measured as its clients
 //! see it.
 //!
 //! # Phases
@@ -53,7 +53,13 @@ use subscribers::{Connections, Listener, Plan};
 /// What to load and how hard. Nothing is refused by address: operators
 /// point this at their own deployments, wherever they are.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "chatroom loadtest")]
+#[command(
+    name = "chatroom-loadtest",
+    version,
+    about = "Measure a chatroom deployment's fan-out: C subscribers, S senders; print the figures.",
+    long_about = "Measure a chatroom deployment's fan-out: C subscribers, S senders; print \
+                  the figures.\n\nThe last line of the output is the whole report as JSON."
+)]
 pub struct Options {
     /// The deployment's GraphQL endpoint.
     #[arg(long, default_value = "http://127.0.0.1:8080/graphql")]

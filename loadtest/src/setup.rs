@@ -107,7 +107,7 @@ async fn create_group(
             "mutation($input: CreateGroupInput!) { createGroup(input: $input) { identity } }",
             json!({ "input": {
                 "name": format!("load test {}", run.id()),
-                "info": "created by chatroom loadtest",
+                "info": "created by chatroom-loadtest",
                 "members": members,
             }}),
             deadline,
