@@ -114,6 +114,44 @@ impl Problem {
     }
 }
 
+/// A unique value that was taken: named as a type, so that the code acting
+/// on one (drawing another room number, finding the pair's room that a race
+/// created) matches a variant, and clients read its [`Unique::field`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    /// A username, ignoring case.
+    Username,
+    Email,
+    /// A pair of users' PRIVATE room.
+    PrivatePair,
+    RoomNumber,
+    /// A sender's `clientId` in one room: the message was sent before.
+    ClientId,
+    /// A record's identity (an import, a transaction run again).
+    Identity,
+    /// A user's membership of a room.
+    Membership,
+    /// A message's place in its room.
+    Seq,
+}
+
+impl Unique {
+    /// The input field (or, for what no input names, the record's key) as
+    /// `extensions.field` gives it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Unique::Username => "username",
+            Unique::Email => "email",
+            Unique::PrivatePair => "pair_key",
+            Unique::RoomNumber => "number",
+            Unique::ClientId => "client_id",
+            Unique::Identity => "identity",
+            Unique::Membership => "member",
+            Unique::Seq => "seq",
+        }
+    }
+}
+
 /// Things that can be missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -139,9 +177,9 @@ pub enum Error {
         field: &'static str,
         problem: Problem,
     },
-    /// A unique value (`field`) is taken.
-    #[error("{field} already exists")]
-    Conflict { field: &'static str },
+    /// A unique value is taken.
+    #[error("{} already exists", .0.field())]
+    Conflict(Unique),
     #[error("invalid email code")]
     InvalidCode,
     #[error("rate limited for {retry_after} s")]
@@ -184,7 +222,7 @@ impl Error {
             Error::Forbidden => "FORBIDDEN",
             Error::NotFound(_) => "NOT_FOUND",
             Error::BadInput { .. } | Error::BatchTooLarge { .. } => "BAD_USER_INPUT",
-            Error::Conflict { .. } => "CONFLICT",
+            Error::Conflict(_) => "CONFLICT",
             Error::InvalidCode => "INVALID_CODE",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Unavailable(_) | Error::Internal(_) => "INTERNAL",
@@ -194,7 +232,8 @@ impl Error {
     /// The input field an error is about: `extensions.field`.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            Error::BadInput { field, .. } | Error::Conflict { field } => Some(field),
+            Error::BadInput { field, .. } => Some(field),
+            Error::Conflict(unique) => Some(unique.field()),
             _ => None,
         }
     }
@@ -220,8 +259,10 @@ impl Error {
             (Error::BadInput { field, problem }, Lang::Zh) => {
                 format!("{field} 无效：{}", problem.describe(lang))
             }
-            (Error::Conflict { field }, Lang::En) => format!("this {field} is already taken"),
-            (Error::Conflict { field }, Lang::Zh) => format!("该 {field} 已被占用"),
+            (Error::Conflict(unique), Lang::En) => {
+                format!("this {} is already taken", unique.field())
+            }
+            (Error::Conflict(unique), Lang::Zh) => format!("该 {} 已被占用", unique.field()),
             (Error::InvalidCode, Lang::En) => {
                 "the email code is wrong, expired, already used or tried too often".into()
             }

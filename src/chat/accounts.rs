@@ -10,7 +10,7 @@ use super::values::{Avatar, Email, EmailCode, Nickname, Password, Username};
 use crate::{
     app::App,
     auth::Viewer,
-    error::{Error, Result},
+    error::{Error, Result, Unique},
     rate_limit::Action,
     store::{ProfileUpdate, Sex, UserRecord, now},
 };
@@ -83,7 +83,7 @@ pub async fn send_email_code(app: &App, email: &str, client: IpAddr) -> Result<C
     let email = Email::parse(email)?;
     app.limiter.check(Action::SendCode(client)).await?;
     if app.store.user_by_email(email.as_str()).await?.is_some() {
-        return Err(Error::Conflict { field: "email" });
+        return Err(Error::Conflict(Unique::Email));
     }
     let resend = resend_key(&email);
     if !app
@@ -186,7 +186,7 @@ impl Applicant {
             .await?
             .is_some()
         {
-            return Err(Error::Conflict { field: "username" });
+            return Err(Error::Conflict(Unique::Username));
         }
         if app
             .store
@@ -194,7 +194,7 @@ impl Applicant {
             .await?
             .is_some()
         {
-            return Err(Error::Conflict { field: "email" });
+            return Err(Error::Conflict(Unique::Email));
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use crate::{
     app::App,
     auth::Viewer,
     broker::{Event, Topic},
-    error::{Entity, Error, Result},
+    error::{Entity, Error, Result, Unique},
     store::{Departure, MemberRecord, RoomRecord, RoomType, UserRecord, now},
 };
 
@@ -87,7 +87,7 @@ pub async fn create_room(app: &App, mut room: RoomRecord, members: &[Uuid]) -> R
                 }
                 return Ok(room);
             }
-            Err(Error::Conflict { field: "number" }) => room.number = draw_number(),
+            Err(Error::Conflict(Unique::RoomNumber)) => room.number = draw_number(),
             Err(other) => return Err(other),
         }
     }

@@ -8,7 +8,7 @@ use crate::{
     app::App,
     auth::Viewer,
     broker::{Event, Topic},
-    error::{Entity, Error, Problem, Result},
+    error::{Entity, Error, Problem, Result, Unique},
     store::{RoomRecord, RoomType, UserRecord, pair_key},
 };
 
@@ -84,7 +84,7 @@ pub async fn add_friend(app: &App, viewer: &Viewer, username: &str) -> Result<Ro
         Some(key.clone()),
     );
     match rooms::create_room(app, room, &[viewer.identity, friend.identity]).await {
-        Err(Error::Conflict { field: "pair_key" }) => {
+        Err(Error::Conflict(Unique::PrivatePair)) => {
             app.store.private_room(&key).await?.ok_or_else(|| {
                 Error::internal(anyhow::anyhow!("pair room vanished after a conflict"))
             })

@@ -6,7 +6,8 @@
 //! indexes at start (DESIGN.md's data table): users, rooms, room_members and
 //! messages. Uniqueness is the database's job, not a read-then-write in the
 //! domain, so it holds under concurrent requests and across instances; a
-//! violated unique index comes back as [`Error::Conflict`] naming the field.
+//! violated unique index comes back as [`Error::Conflict`] naming which
+//! [`Unique`](crate::error::Unique) value was taken.
 //!
 //! Timestamps are kept with millisecond precision (what MongoDB stores), so a
 //! record reads back exactly as it was written.
@@ -443,9 +444,4 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             SqliteStore::open(&config.data_dir.join("chatroom.db"), config.store_timeout()).await?,
         ),
     })
-}
-
-/// A unique-index violation on `field`, as the domain reports it.
-fn conflict(field: &'static str) -> Error {
-    Error::Conflict { field }
 }

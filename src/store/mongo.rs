@@ -30,29 +30,31 @@ use uuid::Uuid;
 
 use super::{
     Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
-    ProfileUpdate, Record, RecordStream, RoomRecord, RoomType, Sex, Store, UserRecord, conflict,
+    ProfileUpdate, Record, RecordStream, RoomRecord, RoomType, Sex, Store, UserRecord,
 };
-use crate::error::{Entity, Error, Result};
+use crate::error::{Entity, Error, Result, Unique};
 
 /// MongoDB's code for a duplicate key in a unique index.
 const DUPLICATE_KEY: i32 = 11000;
 
-/// Which input field a unique index stands for, to name it in `CONFLICT`.
-///
-/// `client_id` never reaches a client: `insert_message` turns it into the
-/// first message with that id.
-const UNIQUE_INDEXES: &[(&str, &str)] = &[
-    ("users_username_key", "username"),
-    ("users_email", "email"),
-    ("rooms_pair_key", "pair_key"),
-    ("rooms_number", "number"),
-    ("messages_client_id", "client_id"),
-    ("users_identity", "identity"),
-    ("rooms_identity", "identity"),
-    ("messages_identity", "identity"),
-    ("room_members_user_room", "member"),
-    ("messages_room_seq", "seq"),
-];
+/// The unique value a duplicate key stands for, from the index the server
+/// names (`... index: users_email dup key: ...`): the names given in
+/// [`MongoStore::create_indexes`].
+fn unique_of(message: &str) -> Option<Unique> {
+    let (_, after) = message.split_once(" index: ")?;
+    let index = after.split_whitespace().next()?;
+    Some(match index {
+        "users_username_key" => Unique::Username,
+        "users_email" => Unique::Email,
+        "rooms_pair_key" => Unique::PrivatePair,
+        "rooms_number" => Unique::RoomNumber,
+        "messages_client_id" => Unique::ClientId,
+        "users_identity" | "rooms_identity" | "messages_identity" => Unique::Identity,
+        "room_members_user_room" => Unique::Membership,
+        "messages_room_seq" => Unique::Seq,
+        _ => return None,
+    })
+}
 
 /// How many documents an export asks for in one round trip: bounds its
 /// memory (the server's default is up to 16 MB a batch).
@@ -369,11 +371,8 @@ fn db_error(error: mongodb::error::Error) -> Error {
         _ => None,
     };
     if let Some(message) = duplicate {
-        return match UNIQUE_INDEXES
-            .iter()
-            .find(|(index, _)| message.contains(index))
-        {
-            Some((_, field)) => conflict(field),
+        return match unique_of(message) {
+            Some(unique) => Error::Conflict(unique),
             None => Error::internal(error),
         };
     }
@@ -1071,7 +1070,7 @@ impl Store for MongoStore {
             // insert failed on the unique index and the transaction was
             // aborted, its seq with it. (Or this call's own first attempt,
             // when the transaction ran again after it committed.)
-            (Err(Error::Conflict { field: "client_id" }), Some(filter)) => {
+            (Err(Error::Conflict(Unique::ClientId)), Some(filter)) => {
                 match self.timed(self.messages.find_one(filter)).await? {
                     Some(first) => {
                         let first = first.into_record()?;
@@ -1087,11 +1086,11 @@ impl Store for MongoStore {
             // A transaction run again after a commit whose outcome was
             // unknown, when the first commit had gone through: the message
             // is stored, by this call, under the identity made for it.
-            (Err(Error::Conflict { field: "identity" }), _) => {
+            (Err(Error::Conflict(Unique::Identity)), _) => {
                 let mine = doc! { "identity": message.identity.to_string() };
                 match self.timed(self.messages.find_one(mine)).await? {
                     Some(stored) => Ok((stored.into_record()?, true)),
-                    None => Err(Error::Conflict { field: "identity" }),
+                    None => Err(Error::Conflict(Unique::Identity)),
                 }
             }
             (Err(error), _) => Err(error),

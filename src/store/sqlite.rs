@@ -26,9 +26,8 @@ use uuid::Uuid;
 use super::{
     Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
     ProfileUpdate, Record, RecordStream, RoomRecord, RoomType, Sent, Sex, Store, UserRecord,
-    conflict,
 };
-use crate::error::{Entity, Error, Result};
+use crate::error::{Entity, Error, Result, Unique};
 
 /// Schema versions, applied in order and recorded in `PRAGMA user_version`.
 /// Append new steps; never edit a released one.
@@ -86,21 +85,23 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
         WHERE client_id IS NOT NULL;",
 )];
 
-/// Which input field a unique column stands for, to name it in `CONFLICT`.
-/// The first entry whose column the message names wins: the message of a
-/// duplicate `client_id` also names `messages.room_identity`.
-const UNIQUE_COLUMNS: &[(&str, &str)] = &[
-    ("users.username_key", "username"),
-    ("users.email", "email"),
-    ("rooms.pair_key", "pair_key"),
-    ("rooms.number", "number"),
-    ("users.identity", "identity"),
-    ("rooms.identity", "identity"),
-    ("messages.identity", "identity"),
-    ("room_members.user_identity", "member"),
-    ("messages.client_id", "client_id"),
-    ("messages.seq", "seq"),
-];
+/// The unique value a violated constraint stands for. SQLite names the
+/// constraint by its table's columns (`UNIQUE constraint failed: t.a, t.b`),
+/// one list per unique index or key of [`MIGRATIONS`].
+fn unique_of(message: &str) -> Option<Unique> {
+    let columns = message.strip_prefix("UNIQUE constraint failed: ")?;
+    Some(match columns {
+        "users.username_key" => Unique::Username,
+        "users.email" => Unique::Email,
+        "rooms.pair_key" => Unique::PrivatePair,
+        "rooms.number" => Unique::RoomNumber,
+        "users.identity" | "rooms.identity" | "messages.identity" => Unique::Identity,
+        "room_members.user_identity, room_members.room_identity" => Unique::Membership,
+        "messages.room_identity, messages.sender_identity, messages.client_id" => Unique::ClientId,
+        "messages.room_identity, messages.seq" => Unique::Seq,
+        _ => return None,
+    })
+}
 
 pub struct SqliteStore {
     /// Every read, and the writes other than message inserts.
@@ -184,11 +185,8 @@ fn db_error(error: rusqlite::Error) -> Error {
     if let rusqlite::Error::SqliteFailure(failure, Some(message)) = &error {
         match failure.code {
             ErrorCode::ConstraintViolation => {
-                if let Some((_, field)) = UNIQUE_COLUMNS
-                    .iter()
-                    .find(|(column, _)| message.contains(column))
-                {
-                    return conflict(field);
+                if let Some(unique) = unique_of(message) {
+                    return Error::Conflict(unique);
                 }
             }
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
@@ -602,7 +600,7 @@ fn commit_batch(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<Wri
 fn same_failure(failure: &Error) -> Error {
     match failure {
         Error::Unavailable(backend) => Error::Unavailable(backend),
-        Error::Conflict { field } => Error::Conflict { field },
+        Error::Conflict(unique) => Error::Conflict(*unique),
         _ => Error::Internal(anyhow::anyhow!("a batch of message inserts failed")),
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chatroom::{
-    error::{Entity, Error},
+    error::{Entity, Error, Unique},
     store::{
         Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
         ProfileUpdate, Record, RoomRecord, RoomType, Sex, Store, UserRecord, now, pair_key,
@@ -143,7 +143,7 @@ async fn usernames_are_found_and_unique_ignoring_case(store: Arc<dyn Store>) {
 
     let clash = store.create_user(&user("ALICE", "other@example.com")).await;
     assert!(
-        matches!(clash, Err(Error::Conflict { field: "username" })),
+        matches!(clash, Err(Error::Conflict(Unique::Username))),
         "{clash:?}"
     );
 }
@@ -155,7 +155,7 @@ async fn a_taken_email_is_a_conflict_on_email(store: Arc<dyn Store>) {
         .unwrap();
     let clash = store.create_user(&user("bob", "same@example.com")).await;
     assert!(
-        matches!(clash, Err(Error::Conflict { field: "email" })),
+        matches!(clash, Err(Error::Conflict(Unique::Email))),
         "{clash:?}"
     );
 }
@@ -178,7 +178,7 @@ async fn twenty_concurrent_registrations_of_one_username_leave_one(store: Arc<dy
     assert_eq!(lost.len(), 19);
     for result in lost {
         assert!(
-            matches!(result, Err(Error::Conflict { field: "username" })),
+            matches!(result, Err(Error::Conflict(Unique::Username))),
             "{result:?}"
         );
     }
@@ -309,7 +309,7 @@ async fn a_pair_has_one_private_room_and_a_second_is_a_conflict_on_pair_key(stor
     let second = room(RoomType::Private, &[bob, alice]);
     let clash = store.create_room(&second, &[bob, alice]).await;
     assert!(
-        matches!(clash, Err(Error::Conflict { field: "pair_key" })),
+        matches!(clash, Err(Error::Conflict(Unique::PrivatePair))),
         "{clash:?}"
     );
     assert_eq!(store.room(second.identity).await.unwrap(), None);
@@ -352,7 +352,7 @@ async fn ten_concurrent_private_rooms_for_one_pair_leave_one(store: Arc<dyn Stor
     assert_eq!((won.len(), lost.len()), (1, 9));
     for result in lost {
         assert!(
-            matches!(result, Err(Error::Conflict { field: "pair_key" })),
+            matches!(result, Err(Error::Conflict(Unique::PrivatePair))),
             "{result:?}"
         );
     }
@@ -375,7 +375,7 @@ async fn a_taken_room_number_is_a_conflict_on_number(store: Arc<dyn Store>) {
     let clash = store.create_room(&copy, &[bob]).await;
 
     assert!(
-        matches!(clash, Err(Error::Conflict { field: "number" })),
+        matches!(clash, Err(Error::Conflict(Unique::RoomNumber))),
         "{clash:?}"
     );
     assert_eq!(store.room(copy.identity).await.unwrap(), None);
@@ -1366,7 +1366,7 @@ async fn importing_what_is_stored_is_a_conflict_unless_existing_records_are_skip
     let stored = store.counts().await.unwrap();
 
     let again = store.import(&records, false).await;
-    assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
+    assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
     assert_eq!(store.counts().await.unwrap(), stored);
 
     let newcomer = user("carol", "carol@example.com");
@@ -1391,7 +1391,7 @@ async fn importing_what_is_stored_is_a_conflict_unless_existing_records_are_skip
     };
     let clash = store.import(&[Record::User(taken)], true).await;
     assert!(
-        matches!(clash, Err(Error::Conflict { field: "username" })),
+        matches!(clash, Err(Error::Conflict(Unique::Username))),
         "only a taken identity is skipped: {clash:?}"
     );
 }
