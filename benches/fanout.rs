@@ -20,7 +20,7 @@ use chatroom::{
         self,
         live::{FrameId, Shared},
     },
-    store::{MessageRecord, Sex, UserRecord},
+    store::{MessageRecord, Profile, Sex},
 };
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -32,10 +32,9 @@ const SUBSCRIPTION: &str = "subscription($r: ID!) {
 }";
 
 fn event() -> Arc<MessageEvent> {
-    let sender = UserRecord {
+    let sender = Profile {
         identity: Uuid::new_v4(),
         username: "ann".into(),
-        password_hash: String::new(),
         nickname: "Ann".into(),
         sex: Sex::Unknown,
         email: "ann@example.com".into(),

@@ -17,8 +17,8 @@
 use std::{sync::Arc, time::Duration};
 
 use chatroom::store::{
-    HistoryRange, MessageRecord, NewMessage, Record, RoomRecord, RoomType, Sex, SqliteStore, Store,
-    UserRecord, now,
+    HistoryRange, MessageRecord, NewMessage, Profile, Record, RoomRecord, RoomType, Sex,
+    SqliteStore, Store, UserRecord, now,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
@@ -58,15 +58,17 @@ async fn store_with_room() -> (Arc<dyn Store>, TempDir, RoomRecord) {
     let at = now();
     let creator = Uuid::new_v4();
     let user = UserRecord {
-        identity: creator,
-        username: "bench".into(),
+        profile: Profile {
+            identity: creator,
+            username: "bench".into(),
+            nickname: "bench".into(),
+            sex: Sex::Unknown,
+            email: "bench@example.com".into(),
+            avatar: None,
+            created_at: at,
+            updated_at: at,
+        },
         password_hash: String::new(),
-        nickname: "bench".into(),
-        sex: Sex::Unknown,
-        email: "bench@example.com".into(),
-        avatar: None,
-        created_at: at,
-        updated_at: at,
     };
     store.create_user(&user).await.expect("the user is stored");
     let room = RoomRecord {

@@ -22,7 +22,7 @@ use chatroom::{
     chat::{messages, rooms, social},
     error::Lang,
     graphql::{self, ChatSchema},
-    store::{RoomRecord, RoomType, Sex, UserRecord, now, pair_key},
+    store::{Profile, RoomRecord, RoomType, Sex, UserRecord, now, pair_key},
 };
 use libfuzzer_sys::fuzz_target;
 use tempfile::TempDir;
@@ -92,7 +92,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     }
 });
 
-async fn user(app: &App, identity: Uuid) -> UserRecord {
+async fn user(app: &App, identity: Uuid) -> Profile {
     app.store
         .user_by_identity(identity)
         .await
@@ -124,15 +124,17 @@ async fn seed(app: &Arc<App>) {
     for (identity, username) in [(ALICE, "alice"), (BOB, "bob"), (CAROL, "carol")] {
         let created_at = now();
         let record = UserRecord {
-            identity,
-            username: username.into(),
+            profile: Profile {
+                identity,
+                username: username.into(),
+                nickname: username.into(),
+                sex: Sex::Unknown,
+                email: format!("{username}@example.com"),
+                avatar: None,
+                created_at,
+                updated_at: created_at,
+            },
             password_hash: hash.clone(),
-            nickname: username.into(),
-            sex: Sex::Unknown,
-            email: format!("{username}@example.com"),
-            avatar: None,
-            created_at,
-            updated_at: created_at,
         };
         app.store.create_user(&record).await.expect("a seeded user");
     }

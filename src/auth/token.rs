@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{Credentials, Viewer};
 use crate::{
     error::{Error, Result},
-    store::{UserRecord, now},
+    store::{Profile, now},
 };
 
 /// Clock skew tolerated between instances on `nbf` and `exp`.
@@ -58,7 +58,7 @@ impl Tokens {
     }
 
     /// A token for `user` and the moment it expires.
-    pub fn issue(&self, user: &UserRecord) -> Result<(String, DateTime<Utc>)> {
+    pub fn issue(&self, user: &Profile) -> Result<(String, DateTime<Utc>)> {
         let issued = now();
         let lifetime = chrono::Duration::from_std(self.lifetime).map_err(Error::internal)?;
         let expires = issued + lifetime;
@@ -143,11 +143,10 @@ pub fn dev_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn user() -> UserRecord {
-        UserRecord {
+    fn user() -> Profile {
+        Profile {
             identity: Uuid::new_v4(),
             username: "alice".into(),
-            password_hash: String::new(),
             nickname: "alice".into(),
             sex: crate::store::Sex::Unknown,
             email: "alice@example.com".into(),

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::{
     error::Result,
-    store::{MessageRecord, UserRecord},
+    store::{MessageRecord, Profile},
 };
 
 pub use self::{local::LocalBroker, redis::RedisBroker};
@@ -49,15 +49,14 @@ pub enum Topic {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageEvent {
     pub message: MessageRecord,
-    /// The sender's profile; its password hash is always empty.
-    pub sender: UserRecord,
+    pub sender: Profile,
     /// What subscribers made of this event, shared by all of them.
     #[serde(skip)]
     pub renders: Renders,
 }
 
 impl MessageEvent {
-    pub fn new(message: MessageRecord, sender: UserRecord) -> Self {
+    pub fn new(message: MessageRecord, sender: Profile) -> Self {
         Self {
             message,
             sender,
@@ -133,7 +132,7 @@ impl std::fmt::Debug for Renders {
 /// A lobby message: live only, never stored.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LobbyEvent {
-    pub sender: UserRecord,
+    pub sender: Profile,
     pub content: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }

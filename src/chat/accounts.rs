@@ -12,7 +12,7 @@ use crate::{
     auth::Viewer,
     error::{Error, Result, Unique},
     rate_limit::Action,
-    store::{ProfileUpdate, Sex, UserRecord, now},
+    store::{Profile, ProfileUpdate, Sex, UserRecord, now, username_key},
 };
 
 /// The window in which failed logins are counted.
@@ -30,7 +30,7 @@ pub struct CodeSent {
 pub struct Session {
     pub token: String,
     pub expires_at: DateTime<Utc>,
-    pub user: UserRecord,
+    pub user: Profile,
 }
 
 /// An account's fields, unparsed.
@@ -137,7 +137,7 @@ async fn redeem_code(app: &App, email: &Email, code: &EmailCode) -> Result<()> {
     Ok(())
 }
 
-fn session(app: &App, user: UserRecord) -> Result<Session> {
+fn session(app: &App, user: Profile) -> Result<Session> {
     let (token, expires_at) = app.tokens.issue(&user)?;
     Ok(Session {
         token,
@@ -199,21 +199,23 @@ impl Applicant {
         Ok(())
     }
 
-    async fn create(self, app: &App) -> Result<UserRecord> {
+    async fn create(self, app: &App) -> Result<Profile> {
         let created_at = now();
         let user = UserRecord {
-            identity: Uuid::new_v4(),
-            username: self.username.as_str().to_owned(),
+            profile: Profile {
+                identity: Uuid::new_v4(),
+                username: self.username.as_str().to_owned(),
+                nickname: self.nickname.into_inner(),
+                sex: self.sex,
+                email: self.email.as_str().to_owned(),
+                avatar: self.avatar.map(Avatar::into_inner),
+                created_at,
+                updated_at: created_at,
+            },
             password_hash: app.hasher.hash(self.password.into_inner()).await?,
-            nickname: self.nickname.into_inner(),
-            sex: self.sex,
-            email: self.email.as_str().to_owned(),
-            avatar: self.avatar.map(Avatar::into_inner),
-            created_at,
-            updated_at: created_at,
         };
         app.store.create_user(&user).await?;
-        Ok(user)
+        Ok(user.profile)
     }
 }
 
@@ -235,7 +237,7 @@ pub async fn register(app: &App, input: Registration) -> Result<Session> {
 /// client owns the address. The rules, the hashing and the uniqueness are
 /// `register`'s, so such an account logs in like any other.
 #[tracing::instrument(skip_all, fields(username = %account.username))]
-pub async fn create_account(app: &App, account: NewAccount) -> Result<UserRecord> {
+pub async fn create_account(app: &App, account: NewAccount) -> Result<Profile> {
     let applicant = Applicant::parse(&account)?;
     applicant.check_free(app).await?;
     let user = applicant.create(app).await?;
@@ -245,7 +247,7 @@ pub async fn create_account(app: &App, account: NewAccount) -> Result<UserRecord
 }
 
 fn failures_by_username(username: &str) -> String {
-    format!("login:fail:user:{}", UserRecord::username_key(username))
+    format!("login:fail:user:{}", username_key(username))
 }
 
 fn failures_by_address(client: IpAddr) -> String {
@@ -290,12 +292,12 @@ pub async fn login(app: &App, username: &str, password: &str, client: IpAddr) ->
     refuse_if_locked(app, &by_username, rates.login_failures_per_username).await?;
     refuse_if_locked(app, &by_address, rates.login_failures_per_address).await?;
 
-    let user = app.store.user_by_username(username).await?;
+    let user = app.store.login_record(username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     match (app.hasher.verify(password.to_owned(), hash).await?, user) {
         (true, Some(user)) => {
             available(app.kv.remove(&by_username).await)?;
-            session(app, user)
+            session(app, user.profile)
         }
         _ => {
             // Counted here, enforced before the next try.
@@ -307,7 +309,7 @@ pub async fn login(app: &App, username: &str, password: &str, client: IpAddr) ->
 }
 
 /// The viewer's own record; a token whose user is gone no longer authenticates.
-pub async fn me(app: &App, viewer: &Viewer) -> Result<UserRecord> {
+pub async fn me(app: &App, viewer: &Viewer) -> Result<Profile> {
     app.store
         .user_by_identity(viewer.identity)
         .await?
@@ -316,11 +318,7 @@ pub async fn me(app: &App, viewer: &Viewer) -> Result<UserRecord> {
 
 /// Changes the viewer's nickname, sex or avatar; fields not given stay.
 #[tracing::instrument(skip_all, fields(identity = %viewer.identity))]
-pub async fn update_profile(
-    app: &App,
-    viewer: &Viewer,
-    change: ProfileChange,
-) -> Result<UserRecord> {
+pub async fn update_profile(app: &App, viewer: &Viewer, change: ProfileChange) -> Result<Profile> {
     let update = ProfileUpdate {
         nickname: change
             .nickname

@@ -16,7 +16,7 @@ use crate::{
     broker::{Event, LobbyEvent, MessageEvent, Topic},
     error::{Error, Problem, Result},
     rate_limit::Action,
-    store::{HistoryRange, MessageRecord, NewMessage, UserRecord, now},
+    store::{HistoryRange, MessageRecord, NewMessage, Profile, now},
 };
 
 /// History's page size when the client gives none: the newest 50.
@@ -86,10 +86,7 @@ pub async fn send(
                 return;
             }
         };
-        let event = Arc::new(MessageEvent::new(
-            sent.message,
-            sent.sender.without_secret(),
-        ));
+        let event = Arc::new(MessageEvent::new(sent.message, sent.sender));
         // The answer first: publishing wakes every subscriber of the room,
         // and the sender would otherwise wait behind all of them.
         answer.send(Ok(event.clone())).ok();
@@ -105,13 +102,11 @@ pub async fn send(
         .map_err(|_| Error::internal(anyhow::anyhow!("storing a message failed")))?
 }
 
-async fn sender_of(app: &App, viewer: &Viewer) -> Result<UserRecord> {
-    Ok(app
-        .store
+async fn sender_of(app: &App, viewer: &Viewer) -> Result<Profile> {
+    app.store
         .user_by_identity(viewer.identity)
         .await?
-        .ok_or(Error::Unauthenticated)?
-        .without_secret())
+        .ok_or(Error::Unauthenticated)
 }
 
 /// Sends a live-only message to everyone in the lobby.
@@ -202,8 +197,8 @@ pub async fn history(app: &App, viewer: &Viewer, room: &str, request: PageReques
     })
 }
 
-/// The senders of `messages`, in one store call, blanked of secrets.
-pub async fn senders(app: &App, messages: &[MessageRecord]) -> Result<HashMap<Uuid, UserRecord>> {
+/// The senders of `messages`, in one store call.
+pub async fn senders(app: &App, messages: &[MessageRecord]) -> Result<HashMap<Uuid, Profile>> {
     let mut identities: Vec<Uuid> = messages.iter().map(|m| m.sender_identity).collect();
     identities.sort_unstable();
     identities.dedup();
@@ -212,7 +207,7 @@ pub async fn senders(app: &App, messages: &[MessageRecord]) -> Result<HashMap<Uu
         .users_by_identities(&identities)
         .await?
         .into_iter()
-        .map(|user| (user.identity, user.without_secret()))
+        .map(|user| (user.identity, user))
         .collect())
 }
 

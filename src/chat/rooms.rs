@@ -9,7 +9,7 @@ use crate::{
     auth::Viewer,
     broker::{Event, Topic},
     error::{Entity, Error, Result, Unique},
-    store::{Departure, MemberRecord, RoomRecord, RoomType, UserRecord, now},
+    store::{Departure, MemberRecord, Profile, RoomRecord, RoomType, now},
 };
 
 /// How often a new room draws another number when the one drawn is taken.
@@ -121,8 +121,8 @@ pub fn new_room(
 }
 
 /// The users named, all of them or `NOT_FOUND`; duplicates and `except` left out.
-async fn users_named(app: &App, usernames: &[String], except: Uuid) -> Result<Vec<UserRecord>> {
-    let mut users: Vec<UserRecord> = Vec::with_capacity(usernames.len());
+async fn users_named(app: &App, usernames: &[String], except: Uuid) -> Result<Vec<Profile>> {
+    let mut users: Vec<Profile> = Vec::with_capacity(usernames.len());
     for username in usernames {
         let user = app
             .store

@@ -9,27 +9,27 @@ use crate::{
     auth::Viewer,
     broker::{Event, Topic},
     error::{Entity, Error, Problem, Result, Unique},
-    store::{RoomRecord, RoomType, UserRecord, pair_key},
+    store::{Profile, RoomRecord, RoomType, pair_key},
 };
 
 /// `searchUsers`' page size when the client gives none.
 const DEFAULT_SEARCH_SIZE: i32 = 20;
 
 /// Another user as the viewer sees them.
-pub struct Profile {
-    pub user: UserRecord,
+pub struct Contact {
+    pub user: Profile,
     /// The PRIVATE room of the two, when they are friends.
     pub private_room: Option<RoomRecord>,
 }
 
-async fn user_named(app: &App, username: &str) -> Result<UserRecord> {
+async fn user_named(app: &App, username: &str) -> Result<Profile> {
     app.store
         .user_by_username(username)
         .await?
         .ok_or(Error::NotFound(Entity::User))
 }
 
-pub async fn user_profile(app: &App, viewer: &Viewer, username: &str) -> Result<Profile> {
+pub async fn user_profile(app: &App, viewer: &Viewer, username: &str) -> Result<Contact> {
     let user = user_named(app, username).await?;
     let private_room = match user.identity == viewer.identity {
         true => None,
@@ -39,7 +39,7 @@ pub async fn user_profile(app: &App, viewer: &Viewer, username: &str) -> Result<
                 .await?
         }
     };
-    Ok(Profile { user, private_room })
+    Ok(Contact { user, private_room })
 }
 
 pub async fn search_users(
@@ -47,7 +47,7 @@ pub async fn search_users(
     viewer: &Viewer,
     query: &str,
     first: Option<i32>,
-) -> Result<Vec<UserRecord>> {
+) -> Result<Vec<Profile>> {
     let prefix = SearchPrefix::parse(query)?;
     let size = PageSize::parse(
         "first",
@@ -59,7 +59,7 @@ pub async fn search_users(
         .await
 }
 
-pub async fn friends(app: &App, viewer: &Viewer) -> Result<Vec<UserRecord>> {
+pub async fn friends(app: &App, viewer: &Viewer) -> Result<Vec<Profile>> {
     app.store.friends(viewer.identity).await
 }
 

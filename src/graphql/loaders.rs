@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     app::App,
     auth::Credentials,
-    store::{MessageRecord, UserRecord},
+    store::{MessageRecord, Profile},
 };
 
 /// The store behind a request's loader, and who is asking (unread counts
@@ -49,10 +49,10 @@ pub struct UnreadKey(pub Uuid);
 type Loaded<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
 
 impl Loader<UserKey> for StoreLoader {
-    type Value = UserRecord;
+    type Value = Profile;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[UserKey]) -> Loaded<UserKey, UserRecord> {
+    async fn load(&self, keys: &[UserKey]) -> Loaded<UserKey, Profile> {
         let identities: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
         Ok(self
             .app
@@ -60,7 +60,7 @@ impl Loader<UserKey> for StoreLoader {
             .users_by_identities(&identities)
             .await?
             .into_iter()
-            .map(|user| (UserKey(user.identity), user.without_secret()))
+            .map(|user| (UserKey(user.identity), user))
             .collect())
     }
 }

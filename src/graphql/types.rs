@@ -16,7 +16,7 @@ use crate::{
     broker::{LobbyEvent, MessageEvent},
     chat::{accounts, messages, social},
     error::Error,
-    store::{MessageRecord, RoomRecord, RoomType, Sex, UserRecord},
+    store::{MessageRecord, Profile, RoomRecord, RoomType, Sex},
 };
 
 /// RFC 3339 timestamp in UTC, e.g. "2026-11-26T19:41:14.123Z".
@@ -42,21 +42,21 @@ impl ScalarType for DateTime {
 
 /// A user as some viewer sees them.
 pub struct User {
-    record: UserRecord,
+    record: Profile,
     /// Known to be shown to the user themself, whatever the request's token
     /// says: `register` and `login` answer before the client holds a token.
     to_self: bool,
 }
 
 impl User {
-    pub fn new(record: UserRecord) -> Self {
+    pub fn new(record: Profile) -> Self {
         Self {
             record,
             to_self: false,
         }
     }
 
-    pub fn to_self(record: UserRecord) -> Self {
+    pub fn to_self(record: Profile) -> Self {
         Self {
             record,
             to_self: true,
@@ -112,7 +112,7 @@ pub struct AuthPayload {
     pub token: String,
     pub expires_at: DateTime,
     #[graphql(skip)]
-    pub user: UserRecord,
+    pub user: Profile,
 }
 
 #[ComplexObject]
@@ -241,7 +241,7 @@ impl Room {
 /// A message, with its sender when it came with one (live events do).
 pub struct Message {
     record: MessageRecord,
-    sender: Option<UserRecord>,
+    sender: Option<Profile>,
 }
 
 impl Message {
@@ -318,7 +318,7 @@ impl LobbyMessage {
 }
 
 /// Another user's public profile as seen by the viewer.
-pub struct UserProfile(pub social::Profile);
+pub struct UserProfile(pub social::Contact);
 
 #[Object]
 impl UserProfile {

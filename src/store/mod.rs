@@ -64,14 +64,14 @@ impl Sex {
     }
 }
 
-/// Serializable so that events carrying a sender can cross instances.
+/// A user as everything but the login check sees them: without the password
+/// hash, so it can go anywhere: to clients, into loaders, in events through
+/// Redis.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct UserRecord {
+pub struct Profile {
     pub identity: Uuid,
-    /// As registered; unique ignoring case.
+    /// As registered; unique ignoring case ([`username_key`]).
     pub username: String,
-    /// argon2id PHC string.
-    pub password_hash: String,
     pub nickname: String,
     pub sex: Sex,
     /// Lower-case; unique.
@@ -81,18 +81,25 @@ pub struct UserRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-impl UserRecord {
-    /// The form a username is unique in and looked up by.
-    pub fn username_key(username: &str) -> String {
-        username.to_ascii_lowercase()
-    }
+/// A user as stored: their profile and the hash a login is checked against.
+/// Only the store, `login` and a whole store's transfer handle one; it is
+/// not serializable, so it cannot ride in an event by mistake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub profile: Profile,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
 
-    /// The record with its password hash blanked: what may travel in events
-    /// (through Redis, too) and be cached outside the store.
-    pub fn without_secret(mut self) -> Self {
-        self.password_hash.clear();
-        self
-    }
+/// The form a username is unique in and looked up by: ASCII case ignored
+/// (usernames are ASCII).
+pub fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
+
+/// The form nicknames are searched in, and search prefixes with them: lower-case.
+pub fn nickname_key(nickname: &str) -> String {
+    nickname.to_lowercase()
 }
 
 #[derive(
@@ -190,7 +197,7 @@ pub struct Sent {
     /// Whether this call stored it.
     pub created: bool,
     /// The sender, whom the event announcing the message names.
-    pub sender: UserRecord,
+    pub sender: Profile,
 }
 
 /// A slice of a room's history: seqs strictly between `after` and `before`,
@@ -272,35 +279,35 @@ pub trait Store: Send + Sync {
     /// Inserts a new user. `Conflict` on `username` (ignoring case) or `email`.
     async fn create_user(&self, user: &UserRecord) -> Result<()>;
 
-    async fn user_by_identity(&self, identity: Uuid) -> Result<Option<UserRecord>>;
+    async fn user_by_identity(&self, identity: Uuid) -> Result<Option<Profile>>;
 
     /// Looks a username up ignoring case.
-    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<Profile>>;
+
+    /// Looks a username up ignoring case, with the password hash: for
+    /// checking a login, and nothing else.
+    async fn login_record(&self, username: &str) -> Result<Option<UserRecord>>;
 
     /// Looks an email up; the caller gives it lower-case.
-    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<Profile>>;
 
     /// Applies a profile change; `None` when there is no such user.
     async fn update_profile(
         &self,
         identity: Uuid,
         update: &ProfileUpdate,
-    ) -> Result<Option<UserRecord>>;
+    ) -> Result<Option<Profile>>;
 
     /// The users among `identities` that exist, in any order.
-    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<UserRecord>>;
+    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<Profile>>;
 
     /// Users whose username or nickname starts with `prefix` ignoring case,
     /// except `exclude`, ordered by username (ignoring case), at most `limit`.
-    async fn search_users(
-        &self,
-        prefix: &str,
-        exclude: Uuid,
-        limit: usize,
-    ) -> Result<Vec<UserRecord>>;
+    async fn search_users(&self, prefix: &str, exclude: Uuid, limit: usize)
+    -> Result<Vec<Profile>>;
 
     /// The users sharing a PRIVATE room with `user`, ordered by username (ignoring case).
-    async fn friends(&self, user: Uuid) -> Result<Vec<UserRecord>>;
+    async fn friends(&self, user: Uuid) -> Result<Vec<Profile>>;
 
     // --- rooms and members ---
 

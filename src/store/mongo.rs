@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use super::{
-    Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
+    Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage, Profile,
     ProfileUpdate, Record, RecordStream, RoomRecord, RoomType, Sex, Store, UserRecord,
+    nickname_key, username_key,
 };
 use crate::error::{Entity, Error, Result, Unique};
 
@@ -54,6 +55,12 @@ fn unique_of(message: &str) -> Option<Unique> {
         "messages_room_seq" => Unique::Seq,
         _ => return None,
     })
+}
+
+/// What a read of profiles asks for: all but the password hash, which
+/// stays in the database.
+fn profile_fields() -> Document {
+    doc! { "password_hash": 0 }
 }
 
 /// How many documents an export asks for in one round trip: bounds its
@@ -87,7 +94,9 @@ struct UserDoc {
     identity: String,
     username: String,
     username_key: String,
-    password_hash: String,
+    /// Always stored; absent when read as a profile ([`profile_fields`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_hash: Option<String>,
     nickname: String,
     nickname_key: String,
     sex: Sex,
@@ -99,26 +108,37 @@ struct UserDoc {
 
 impl UserDoc {
     fn from_record(user: &UserRecord) -> Self {
+        let profile = &user.profile;
         Self {
-            identity: user.identity.to_string(),
-            username: user.username.clone(),
-            username_key: UserRecord::username_key(&user.username),
-            password_hash: user.password_hash.clone(),
-            nickname: user.nickname.clone(),
-            nickname_key: user.nickname.to_lowercase(),
-            sex: user.sex,
-            email: user.email.clone(),
-            avatar: user.avatar.clone(),
-            created_at: to_bson_time(user.created_at),
-            updated_at: to_bson_time(user.updated_at),
+            identity: profile.identity.to_string(),
+            username: profile.username.clone(),
+            username_key: username_key(&profile.username),
+            password_hash: Some(user.password_hash.clone()),
+            nickname: profile.nickname.clone(),
+            nickname_key: nickname_key(&profile.nickname),
+            sex: profile.sex,
+            email: profile.email.clone(),
+            avatar: profile.avatar.clone(),
+            created_at: to_bson_time(profile.created_at),
+            updated_at: to_bson_time(profile.updated_at),
         }
     }
 
-    fn into_record(self) -> Result<UserRecord> {
+    fn into_record(mut self) -> Result<UserRecord> {
+        let password_hash = self
+            .password_hash
+            .take()
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("a user read without their hash")))?;
         Ok(UserRecord {
+            profile: self.into_profile()?,
+            password_hash,
+        })
+    }
+
+    fn into_profile(self) -> Result<Profile> {
+        Ok(Profile {
             identity: parse_identity(&self.identity)?,
             username: self.username,
-            password_hash: self.password_hash,
             nickname: self.nickname,
             sex: self.sex,
             email: self.email,
@@ -628,10 +648,10 @@ impl MongoStore {
         Ok(())
     }
 
-    async fn user_where(&self, filter: Document) -> Result<Option<UserRecord>> {
-        self.timed(self.users.find_one(filter))
+    async fn profile_where(&self, filter: Document) -> Result<Option<Profile>> {
+        self.timed(self.users.find_one(filter).projection(profile_fields()))
             .await?
-            .map(UserDoc::into_record)
+            .map(UserDoc::into_profile)
             .transpose()
     }
 }
@@ -650,30 +670,40 @@ impl Store for MongoStore {
             .map(drop)
     }
 
-    async fn user_by_identity(&self, identity: Uuid) -> Result<Option<UserRecord>> {
-        self.user_where(doc! { "identity": identity.to_string() })
+    async fn user_by_identity(&self, identity: Uuid) -> Result<Option<Profile>> {
+        self.profile_where(doc! { "identity": identity.to_string() })
             .await
     }
 
-    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
-        self.user_where(doc! { "username_key": UserRecord::username_key(username) })
+    async fn user_by_username(&self, username: &str) -> Result<Option<Profile>> {
+        self.profile_where(doc! { "username_key": username_key(username) })
             .await
     }
 
-    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
-        self.user_where(doc! { "email": email }).await
+    async fn login_record(&self, username: &str) -> Result<Option<UserRecord>> {
+        self.timed(
+            self.users
+                .find_one(doc! { "username_key": username_key(username) }),
+        )
+        .await?
+        .map(UserDoc::into_record)
+        .transpose()
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<Profile>> {
+        self.profile_where(doc! { "email": email }).await
     }
 
     async fn update_profile(
         &self,
         identity: Uuid,
         update: &ProfileUpdate,
-    ) -> Result<Option<UserRecord>> {
+    ) -> Result<Option<Profile>> {
         let mut set = doc! { "updated_at": to_bson_time(update.updated_at) };
         let mut unset = Document::new();
         if let Some(nickname) = &update.nickname {
             set.insert("nickname", nickname);
-            set.insert("nickname_key", nickname.to_lowercase());
+            set.insert("nickname_key", nickname_key(nickname));
         }
         if let Some(sex) = update.sex {
             set.insert("sex", sex.as_str());
@@ -694,24 +724,26 @@ impl Store for MongoStore {
         self.timed(
             self.users
                 .find_one_and_update(doc! { "identity": identity.to_string() }, change)
+                .projection(profile_fields())
                 .return_document(ReturnDocument::After),
         )
         .await?
-        .map(UserDoc::into_record)
+        .map(UserDoc::into_profile)
         .transpose()
     }
 
-    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<UserRecord>> {
+    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<Profile>> {
         if identities.is_empty() {
             return Ok(Vec::new());
         }
         self.all(
             self.users
-                .find(doc! { "identity": { "$in": identity_strings(identities) } }),
+                .find(doc! { "identity": { "$in": identity_strings(identities) } })
+                .projection(profile_fields()),
         )
         .await?
         .into_iter()
-        .map(UserDoc::into_record)
+        .map(UserDoc::into_profile)
         .collect()
     }
 
@@ -720,13 +752,13 @@ impl Store for MongoStore {
         prefix: &str,
         exclude: Uuid,
         limit: usize,
-    ) -> Result<Vec<UserRecord>> {
+    ) -> Result<Vec<Profile>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         // Anchored and case-sensitive against the lower-case keys, so the
         // indexes on both keys serve it.
-        let pattern = format!("^{}", regex_escape(&prefix.to_lowercase()));
+        let pattern = format!("^{}", regex_escape(&nickname_key(prefix)));
         let filter = doc! {
             "$or": [
                 { "username_key": { "$regex": &pattern } },
@@ -737,16 +769,17 @@ impl Store for MongoStore {
         self.all(
             self.users
                 .find(filter)
+                .projection(profile_fields())
                 .sort(doc! { "username_key": 1 })
                 .limit(limit_of(limit)),
         )
         .await?
         .into_iter()
-        .map(UserDoc::into_record)
+        .map(UserDoc::into_profile)
         .collect()
     }
 
-    async fn friends(&self, user: Uuid) -> Result<Vec<UserRecord>> {
+    async fn friends(&self, user: Uuid) -> Result<Vec<Profile>> {
         let user = user.to_string();
         let rooms = self
             .timed(
@@ -769,11 +802,12 @@ impl Store for MongoStore {
         self.all(
             self.users
                 .find(doc! { "identity": { "$in": friends } })
+                .projection(profile_fields())
                 .sort(doc! { "username_key": 1 }),
         )
         .await?
         .into_iter()
-        .map(UserDoc::into_record)
+        .map(UserDoc::into_profile)
         .collect()
     }
 

@@ -24,8 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
+    Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage, Profile,
     ProfileUpdate, Record, RecordStream, RoomRecord, RoomType, Sent, Sex, Store, UserRecord,
+    nickname_key, username_key,
 };
 use crate::error::{Entity, Error, Result, Unique};
 
@@ -213,20 +214,30 @@ fn parse_uuid(text: &str) -> rusqlite::Result<Uuid> {
     })
 }
 
+const PROFILE_COLUMNS: &str =
+    "identity, username, nickname, sex, email, avatar, created_at, updated_at";
+
+fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
+    Ok(Profile {
+        identity: parse_uuid(&row.get::<_, String>(0)?)?,
+        username: row.get(1)?,
+        nickname: row.get(2)?,
+        sex: Sex::from_stored(&row.get::<_, String>(3)?),
+        email: row.get(4)?,
+        avatar: row.get(5)?,
+        created_at: from_millis(row.get(6)?)?,
+        updated_at: from_millis(row.get(7)?)?,
+    })
+}
+
+/// The profile's columns, then the password hash.
 const USER_COLUMNS: &str =
-    "identity, username, password_hash, nickname, sex, email, avatar, created_at, updated_at";
+    "identity, username, nickname, sex, email, avatar, created_at, updated_at, password_hash";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
-        identity: parse_uuid(&row.get::<_, String>(0)?)?,
-        username: row.get(1)?,
-        password_hash: row.get(2)?,
-        nickname: row.get(3)?,
-        sex: Sex::from_stored(&row.get::<_, String>(4)?),
-        email: row.get(5)?,
-        avatar: row.get(6)?,
-        created_at: from_millis(row.get(7)?)?,
-        updated_at: from_millis(row.get(8)?)?,
+        profile: profile_from_row(row)?,
+        password_hash: row.get(8)?,
     })
 }
 
@@ -247,8 +258,15 @@ fn one_where<T>(
     .map_err(db_error)
 }
 
-fn user_where(conn: &Connection, column: &str, value: String) -> Result<Option<UserRecord>> {
-    one_where(conn, USER_COLUMNS, "users", column, value, user_from_row)
+fn profile_where(conn: &Connection, column: &str, value: String) -> Result<Option<Profile>> {
+    one_where(
+        conn,
+        PROFILE_COLUMNS,
+        "users",
+        column,
+        value,
+        profile_from_row,
+    )
 }
 
 /// Reads a stored room type. The table's CHECK admits only these two, so
@@ -401,18 +419,19 @@ fn insert_user(conn: &Connection, user: &UserRecord, skip_existing: bool) -> Res
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) {on_conflict}"
     ))
     .and_then(|mut insert| {
+        let profile = &user.profile;
         insert.execute(params![
-            user.identity.to_string(),
-            user.username,
-            UserRecord::username_key(&user.username),
+            profile.identity.to_string(),
+            profile.username,
+            username_key(&profile.username),
             user.password_hash,
-            user.nickname,
-            user.nickname.to_lowercase(),
-            user.sex.as_str(),
-            user.email,
-            user.avatar,
-            to_millis(user.created_at),
-            to_millis(user.updated_at),
+            profile.nickname,
+            nickname_key(&profile.nickname),
+            profile.sex.as_str(),
+            profile.email,
+            profile.avatar,
+            to_millis(profile.created_at),
+            to_millis(profile.updated_at),
         ])
     })
     .map_err(db_error)
@@ -494,7 +513,7 @@ const WRITE_QUEUE: usize = 1024;
 
 /// What the writer makes of one message: the message as stored, whether
 /// this request stored it, and for a send its sender.
-type WriteOutcome = Result<(MessageRecord, bool, Option<UserRecord>)>;
+type WriteOutcome = Result<(MessageRecord, bool, Option<Profile>)>;
 
 /// One message for the writer, and where its outcome goes.
 struct WriteRequest {
@@ -616,7 +635,7 @@ fn write_one(conn: &Connection, request: &WriteRequest) -> WriteOutcome {
 
 /// The sender of `message`, or why it may not be sent: the checks of
 /// [`Store::send_message`], in its order.
-fn check_send(conn: &Connection, message: &NewMessage) -> Result<UserRecord> {
+fn check_send(conn: &Connection, message: &NewMessage) -> Result<Profile> {
     let (room, member) = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM rooms WHERE identity = ?1),
@@ -639,7 +658,8 @@ fn check_send(conn: &Connection, message: &NewMessage) -> Result<UserRecord> {
     if !member {
         return Err(Error::Forbidden);
     }
-    user_where(conn, "identity", message.sender_identity.to_string())?.ok_or(Error::Unauthenticated)
+    profile_where(conn, "identity", message.sender_identity.to_string())?
+        .ok_or(Error::Unauthenticated)
 }
 
 /// Stores one message with its room's next seq, or finds the one its
@@ -793,33 +813,49 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn user_by_identity(&self, identity: Uuid) -> Result<Option<UserRecord>> {
-        self.run(move |conn| user_where(conn, "identity", identity.to_string()))
+    async fn user_by_identity(&self, identity: Uuid) -> Result<Option<Profile>> {
+        self.run(move |conn| profile_where(conn, "identity", identity.to_string()))
             .await
     }
 
-    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
-        let key = UserRecord::username_key(username);
-        self.run(move |conn| user_where(conn, "username_key", key))
+    async fn user_by_username(&self, username: &str) -> Result<Option<Profile>> {
+        let key = username_key(username);
+        self.run(move |conn| profile_where(conn, "username_key", key))
             .await
     }
 
-    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
+    async fn login_record(&self, username: &str) -> Result<Option<UserRecord>> {
+        let key = username_key(username);
+        self.run(move |conn| {
+            one_where(
+                conn,
+                USER_COLUMNS,
+                "users",
+                "username_key",
+                key,
+                user_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<Profile>> {
         let email = email.to_owned();
-        self.run(move |conn| user_where(conn, "email", email)).await
+        self.run(move |conn| profile_where(conn, "email", email))
+            .await
     }
 
     async fn update_profile(
         &self,
         identity: Uuid,
         update: &ProfileUpdate,
-    ) -> Result<Option<UserRecord>> {
+    ) -> Result<Option<Profile>> {
         let update = update.clone();
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_error)?;
-            let Some(mut user) = user_where(&tx, "identity", identity.to_string())? else {
+            let Some(mut user) = profile_where(&tx, "identity", identity.to_string())? else {
                 return Ok(None);
             };
             if let Some(nickname) = update.nickname {
@@ -839,7 +875,7 @@ impl Store for SqliteStore {
                 params![
                     identity.to_string(),
                     user.nickname,
-                    user.nickname.to_lowercase(),
+                    nickname_key(&user.nickname),
                     user.sex.as_str(),
                     user.avatar,
                     to_millis(user.updated_at),
@@ -852,7 +888,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<UserRecord>> {
+    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<Profile>> {
         let identities = distinct(identities);
         self.run(move |conn| {
             chunked(
@@ -860,12 +896,12 @@ impl Store for SqliteStore {
                 &identities,
                 |count| {
                     format!(
-                        "SELECT {USER_COLUMNS} FROM users WHERE identity IN ({})",
+                        "SELECT {PROFILE_COLUMNS} FROM users WHERE identity IN ({})",
                         marks(count)
                     )
                 },
                 |chunk| chunk.iter().copied().map(text).collect(),
-                user_from_row,
+                profile_from_row,
             )
         })
         .await
@@ -876,8 +912,8 @@ impl Store for SqliteStore {
         prefix: &str,
         exclude: Uuid,
         limit: usize,
-    ) -> Result<Vec<UserRecord>> {
-        let prefix = prefix.to_lowercase();
+    ) -> Result<Vec<Profile>> {
+        let prefix = nickname_key(prefix);
         let end = prefix_end(&prefix);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |conn| {
@@ -886,7 +922,7 @@ impl Store for SqliteStore {
                 None => format!("{column} >= ?1"),
             };
             let sql = format!(
-                "SELECT {USER_COLUMNS} FROM users
+                "SELECT {PROFILE_COLUMNS} FROM users
                  WHERE ({} OR {}) AND identity <> ?2
                  ORDER BY username_key LIMIT ?3",
                 starts_with("username_key"),
@@ -896,18 +932,18 @@ impl Store for SqliteStore {
             values.extend(end.map(Value::Text));
             let mut statement = conn.prepare(&sql).map_err(db_error)?;
             let users = statement
-                .query_map(params_from_iter(values), user_from_row)
+                .query_map(params_from_iter(values), profile_from_row)
                 .map_err(db_error)?;
             users.collect::<rusqlite::Result<_>>().map_err(db_error)
         })
         .await
     }
 
-    async fn friends(&self, user: Uuid) -> Result<Vec<UserRecord>> {
+    async fn friends(&self, user: Uuid) -> Result<Vec<Profile>> {
         self.run(move |conn| {
             let mut statement = conn
                 .prepare(&format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE identity IN (
+                    "SELECT {PROFILE_COLUMNS} FROM users WHERE identity IN (
                          SELECT other.user_identity
                          FROM room_members AS mine
                          JOIN rooms ON rooms.identity = mine.room_identity
@@ -921,7 +957,7 @@ impl Store for SqliteStore {
                 ))
                 .map_err(db_error)?;
             let users = statement
-                .query_map([user.to_string()], user_from_row)
+                .query_map([user.to_string()], profile_from_row)
                 .map_err(db_error)?;
             users.collect::<rusqlite::Result<_>>().map_err(db_error)
         })

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::{MemberRecord, MessageRecord, Record, RoomRecord, RoomType, Sex, UserRecord};
+use crate::store::{
+    MemberRecord, MessageRecord, Profile, Record, RoomRecord, RoomType, Sex, UserRecord,
+};
 
 /// What the header's `format` says, so a file of something else is refused at line 1.
 pub const FORMAT: &str = "chatroom-export";
@@ -110,16 +112,19 @@ pub struct MessageLine {
 impl From<Record> for Line {
     fn from(record: Record) -> Self {
         match record {
-            Record::User(user) => Line::User(UserLine {
-                identity: user.identity,
-                username: user.username,
-                password_hash: user.password_hash,
-                nickname: user.nickname,
-                sex: user.sex,
-                email: user.email,
-                avatar: user.avatar,
-                created_at: user.created_at,
-                updated_at: user.updated_at,
+            Record::User(UserRecord {
+                profile,
+                password_hash,
+            }) => Line::User(UserLine {
+                identity: profile.identity,
+                username: profile.username,
+                password_hash,
+                nickname: profile.nickname,
+                sex: profile.sex,
+                email: profile.email,
+                avatar: profile.avatar,
+                created_at: profile.created_at,
+                updated_at: profile.updated_at,
             }),
             Record::Room(room) => Line::Room(RoomLine {
                 identity: room.identity,
@@ -159,15 +164,17 @@ impl Line {
         Some(match self {
             Line::Header(_) | Line::End(_) => return None,
             Line::User(user) => Record::User(UserRecord {
-                identity: user.identity,
-                username: user.username,
+                profile: Profile {
+                    identity: user.identity,
+                    username: user.username,
+                    nickname: user.nickname,
+                    sex: user.sex,
+                    email: user.email,
+                    avatar: user.avatar,
+                    created_at: user.created_at,
+                    updated_at: user.updated_at,
+                },
                 password_hash: user.password_hash,
-                nickname: user.nickname,
-                sex: user.sex,
-                email: user.email,
-                avatar: user.avatar,
-                created_at: user.created_at,
-                updated_at: user.updated_at,
             }),
             Line::Room(room) => Record::Room(RoomRecord {
                 identity: room.identity,

@@ -13,7 +13,7 @@ use super::{
     Progress,
     format::{FORMAT, KINDS, Line, MemberLine, MessageLine, RoomLine, UserLine, VERSION},
 };
-use crate::store::{Record, RoomRecord, RoomType, Store, UserRecord};
+use crate::store::{Record, RoomRecord, RoomType, Store, username_key};
 
 /// No line may be longer: no record can be, since MongoDB keeps none larger
 /// than 16 MiB. A longer line is garbage, and is not read into memory whole.
@@ -543,7 +543,7 @@ impl Checker<'_> {
                 format!("user {} is already on line {first}", user.identity),
             ));
         }
-        let username = UserRecord::username_key(&user.username);
+        let username = username_key(&user.username);
         if let Some(first) = self.usernames.insert(username, line) {
             return Err(bad(
                 line,

@@ -292,7 +292,7 @@ macro_rules! counted {
 }
 
 use chatroom::store::{
-    Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
+    Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage, Profile,
     ProfileUpdate, Record, RoomRecord, Sent, UserRecord,
 };
 use uuid::Uuid;
@@ -300,13 +300,14 @@ use uuid::Uuid;
 counted! {
     ping() -> ();
     create_user(user: &UserRecord) -> ();
-    user_by_identity(identity: Uuid) -> Option<UserRecord>;
-    user_by_username(username: &str) -> Option<UserRecord>;
-    user_by_email(email: &str) -> Option<UserRecord>;
-    update_profile(identity: Uuid, update: &ProfileUpdate) -> Option<UserRecord>;
-    users_by_identities(identities: &[Uuid]) -> Vec<UserRecord>;
-    search_users(prefix: &str, exclude: Uuid, limit: usize) -> Vec<UserRecord>;
-    friends(user: Uuid) -> Vec<UserRecord>;
+    user_by_identity(identity: Uuid) -> Option<Profile>;
+    user_by_username(username: &str) -> Option<Profile>;
+    login_record(username: &str) -> Option<UserRecord>;
+    user_by_email(email: &str) -> Option<Profile>;
+    update_profile(identity: Uuid, update: &ProfileUpdate) -> Option<Profile>;
+    users_by_identities(identities: &[Uuid]) -> Vec<Profile>;
+    search_users(prefix: &str, exclude: Uuid, limit: usize) -> Vec<Profile>;
+    friends(user: Uuid) -> Vec<Profile>;
     create_room(room: &RoomRecord, members: &[Uuid]) -> ();
     room(identity: Uuid) -> Option<RoomRecord>;
     private_room(pair_key: &str) -> Option<RoomRecord>;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chatroom::{
     error::{Entity, Error, Unique},
     store::{
-        Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage,
+        Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage, Profile,
         ProfileUpdate, Record, RoomRecord, RoomType, Sex, Store, UserRecord, now, pair_key,
     },
 };
@@ -13,18 +13,25 @@ use chrono::Duration;
 use futures_util::{StreamExt, TryStreamExt, future::join_all};
 use uuid::Uuid;
 
-fn user(username: &str, email: &str) -> UserRecord {
+fn user(username: &str, email: &str) -> Profile {
     let at = now();
-    UserRecord {
+    Profile {
         identity: Uuid::new_v4(),
         username: username.into(),
-        password_hash: "$argon2id$not-a-real-hash".into(),
         nickname: format!("{username} nick"),
         sex: Sex::Female,
         email: email.into(),
         avatar: Some("https://example.com/a.png".into()),
         created_at: at,
         updated_at: at,
+    }
+}
+
+/// `profile` as stored, with a password hash.
+fn record(profile: &Profile) -> UserRecord {
+    UserRecord {
+        profile: profile.clone(),
+        password_hash: "$argon2id$not-a-real-hash".into(),
     }
 }
 
@@ -115,7 +122,7 @@ async fn unread(store: &dyn Store, user: Uuid, rooms: &[Uuid]) -> Vec<u64> {
 
 async fn a_created_user_reads_back_by_identity_username_and_email(store: Arc<dyn Store>) {
     let alice = user("Alice_1", "alice@example.com");
-    store.create_user(&alice).await.unwrap();
+    store.create_user(&record(&alice)).await.unwrap();
 
     assert_eq!(
         store.user_by_identity(alice.identity).await.unwrap(),
@@ -134,14 +141,27 @@ async fn a_created_user_reads_back_by_identity_username_and_email(store: Arc<dyn
     assert_eq!(store.user_by_email("bob@example.com").await.unwrap(), None);
 }
 
+async fn only_a_login_reads_the_password_hash_back(store: Arc<dyn Store>) {
+    let alice = record(&user("Alice_1", "alice@example.com"));
+    store.create_user(&alice).await.unwrap();
+
+    assert_eq!(
+        store.login_record("alice_1").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(store.login_record("bob").await.unwrap(), None);
+}
+
 async fn usernames_are_found_and_unique_ignoring_case(store: Arc<dyn Store>) {
     let alice = user("Alice", "alice@example.com");
-    store.create_user(&alice).await.unwrap();
+    store.create_user(&record(&alice)).await.unwrap();
 
     let found = store.user_by_username("aLICE").await.unwrap().unwrap();
     assert_eq!(found.username, "Alice", "kept as registered");
 
-    let clash = store.create_user(&user("ALICE", "other@example.com")).await;
+    let clash = store
+        .create_user(&record(&user("ALICE", "other@example.com")))
+        .await;
     assert!(
         matches!(clash, Err(Error::Conflict(Unique::Username))),
         "{clash:?}"
@@ -150,10 +170,12 @@ async fn usernames_are_found_and_unique_ignoring_case(store: Arc<dyn Store>) {
 
 async fn a_taken_email_is_a_conflict_on_email(store: Arc<dyn Store>) {
     store
-        .create_user(&user("alice", "same@example.com"))
+        .create_user(&record(&user("alice", "same@example.com")))
         .await
         .unwrap();
-    let clash = store.create_user(&user("bob", "same@example.com")).await;
+    let clash = store
+        .create_user(&record(&user("bob", "same@example.com")))
+        .await;
     assert!(
         matches!(clash, Err(Error::Conflict(Unique::Email))),
         "{clash:?}"
@@ -165,7 +187,7 @@ async fn twenty_concurrent_registrations_of_one_username_leave_one(store: Arc<dy
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .create_user(&user("racer", &format!("racer{i}@example.com")))
+                .create_user(&record(&user("racer", &format!("racer{i}@example.com"))))
                 .await
         })
     });
@@ -188,7 +210,7 @@ async fn twenty_concurrent_registrations_of_one_username_leave_one(store: Arc<dy
 
 async fn a_profile_update_changes_only_what_it_names(store: Arc<dyn Store>) {
     let alice = user("alice", "alice@example.com");
-    store.create_user(&alice).await.unwrap();
+    store.create_user(&record(&alice)).await.unwrap();
     let later = now() + chrono::Duration::seconds(1);
 
     let renamed = store
@@ -483,7 +505,7 @@ async fn a_message_to_a_missing_room_is_not_found(store: Arc<dyn Store>) {
 
 async fn a_members_sent_message_is_stored_and_comes_back_with_its_sender(store: Arc<dyn Store>) {
     let alice = user("alice", "alice@example.com");
-    store.create_user(&alice).await.unwrap();
+    store.create_user(&record(&alice)).await.unwrap();
     let tea = create(&*store, RoomType::Group, &[alice.identity]).await;
     let sent = NewMessage {
         client_id: Some("c-1".into()),
@@ -520,8 +542,8 @@ async fn a_send_is_checked_for_room_then_membership_then_sender_and_refused_ones
         user("alice", "alice@example.com"),
         user("bob", "bob@example.com"),
     );
-    store.create_user(&alice).await.unwrap();
-    store.create_user(&bob).await.unwrap();
+    store.create_user(&record(&alice)).await.unwrap();
+    store.create_user(&record(&bob)).await.unwrap();
     let gone = Uuid::new_v4();
     let tea = create(&*store, RoomType::Group, &[alice.identity, gone]).await;
 
@@ -792,8 +814,8 @@ async fn mark_read_is_false_for_a_non_member_and_a_missing_room(store: Arc<dyn S
 async fn reads_over_more_rooms_than_fit_one_query_miss_nothing(store: Arc<dyn Store>) {
     let alice = user("alice", "alice@example.com");
     let bob = user("bob", "bob@example.com");
-    store.create_user(&alice).await.unwrap();
-    store.create_user(&bob).await.unwrap();
+    store.create_user(&record(&alice)).await.unwrap();
+    store.create_user(&record(&bob)).await.unwrap();
     let (a, b) = (alice.identity, bob.identity);
     let first = create(&*store, RoomType::Group, &[a, b]).await.identity;
     let last = create(&*store, RoomType::Group, &[a, b]).await.identity;
@@ -902,7 +924,7 @@ async fn friends_are_the_other_members_of_private_rooms_ordered_by_username(stor
         user("cy", "cy@example.com"),
     ];
     for u in [&mia, &zed, &amy, &bo, &cy] {
-        store.create_user(u).await.unwrap();
+        store.create_user(&record(u)).await.unwrap();
     }
     create(&*store, RoomType::Private, &[mia.identity, zed.identity]).await;
     create(&*store, RoomType::Private, &[amy.identity, mia.identity]).await;
@@ -924,7 +946,7 @@ async fn friends_are_the_other_members_of_private_rooms_ordered_by_username(stor
 }
 
 async fn search_finds_a_prefix_of_username_or_nickname_ignoring_case(store: Arc<dyn Store>) {
-    let named = |username: &str, nickname: &str| UserRecord {
+    let named = |username: &str, nickname: &str| Profile {
         nickname: nickname.into(),
         ..user(username, &format!("{username}@example.com"))
     };
@@ -940,7 +962,7 @@ async fn search_finds_a_prefix_of_username_or_nickname_ignoring_case(store: Arc<
         named("dee", "100% sure"),
     ];
     for u in &everyone {
-        store.create_user(u).await.unwrap();
+        store.create_user(&record(u)).await.unwrap();
     }
     let search = async |prefix: &str, limit: usize| -> Vec<String> {
         store
@@ -1083,8 +1105,8 @@ async fn export_all(store: &dyn Store) -> Vec<Record> {
 async fn counts_count_each_kind_of_record(store: Arc<dyn Store>) {
     assert_eq!(store.counts().await.unwrap(), Counts::default());
     let (alice, bob) = (user("alice", "a@example.com"), user("bob", "b@example.com"));
-    store.create_user(&alice).await.unwrap();
-    store.create_user(&bob).await.unwrap();
+    store.create_user(&record(&alice)).await.unwrap();
+    store.create_user(&record(&bob)).await.unwrap();
     let tea = create(&*store, RoomType::Group, &[alice.identity, bob.identity]).await;
     for _ in 0..3 {
         send(&*store, tea.identity, bob.identity, "hello").await;
@@ -1123,7 +1145,7 @@ async fn an_export_gives_each_room_with_its_members_and_messages_then_every_user
         user("carol", "c@example.com"),
     ];
     for person in &people {
-        store.create_user(person).await.unwrap();
+        store.create_user(&record(person)).await.unwrap();
     }
     let [alice, bob, carol] = [0, 1, 2].map(|i| people[i].identity);
     let pair = create(&*store, RoomType::Private, &[alice, bob]).await;
@@ -1153,7 +1175,7 @@ async fn an_export_gives_each_room_with_its_members_and_messages_then_every_user
     }
     let mut users = people.to_vec();
     users.sort_by_key(|user| user.identity);
-    expected.extend(users.into_iter().map(Record::User));
+    expected.extend(users.iter().map(|user| Record::User(record(user))));
     assert_eq!(records, expected);
     assert!(
         records.contains(&Record::Member(MemberRecord {
@@ -1243,12 +1265,12 @@ async fn an_export_taken_while_messages_arrive_has_each_room_whole_up_to_its_seq
 fn records_to_import() -> Vec<Record> {
     let at = now() - Duration::days(30);
     let (alice, bob) = (
-        UserRecord {
+        Profile {
             created_at: at,
             updated_at: at,
             ..user("Alice", "alice@example.com")
         },
-        UserRecord {
+        Profile {
             avatar: None,
             created_at: at,
             updated_at: at,
@@ -1291,7 +1313,7 @@ fn records_to_import() -> Vec<Record> {
     records.extend(messages);
     let mut users = [alice, bob];
     users.sort_by_key(|user| user.identity);
-    records.extend(users.map(Record::User));
+    records.extend(users.map(|user| Record::User(record(&user))));
     records
 }
 
@@ -1314,7 +1336,7 @@ async fn imported_records_read_back_as_they_were_and_new_messages_continue_their
     };
     let user_named = |name: &str| {
         records.iter().find_map(|record| match record {
-            Record::User(user) if user.username == name => Some(user),
+            Record::User(user) if user.profile.username == name => Some(&user.profile),
             _ => None,
         })
     };
@@ -1371,7 +1393,7 @@ async fn importing_what_is_stored_is_a_conflict_unless_existing_records_are_skip
 
     let newcomer = user("carol", "carol@example.com");
     let mut with_newcomer = records.clone();
-    with_newcomer.push(Record::User(newcomer.clone()));
+    with_newcomer.push(Record::User(record(&newcomer)));
     let merged = store.import(&with_newcomer, true).await.unwrap();
 
     assert_eq!(
@@ -1385,11 +1407,11 @@ async fn importing_what_is_stored_is_a_conflict_unless_existing_records_are_skip
         store.user_by_identity(newcomer.identity).await.unwrap(),
         Some(newcomer)
     );
-    let taken = UserRecord {
+    let taken = Profile {
         identity: Uuid::new_v4(),
         ..user("alice", "other@example.com")
     };
-    let clash = store.import(&[Record::User(taken)], true).await;
+    let clash = store.import(&[Record::User(record(&taken))], true).await;
     assert!(
         matches!(clash, Err(Error::Conflict(Unique::Username))),
         "only a taken identity is skipped: {clash:?}"
@@ -1426,6 +1448,7 @@ pub(crate) use store_suite;
 
 store_suite!(
     a_created_user_reads_back_by_identity_username_and_email,
+    only_a_login_reads_the_password_hash_back,
     usernames_are_found_and_unique_ignoring_case,
     a_taken_email_is_a_conflict_on_email,
     twenty_concurrent_registrations_of_one_username_leave_one,

@@ -6,7 +6,8 @@ use std::{io::Cursor, path::Path, sync::Arc, time::Duration};
 
 use chatroom::{
     store::{
-        MemberRecord, MessageRecord, Record, RoomRecord, RoomType, Sex, Store, UserRecord, now,
+        MemberRecord, MessageRecord, Profile, Record, RoomRecord, RoomType, Sex, Store, UserRecord,
+        now,
     },
     transfer::{self, ImportError, ImportOptions, Imported, Progress},
 };
@@ -419,19 +420,21 @@ fn small_store() -> Vec<Record> {
     let at = now();
     let mut users: Vec<UserRecord> = ["ann", "bob"]
         .map(|name| UserRecord {
-            identity: Uuid::new_v4(),
-            username: name.into(),
+            profile: Profile {
+                identity: Uuid::new_v4(),
+                username: name.into(),
+                nickname: name.into(),
+                sex: Sex::Unknown,
+                email: format!("{name}@example.com"),
+                avatar: None,
+                created_at: at,
+                updated_at: at,
+            },
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-            nickname: name.into(),
-            sex: Sex::Unknown,
-            email: format!("{name}@example.com"),
-            avatar: None,
-            created_at: at,
-            updated_at: at,
         })
         .into();
-    users.sort_by_key(|user| user.identity);
-    let (a, b) = (users[0].identity, users[1].identity);
+    users.sort_by_key(|user| user.profile.identity);
+    let (a, b) = (users[0].profile.identity, users[1].profile.identity);
     let room = RoomRecord {
         identity: Uuid::new_v4(),
         number: "4242424242".into(),
@@ -506,9 +509,9 @@ async fn holding_one_user(store: &dyn Store) -> Vec<Record> {
         Some(Record::User(user)) => user,
         _ => unreachable!("small_store has users"),
     };
-    other.identity = Uuid::new_v4();
-    other.username = "zed".into();
-    other.email = "zed@example.com".into();
+    other.profile.identity = Uuid::new_v4();
+    other.profile.username = "zed".into();
+    other.profile.email = "zed@example.com".into();
     store
         .import(&[Record::User(other)], false)
         .await
