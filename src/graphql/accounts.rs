@@ -4,12 +4,9 @@ use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result};
 
 use super::{
     ContextExt,
-    types::{AuthPayload, SendCodePayload, User},
+    types::{AuthPayload, SendCodePayload, Sex, User},
 };
-use crate::{
-    chat::accounts::{self, NewAccount, ProfileChange, Registration},
-    store::Sex,
-};
+use crate::chat::accounts::{self, NewAccount, ProfileChange, Registration};
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -66,7 +63,7 @@ impl AccountMutation {
                 password: input.password,
                 email: input.email,
                 nickname: input.nickname,
-                sex: input.sex.unwrap_or(Sex::Unknown),
+                sex: input.sex.unwrap_or(Sex::Unknown).into(),
                 avatar: input.avatar,
             },
             code: input.code,
@@ -90,7 +87,7 @@ impl AccountMutation {
     async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
         let change = ProfileChange {
             nickname: input.nickname,
-            sex: input.sex,
+            sex: input.sex.map(Into::into),
             avatar: match input.avatar {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),

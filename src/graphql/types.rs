@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ComplexObject, Context, ID, InputValueError, InputValueResult, Object, Result, Scalar,
+    ComplexObject, Context, Enum, ID, InputValueError, InputValueResult, Object, Result, Scalar,
     ScalarType, SimpleObject, Value, dataloader::DataLoader,
 };
 use chrono::{SecondsFormat, Utc};
@@ -16,7 +16,7 @@ use crate::{
     broker::{LobbyEvent, MessageEvent},
     chat::{accounts, messages, social},
     error::Error,
-    store::{MessageRecord, Profile, RoomRecord, RoomType, Sex},
+    store::{self, MessageRecord, Profile, RoomRecord},
 };
 
 /// RFC 3339 timestamp in UTC, e.g. "2026-11-26T19:41:14.123Z".
@@ -38,6 +38,25 @@ impl ScalarType for DateTime {
     fn to_value(&self) -> Value {
         Value::String(self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
+}
+
+// The store's `Sex`, as the schema names it (a `///` would describe it in the SDL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "store::Sex")]
+pub enum Sex {
+    Unknown,
+    Male,
+    Female,
+}
+
+// The store's `RoomType`, as the schema names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "store::RoomType")]
+pub enum RoomType {
+    /// Two members; created by addFriend. Exactly one per pair of users.
+    Private,
+    /// Any number of members; created by createGroup.
+    Group,
 }
 
 /// A user as some viewer sees them.
@@ -79,7 +98,7 @@ impl User {
     }
 
     async fn sex(&self) -> Sex {
-        self.record.sex
+        self.record.sex.into()
     }
 
     /// Only visible to the user themself; null for everyone else.
@@ -186,7 +205,7 @@ impl Room {
     }
 
     async fn room_type(&self) -> RoomType {
-        self.0.room_type
+        self.0.room_type.into()
     }
 
     async fn creator(&self, ctx: &Context<'_>) -> Result<User> {
