@@ -10,16 +10,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Request, http::WebSocketProtocols};
+use async_graphql::Request;
 use chatroom::{
     Config,
     app::App,
     auth::{Credentials, Viewer},
     broker::{Event, MessageEvent},
-    graphql::{
-        self,
-        live::{FrameId, Shared},
-    },
+    graphql::{self, Rendered},
+    live::protocol::{FrameId, Protocol},
     store::{MessageRecord, Profile, Sex},
 };
 use chrono::Utc;
@@ -62,7 +60,7 @@ fn fanout(c: &mut Criterion) {
         ..Config::default()
     };
     let app = Arc::new(runtime.block_on(App::open(config)).expect("the app"));
-    let schema = graphql::schemas(app.clone(), &app.config).rendering;
+    let schema = graphql::schemas(&app).rendering;
     let event = event();
     let viewer = Credentials::Valid(Viewer {
         identity: Uuid::new_v4(),
@@ -73,7 +71,7 @@ fn fanout(c: &mut Criterion) {
             .variables(async_graphql::Variables::from_json(
                 serde_json::json!({ "r": event.message.room_identity }),
             ))
-            .data(Shared::Render(event.clone()))
+            .data(Rendered(event.clone()))
             .data(viewer.clone())
             .data(graphql::loader(app.clone(), &viewer));
         let schema = schema.clone();
@@ -92,7 +90,7 @@ fn fanout(c: &mut Criterion) {
     c.bench_function("render one message for a subscription", |b| {
         b.to_async(&runtime).iter(render)
     });
-    let id = FrameId::new("1", WebSocketProtocols::GraphQLWS);
+    let id = FrameId::new("1", Protocol::GraphqlTransportWs);
     c.bench_function("frame a shared render for one subscriber", |b| {
         b.iter(|| id.next(&payload))
     });

@@ -1,10 +1,9 @@
-//! The HTTP surface: GraphQL over HTTP and WebSocket on `/graphql`, the
-//! probes, and the web client. Authentication happens here, once per
-//! request or socket, into the [`Credentials`] the resolvers read; so do the
-//! checks that belong to the transport: origins, sizes, batches, connection
-//! rates.
+//! The HTTP surface: GraphQL over HTTP on `/graphql`, the WebSocket upgrade
+//! there (served by `live` once its origin and rate are checked), the
+//! probes, and the web client. An HTTP request is authenticated here, once,
+//! into the [`Credentials`] the resolvers read; so are the checks that
+//! belong to the transport: origins, sizes, batches, connection rates.
 
-mod socket;
 mod web;
 
 use std::{
@@ -13,7 +12,7 @@ use std::{
     sync::Arc,
 };
 
-use async_graphql::{BatchRequest, BatchResponse, Request as GraphQLOperation, Response};
+use async_graphql::{BatchRequest, BatchResponse, Request as GraphQLOperation};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::{
     Json, Router,
@@ -33,12 +32,10 @@ use crate::{
     auth::{Credentials, Tokens},
     error::{Error, Lang},
     graphql::{self, ClientAddress, Schemas},
+    live,
     rate_limit::Action,
     telemetry,
 };
-
-const SOCKET_READ_BUFFER: usize = 1024;
-const SOCKET_WRITE_BUFFER: usize = 2 * 1024;
 
 #[derive(Clone)]
 struct HttpState {
@@ -47,7 +44,7 @@ struct HttpState {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    let schemas = graphql::schemas(app.clone(), &app.config);
+    let schemas = graphql::schemas(&app);
     let max_body = app.config.limits.max_body_bytes;
     let cors = {
         let allowed = app.config.allowed_origins.clone();
@@ -174,9 +171,7 @@ async fn execute(
     if let BatchRequest::Batch(operations) = &batch
         && operations.len() > max
     {
-        let error = async_graphql::Error::from(Error::BatchTooLarge { max })
-            .into_server_error(Default::default());
-        let response = Response::from_errors(vec![error]);
+        let response = graphql::error_response(Error::BatchTooLarge { max });
         return graphql::finish(response, lang, &state.app.metrics).into();
     }
     let credentials = credentials_of(&state.app.tokens, headers);
@@ -253,10 +248,10 @@ async fn graphql_get(State(state): State<HttpState>, request: Request) -> HttpRe
     answer(&state, Request::from_parts(parts, body)).await
 }
 
-/// Opens a GraphQL socket, after the checks a browser cannot be trusted to
-/// make: a page of a foreign origin may not open a socket in its visitor's
-/// name (cross-site WebSocket hijacking), and one address may not open
-/// sockets without bound.
+/// Hands a GraphQL socket over to `live`, after the checks a browser cannot
+/// be trusted to make: a page of a foreign origin may not open a socket in
+/// its visitor's name (cross-site WebSocket hijacking), and one address may
+/// not open sockets without bound.
 async fn websocket(
     state: HttpState,
     headers: &HeaderMap,
@@ -268,13 +263,6 @@ async fn websocket(
     {
         return (StatusCode::FORBIDDEN, "this origin may not open a socket").into_response();
     }
-    let Some(protocol) = socket::protocol_of(headers) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "offer the graphql-transport-ws or graphql-ws subprotocol",
-        )
-            .into_response();
-    };
     let client = client_of(&state.app, headers, peer);
     if let Err(Error::RateLimited { retry_after }) =
         state.app.limiter.check(Action::Connect(client)).await
@@ -287,33 +275,11 @@ async fn websocket(
         )
             .into_response();
     }
-    let connection = socket::Connection {
-        app: state.app.clone(),
-        schemas: state.schemas,
+    let handshake = live::Handshake {
         lang: lang_of(headers),
-        protocol,
         client,
     };
-    let max = state.app.config.limits.max_frame_bytes;
-    let sockets = state.app.sockets.clone();
-    let counted = telemetry::Connection::new(state.app.metrics.clone());
-    upgrade
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .max_message_size(max)
-        .max_frame_size(max)
-        // The 128 KiB defaults of each are most of what an idle subscriber
-        // would weigh, and a buffer keeps the size it once grew to. Client
-        // frames are small; the read buffer grows for a large one. Frames
-        // go out in flushed batches (`socket`); a batch past the write
-        // buffer's size is written as it goes, a few system calls more.
-        .read_buffer_size(SOCKET_READ_BUFFER)
-        .write_buffer_size(SOCKET_WRITE_BUFFER)
-        // Boxed: the wrappers around a socket's future each keep room for it
-        // (an async fn's argument and what it awaits are stored apart), which
-        // tripled the task an idle subscriber weighs (docs/perf.md).
-        .on_upgrade(move |socket| {
-            sockets.track_future(counted.serve(Box::pin(connection.serve(socket))))
-        })
+    live::accept(state.app, state.schemas, headers, handshake, upgrade)
 }
 
 async fn healthz() -> &'static str {

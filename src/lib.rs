@@ -13,7 +13,8 @@
 //! - [`auth`]: argon2id passwords, JWTs, the viewer.
 //! - [`error`]: the one error enum and API.md's codes.
 //! - [`graphql`]: the schema; resolvers are thin and call [`chat`].
-//! - [`http`]: axum routes serving the schema over HTTP and WebSocket, and the probes.
+//! - [`http`]: axum routes serving the schema over HTTP, the WebSocket upgrade, and the probes.
+//! - [`live`]: everything a WebSocket carries: the subprotocols, the socket loop, shared renders.
 //! - [`telemetry`]: request and connection ids in the logs, latencies, `/metrics`.
 //! - [`metrics`]: the counters `/metrics` reports, one registry per [`app::App`].
 //! - [`demo`]: `chatroom demo`'s users and history, seeded into an empty store through [`chat`].
@@ -31,6 +32,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod kv;
+pub mod live;
 pub mod mail;
 pub mod metrics;
 pub mod rate_limit;

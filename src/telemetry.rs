@@ -82,14 +82,14 @@ async fn record_latency(
     response
 }
 
-/// A WebSocket connection about to be served: its span, with an id of its
-/// own, and where it is counted.
-pub struct Connection {
+/// What a WebSocket about to be served is observed by: its span, with an id
+/// of its own, and the gauge it is counted in.
+pub struct SocketTelemetry {
     span: Span,
     metrics: Arc<Metrics>,
 }
 
-impl Connection {
+impl SocketTelemetry {
     /// Made while the upgrade request is served, so the span sits inside that
     /// request's span: a connection's lines also name the request that opened it.
     pub fn new(metrics: Arc<Metrics>) -> Self {

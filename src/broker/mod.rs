@@ -21,7 +21,10 @@
 mod local;
 mod redis;
 
-use std::sync::Arc;
+use std::{
+    any::Any,
+    sync::{Arc, OnceLock},
+};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -50,9 +53,11 @@ pub enum Topic {
 pub struct MessageEvent {
     pub message: MessageRecord,
     pub sender: Profile,
-    /// What subscribers made of this event, shared by all of them.
+    /// What a layer above makes of this event once for all its subscribers
+    /// on this instance (the live path keeps its rendered payloads here):
+    /// the local broker hands every subscriber the same event.
     #[serde(skip)]
-    pub renders: Renders,
+    pub memo: Memo,
 }
 
 impl MessageEvent {
@@ -60,72 +65,42 @@ impl MessageEvent {
         Self {
             message,
             sender,
-            renders: Renders::default(),
+            memo: Memo::default(),
         }
     }
 }
 
-/// One serialized result per kind of subscription (its document, variables,
-/// and anything else it depends on, named by a key), computed by the first
-/// subscriber that needs it and reused by every other on this instance: the
-/// local broker hands all of them the same event. It lives and dies with
-/// the event, so it needs no eviction.
+/// A slot for one value, of a type the broker does not know, filled at most
+/// once by the layer that uses it and dropped with the event, so it needs no
+/// eviction. Empty until then; reading a filled one takes no lock.
 #[derive(Default)]
-pub struct Renders(std::sync::Mutex<Vec<(RenderKey, Arc<RenderSlot>)>>);
+pub struct Memo(OnceLock<Box<dyn Any + Send + Sync>>);
 
-/// One render: empty until the first subscriber that needs it fills it.
-pub type RenderSlot = tokio::sync::OnceCell<Arc<str>>;
-
-/// What a render depends on besides the event.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RenderKey {
-    /// The subscription's document, variables and operation name.
-    pub request: Arc<str>,
-    /// Whether the subscriber sent the message: it alone sees the sender's email.
-    pub by_sender: bool,
-}
-
-impl Renders {
-    /// The cell holding the render for `key`; callers fill it with
-    /// `get_or_init`, so concurrent subscribers wait for one render.
-    pub fn slot(&self, key: &RenderKey) -> Arc<RenderSlot> {
-        let mut slots = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let found = slots.iter().find(|(candidate, _)| {
-            candidate.by_sender == key.by_sender
-                && (Arc::ptr_eq(&candidate.request, &key.request)
-                    || candidate.request == key.request)
-        });
-        match found {
-            Some((_, slot)) => slot.clone(),
-            None => {
-                let slot = Arc::new(RenderSlot::new());
-                slots.push((key.clone(), slot.clone()));
-                slot
-            }
-        }
+impl Memo {
+    /// The value kept here, made by `init` when the slot is empty; `None`
+    /// when it holds a value of another type.
+    pub fn get_or_init<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(init())).downcast_ref()
     }
 }
 
-/// A cache, not data: events are equal whatever was rendered of them.
-impl PartialEq for Renders {
+/// Not data: events are equal whatever was made of them.
+impl PartialEq for Memo {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-/// A copy is a new event as far as rendering goes.
-impl Clone for Renders {
+/// A copy is a new event as far as the layers above go.
+impl Clone for Memo {
     fn clone(&self) -> Self {
         Self::default()
     }
 }
 
-impl std::fmt::Debug for Renders {
+impl std::fmt::Debug for Memo {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("Renders")
+        formatter.write_str("Memo")
     }
 }
 

@@ -7,7 +7,7 @@
 //! engine raises itself (syntax, unknown fields, wrong argument types, depth
 //! and complexity limits) are the client's input too: `BAD_USER_INPUT`.
 
-use async_graphql::{Response, ServerError, Value};
+use async_graphql::{Pos, Response, ServerError, Value};
 
 use crate::{
     error::{Error, Lang},
@@ -57,4 +57,12 @@ pub fn finish(mut response: Response, lang: Lang, metrics: &Metrics) -> Response
         }
     }
     response
+}
+
+/// A response that is only `error`, as the engine would give it had a
+/// resolver returned it; [`finish`] it like any other.
+pub fn error_response(error: Error) -> Response {
+    Response::from_errors(vec![
+        async_graphql::Error::from(error).into_server_error(Pos::default()),
+    ])
 }

@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
-use futures_util::{Stream, StreamExt, future, stream, stream::BoxStream};
+use futures_util::{Stream, StreamExt, stream::BoxStream};
 
 use super::{
     ContextExt,
-    live::Shared,
     types::{LobbyMessage, Message, MessageConnection},
 };
 use crate::{
@@ -94,9 +93,6 @@ impl MessageSubscription {
         room_identity: ID,
         after: Option<String>,
     ) -> Result<BoxStream<'static, Result<Message>>> {
-        if let Some(shared) = shared(ctx) {
-            return Ok(shared);
-        }
         let stream = delivery::room_messages(
             ctx.app().clone(),
             ctx.viewer()?,
@@ -110,9 +106,6 @@ impl MessageSubscription {
 
     /// Every new message in any room the viewer belongs to.
     async fn inbox(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, Result<Message>>> {
-        if let Some(shared) = shared(ctx) {
-            return Ok(shared);
-        }
         let stream = delivery::inbox(ctx.app().clone(), ctx.viewer()?).await?;
         let live = ctx.app().metrics.subscription_started(Feed::Inbox);
         Ok(counted(live, stream).boxed())
@@ -127,16 +120,6 @@ impl MessageSubscription {
             live.delivered();
             LobbyMessage(event)
         }))
-    }
-}
-
-/// For a request of `graphql::live`: the one event to render, or nothing.
-fn shared(ctx: &Context<'_>) -> Option<BoxStream<'static, Result<Message>>> {
-    match ctx.data_opt::<Shared>()? {
-        Shared::Validate => Some(stream::empty().boxed()),
-        Shared::Render(event) => {
-            Some(stream::once(future::ready(Ok(Message::from(event.clone())))).boxed())
-        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! The GraphQL schema: assembly, limits, and the bridge from domain errors to
-//! API.md's codes. It knows nothing of HTTP; `http` only serves it.
+//! API.md's codes. It knows nothing of transports: `http` serves it over
+//! HTTP, `live` over WebSockets.
 
 mod accounts;
 mod documents;
 mod errors;
-pub mod live;
 mod loaders;
 mod messages;
+mod rendering;
 mod rooms;
 mod social;
 mod types;
@@ -14,19 +15,20 @@ mod types;
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, MergedObject, MergedSubscription, Schema, SchemaBuilder, ValidationMode,
+    Context, EmptyMutation, MergedObject, MergedSubscription, ObjectType, Schema, SchemaBuilder,
+    SubscriptionType, ValidationMode,
 };
 
 use crate::{
     app::App,
     auth::{Credentials, Viewer},
-    config::Config,
     error::Result,
 };
 
-pub use documents::parsed;
-pub use errors::finish;
+pub use documents::{document, parsed};
+pub use errors::{error_response, finish};
 pub use loaders::loader;
+pub use rendering::{Rendered, RenderingSchema, RenderingSubscription};
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -57,34 +59,50 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     )
 }
 
-/// The schema, set up twice with the app's services and limits.
+/// The schemas the transports run, set up with the app's services and limits.
 #[derive(Clone)]
 pub struct Schemas {
     /// Runs every request.
     pub serving: ChatSchema,
-    /// Renders messages for shared subscriptions (`live`), whose document
-    /// and variables `serving` validated when the subscription started: it
-    /// checks only the depth and complexity limits again, and not the rules
-    /// a document that passed once cannot break. Validation was the larger
-    /// part of a render (docs/perf.md).
-    pub rendering: ChatSchema,
+    /// Checks a shared subscription's document and variables once, when it
+    /// starts ([`rendering`]), by the rules `serving` applies.
+    pub checking: RenderingSchema,
+    /// Renders each message for a shared subscription that `checking`
+    /// passed: it checks only the depth and complexity limits again, and not
+    /// the rules a document that passed once cannot break. Validation was
+    /// the larger part of a render (docs/perf.md).
+    pub rendering: RenderingSchema,
 }
 
-pub fn schemas(app: Arc<App>, config: &Config) -> Schemas {
-    let schema = |mode| {
-        let builder = builder()
-            .data(app.clone())
-            .validation_mode(mode)
-            .limit_depth(config.limits.max_depth)
-            .limit_complexity(config.limits.max_complexity);
-        match config.introspection {
-            true => builder.finish(),
-            false => builder.disable_introspection().finish(),
-        }
-    };
+pub fn schemas(app: &Arc<App>) -> Schemas {
+    let rendering = || Schema::build(Query::default(), EmptyMutation, RenderingSubscription);
     Schemas {
-        serving: schema(ValidationMode::Strict),
-        rendering: schema(ValidationMode::Fast),
+        serving: configured(builder(), app, ValidationMode::Strict),
+        checking: configured(rendering(), app, ValidationMode::Strict),
+        rendering: configured(rendering(), app, ValidationMode::Fast),
+    }
+}
+
+/// A schema with the app in its data and the configured limits.
+fn configured<Q, M, S>(
+    builder: SchemaBuilder<Q, M, S>,
+    app: &Arc<App>,
+    mode: ValidationMode,
+) -> Schema<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let limits = &app.config.limits;
+    let builder = builder
+        .data(app.clone())
+        .validation_mode(mode)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    match app.config.introspection {
+        true => builder.finish(),
+        false => builder.disable_introspection().finish(),
     }
 }
 

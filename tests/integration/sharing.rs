@@ -1,5 +1,5 @@
 //! Room subscriptions render each message once for all their subscribers
-//! (`graphql::live`), and still answer each subscriber as its own.
+//! (`live`), and still answer each subscriber as its own.
 
 use std::time::Duration;
 

@@ -1,0 +1,110 @@
+//! Which operations a socket serves with shared renders: a subscription to
+//! one `messages` or `inbox` field, and nothing else.
+
+use async_graphql::{
+    Request, Variables,
+    parser::types::{DocumentOperations, OperationType, Selection},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{error::Error, graphql, metrics::Feed};
+
+/// A subscription served by [`super::render`]. Every subscriber holds one for
+/// as long as it is subscribed, so it keeps only what delivery needs; the
+/// request itself is read back from the key for the rare render.
+pub struct Plan {
+    pub feed: Feed,
+    /// `messages`'s arguments, variables resolved.
+    pub room: Option<String>,
+    pub after: Option<String>,
+    /// What a render of this request depends on, besides the event: the
+    /// [`Operation`], serialized.
+    pub key: std::sync::Arc<str>,
+}
+
+/// A `subscribe` frame's payload.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Operation {
+    query: String,
+    #[serde(default)]
+    variables: Variables,
+    #[serde(default)]
+    operation_name: Option<String>,
+}
+
+impl Plan {
+    /// The plan for a `subscribe` payload, or `None` for anything else
+    /// (queries, the lobby, several root fields, fragments at the root,
+    /// directives, documents that do not parse): the serving schema runs
+    /// those.
+    pub fn of(payload: &serde_json::Value) -> Option<Self> {
+        let operation = Operation::deserialize(payload).ok()?;
+        let document = graphql::document(&operation.query)?;
+        let definition = match (&document.operations, operation.operation_name.as_deref()) {
+            (DocumentOperations::Single(definition), _) => definition,
+            (DocumentOperations::Multiple(definitions), Some(name)) => definitions.get(name)?,
+            (DocumentOperations::Multiple(_), None) => return None,
+        };
+        let definition = &definition.node;
+        if definition.ty != OperationType::Subscription || !definition.directives.is_empty() {
+            return None;
+        }
+        let [selection] = definition.selection_set.node.items.as_slice() else {
+            return None;
+        };
+        let Selection::Field(field) = &selection.node else {
+            return None;
+        };
+        let field = &field.node;
+        if !field.directives.is_empty() {
+            return None;
+        }
+        let variables = &operation.variables;
+        let argument = |name: &str| -> Option<Option<String>> {
+            match field.get_argument(name) {
+                None => Some(None),
+                Some(value) => {
+                    let value = value
+                        .node
+                        .clone()
+                        .into_const_with(|variable| {
+                            Ok::<_, ()>(variables.get(&variable).cloned().unwrap_or_default())
+                        })
+                        .ok()?;
+                    match value {
+                        async_graphql::Value::String(text) => Some(Some(text)),
+                        async_graphql::Value::Null => Some(None),
+                        _ => None,
+                    }
+                }
+            }
+        };
+        let (feed, room, after) = match field.name.node.as_str() {
+            "messages" => (
+                Feed::Messages,
+                argument("roomIdentity")?,
+                argument("after")?,
+            ),
+            "inbox" => (Feed::Inbox, None, None),
+            _ => return None,
+        };
+        let key = serde_json::to_string(&operation).ok()?.into();
+        Some(Self {
+            feed,
+            room,
+            after,
+            key,
+        })
+    }
+
+    /// The request this plan was made from.
+    pub fn request(&self) -> Result<Request, Error> {
+        let operation: Operation = serde_json::from_str(&self.key).map_err(Error::internal)?;
+        let request = Request::new(operation.query).variables(operation.variables);
+        Ok(match operation.operation_name {
+            Some(name) => request.operation_name(name),
+            None => request,
+        })
+    }
+}

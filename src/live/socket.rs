@@ -1,0 +1,323 @@
+//! One GraphQL WebSocket, from its upgrade to its close.
+//!
+//! The protocol loop is our own rather than async-graphql's: a socket is one
+//! task that reads a frame, acts on it, and writes what its operations
+//! yield, with no channels or shared flags between parts of it. Idle
+//! subscribers are most of what a chat server holds, and this keeps each
+//! one small (docs/perf.md). Every concern is one branch of the loop:
+//! authentication at `connection_init`, bounds on frames and operations,
+//! clients too slow to keep up, and a clean end at shutdown.
+
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+
+use async_graphql::Request;
+use axum::{
+    extract::{
+        WebSocketUpgrade,
+        ws::{CloseFrame, Message, WebSocket},
+    },
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use futures_util::{
+    FutureExt, SinkExt, StreamExt, future,
+    stream::{self, BoxStream},
+};
+use governor::{DefaultDirectRateLimiter, Quota};
+use tokio_stream::StreamMap;
+
+use super::{
+    plan::Plan,
+    protocol::{self, ClientFrame, Closing, FrameId, Protocol},
+    render::{Executor, Payloads},
+};
+use crate::{
+    app::App,
+    auth::Credentials,
+    error::{Error, Lang},
+    graphql::Schemas,
+    telemetry::SocketTelemetry,
+};
+
+/// How long a closing socket waits for the client's close frame.
+const CLOSING_WAIT: Duration = Duration::from_secs(1);
+/// Frames written to the socket before one flush, when that many are ready.
+const FLUSH_EVERY: usize = 64;
+/// The socket's buffers. Tungstenite's 128 KiB defaults of each are most of
+/// what an idle subscriber would weigh, and a buffer keeps the size it once
+/// grew to. Client frames are small; the read buffer grows for a large one.
+/// Frames go out in flushed batches; a batch past the write buffer's size
+/// is written as it goes, a few system calls more.
+const READ_BUFFER: usize = 1024;
+const WRITE_BUFFER: usize = 2 * 1024;
+
+/// What `http` learnt of a socket from its upgrade request.
+pub struct Handshake {
+    pub lang: Lang,
+    pub client: IpAddr,
+}
+
+/// Takes an upgrade that `http` let through (its origin and rate checked):
+/// refused without a subprotocol we speak, else served until it closes,
+/// tracked so that shutdown waits for its goodbye.
+pub fn accept(
+    app: Arc<App>,
+    schemas: Schemas,
+    headers: &HeaderMap,
+    handshake: Handshake,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(protocol) = Protocol::offered(headers) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "offer the graphql-transport-ws or graphql-ws subprotocol",
+        )
+            .into_response();
+    };
+    let max = app.config.limits.max_frame_bytes;
+    let sockets = app.sockets.clone();
+    let telemetry = SocketTelemetry::new(app.metrics.clone());
+    let session = Session::new(app, schemas, handshake, protocol);
+    upgrade
+        .protocols(Protocol::NAMES)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        // Boxed: the wrappers around a socket's future each keep room for it
+        // (an async fn's argument and what it awaits are stored apart), which
+        // tripled the task an idle subscriber weighs (docs/perf.md).
+        .on_upgrade(move |socket| {
+            sockets.track_future(telemetry.serve(Box::pin(session.serve(socket))))
+        })
+}
+
+/// What the socket answers a client frame with.
+enum Reply {
+    Nothing,
+    Frame(Message),
+    /// Close the socket, saying why.
+    Refuse(Closing),
+    /// The client is done: end without a word.
+    End,
+}
+
+/// One frame of an operation, and whether it is the operation's last.
+type Outgoing = (Message, bool);
+
+/// A socket between frames.
+struct Session {
+    app: Arc<App>,
+    schemas: Schemas,
+    handshake: Handshake,
+    protocol: Protocol,
+    /// Who the client is, once its `connection_init` was accepted.
+    credentials: Option<Credentials>,
+    /// The operations running, by id; each stream ends with its `complete`.
+    operations: StreamMap<String, BoxStream<'static, Outgoing>>,
+    frames: DefaultDirectRateLimiter,
+}
+
+fn text(frame: String) -> Message {
+    Message::Text(frame.into())
+}
+
+/// Sends a close frame, then reads until the client closes too, for at most
+/// a second. Hanging up at once would leave the frames the client had
+/// already sent unread, and the kernel would answer them with a reset that
+/// can overtake the close frame.
+async fn close_with(socket: &mut WebSocket, closing: Closing) {
+    let close = Message::Close(Some(CloseFrame {
+        code: closing.code,
+        reason: closing.reason.as_ref().into(),
+    }));
+    let _ = tokio::time::timeout(CLOSING_WAIT, async {
+        if socket.send(close).await.is_ok() {
+            while let Some(Ok(_)) = socket.recv().await {}
+        }
+    })
+    .await;
+}
+
+impl Session {
+    fn new(app: Arc<App>, schemas: Schemas, handshake: Handshake, protocol: Protocol) -> Self {
+        let limits = &app.config.limits;
+        let burst = NonZeroU32::new(limits.max_frames_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let frames = DefaultDirectRateLimiter::direct(
+            Quota::per_second(burst)
+                .allow_burst(burst.saturating_mul(NonZeroU32::MIN.saturating_add(1))),
+        );
+        Self {
+            app,
+            schemas,
+            handshake,
+            protocol,
+            credentials: None,
+            operations: StreamMap::new(),
+            frames,
+        }
+    }
+
+    async fn serve(mut self, mut socket: WebSocket) {
+        let app = self.app.clone();
+        let slow_after = Duration::from_secs(app.config.limits.slow_client_secs.max(1));
+        // One wait for the whole socket, not one registered per frame.
+        let shutdown = app.shutdown.cancelled();
+        tokio::pin!(shutdown);
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    self.shut_down(&mut socket).await;
+                    return;
+                }
+                incoming = socket.recv() => match incoming.map(|read| read.map(|m| self.read(m))) {
+                    Some(Ok(Reply::Frame(frame))) => frame,
+                    Some(Ok(Reply::Refuse(closing))) => {
+                        self.refuse(&mut socket, closing).await;
+                        return;
+                    }
+                    Some(Ok(Reply::Nothing)) => continue,
+                    Some(Ok(Reply::End) | Err(_)) | None => return,
+                },
+                Some(frame) = self.next_frame(), if !self.operations.is_empty() => frame,
+            };
+            // Write what is ready now, then flush once: one system call for
+            // a burst of frames rather than one each.
+            let mut batch = vec![first];
+            while batch.len() < FLUSH_EVERY {
+                match self.next_frame().now_or_never().flatten() {
+                    Some(frame) => batch.push(frame),
+                    None => break,
+                }
+            }
+            let written = tokio::time::timeout(slow_after, async {
+                for frame in batch {
+                    socket.feed(frame).await?;
+                }
+                socket.flush().await
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    // Nothing more can be written in time: say why if the
+                    // socket still takes it, then let go of the client.
+                    close_with(&mut socket, Closing::too_slow()).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The next frame of any running operation; forgets an operation once
+    /// its last frame is out, so its id may be used again.
+    async fn next_frame(&mut self) -> Option<Message> {
+        let (id, (frame, last)) = self.operations.next().await?;
+        if last {
+            self.operations.remove(&id);
+        }
+        Some(frame)
+    }
+
+    fn read(&mut self, message: Message) -> Reply {
+        let bytes = match &message {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(bytes) => bytes,
+            // Control frames: tungstenite answers them.
+            _ => return Reply::Nothing,
+        };
+        if self.frames.check().is_err() {
+            return Reply::Refuse(Closing::too_many_frames());
+        }
+        let frame = match ClientFrame::parse(bytes) {
+            Ok(frame) => frame,
+            Err(closing) => return Reply::Refuse(closing),
+        };
+        match frame {
+            ClientFrame::ConnectionInit { payload } => self.init(&payload.unwrap_or_default()),
+            ClientFrame::Subscribe { id, payload } => self.subscribe(id, payload),
+            ClientFrame::Complete { id } => {
+                self.operations.remove(&id);
+                Reply::Nothing
+            }
+            ClientFrame::Ping {} => Reply::Frame(text(Protocol::pong())),
+            ClientFrame::Pong {} => Reply::Nothing,
+            ClientFrame::ConnectionTerminate {} => Reply::End,
+        }
+    }
+
+    fn init(&mut self, payload: &serde_json::Value) -> Reply {
+        if self.credentials.is_some() {
+            return Reply::Refuse(Closing::too_many_inits());
+        }
+        match protocol::credentials(&self.app.tokens, payload) {
+            Credentials::Invalid => Reply::Refuse(Closing::forbidden()),
+            credentials => {
+                self.credentials = Some(credentials);
+                Reply::Frame(text(Protocol::ack()))
+            }
+        }
+    }
+
+    fn subscribe(&mut self, id: String, payload: serde_json::Value) -> Reply {
+        let Some(credentials) = &self.credentials else {
+            return Reply::Refuse(Closing::unauthorized());
+        };
+        if self.operations.contains_key(&id) {
+            return Reply::Refuse(Closing::duplicate_id(&id));
+        }
+        let executor = Executor {
+            app: self.app.clone(),
+            schemas: self.schemas.clone(),
+            credentials: credentials.clone(),
+            client: self.handshake.client,
+            lang: self.handshake.lang,
+        };
+        let frame_id = FrameId::new(&id, self.protocol);
+        if self.operations.len() >= self.app.config.limits.max_operations_per_socket {
+            let errors = executor.errors(Error::RateLimited { retry_after: 1 });
+            return Reply::Frame(text(frame_id.error(&errors)));
+        }
+        let payloads = match Plan::of(&payload) {
+            Some(plan) => executor.start(plan),
+            None => match serde_json::from_value::<Request>(payload) {
+                Ok(request) => executor.execute(request),
+                Err(_) => return Reply::Refuse(Closing::bad_frame("malformed subscribe")),
+            },
+        };
+        self.operations.insert(id, frames(frame_id, payloads));
+        Reply::Nothing
+    }
+
+    /// Closes as `closing` says, after the legacy protocol's word of why.
+    async fn refuse(&mut self, socket: &mut WebSocket, closing: Closing) {
+        if let Some(refusal) = self.protocol.refusal(&closing) {
+            let _ = socket.feed(text(refusal)).await;
+        }
+        close_with(socket, closing).await;
+    }
+
+    /// Completes every running operation and says goodbye.
+    async fn shut_down(&mut self, socket: &mut WebSocket) {
+        let completes: Vec<String> = (self.operations.keys())
+            .map(|id| FrameId::new(id, self.protocol).complete())
+            .collect();
+        for complete in completes {
+            if socket.feed(text(complete)).await.is_err() {
+                return;
+            }
+        }
+        close_with(socket, Closing::going_away()).await;
+    }
+}
+
+/// The frames of one operation: one for each payload, then `complete`.
+fn frames(id: FrameId, payloads: Payloads) -> BoxStream<'static, Outgoing> {
+    let complete = text(id.complete());
+    payloads
+        .map(move |payload| (text(id.next(&payload)), false))
+        .chain(stream::once(future::ready((complete, true))))
+        .boxed()
+}
