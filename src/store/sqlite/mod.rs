@@ -1,0 +1,644 @@
+//! The embedded default store: one SQLite file in the data dir, in WAL mode so
+//! readers never wait for the writer.
+//!
+//! rusqlite is blocking, so every call runs on tokio's blocking pool with a
+//! connection from an r2d2 pool; the async runtime never waits on disk.
+
+mod batches;
+mod rows;
+mod schema;
+mod transfer;
+mod writer;
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{
+    Connection, OptionalExtension, TransactionBehavior, params, params_from_iter, types::Value,
+};
+use rusqlite_migration::Migrations;
+use uuid::Uuid;
+
+use crate::{
+    error::{Entity, Error, Result},
+    store::{
+        Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage, Profile,
+        ProfileUpdate, Record, RecordStream, RoomRecord, Sent, Store, UserRecord, nickname_key,
+        username_key,
+    },
+};
+
+use self::{
+    batches::{chunked, distinct, marks, pairs, prefix_end, text},
+    rows::{
+        MEMBER_COLUMNS, MESSAGE_COLUMNS, PROFILE_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, insert_room,
+        insert_user, member_from_row, message_from_row, one_where, parse_uuid, profile_from_row,
+        profile_where, room_from_row, room_where, to_millis, user_from_row,
+    },
+    schema::{MIGRATIONS, configure, db_error},
+    writer::Writer,
+};
+
+pub struct SqliteStore {
+    /// Every read, and the writes other than message inserts.
+    pool: Pool<SqliteConnectionManager>,
+    /// The thread that stores messages ([`writer`]).
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &Path, timeout: Duration) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(move |c| configure(c, timeout));
+        let pool = Pool::builder()
+            .max_size(8)
+            .connection_timeout(timeout)
+            .build(manager)?;
+        let migrate = pool.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut conn = migrate.get()?;
+            Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+            Ok(())
+        })
+        .await??;
+        let writer = Connection::open(path)?;
+        configure(&writer, timeout)?;
+        let writer = writer::start(writer)?;
+        Ok(Self { pool, writer })
+    }
+
+    /// Runs `work` with a pooled connection on the blocking pool.
+    async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| Error::unavailable("sqlite", e))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_error))
+            .await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<()> {
+        let user = user.clone();
+        self.run(move |conn| insert_user(conn, &user, false).map(drop))
+            .await
+    }
+
+    async fn user_by_identity(&self, identity: Uuid) -> Result<Option<Profile>> {
+        self.run(move |conn| profile_where(conn, "identity", identity.to_string()))
+            .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<Profile>> {
+        let key = username_key(username);
+        self.run(move |conn| profile_where(conn, "username_key", key))
+            .await
+    }
+
+    async fn login_record(&self, username: &str) -> Result<Option<UserRecord>> {
+        let key = username_key(username);
+        self.run(move |conn| {
+            one_where(
+                conn,
+                USER_COLUMNS,
+                "users",
+                "username_key",
+                key,
+                user_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<Profile>> {
+        let email = email.to_owned();
+        self.run(move |conn| profile_where(conn, "email", email))
+            .await
+    }
+
+    async fn update_profile(
+        &self,
+        identity: Uuid,
+        update: &ProfileUpdate,
+    ) -> Result<Option<Profile>> {
+        let update = update.clone();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            let Some(mut user) = profile_where(&tx, "identity", identity.to_string())? else {
+                return Ok(None);
+            };
+            if let Some(nickname) = update.nickname {
+                user.nickname = nickname;
+            }
+            if let Some(sex) = update.sex {
+                user.sex = sex;
+            }
+            if let Some(avatar) = update.avatar {
+                user.avatar = avatar;
+            }
+            user.updated_at = update.updated_at;
+            tx.execute(
+                "UPDATE users SET nickname = ?2, nickname_key = ?3, sex = ?4, avatar = ?5,
+                                  updated_at = ?6
+                 WHERE identity = ?1",
+                params![
+                    identity.to_string(),
+                    user.nickname,
+                    nickname_key(&user.nickname),
+                    user.sex.as_str(),
+                    user.avatar,
+                    to_millis(user.updated_at),
+                ],
+            )
+            .map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(Some(user))
+        })
+        .await
+    }
+
+    async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<Profile>> {
+        let identities = distinct(identities);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &identities,
+                |count| {
+                    format!(
+                        "SELECT {PROFILE_COLUMNS} FROM users WHERE identity IN ({})",
+                        marks(count)
+                    )
+                },
+                |chunk| chunk.iter().copied().map(text).collect(),
+                profile_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn search_users(
+        &self,
+        prefix: &str,
+        exclude: Uuid,
+        limit: usize,
+    ) -> Result<Vec<Profile>> {
+        let prefix = nickname_key(prefix);
+        let end = prefix_end(&prefix);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let starts_with = |column: &str| match end {
+                Some(_) => format!("({column} >= ?1 AND {column} < ?4)"),
+                None => format!("{column} >= ?1"),
+            };
+            let sql = format!(
+                "SELECT {PROFILE_COLUMNS} FROM users
+                 WHERE ({} OR {}) AND identity <> ?2
+                 ORDER BY username_key LIMIT ?3",
+                starts_with("username_key"),
+                starts_with("nickname_key"),
+            );
+            let mut values = vec![Value::Text(prefix), text(exclude), Value::Integer(limit)];
+            values.extend(end.map(Value::Text));
+            let mut statement = conn.prepare(&sql).map_err(db_error)?;
+            let users = statement
+                .query_map(params_from_iter(values), profile_from_row)
+                .map_err(db_error)?;
+            users.collect::<rusqlite::Result<_>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn friends(&self, user: Uuid) -> Result<Vec<Profile>> {
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare(&format!(
+                    "SELECT {PROFILE_COLUMNS} FROM users WHERE identity IN (
+                         SELECT other.user_identity
+                         FROM room_members AS mine
+                         JOIN rooms ON rooms.identity = mine.room_identity
+                                   AND rooms.room_type = 'PRIVATE'
+                         JOIN room_members AS other
+                           ON other.room_identity = mine.room_identity
+                          AND other.user_identity <> mine.user_identity
+                         WHERE mine.user_identity = ?1
+                     )
+                     ORDER BY username_key"
+                ))
+                .map_err(db_error)?;
+            let users = statement
+                .query_map([user.to_string()], profile_from_row)
+                .map_err(db_error)?;
+            users.collect::<rusqlite::Result<_>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn create_room(&self, room: &RoomRecord, members: &[Uuid]) -> Result<()> {
+        let room = room.clone();
+        let members = members.to_vec();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            insert_room(&tx, &room, false)?;
+            {
+                let mut insert = tx
+                    .prepare(&format!(
+                        "INSERT INTO room_members ({MEMBER_COLUMNS}) VALUES (?1, ?2, 0, ?3)"
+                    ))
+                    .map_err(db_error)?;
+                for member in members {
+                    insert
+                        .execute(params![
+                            member.to_string(),
+                            room.identity.to_string(),
+                            to_millis(room.created_at),
+                        ])
+                        .map_err(db_error)?;
+                }
+            }
+            tx.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn room(&self, identity: Uuid) -> Result<Option<RoomRecord>> {
+        self.run(move |conn| room_where(conn, "identity", identity.to_string()))
+            .await
+    }
+
+    async fn private_room(&self, pair_key: &str) -> Result<Option<RoomRecord>> {
+        let pair_key = pair_key.to_owned();
+        self.run(move |conn| room_where(conn, "pair_key", pair_key))
+            .await
+    }
+
+    async fn rooms_of_user(&self, user: Uuid) -> Result<Vec<RoomRecord>> {
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare(&format!(
+                    "SELECT {ROOM_COLUMNS} FROM rooms
+                     WHERE identity IN (
+                         SELECT room_identity FROM room_members WHERE user_identity = ?1
+                     )
+                     ORDER BY COALESCE(last_message_at, created_at) DESC"
+                ))
+                .map_err(db_error)?;
+            let rooms = statement
+                .query_map([user.to_string()], room_from_row)
+                .map_err(db_error)?;
+            rooms.collect::<rusqlite::Result<_>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn delete_room(&self, room: Uuid) -> Result<bool> {
+        self.run(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM rooms WHERE identity = ?1", [room.to_string()])
+                .map_err(db_error)?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn member(&self, room: Uuid, user: Uuid) -> Result<Option<MemberRecord>> {
+        self.run(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {MEMBER_COLUMNS} FROM room_members
+                 WHERE room_identity = ?1 AND user_identity = ?2"
+            ))
+            .and_then(|mut statement| {
+                statement.query_row([room.to_string(), user.to_string()], member_from_row)
+            })
+            .optional()
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn memberships(&self, user: Uuid, rooms: &[Uuid]) -> Result<Vec<MemberRecord>> {
+        let rooms = distinct(rooms);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &rooms,
+                |count| {
+                    format!(
+                        "SELECT {MEMBER_COLUMNS} FROM room_members
+                         WHERE user_identity = ? AND room_identity IN ({})",
+                        marks(count)
+                    )
+                },
+                |chunk| {
+                    std::iter::once(text(user))
+                        .chain(chunk.iter().copied().map(text))
+                        .collect()
+                },
+                member_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+        let rooms = distinct(rooms);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &rooms,
+                // Members who joined in the same millisecond (a room's first
+                // members all do) keep the order they were inserted in.
+                |count| {
+                    format!(
+                        "SELECT room_identity, user_identity FROM room_members
+                         WHERE room_identity IN ({})
+                         ORDER BY joined_at, rowid",
+                        marks(count)
+                    )
+                },
+                |chunk| chunk.iter().copied().map(text).collect(),
+                |row| {
+                    Ok((
+                        parse_uuid(&row.get::<_, String>(0)?)?,
+                        parse_uuid(&row.get::<_, String>(1)?)?,
+                    ))
+                },
+            )
+        })
+        .await
+    }
+
+    async fn add_members(
+        &self,
+        room: Uuid,
+        users: &[Uuid],
+        joined_at: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>> {
+        let users = distinct(users);
+        self.run(move |conn| {
+            // Immediate: no message may take a seq between reading the
+            // room's seq and the new members starting from it.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT seq FROM rooms WHERE identity = ?1",
+                    [room.to_string()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error)?
+                .ok_or(Error::NotFound(Entity::Room))?;
+            let mut added = Vec::new();
+            {
+                let mut insert = tx
+                    .prepare(&format!(
+                        "INSERT OR IGNORE INTO room_members ({MEMBER_COLUMNS})
+                         VALUES (?1, ?2, ?3, ?4)"
+                    ))
+                    .map_err(db_error)?;
+                for user in users {
+                    let inserted = insert
+                        .execute(params![
+                            user.to_string(),
+                            room.to_string(),
+                            seq,
+                            to_millis(joined_at),
+                        ])
+                        .map_err(db_error)?;
+                    if inserted == 1 {
+                        added.push(user);
+                    }
+                }
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn remove_member(&self, room: Uuid, user: Uuid) -> Result<Departure> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM room_members WHERE room_identity = ?1 AND user_identity = ?2",
+                    [room.to_string(), user.to_string()],
+                )
+                .map_err(db_error)?;
+            if removed == 0 {
+                return Ok(Departure::NotAMember);
+            }
+            let others_remain: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_identity = ?1)",
+                    [room.to_string()],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)?;
+            let departure = if others_remain {
+                Departure::Left
+            } else {
+                tx.execute("DELETE FROM rooms WHERE identity = ?1", [room.to_string()])
+                    .map_err(db_error)?;
+                Departure::LeftAndRoomDeleted
+            };
+            tx.commit().map_err(db_error)?;
+            Ok(departure)
+        })
+        .await
+    }
+
+    async fn mark_read(&self, room: Uuid, user: Uuid) -> Result<bool> {
+        self.run(move |conn| {
+            let marked = conn
+                .execute(
+                    "UPDATE room_members
+                     SET last_read_seq = (SELECT seq FROM rooms WHERE identity = ?1)
+                     WHERE room_identity = ?1 AND user_identity = ?2",
+                    [room.to_string(), user.to_string()],
+                )
+                .map_err(db_error)?;
+            Ok(marked > 0)
+        })
+        .await
+    }
+
+    async fn insert_message(&self, message: &NewMessage) -> Result<(MessageRecord, bool)> {
+        let (stored, created, _) = self.writer.write(message, false).await?;
+        Ok((stored, created))
+    }
+
+    async fn send_message(&self, message: &NewMessage) -> Result<Sent> {
+        let (message, created, sender) = self.writer.write(message, true).await?;
+        let sender = sender.ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("a send came back without its sender"))
+        })?;
+        Ok(Sent {
+            message,
+            created,
+            sender,
+        })
+    }
+
+    async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>> {
+        let after = range.after.unwrap_or(i64::MIN);
+        let before = range.before.unwrap_or(i64::MAX);
+        let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let order = if range.newest { "DESC" } else { "ASC" };
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                     WHERE room_identity = ?1 AND seq > ?2 AND seq < ?3
+                     ORDER BY seq {order} LIMIT ?4"
+                ))
+                .map_err(db_error)?;
+            let mut messages = statement
+                .query_map(
+                    params![room.to_string(), after, before, limit],
+                    message_from_row,
+                )
+                .map_err(db_error)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_error)?;
+            if range.newest {
+                messages.reverse();
+            }
+            Ok(messages)
+        })
+        .await
+    }
+
+    async fn messages_at(&self, positions: &[(Uuid, i64)]) -> Result<Vec<MessageRecord>> {
+        let positions = distinct(positions);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &positions,
+                |count| {
+                    format!(
+                        "SELECT {MESSAGE_COLUMNS}
+                         FROM (VALUES {}) AS position
+                         JOIN messages ON room_identity = position.column1
+                                      AND seq = position.column2",
+                        pairs(count)
+                    )
+                },
+                |chunk| {
+                    chunk
+                        .iter()
+                        .flat_map(|(room, seq)| [text(*room), Value::Integer(*seq)])
+                        .collect()
+                },
+                message_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn unread_counts(
+        &self,
+        user: Uuid,
+        memberships: &[MemberRecord],
+    ) -> Result<HashMap<Uuid, u64>> {
+        let read_up_to: Vec<(Uuid, i64)> = distinct(
+            &memberships
+                .iter()
+                .map(|member| (member.room_identity, member.last_read_seq))
+                .collect::<Vec<_>>(),
+        );
+        self.run(move |conn| {
+            let counts = chunked(
+                conn,
+                &read_up_to,
+                |count| {
+                    format!(
+                        "SELECT membership.column1, COUNT(*)
+                         FROM (VALUES {}) AS membership
+                         JOIN messages ON room_identity = membership.column1
+                                      AND seq > membership.column2
+                         WHERE sender_identity <> ?
+                         GROUP BY membership.column1",
+                        pairs(count)
+                    )
+                },
+                |chunk| {
+                    chunk
+                        .iter()
+                        .flat_map(|(room, seq)| [text(*room), Value::Integer(*seq)])
+                        .chain(std::iter::once(text(user)))
+                        .collect()
+                },
+                |row| {
+                    Ok((
+                        parse_uuid(&row.get::<_, String>(0)?)?,
+                        row.get::<_, u64>(1)?,
+                    ))
+                },
+            )?;
+            Ok(counts.into_iter().collect())
+        })
+        .await
+    }
+
+    async fn room_by_number(&self, number: &str) -> Result<Option<RoomRecord>> {
+        let number = number.to_owned();
+        self.run(move |conn| room_where(conn, "number", number))
+            .await
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        self.run(|conn| {
+            conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM rooms),
+                        (SELECT COUNT(*) FROM room_members), (SELECT COUNT(*) FROM messages)",
+                [],
+                |row| {
+                    Ok(Counts {
+                        users: row.get(0)?,
+                        rooms: row.get(1)?,
+                        members: row.get(2)?,
+                        messages: row.get(3)?,
+                    })
+                },
+            )
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    fn export(&self) -> RecordStream {
+        transfer::export(self.pool.clone())
+    }
+
+    async fn import(&self, records: &[Record], skip_existing: bool) -> Result<Loaded> {
+        let records = records.to_vec();
+        self.run(move |conn| transfer::import(conn, &records, skip_existing))
+            .await
+    }
+}

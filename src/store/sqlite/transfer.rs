@@ -1,0 +1,124 @@
+//! A whole store moved out and in (`chatroom export` and `import`).
+
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::mpsc;
+
+use crate::{
+    error::{Error, Result},
+    store::{Loaded, Record, RecordStream},
+};
+
+use super::{
+    rows::{
+        MEMBER_COLUMNS, MESSAGE_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, insert_member, insert_room,
+        insert_stored_message, insert_user, member_from_row, message_from_row, room_from_row,
+        user_from_row,
+    },
+    schema::db_error,
+};
+
+/// How many records an export reads ahead of the writer: enough to keep
+/// both busy, few enough that memory does not grow with the store.
+const EXPORT_BUFFER: usize = 256;
+
+/// Every record, read on the blocking pool ahead of the reader by at most
+/// [`EXPORT_BUFFER`]; see [`export_all`].
+pub fn export(pool: Pool<SqliteConnectionManager>) -> RecordStream {
+    let (sender, receiver) = mpsc::channel(EXPORT_BUFFER);
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = export_all(&pool, &sender) {
+            // Ignored when the reader is gone: then nobody waits for it.
+            sender.blocking_send(Err(error)).ok();
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
+}
+
+/// Sends every record to `sender`, all read inside one read transaction:
+/// in WAL mode that is one snapshot of the whole database, so nothing
+/// written meanwhile shows, and writers are not held up. Stops quietly
+/// when the reader has gone.
+fn export_all(
+    pool: &Pool<SqliteConnectionManager>,
+    sender: &mpsc::Sender<Result<Record>>,
+) -> Result<()> {
+    let emit = |record| sender.blocking_send(Ok(record)).is_ok();
+    let mut conn = pool.get().map_err(|e| Error::unavailable("sqlite", e))?;
+    let tx = conn.transaction().map_err(db_error)?;
+    let mut rooms = tx
+        .prepare(&format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms ORDER BY identity"
+        ))
+        .map_err(db_error)?;
+    let mut members = tx
+        .prepare(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM room_members WHERE room_identity = ?1
+             ORDER BY joined_at, rowid"
+        ))
+        .map_err(db_error)?;
+    let mut messages = tx
+        .prepare(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_identity = ?1 ORDER BY seq"
+        ))
+        .map_err(db_error)?;
+    let mut users = tx
+        .prepare(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY identity"
+        ))
+        .map_err(db_error)?;
+    let mut room_rows = rooms.query([]).map_err(db_error)?;
+    while let Some(row) = room_rows.next().map_err(db_error)? {
+        let room = room_from_row(row).map_err(db_error)?;
+        let identity = room.identity.to_string();
+        if !emit(Record::Room(room)) {
+            return Ok(());
+        }
+        for member in members
+            .query_map([&identity], member_from_row)
+            .map_err(db_error)?
+        {
+            if !emit(Record::Member(member.map_err(db_error)?)) {
+                return Ok(());
+            }
+        }
+        for message in messages
+            .query_map([&identity], message_from_row)
+            .map_err(db_error)?
+        {
+            if !emit(Record::Message(message.map_err(db_error)?)) {
+                return Ok(());
+            }
+        }
+    }
+    for user in users.query_map([], user_from_row).map_err(db_error)? {
+        if !emit(Record::User(user.map_err(db_error)?)) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Writes `records` as they are in one transaction: all or nothing.
+pub fn import(conn: &mut Connection, records: &[Record], skip_existing: bool) -> Result<Loaded> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error)?;
+    let mut loaded = Loaded::default();
+    for record in records {
+        let written = match record {
+            Record::User(user) => insert_user(&tx, user, skip_existing)?,
+            Record::Room(room) => insert_room(&tx, room, skip_existing)?,
+            Record::Member(member) => insert_member(&tx, member, skip_existing)?,
+            Record::Message(message) => insert_stored_message(&tx, message, skip_existing)?,
+        };
+        if written == 0 {
+            loaded.skipped += 1;
+        } else {
+            loaded.inserted += 1;
+        }
+    }
+    tx.commit().map_err(db_error)?;
+    Ok(loaded)
+}
