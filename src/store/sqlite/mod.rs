@@ -2,7 +2,12 @@
 //! readers never wait for the writer.
 //!
 //! rusqlite is blocking, so every call runs on tokio's blocking pool with a
-//! connection from an r2d2 pool; the async runtime never waits on disk.
+//! connection from an r2d2 pool; the async runtime never waits on disk. The
+//! one exception is storing messages: `writer` stores all of them on a
+//! thread of its own, in group commits. `schema` makes the tables and reads
+//! SQLite's failures, `rows` maps rows to records and back, `batches` reads
+//! many keys in few statements, `transfer` moves a whole store; this file
+//! holds the store and its queries.
 
 mod batches;
 mod rows;

@@ -1,0 +1,158 @@
+//! The collections' indexes, created at start (creating an existing index
+//! is a no-op, so a fresh database and an upgraded one end up the same),
+//! and what the driver's failures mean: a duplicate key in a unique index
+//! is a conflict on the value that index keeps unique.
+
+use mongodb::{
+    IndexModel,
+    bson::{Document, doc},
+    error::{ErrorKind, InsertManyError, WriteFailure},
+    options::IndexOptions,
+};
+
+use crate::error::{Error, Unique};
+
+use super::MongoStore;
+
+/// MongoDB's code for a duplicate key in a unique index.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// The unique value a duplicate key stands for, from the index the server
+/// names (`... index: users_email dup key: ...`): the names given in
+/// [`MongoStore::create_indexes`].
+fn unique_of(message: &str) -> Option<Unique> {
+    let (_, after) = message.split_once(" index: ")?;
+    let index = after.split_whitespace().next()?;
+    Some(match index {
+        "users_username_key" => Unique::Username,
+        "users_email" => Unique::Email,
+        "rooms_pair_key" => Unique::PrivatePair,
+        "rooms_number" => Unique::RoomNumber,
+        "messages_client_id" => Unique::ClientId,
+        "users_identity" | "rooms_identity" | "messages_identity" => Unique::Identity,
+        "room_members_user_room" => Unique::Membership,
+        "messages_room_seq" => Unique::Seq,
+        _ => return None,
+    })
+}
+
+fn unique(keys: Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(
+            IndexOptions::builder()
+                .unique(true)
+                .name(name.to_owned())
+                .build(),
+        )
+        .build()
+}
+
+fn plain(keys: Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().name(name.to_owned()).build())
+        .build()
+}
+
+/// A unique index that only covers documents where `field` is a string, so
+/// documents without it never collide (PRIVATE-only `pair_key`, optional `client_id`).
+fn unique_where_string(keys: Document, name: &str, field: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(
+            IndexOptions::builder()
+                .unique(true)
+                .name(name.to_owned())
+                .partial_filter_expression(doc! { field: { "$type": "string" } })
+                .build(),
+        )
+        .build()
+}
+
+/// Maps a driver failure: a duplicate key becomes `Conflict` on its field, a
+/// server that cannot be reached `Unavailable`, the rest `Internal`.
+pub fn db_error(error: mongodb::error::Error) -> Error {
+    // Inside a transaction the server may report a duplicate key as the
+    // failed command rather than as a write error.
+    let duplicate = match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(write)) if write.code == DUPLICATE_KEY => {
+            Some(&write.message)
+        }
+        ErrorKind::Command(command) if command.code == DUPLICATE_KEY => Some(&command.message),
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(errors),
+            ..
+        }) => errors
+            .iter()
+            .find(|write| write.code == DUPLICATE_KEY)
+            .map(|write| &write.message),
+        _ => None,
+    };
+    if let Some(message) = duplicate {
+        return match unique_of(message) {
+            Some(unique) => Error::Conflict(unique),
+            None => Error::internal(error),
+        };
+    }
+    match error.kind.as_ref() {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. } => Error::unavailable("mongodb", error),
+        _ => Error::internal(error),
+    }
+}
+
+impl MongoStore {
+    pub(super) async fn create_indexes(&self) -> anyhow::Result<()> {
+        let indexes: [(&str, Vec<IndexModel>); 4] = [
+            (
+                "users",
+                vec![
+                    unique(doc! { "identity": 1 }, "users_identity"),
+                    unique(doc! { "username_key": 1 }, "users_username_key"),
+                    unique(doc! { "email": 1 }, "users_email"),
+                    plain(doc! { "nickname_key": 1 }, "users_nickname_key"),
+                ],
+            ),
+            (
+                "rooms",
+                vec![
+                    unique(doc! { "identity": 1 }, "rooms_identity"),
+                    unique(doc! { "number": 1 }, "rooms_number"),
+                    unique_where_string(doc! { "pair_key": 1 }, "rooms_pair_key", "pair_key"),
+                ],
+            ),
+            (
+                "room_members",
+                vec![
+                    unique(
+                        doc! { "user_identity": 1, "room_identity": 1 },
+                        "room_members_user_room",
+                    ),
+                    plain(doc! { "room_identity": 1 }, "room_members_room"),
+                ],
+            ),
+            (
+                "messages",
+                vec![
+                    unique(doc! { "identity": 1 }, "messages_identity"),
+                    unique(doc! { "room_identity": 1, "seq": 1 }, "messages_room_seq"),
+                    unique_where_string(
+                        doc! { "room_identity": 1, "sender_identity": 1, "client_id": 1 },
+                        "messages_client_id",
+                        "client_id",
+                    ),
+                ],
+            ),
+        ];
+        for (collection, models) in indexes {
+            self.db
+                .collection::<Document>(collection)
+                .create_indexes(models)
+                .await?;
+        }
+        Ok(())
+    }
+}
