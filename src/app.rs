@@ -8,7 +8,7 @@ use crate::{
     auth::{Tokens, password::Hasher, token::dev_secret},
     broker::{Broker, LocalBroker, RedisBroker},
     config::Config,
-    kv::{self, Kv},
+    kv::{Kv, MemoryKv, RedisKv},
     mail::Mailer,
     metrics::Metrics,
     rate_limit::RateLimiter,
@@ -21,6 +21,9 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub broker: Arc<dyn Broker>,
     pub kv: Arc<dyn Kv>,
+    /// The kv when it is Redis, shared with the other instances; `None`
+    /// when this instance is alone. `/readyz` asks it.
+    pub shared_kv: Option<Arc<dyn Kv>>,
     pub mailer: Mailer,
     pub tokens: Tokens,
     pub hasher: Hasher,
@@ -46,34 +49,38 @@ impl App {
     /// Like [`App::open`], with a store given by the caller (tests count its calls).
     pub async fn open_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         config.validate()?;
-        let broker: Arc<dyn Broker> = match &config.redis_url {
-            Some(url) => Arc::new(
-                RedisBroker::connect(
-                    url,
-                    &config.redis_prefix,
-                    config.store_timeout(),
-                    config.topic_buffer,
-                )
-                .await
-                .context("connecting the broker to Redis")?,
+        // The one place that decides whether instances share Redis.
+        let (broker, kv, shared_kv): (Arc<dyn Broker>, Arc<dyn Kv>, _) = match &config.redis_url {
+            Some(url) => {
+                let (prefix, timeout) = (&config.redis_prefix, config.store_timeout());
+                let broker = RedisBroker::connect(url, prefix, timeout, config.topic_buffer)
+                    .await
+                    .context("connecting the broker to Redis")?;
+                let kv: Arc<dyn Kv> = Arc::new(
+                    RedisKv::connect(url, prefix, timeout)
+                        .await
+                        .context("connecting to Redis")?,
+                );
+                (Arc::new(broker), kv.clone(), Some(kv))
+            }
+            None => (
+                Arc::new(LocalBroker::new(config.topic_buffer)),
+                Arc::new(MemoryKv::default()),
+                None,
             ),
-            None => Arc::new(LocalBroker::new(config.topic_buffer)),
         };
-        let kv = kv::open(&config).await.context("connecting to Redis")?;
         let mailer = Mailer::from_config(&config).context("setting up mail")?;
         let secret = match &config.jwt_secret {
             Some(secret) => secret.as_bytes().to_vec(),
             None => dev_secret(&config.data_dir).context("loading the dev JWT secret")?,
         };
         let tokens = Tokens::new(&secret, Duration::from_secs(config.jwt_ttl_secs));
-        let limiter = match &config.redis_url {
-            Some(_) => RateLimiter::shared(config.rates.clone(), kv.clone()),
-            None => RateLimiter::in_process(config.rates.clone()),
-        };
+        let limiter = RateLimiter::new(&config, shared_kv.clone());
         Ok(Self {
             store,
             broker,
             kv,
+            shared_kv,
             mailer,
             tokens,
             hasher: Hasher::default(),
@@ -87,9 +94,5 @@ impl App {
 
     pub fn code_ttl(&self) -> Duration {
         Duration::from_secs(self.config.code_ttl_secs)
-    }
-
-    pub fn code_resend(&self) -> Duration {
-        Duration::from_secs(self.config.code_resend_secs)
     }
 }

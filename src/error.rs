@@ -5,7 +5,7 @@
 //! GraphQL response is finished (`graphql::errors`). Internal causes are logged
 //! where they are wrapped and never shown to the client.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 /// The language of the messages a client reads, from `Accept-Language`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -207,6 +207,16 @@ impl Error {
         let cause = cause.into();
         tracing::error!(error = format!("{cause:#}"), "internal error");
         Error::Internal(cause)
+    }
+
+    /// `RATE_LIMITED`, to be tried again after `wait` in whole seconds,
+    /// rounded up and at least one (a client told "retry in 0 s" would
+    /// spin); one when the wait is not known.
+    pub fn rate_limited(wait: Option<Duration>) -> Self {
+        let seconds = wait.map_or(1.0, |wait| wait.as_secs_f64().ceil());
+        Error::RateLimited {
+            retry_after: (seconds as u64).max(1),
+        }
     }
 
     /// A backend that is down or too slow; logged, and shown as `INTERNAL`.

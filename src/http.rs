@@ -289,8 +289,8 @@ async fn healthz() -> &'static str {
 /// 200 when the store and (if configured) Redis answer; else 503 naming the failed one.
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     let store = state.app.store.ping().await;
-    let redis = match state.app.config.redis_url {
-        Some(_) => Some(state.app.kv.ping().await),
+    let redis = match &state.app.shared_kv {
+        Some(kv) => Some(kv.ping().await),
         None => None,
     };
     let status = |result: &crate::error::Result<()>| if result.is_ok() { "ok" } else { "down" };

@@ -112,7 +112,7 @@ impl Hasher {
     ) -> Result<T> {
         let _permit = tokio::time::timeout(QUEUE_WAIT, self.permits.acquire())
             .await
-            .map_err(|_| Error::RateLimited { retry_after: 1 })?
+            .map_err(|_| Error::rate_limited(None))?
             .map_err(Error::internal)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs

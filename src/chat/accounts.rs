@@ -1,6 +1,6 @@
 //! Registration by email code, login, and one's own profile.
 
-use std::{net::IpAddr, time::Duration};
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -12,11 +12,8 @@ use crate::{
     auth::Viewer,
     error::{Error, Result, Unique},
     rate_limit::Action,
-    store::{Profile, ProfileUpdate, Sex, UserRecord, now, username_key},
+    store::{Profile, ProfileUpdate, Sex, UserRecord, now},
 };
-
-/// The window in which failed logins are counted.
-const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// What `sendEmailCode` tells the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,15 +64,6 @@ fn tries_key(email: &Email) -> String {
     format!("code:tries:{}", email.as_str())
 }
 
-fn resend_key(email: &Email) -> String {
-    format!("code:resend:{}", email.as_str())
-}
-
-/// Whole seconds until a limit lifts, never zero (a client told "retry in 0 s" would spin).
-fn retry_after(left: Option<std::time::Duration>) -> u64 {
-    left.map_or(1, |d| d.as_secs_f64().ceil() as u64).max(1)
-}
-
 /// Mails a fresh 6-digit code to an address not yet registered, at most once
 /// per resend interval per address, and a bounded number per client.
 #[tracing::instrument(skip_all)]
@@ -85,17 +73,7 @@ pub async fn send_email_code(app: &App, email: &str, client: IpAddr) -> Result<C
     if app.store.user_by_email(email.as_str()).await?.is_some() {
         return Err(Error::Conflict(Unique::Email));
     }
-    let resend = resend_key(&email);
-    if !app
-        .kv
-        .set_if_absent(&resend, "1", app.code_resend())
-        .await?
-    {
-        let left = app.kv.time_to_live(&resend).await?;
-        return Err(Error::RateLimited {
-            retry_after: retry_after(left),
-        });
-    }
+    app.limiter.claim_code_resend(email.as_str()).await?;
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
     app.kv.set(&code_key(&email), &code, app.code_ttl()).await?;
     app.kv.remove(&tries_key(&email)).await?;
@@ -106,7 +84,7 @@ pub async fn send_email_code(app: &App, email: &str, client: IpAddr) -> Result<C
     {
         // Nobody got the code: let the client ask again at once.
         app.kv.remove(&code_key(&email)).await?;
-        app.kv.remove(&resend).await?;
+        app.limiter.release_code_resend(email.as_str()).await?;
         return Err(error);
     }
     Ok(CodeSent {
@@ -246,39 +224,6 @@ pub async fn create_account(app: &App, account: NewAccount) -> Result<Profile> {
     Ok(user)
 }
 
-fn failures_by_username(username: &str) -> String {
-    format!("login:fail:user:{}", username_key(username))
-}
-
-fn failures_by_address(client: IpAddr) -> String {
-    format!("login:fail:addr:{client}")
-}
-
-/// Passes over a kv that does not answer; other failures stay failures.
-fn available<T>(result: Result<T>) -> Result<()> {
-    match result {
-        Ok(_) | Err(Error::Unavailable(_)) => Ok(()),
-        Err(other) => Err(other),
-    }
-}
-
-/// `RATE_LIMITED` while `key` has `limit` failures in its window. A kv that
-/// does not answer locks nobody out: logging in must survive a Redis outage.
-async fn refuse_if_locked(app: &App, key: &str, limit: u32) -> Result<()> {
-    let failures = match app.kv.get(key).await {
-        Ok(failures) => failures.and_then(|n| n.parse::<u64>().ok()),
-        Err(Error::Unavailable(_)) => return Ok(()),
-        Err(other) => return Err(other),
-    };
-    if failures.unwrap_or(0) < u64::from(limit) {
-        return Ok(());
-    }
-    let left = app.kv.time_to_live(key).await?;
-    Err(Error::RateLimited {
-        retry_after: retry_after(left),
-    })
-}
-
 /// Signs in by username (ignoring case) and password. An unknown user and a
 /// wrong password get the same error after the same work. After too many
 /// failures for a username or from a client address, every login of it is
@@ -286,23 +231,16 @@ async fn refuse_if_locked(app: &App, key: &str, limit: u32) -> Result<()> {
 /// stops being useful.
 #[tracing::instrument(skip_all, fields(username = %username))]
 pub async fn login(app: &App, username: &str, password: &str, client: IpAddr) -> Result<Session> {
-    let rates = &app.config.rates;
-    let by_username = failures_by_username(username);
-    let by_address = failures_by_address(client);
-    refuse_if_locked(app, &by_username, rates.login_failures_per_username).await?;
-    refuse_if_locked(app, &by_address, rates.login_failures_per_address).await?;
-
+    app.limiter.check_login(username, client).await?;
     let user = app.store.login_record(username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     match (app.hasher.verify(password.to_owned(), hash).await?, user) {
         (true, Some(user)) => {
-            available(app.kv.remove(&by_username).await)?;
+            app.limiter.login_succeeded(username).await?;
             session(app, user.profile)
         }
         _ => {
-            // Counted here, enforced before the next try.
-            available(app.kv.increment(&by_username, LOGIN_FAILURE_WINDOW).await)?;
-            available(app.kv.increment(&by_address, LOGIN_FAILURE_WINDOW).await)?;
+            app.limiter.login_failed(username, client).await?;
             Err(Error::BadCredentials)
         }
     }

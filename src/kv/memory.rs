@@ -82,15 +82,6 @@ impl Kv for MemoryKv {
         Ok(())
     }
 
-    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool> {
-        let mut state = self.state();
-        if state.live(key).is_some() {
-            return Ok(false);
-        }
-        state.insert(key, value.to_owned(), ttl);
-        Ok(true)
-    }
-
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64> {
         let mut state = self.state();
         if let Some(entry) = state.live(key) {

@@ -1,17 +1,18 @@
-//! Short-lived shared values with a time to live: email codes and their
-//! counters now, rate-limit counters later.
+//! Short-lived values with a time to live: email codes and their tries, and
+//! the rate limiter's counters.
 //!
 //! `memory` is the zero-setup default for one instance; `redis` shares the
-//! values between instances, so a code mailed by one verifies on another.
+//! values between instances, so a code mailed by one verifies on another
+//! and a limit holds across all of them.
 
 mod memory;
 mod redis;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{config::Config, error::Result};
+use crate::error::Result;
 
 pub use self::{memory::MemoryKv, redis::RedisKv};
 
@@ -28,9 +29,6 @@ pub trait Kv: Send + Sync {
     /// Sets `key`, replacing any value and its time to live.
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<()>;
 
-    /// Sets `key` only when it is absent; true when it was set.
-    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool>;
-
     /// Adds one to the counter at `key` and returns the new count. A counter
     /// that did not exist starts at zero and lives for `ttl`; counting again
     /// does not extend it (a fixed window).
@@ -42,14 +40,4 @@ pub trait Kv: Send + Sync {
 
     /// How long `key` has left; `None` when it does not exist.
     async fn time_to_live(&self, key: &str) -> Result<Option<Duration>>;
-}
-
-/// Opens the kv the configuration names: Redis when a URL is given, else in-process.
-pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Kv>> {
-    Ok(match &config.redis_url {
-        Some(url) => {
-            Arc::new(RedisKv::connect(url, &config.redis_prefix, config.store_timeout()).await?)
-        }
-        None => Arc::new(MemoryKv::default()),
-    })
 }

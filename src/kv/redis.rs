@@ -57,18 +57,6 @@ impl Kv for RedisKv {
         self.link.query(&command).await
     }
 
-    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool> {
-        let command = redis::cmd("SET")
-            .arg(self.key(key))
-            .arg(value)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(ttl))
-            .clone();
-        let reply: Option<String> = self.link.query(&command).await?;
-        Ok(reply.is_some())
-    }
-
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64> {
         let key = self.key(key);
         // Create the counter with its expiry only if absent, then count, in one

@@ -277,7 +277,7 @@ impl Session {
         };
         let frame_id = FrameId::new(&id, self.protocol);
         if self.operations.len() >= self.app.config.limits.max_operations_per_socket {
-            let errors = executor.errors(Error::RateLimited { retry_after: 1 });
+            let errors = executor.errors(Error::rate_limited(None));
             return Reply::Frame(text(frame_id.error(&errors)));
         }
         let payloads = match Plan::of(&payload) {

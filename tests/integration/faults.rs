@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Account, Backends, SEND, ServerProcess, TestApp, error_code};
+use crate::helpers::{Account, Backends, LOGIN, SEND, ServerProcess, TestApp, error_code};
 
 async fn send_all(app: &TestApp, sender: &Account, room: &str, range: std::ops::Range<usize>) {
     for n in range {
@@ -73,6 +73,46 @@ async fn subscribers_on_another_instance_get_every_message_across_a_redis_restar
             .await,
         None,
         "nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn with_redis_away_failed_logins_still_lock_a_username_on_each_instance() {
+    let test = "lockout_redis_down";
+    let Some(mut redis) = ServerProcess::redis(test) else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}/", redis.port());
+    let Some(app) = TestApp::spawn_with(Backends::Embedded, test, |c| {
+        c.redis_url = Some(url);
+        c.store_timeout_secs = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let ida = app.register("ida").await;
+    redis.stop();
+
+    for _ in 0..5 {
+        let wrong = app
+            .anonymous(
+                LOGIN,
+                json!({ "username": "ida", "password": "not the password" }),
+            )
+            .await;
+        assert_eq!(error_code(&wrong), "UNAUTHENTICATED", "{wrong}");
+    }
+    let locked = app
+        .anonymous(
+            LOGIN,
+            json!({ "username": "ida", "password": ida.password }),
+        )
+        .await;
+    assert_eq!(
+        error_code(&locked),
+        "RATE_LIMITED",
+        "the limit falls back to this process's counters, closed: {locked}"
     );
 }
 

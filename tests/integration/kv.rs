@@ -17,12 +17,6 @@ async fn a_value_reads_back_until_removed(kv: Arc<dyn Kv>) {
     assert_eq!(kv.get("k").await.unwrap(), None);
 }
 
-async fn set_if_absent_sets_only_once(kv: Arc<dyn Kv>) {
-    assert!(kv.set_if_absent("once", "a", LONG).await.unwrap());
-    assert!(!kv.set_if_absent("once", "b", LONG).await.unwrap());
-    assert_eq!(kv.get("once").await.unwrap().as_deref(), Some("a"));
-}
-
 async fn counters_count_within_a_fixed_window(kv: Arc<dyn Kv>) {
     assert_eq!(kv.increment("n", SHORT).await.unwrap(), 1);
     assert_eq!(kv.increment("n", SHORT).await.unwrap(), 2);
@@ -37,7 +31,6 @@ async fn counters_count_within_a_fixed_window(kv: Arc<dyn Kv>) {
 
 async fn values_expire_after_their_time_to_live(kv: Arc<dyn Kv>) {
     kv.set("short", "v", SHORT).await.unwrap();
-    assert!(kv.set_if_absent("short-nx", "v", SHORT).await.unwrap());
     let left = kv.time_to_live("short").await.unwrap().unwrap();
     assert!(left <= SHORT && left > Duration::ZERO, "{left:?}");
 
@@ -46,7 +39,6 @@ async fn values_expire_after_their_time_to_live(kv: Arc<dyn Kv>) {
     assert_eq!(kv.get("short").await.unwrap(), None);
     assert_eq!(kv.time_to_live("short").await.unwrap(), None);
     assert!(!kv.remove("short").await.unwrap());
-    assert!(kv.set_if_absent("short-nx", "again", LONG).await.unwrap());
 }
 
 async fn concurrent_removers_take_a_value_once(kv: Arc<dyn Kv>) {
@@ -89,7 +81,6 @@ macro_rules! kv_suite {
 
 kv_suite!(
     a_value_reads_back_until_removed,
-    set_if_absent_sets_only_once,
     counters_count_within_a_fixed_window,
     values_expire_after_their_time_to_live,
     concurrent_removers_take_a_value_once,
