@@ -15,7 +15,8 @@ use crate::{
     store::{self, Store},
 };
 
-/// The ports of DESIGN.md (store, broker, kv, mailer) and the settings the rules need.
+/// The ports (store, broker, kv, mailer), the limiter and the settings the
+/// rules need.
 /// Shared by every request and socket behind one `Arc`.
 pub struct App {
     pub store: Arc<dyn Store>,

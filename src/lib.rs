@@ -2,23 +2,33 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: every setting, as flags and `CHATROOM_*` variables.
-//! - [`app`]: the services a request uses (store, kv, mailer, tokens), built from a [`Config`].
-//! - [`chat`]: the rules, as plain functions over [`app::App`].
-//! - [`store`]: durable state behind the [`store::Store`] trait; SQLite (default) or MongoDB.
-//! - [`broker`]: live fan-out of events per topic (rooms, users, lobby); in-process.
-//! - [`kv`]: short-lived values with a TTL (email codes, counters); in-process or Redis.
+//! From the edge inwards; calls go down this list, never up
+//! (docs/architecture.md has the whole map).
+//!
+//! - [`http`]: axum routes: GraphQL over HTTP, the WebSocket upgrade (its
+//!   origin and rate checked), the probes and the web client.
+//! - [`live`]: everything a WebSocket carries: the subprotocols, the socket
+//!   loop, and room and inbox payloads rendered once for all subscribers.
+//! - [`graphql`]: the schema, knowing nothing of transports; resolvers are
+//!   thin and call [`chat`].
+//! - [`chat`]: the rules, as plain functions over [`app::App`], and live
+//!   delivery (`chat::delivery`).
+//! - [`store`]: durable state behind the [`store::Store`] trait; SQLite
+//!   (default) or MongoDB, a folder each.
+//! - [`broker`]: live fan-out of events per topic (rooms, users, lobby);
+//!   in-process, or across instances through Redis.
+//! - [`kv`]: short-lived values with a TTL (email codes, limit counters);
+//!   in-process or Redis.
+//! - [`rate_limit`]: every limit on how often a user or address may act.
 //! - [`mail`]: SMTP or the dev outbox.
-//! - [`rate_limit`]: how often a user or address may act; in-process or shared in Redis.
 //! - [`auth`]: argon2id passwords, JWTs, the viewer.
 //! - [`error`]: the one error enum and API.md's codes.
-//! - [`graphql`]: the schema; resolvers are thin and call [`chat`].
-//! - [`http`]: axum routes serving the schema over HTTP, the WebSocket upgrade, and the probes.
-//! - [`live`]: everything a WebSocket carries: the subprotocols, the socket loop, shared renders.
-//! - [`telemetry`]: request and connection ids in the logs, latencies, `/metrics`.
-//! - [`metrics`]: the counters `/metrics` reports, one registry per [`app::App`].
-//! - [`demo`]: `chatroom demo`'s users and history, seeded into an empty store through [`chat`].
-//! - [`transfer`]: `chatroom export` and `import`, a whole store as JSON lines.
+//! - [`app`]: the services above, built once from a [`Config`]; [`config`]:
+//!   every setting, as flags and `CHATROOM_*` variables.
+//! - [`telemetry`]: request and connection ids in the logs, latencies,
+//!   `/metrics`; [`metrics`]: the counters, one registry per [`app::App`].
+//! - [`demo`]: `chatroom demo`'s users and history, seeded through [`chat`];
+//!   [`transfer`]: `chatroom export` and `import`, a whole store as JSON lines.
 //!
 //! [`Server::build`] is the whole app: `main` and the tests start the same thing.
 

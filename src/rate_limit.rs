@@ -13,7 +13,7 @@
 //! When the shared kv does not answer, every limit falls back to this
 //! process's own counters for a while: a Redis outage must not stop people
 //! chatting (docs/deploy.md), nor lift the limits. One policy, one path
-//! ([`RateLimiter::on_shared`]).
+//! (`RateLimiter::on_shared`).
 
 use std::{
     hash::Hash,

@@ -3,20 +3,20 @@
 //!
 //! # Phases
 //!
-//! 1. [`setup`]: tokens and a room, given by the operator or registered
-//!    through the dev outbox ([`outbox`]) with one new GROUP room.
+//! 1. `setup`: tokens and a room, given by the operator or registered
+//!    through the dev outbox (`outbox`) with one new GROUP room.
 //! 2. One warm-up message before anyone listens, so state a server builds
 //!    per room on first use is not charged to the connections' memory.
-//! 3. [`subscribers`]: C graphql-transport-ws connections on
+//! 3. `subscribers`: C graphql-transport-ws connections on
 //!    `messages(roomIdentity:)`. The protocol does not acknowledge a
 //!    subscribe, so probe messages go out until every connection got one.
-//! 4. [`senders`]: S senders, one request in flight each, open loop at R
+//! 4. `senders`: S senders, one request in flight each, open loop at R
 //!    messages a second or closed loop; first a warm-up whose messages are
 //!    not counted, then the measured seconds.
-//! 5. Drain, then the [`report`]. Each message carries its [`stamp`], so the
+//! 5. Drain, then the [`report`]. Each message carries its `stamp`, so the
 //!    receivers measure latency and notice loss, duplicates and reordering.
 //!
-//! [`process`] reads the server's memory and CPU when it runs on this machine.
+//! `process` reads the server's memory and CPU when it runs on this machine.
 
 mod client;
 mod outbox;

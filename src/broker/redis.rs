@@ -41,10 +41,13 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct RedisBroker {
-    shared: Arc<Shared>,
+    relay: Arc<Relay>,
 }
 
-struct Shared {
+/// What the broker's handle shares with its tasks: it relays events from
+/// Redis to this instance's subscribers (`receive`) and from here to Redis
+/// (`publish`), and keeps the Redis subscriptions in step (`watch`).
+struct Relay {
     local: LocalBroker,
     link: RedisLink,
     prefix: String,
@@ -113,19 +116,19 @@ impl RedisBroker {
 
         // The push handler runs on the connection's reader: it only decodes
         // and hands over, never waits.
-        let shared_slot: Arc<std::sync::OnceLock<std::sync::Weak<Shared>>> = Arc::default();
+        let relay_slot: Arc<std::sync::OnceLock<std::sync::Weak<Relay>>> = Arc::default();
         let on_push = {
-            let slot = shared_slot.clone();
+            let slot = relay_slot.clone();
             move |push: PushInfo| -> Result<(), std::convert::Infallible> {
-                if let Some(shared) = slot.get().and_then(std::sync::Weak::upgrade) {
-                    shared.receive(push);
+                if let Some(relay) = slot.get().and_then(std::sync::Weak::upgrade) {
+                    relay.receive(push);
                 }
                 Ok(())
             }
         };
         let config = ConnectionManagerConfig::new().set_push_sender(on_push);
         let link = RedisLink::connect(client, config, timeout).await?;
-        let shared = Arc::new(Shared {
+        let relay = Arc::new(Relay {
             local: LocalBroker::new(buffer),
             link,
             prefix: prefix.to_owned(),
@@ -135,14 +138,14 @@ impl RedisBroker {
             lost: AtomicBool::new(false),
             wake_health: Arc::new(Notify::new()),
         });
-        let _ = shared_slot.set(Arc::downgrade(&shared));
-        tokio::spawn(publish(Arc::downgrade(&shared), outgoing));
-        tokio::spawn(watch(Arc::downgrade(&shared), shared.wake_health.clone()));
-        Ok(Self { shared })
+        let _ = relay_slot.set(Arc::downgrade(&relay));
+        tokio::spawn(publish(Arc::downgrade(&relay), outgoing));
+        tokio::spawn(watch(Arc::downgrade(&relay), relay.wake_health.clone()));
+        Ok(Self { relay })
     }
 }
 
-impl Shared {
+impl Relay {
     /// A push from Redis: an event of another instance, or the news that the
     /// connection dropped.
     fn receive(&self, push: PushInfo) {
@@ -213,17 +216,17 @@ impl Shared {
 
 /// Sends queued events to Redis, many per round trip when they pile up. It
 /// holds the broker weakly, and ends with it (when the queue's sender goes).
-async fn publish(shared: std::sync::Weak<Shared>, mut outgoing: mpsc::Receiver<(String, Vec<u8>)>) {
+async fn publish(relay: std::sync::Weak<Relay>, mut outgoing: mpsc::Receiver<(String, Vec<u8>)>) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while outgoing.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        let Some(shared) = shared.upgrade() else {
+        let Some(relay) = relay.upgrade() else {
             return;
         };
         let mut pipe = redis::pipe();
         for (channel, payload) in batch.drain(..) {
             pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
         }
-        if shared.link.query_pipeline::<()>(&pipe).await.is_err() {
+        if relay.link.query_pipeline::<()>(&pipe).await.is_err() {
             tracing::debug!("PUBLISH failed; other instances will catch up from the store");
         }
     }
@@ -233,10 +236,10 @@ async fn publish(shared: std::sync::Weak<Shared>, mut outgoing: mpsc::Receiver<(
 /// until Redis answers, then recovers the subscriptions.
 ///
 /// It holds the broker weakly, so it ends when the broker is dropped.
-async fn watch(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
+async fn watch(relay: std::sync::Weak<Relay>, wake: Arc<Notify>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let Some(lost) = shared.upgrade().map(|s| s.lost.load(Ordering::SeqCst)) else {
+        let Some(lost) = relay.upgrade().map(|s| s.lost.load(Ordering::SeqCst)) else {
             return;
         };
         let wait = if lost { backoff } else { HEALTH_INTERVAL };
@@ -244,7 +247,7 @@ async fn watch(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
             () = wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
         }
-        let Some(current) = shared.upgrade() else {
+        let Some(current) = relay.upgrade() else {
             return;
         };
         let alive = current.link.query::<()>(&redis::cmd("PING")).await.is_ok();
@@ -262,15 +265,15 @@ async fn watch(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
 impl Broker for RedisBroker {
     async fn publish(&self, topic: Topic, event: Event) {
         let envelope = Envelope {
-            origin: self.shared.origin,
+            origin: self.relay.origin,
             event,
         };
         match serde_json::to_vec(&envelope) {
             Ok(payload) => {
                 if self
-                    .shared
+                    .relay
                     .queue
-                    .try_send((channel(&self.shared.prefix, topic), payload))
+                    .try_send((channel(&self.relay.prefix, topic), payload))
                     .is_err()
                 {
                     tracing::debug!(
@@ -280,33 +283,33 @@ impl Broker for RedisBroker {
             }
             Err(error) => tracing::error!(%error, "an event did not serialise"),
         }
-        self.shared.local.send(topic, envelope.event);
+        self.relay.local.send(topic, envelope.event);
     }
 
     /// Subscribes locally at once, and in Redis when this is the topic's first
     /// local listener. With Redis away, local events still arrive, and the
     /// Redis subscription is made when it returns.
     async fn subscribe(&self, topic: Topic) -> Result<Subscription> {
-        let mut subscribed = self.shared.subscribed.lock().await;
-        let subscription = self.shared.local.subscribe(topic).await?;
+        let mut subscribed = self.relay.subscribed.lock().await;
+        let subscription = self.relay.local.subscribe(topic).await?;
         if subscribed.insert(topic) {
             let command = redis::cmd("SUBSCRIBE")
-                .arg(channel(&self.shared.prefix, topic))
+                .arg(channel(&self.relay.prefix, topic))
                 .clone();
-            if self.shared.link.query::<()>(&command).await.is_err() {
+            if self.relay.link.query::<()>(&command).await.is_err() {
                 tracing::warn!("SUBSCRIBE failed; retried when Redis answers");
-                self.shared.lost.store(true, Ordering::SeqCst);
-                self.shared.wake_health.notify_one();
+                self.relay.lost.store(true, Ordering::SeqCst);
+                self.relay.wake_health.notify_one();
             }
         }
         drop(subscribed);
-        let shared = Arc::downgrade(&self.shared);
+        let relay = Arc::downgrade(&self.relay);
         Ok(subscription.also_on_release(move || {
             // Outside a runtime (the process is ending) there is nothing to release.
-            if let (Some(shared), Ok(runtime)) =
-                (shared.upgrade(), tokio::runtime::Handle::try_current())
+            if let (Some(relay), Ok(runtime)) =
+                (relay.upgrade(), tokio::runtime::Handle::try_current())
             {
-                runtime.spawn(async move { shared.release(topic).await });
+                runtime.spawn(async move { relay.release(topic).await });
             }
         }))
     }

@@ -11,7 +11,7 @@
 //!
 //! Concurrent senders publish in whatever order their requests finish, so
 //! seq 7 often arrives just before seq 6. A follower holds such early
-//! events for a moment ([`REORDER_WAIT`]) for the missing one to arrive,
+//! events for a moment (`REORDER_WAIT`) for the missing one to arrive,
 //! rather than have every subscriber of the room read the store at once;
 //! only a gap that is still open after that is read from the store.
 

@@ -65,7 +65,7 @@ pub struct Schemas {
     /// Runs every request.
     pub serving: ChatSchema,
     /// Checks a shared subscription's document and variables once, when it
-    /// starts ([`rendering`]), by the rules `serving` applies.
+    /// starts ([`RenderingSchema`]), by the rules `serving` applies.
     pub checking: RenderingSchema,
     /// Renders each message for a shared subscription that `checking`
     /// passed: it checks only the depth and complexity limits again, and not

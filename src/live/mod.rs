@@ -3,10 +3,10 @@
 //! subscribers.
 //!
 //! - [`protocol`]: the subprotocols as frames, ids and close codes.
-//! - [`socket`]: one socket's loop, from the upgrade `http` hands over to
+//! - `socket`: one socket's loop, from the upgrade `http` hands over to
 //!   the close.
-//! - [`plan`]: which subscriptions are served from shared renders.
-//! - [`render`]: running a socket's operations, shared renders and all.
+//! - `plan`: which subscriptions are served from shared renders.
+//! - `render`: running a socket's operations, shared renders and all.
 //!
 //! Calls go one way: `http` → `live` → `graphql` and `chat`. Nothing below
 //! (`chat`, `broker`, `store`) knows of sockets; what `live` keeps with an

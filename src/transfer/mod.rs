@@ -1,7 +1,7 @@
 //! `chatroom export` and `chatroom import`: a whole store as one stream of
 //! JSON lines, to back it up, seed a deployment or move between stores.
 //!
-//! The format is in [`format`] and, for people, in docs/export.md. Both
+//! The format is in [`format`](mod@format) and, for people, in docs/export.md. Both
 //! operations work through the [`Store`] trait only, so any store exports to
 //! any other: the file is the same whichever wrote it.
 
