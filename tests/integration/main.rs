@@ -10,6 +10,7 @@ mod faults;
 mod hardening;
 mod instances;
 mod kv;
+mod layers;
 mod loadtest;
 mod messages;
 mod metrics;
