@@ -30,9 +30,7 @@ async fn demo_token(app: &TestApp, username: &str) -> String {
 }
 
 async fn every_demo_user_logs_in_with_the_demo_password(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "demo_login").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "demo_login").await;
 
     let seeding = demo::seed(&app.app).await.expect("seeding succeeds");
 
@@ -52,9 +50,7 @@ async fn every_demo_user_logs_in_with_the_demo_password(backends: Backends) {
 async fn a_demo_user_finds_the_group_and_private_rooms_with_history_and_unread_messages(
     backends: Backends,
 ) {
-    let Some(app) = TestApp::spawn(backends, "demo_rooms").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "demo_rooms").await;
     demo::seed(&app.app).await.expect("seeding succeeds");
     let token = demo_token(&app, demo::FIRST_LOGIN).await;
 
@@ -106,9 +102,7 @@ async fn a_demo_user_finds_the_group_and_private_rooms_with_history_and_unread_m
 }
 
 async fn seeding_a_store_that_holds_users_changes_nothing(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "demo_not_empty").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "demo_not_empty").await;
     let zoe = app.register("zoe").await;
 
     let seeding = demo::seed(&app.app).await.expect("seeding answers");
@@ -133,9 +127,7 @@ async fn seeding_a_store_that_holds_users_changes_nothing(backends: Backends) {
 }
 
 async fn seeding_twice_leaves_the_first_demo_as_it_was(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "demo_twice").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "demo_twice").await;
     demo::seed(&app.app).await.expect("seeding succeeds");
     let token = demo_token(&app, demo::FIRST_LOGIN).await;
     let before = app.request(Some(&token), &[], ROOMS, json!({})).await;

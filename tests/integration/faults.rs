@@ -17,21 +17,17 @@ async fn send_all(app: &TestApp, sender: &Account, room: &str, range: std::ops::
     }
 }
 
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn subscribers_on_another_instance_get_every_message_across_a_redis_restart() {
     let test = "redis_restart";
-    let Some(mut redis) = ServerProcess::redis(test) else {
-        return;
-    };
+    let mut redis = ServerProcess::redis();
     let url = format!("redis://127.0.0.1:{}/", redis.port());
-    let Some(a) = TestApp::spawn_with(Backends::MongoRedis, test, |c| {
+    let a = TestApp::spawn_with(Backends::MongoRedis, test, |c| {
         c.redis_url = Some(url);
         c.store_timeout_secs = 2;
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let b = a.sibling().await;
     let (pia, quy) = (a.register("pia").await, a.register("quy").await);
     let room = a.befriend(&pia, &quy).await;
@@ -76,21 +72,17 @@ async fn subscribers_on_another_instance_get_every_message_across_a_redis_restar
     );
 }
 
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn with_redis_away_failed_logins_still_lock_a_username_on_each_instance() {
     let test = "lockout_redis_down";
-    let Some(mut redis) = ServerProcess::redis(test) else {
-        return;
-    };
+    let mut redis = ServerProcess::redis();
     let url = format!("redis://127.0.0.1:{}/", redis.port());
-    let Some(app) = TestApp::spawn_with(Backends::Embedded, test, |c| {
+    let app = TestApp::spawn_with(Backends::Embedded, test, |c| {
         c.redis_url = Some(url);
         c.store_timeout_secs = 1;
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let ida = app.register("ida").await;
     redis.stop();
 
@@ -116,25 +108,21 @@ async fn with_redis_away_failed_logins_still_lock_a_username_on_each_instance() 
     );
 }
 
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn a_stopped_mongodb_gives_bounded_errors_publishes_nothing_and_recovers() {
     let test = "mongo_down";
-    let Some(mut mongo) = ServerProcess::secantus(test) else {
-        return;
-    };
+    let mut mongo = ServerProcess::secantus();
     let uri = format!(
         "mongodb://127.0.0.1:{}/?directConnection=true",
         mongo.port()
     );
     let timeout = Duration::from_secs(2);
-    let Some(app) = TestApp::spawn_with(Backends::Embedded, test, |c| {
+    let app = TestApp::spawn_with(Backends::Embedded, test, |c| {
         c.mongodb_uri = Some(uri);
         c.store_timeout_secs = timeout.as_secs();
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let (ray, sue) = (app.register("ray").await, app.register("sue").await);
     let room = app.befriend(&ray, &sue).await;
     let mut socket = app.watch_room(&sue, &room, &app, &ray).await;

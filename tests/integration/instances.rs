@@ -4,20 +4,19 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::helpers::{Backends, MESSAGE_FIELDS, SEND, TestApp};
+use crate::helpers::{Backends, MESSAGE_FIELDS, Probe, TestApp};
 
-/// Two instances of the production pair; `None` without the services (outside CI).
-async fn two_instances(test: &str) -> Option<(TestApp, TestApp)> {
-    let a = TestApp::spawn(Backends::MongoRedis, test).await?;
+/// Two instances of the production pair.
+async fn two_instances(test: &str) -> (TestApp, TestApp) {
+    let a = TestApp::spawn(Backends::MongoRedis, test).await;
     let b = a.sibling().await;
-    Some((a, b))
+    (a, b)
 }
 
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn a_subscriber_on_one_instance_gets_messages_sent_through_both_once_and_in_order() {
-    let Some((a, b)) = two_instances("cross_messages").await else {
-        return;
-    };
+    let (a, b) = two_instances("cross_messages").await;
     let mut members = Vec::new();
     for i in 0..4 {
         members.push(a.register(&format!("xin{i}")).await);
@@ -74,29 +73,20 @@ async fn a_subscriber_on_one_instance_gets_messages_sent_through_both_once_and_i
     assert_eq!(cursors, stored, "delivered in the order of the store");
 }
 
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn inbox_and_lobby_cross_instances() {
-    let Some((a, b)) = two_instances("cross_inbox").await else {
-        return;
-    };
+    let (a, b) = two_instances("cross_inbox").await;
     let (kim, lee) = (a.register("kim").await, a.register("lee").await);
     let room = a.befriend(&kim, &lee).await;
 
     let mut inbox = b.connect(&lee).await;
-    inbox
-        .subscribe(
-            "inbox",
-            &format!("subscription {{ inbox {{ {MESSAGE_FIELDS} }} }}"),
-            json!({}),
-        )
-        .await;
-    a.until_live(
+    a.subscribe_ok(
         &mut inbox,
-        "inbox",
-        "inbox",
-        &kim,
-        SEND,
-        json!({ "room": room }),
+        ("inbox", "inbox"),
+        &format!("subscription {{ inbox {{ {MESSAGE_FIELDS} }} }}"),
+        json!({}),
+        &Probe::message(&kim, &room),
     )
     .await;
     a.send(&kim, &room, "through a").await;
@@ -119,13 +109,16 @@ async fn inbox_and_lobby_cross_instances() {
     );
 
     let mut lobby = b.connect(&lee).await;
-    lobby
-        .subscribe("lobby", "subscription { lobby { content } }", json!({}))
-        .await;
-    let shout = "mutation($content: String!) { sendLobbyMessage(content: $content) { content } }";
-    a.until_live(&mut lobby, "lobby", "lobby", &kim, shout, json!({}))
-        .await;
-    a.as_user(&kim, shout, json!({ "content": "hello b" }))
+    let shout = Probe::lobby(&kim);
+    a.subscribe_ok(
+        &mut lobby,
+        ("lobby", "lobby"),
+        "subscription { lobby { content } }",
+        json!({}),
+        &shout,
+    )
+    .await;
+    a.as_user(&kim, shout.mutation, json!({ "content": "hello b" }))
         .await;
     assert_eq!(
         lobby.next_message("lobby", "lobby").await["content"],
@@ -133,11 +126,10 @@ async fn inbox_and_lobby_cross_instances() {
     );
 }
 
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn a_code_mailed_through_one_instance_registers_on_the_other() {
-    let Some((a, b)) = two_instances("cross_code").await else {
-        return;
-    };
+    let (a, b) = two_instances("cross_code").await;
     a.send_email_code("mia@example.com").await;
     let again = b.send_email_code("mia@example.com").await;
     assert_eq!(
@@ -164,11 +156,10 @@ async fn a_code_mailed_through_one_instance_registers_on_the_other() {
     );
 }
 
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn removing_a_friend_on_one_instance_ends_the_subscription_on_the_other() {
-    let Some((a, b)) = two_instances("cross_unfriend").await else {
-        return;
-    };
+    let (a, b) = two_instances("cross_unfriend").await;
     let (ned, ola) = (a.register("ned").await, a.register("ola").await);
     let room = a.befriend(&ned, &ola).await;
     let mut socket = b.watch_room(&ola, &room, &a, &ned).await;

@@ -38,9 +38,7 @@ fn assert_every_message_reached_every_subscriber_once_in_order(report: &Report) 
 
 #[tokio::test]
 async fn loadtest_registers_users_through_the_outbox_and_counts_every_delivery() {
-    let app = TestApp::spawn(Backends::Embedded, "loadtest_registers")
-        .await
-        .expect("the embedded backends need no service");
+    let app = TestApp::spawn(Backends::Embedded, "loadtest_registers").await;
     let url = app.url("/graphql");
     let outbox = app.outbox.display().to_string();
 
@@ -60,9 +58,7 @@ async fn loadtest_registers_users_through_the_outbox_and_counts_every_delivery()
 
 #[tokio::test]
 async fn loadtest_with_given_tokens_and_room_sends_at_the_asked_rate() {
-    let app = TestApp::spawn(Backends::Embedded, "loadtest_given_tokens")
-        .await
-        .expect("the embedded backends need no service");
+    let app = TestApp::spawn(Backends::Embedded, "loadtest_given_tokens").await;
     let ann = app.register("ann").await;
     let bob = app.register("bob").await;
     let room = app.group(&ann, "Load", &[&bob]).await;

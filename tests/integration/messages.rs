@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::{
     accounts::api_suite,
-    helpers::{Account, Backends, MESSAGE_FIELDS, SEND, TestApp, error_code, error_field},
+    helpers::{Account, Backends, MESSAGE_FIELDS, Probe, SEND, TestApp, error_code, error_field},
 };
 
 const HISTORY: &str = "query($r: ID!, $first: Int, $after: String, $last: Int, $before: String) {
@@ -48,9 +48,7 @@ async fn room_with_history(app: &TestApp, count: usize) -> (Account, Account, St
 }
 
 async fn history_pages_backwards_and_forwards_without_gaps_or_overlap(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "paging").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "paging").await;
     let (_, reader, room) = room_with_history(&app, 120).await;
     let expected: Vec<String> = (0..120).map(|i| format!("m{i}")).collect();
 
@@ -124,9 +122,7 @@ async fn history_pages_backwards_and_forwards_without_gaps_or_overlap(backends: 
 }
 
 async fn bad_messages_and_page_arguments_are_named(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "message_input").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "message_input").await;
     let (a, _, room) = room_with_history(&app, 1).await;
     let long = "x".repeat(4001);
     let long_id = "c".repeat(65);
@@ -169,9 +165,7 @@ async fn bad_messages_and_page_arguments_are_named(backends: Backends) {
 }
 
 async fn a_retried_client_id_returns_the_first_message(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "client_id").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "client_id").await;
     let (a, _, room) = room_with_history(&app, 0).await;
     let retry = json!({ "room": room, "content": "once", "clientId": "c-1" });
 
@@ -253,9 +247,7 @@ fn seqs_of(history: &Value) -> Vec<String> {
 async fn three_subscribers_each_get_every_message_once_in_order_while_four_senders_race(
     backends: Backends,
 ) {
-    let Some(app) = TestApp::spawn(backends, "fan_out").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "fan_out").await;
     let mut members = Vec::new();
     for i in 0..7 {
         members.push(app.register(&format!("fan{i}")).await);
@@ -265,21 +257,17 @@ async fn three_subscribers_each_get_every_message_once_in_order_while_four_sende
     let mut sockets = Vec::new();
     for listener in &members[4..7] {
         let mut socket = app.connect(listener).await;
-        socket
-            .subscribe("room", &room_subscription(false), json!({ "r": room }))
-            .await;
-        sockets.push(socket);
-    }
-    for socket in &mut sockets {
-        app.until_live(
-            socket,
-            "room",
-            "messages",
-            &members[0],
-            SEND,
-            json!({ "room": room }),
+        let probe = Probe::message(&members[0], &room);
+        let subscription = room_subscription(false);
+        app.subscribe_ok(
+            &mut socket,
+            ("room", "messages"),
+            &subscription,
+            json!({ "r": room }),
+            &probe,
         )
         .await;
+        sockets.push(socket);
     }
 
     let senders = (0..4).map(|s| {
@@ -313,9 +301,7 @@ async fn three_subscribers_each_get_every_message_once_in_order_while_four_sende
 async fn a_subscription_after_a_cursor_replays_then_continues_without_gap_or_duplicate(
     backends: Backends,
 ) {
-    let Some(app) = TestApp::spawn(backends, "replay").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "replay").await;
     let (a, b, room) = room_with_history(&app, 30).await;
     let page = app
         .as_user(&b, HISTORY, json!({ "r": room, "first": 10 }))
@@ -347,9 +333,7 @@ async fn a_subscriber_that_reads_nothing_for_a_while_still_gets_everything_in_or
     backends: Backends,
 ) {
     // A topic buffer of 4 makes the pause overflow it, so the catch-up path runs.
-    let Some(app) = TestApp::spawn_with(backends, "slow", |c| c.topic_buffer = 4).await else {
-        return;
-    };
+    let app = TestApp::spawn_with(backends, "slow", |c| c.topic_buffer = 4).await;
     let (a, b, room) = room_with_history(&app, 0).await;
     let viewer = chatroom::auth::Viewer {
         identity: uuid::Uuid::parse_str(&b.identity).unwrap(),
@@ -379,9 +363,7 @@ async fn a_subscriber_that_reads_nothing_for_a_while_still_gets_everything_in_or
 async fn the_inbox_follows_every_room_including_ones_joined_later_and_none_left(
     backends: Backends,
 ) {
-    let Some(app) = TestApp::spawn(backends, "inbox").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "inbox").await;
     let (zoe, abe, bea) = (
         app.register("zoe").await,
         app.register("abe").await,
@@ -393,14 +375,12 @@ async fn the_inbox_follows_every_room_including_ones_joined_later_and_none_left(
 
     let mut socket = app.connect(&zoe).await;
     let inbox = format!("subscription {{ inbox {{ {MESSAGE_FIELDS} }} }}");
-    socket.subscribe("inbox", &inbox, json!({})).await;
-    app.until_live(
+    app.subscribe_ok(
         &mut socket,
-        "inbox",
-        "inbox",
-        &abe,
-        SEND,
-        json!({ "room": private }),
+        ("inbox", "inbox"),
+        &inbox,
+        json!({}),
+        &Probe::message(&abe, &private),
     )
     .await;
 
@@ -432,24 +412,19 @@ async fn the_inbox_follows_every_room_including_ones_joined_later_and_none_left(
 }
 
 async fn the_lobby_reaches_every_subscriber_live(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "lobby").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "lobby").await;
     let (cy, di) = (app.register("cyd").await, app.register("dia").await);
     let lobby = "subscription { lobby { content sender { username } createdAt } }";
     let mut sockets = Vec::new();
+    let probe = Probe::lobby(&cy);
     for account in [&cy, &di] {
         let mut socket = app.connect(account).await;
-        socket.subscribe("lobby", lobby, json!({})).await;
+        app.subscribe_ok(&mut socket, ("lobby", "lobby"), lobby, json!({}), &probe)
+            .await;
         sockets.push(socket);
     }
-    let send = "mutation($content: String!) { sendLobbyMessage(content: $content) { content } }";
-    for socket in &mut sockets {
-        app.until_live(socket, "lobby", "lobby", &cy, send, json!({}))
-            .await;
-    }
     let sent = app
-        .as_user(&cy, send, json!({ "content": "hello all" }))
+        .as_user(&cy, probe.mutation, json!({ "content": "hello all" }))
         .await;
     assert_eq!(sent["data"]["sendLobbyMessage"]["content"], "hello all");
     for socket in &mut sockets {

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::{
     accounts::api_suite,
-    helpers::{Backends, MESSAGE_FIELDS, SEND, TestApp, error_code},
+    helpers::{Backends, MESSAGE_FIELDS, Probe, SEND, TestApp, error_code},
 };
 
 const STORED: &str = "chatroom_messages_stored_total";
@@ -87,9 +87,7 @@ async fn eventually(app: &TestApp, series: &str, expected: f64) {
 }
 
 async fn metrics_start_at_zero_and_follow_connections_and_subscriptions(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "metrics_live").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "metrics_live").await;
     let fresh = Scrape::of(&app).await;
     for series in [STORED, DELIVERED, SUBSCRIBED, CONNECTIONS, OPENED] {
         assert_eq!(fresh.reported(series), 0.0, "{series}");
@@ -98,16 +96,12 @@ async fn metrics_start_at_zero_and_follow_connections_and_subscriptions(backends
     let room = app.befriend(&ann, &bob).await;
 
     let mut socket = app.connect(&ann).await;
-    socket
-        .subscribe("1", &room_subscription(false), json!({ "r": room }))
-        .await;
-    app.until_live(
+    app.subscribe_ok(
         &mut socket,
-        "1",
-        "messages",
-        &bob,
-        SEND,
-        json!({ "room": room }),
+        ("1", "messages"),
+        &room_subscription(false),
+        json!({ "r": room }),
+        &Probe::message(&bob, &room),
     )
     .await;
     let live = Scrape::of(&app).await;
@@ -123,22 +117,16 @@ async fn metrics_start_at_zero_and_follow_connections_and_subscriptions(backends
 }
 
 async fn sending_and_delivering_move_the_counters_and_retries_store_nothing(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "metrics_traffic").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "metrics_traffic").await;
     let (cat, dan) = (app.register("cat").await, app.register("dan").await);
     let room = app.befriend(&cat, &dan).await;
     let mut socket = app.connect(&cat).await;
-    socket
-        .subscribe("1", &room_subscription(false), json!({ "r": room }))
-        .await;
-    app.until_live(
+    app.subscribe_ok(
         &mut socket,
-        "1",
-        "messages",
-        &dan,
-        SEND,
-        json!({ "room": room }),
+        ("1", "messages"),
+        &room_subscription(false),
+        json!({ "r": room }),
+        &Probe::message(&dan, &room),
     )
     .await;
     let before = Scrape::of(&app).await;
@@ -178,9 +166,7 @@ async fn sending_and_delivering_move_the_counters_and_retries_store_nothing(back
 async fn a_replay_after_a_cursor_counts_as_a_gap_fill_and_socket_errors_count_by_code(
     backends: Backends,
 ) {
-    let Some(app) = TestApp::spawn(backends, "metrics_replay").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "metrics_replay").await;
     let (eve, fay) = (app.register("eve").await, app.register("fay").await);
     let room = app.befriend(&eve, &fay).await;
     let first = app.send(&fay, &room, "m0").await;

@@ -27,9 +27,7 @@ fn usernames(users: &Value) -> Vec<&str> {
 }
 
 async fn a_group_has_its_creator_and_members_and_unknown_names_create_nothing(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "groups").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "groups").await;
     let (hal, ivy, jon) = (
         app.register("hal").await,
         app.register("ivy").await,
@@ -64,9 +62,7 @@ async fn a_group_has_its_creator_and_members_and_unknown_names_create_nothing(ba
 }
 
 async fn any_member_adds_members_and_private_rooms_take_none(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "add_members").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "add_members").await;
     let (kai, lou, max) = (
         app.register("kai").await,
         app.register("lou").await,
@@ -100,9 +96,7 @@ async fn any_member_adds_members_and_private_rooms_take_none(backends: Backends)
 }
 
 async fn the_last_member_leaving_deletes_the_group_and_its_history(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "leave").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "leave").await;
     let (ned, oli) = (app.register("ned").await, app.register("oli").await);
     let room = app.group(&ned, "pair", &[&oli]).await;
     app.send(&ned, &room, "bye soon").await;
@@ -142,9 +136,7 @@ async fn the_last_member_leaving_deletes_the_group_and_its_history(backends: Bac
 }
 
 async fn unread_counts_follow_others_messages_and_mark_room_read(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "unread").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "unread").await;
     let (pam, quinn, rex) = (
         app.register("pam").await,
         app.register("quinn").await,
@@ -189,9 +181,7 @@ async fn unread_counts_follow_others_messages_and_mark_room_read(backends: Backe
 }
 
 async fn rooms_come_most_recently_active_first(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "room_order").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "room_order").await;
     let (sam, tia) = (app.register("sam").await, app.register("tia").await);
     let first = app.group(&sam, "first", &[&tia]).await;
     app.group(&sam, "second", &[]).await;
@@ -208,9 +198,7 @@ async fn rooms_come_most_recently_active_first(backends: Backends) {
 }
 
 async fn outsiders_are_forbidden_everywhere_and_unknown_rooms_not_found(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "outsiders").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "outsiders").await;
     let (uma, vic, wes) = (
         app.register("uma").await,
         app.register("vic").await,
@@ -337,10 +325,7 @@ async fn listing_200_rooms_with_every_field_costs_a_bounded_number_of_store_call
         inner,
         calls: calls.clone(),
     });
-    let Some(app) = TestApp::spawn_on(Backends::Embedded, "n_plus_one", |_| {}, Some(store)).await
-    else {
-        return;
-    };
+    let app = TestApp::spawn_on(Backends::Embedded, "n_plus_one", |_| {}, Some(store)).await;
     let (xia, yan) = (app.register("xia").await, app.register("yan").await);
     for i in 0..200 {
         let room = app.group(&xia, &format!("room {i}"), &[&yan]).await;

@@ -29,9 +29,7 @@ async fn until(socket: &mut Socket, content: &str) -> Value {
 }
 
 async fn six_subscribers_of_a_room_share_one_render_per_message(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "shared_renders").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "shared_renders").await;
     let (ann, bob, cat) = (
         app.register("ann").await,
         app.register("bob").await,
@@ -61,9 +59,7 @@ async fn six_subscribers_of_a_room_share_one_render_per_message(backends: Backen
 }
 
 async fn only_the_sender_sees_their_email_when_renders_are_shared(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "shared_email").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "shared_email").await;
     let (ann, bob) = (app.register("ann").await, app.register("bob").await);
     let room = app.befriend(&ann, &bob).await;
     let mut anns = app
@@ -95,9 +91,7 @@ async fn only_the_sender_sees_their_email_when_renders_are_shared(backends: Back
 async fn a_shared_subscription_answers_bad_documents_and_strangers_as_the_schema_does(
     backends: Backends,
 ) {
-    let Some(app) = TestApp::spawn(backends, "shared_errors").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "shared_errors").await;
     let (ann, bob, eve) = (
         app.register("ann").await,
         app.register("bob").await,

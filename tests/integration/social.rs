@@ -12,9 +12,7 @@ const PROFILE: &str = "query($u: String!) {
 }";
 
 async fn a_profile_shows_public_fields_and_friendship(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "profiles").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "profiles").await;
     let (ann, bob) = (app.register("ann").await, app.register("bob").await);
 
     let before = app.as_user(&ann, PROFILE, json!({ "u": "BOB" })).await;
@@ -37,9 +35,7 @@ async fn a_profile_shows_public_fields_and_friendship(backends: Backends) {
 }
 
 async fn search_finds_username_and_nickname_prefixes_without_the_viewer(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "search").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "search").await;
     let alice = app.register("alice").await;
     for name in ["Alfred", "al_x", "bob", "alvin"] {
         app.register(name).await;
@@ -82,9 +78,7 @@ async fn search_finds_username_and_nickname_prefixes_without_the_viewer(backends
 }
 
 async fn both_sides_adding_each_other_at_once_get_one_room(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "friend_race").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "friend_race").await;
     let (cat, dan) = (app.register("cat").await, app.register("dan").await);
 
     let calls = (0..10).map(|i| {
@@ -107,9 +101,7 @@ async fn both_sides_adding_each_other_at_once_get_one_room(backends: Backends) {
 }
 
 async fn adding_oneself_or_an_unknown_user_is_an_error(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "friend_errors").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "friend_errors").await;
     let eve = app.register("eve").await;
     let add = "mutation($u: String!) { addFriend(username: $u) { identity } }";
 
@@ -122,9 +114,7 @@ async fn adding_oneself_or_an_unknown_user_is_an_error(backends: Backends) {
 }
 
 async fn removing_a_friend_deletes_the_room_and_ends_live_subscriptions(backends: Backends) {
-    let Some(app) = TestApp::spawn(backends, "unfriend").await else {
-        return;
-    };
+    let app = TestApp::spawn(backends, "unfriend").await;
     let (fay, gil) = (app.register("fay").await, app.register("gil").await);
     let room = app.befriend(&fay, &gil).await;
     app.send(&fay, &room, "hello").await;

@@ -7,13 +7,11 @@ use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValu
 use tracing::subscriber::Interest;
 use tracing_subscriber::{Layer, filter::DynFilterFn, layer::SubscriberExt};
 
-use crate::helpers::{Backends, LOGIN, MESSAGE_FIELDS, SEND, TestApp};
+use crate::helpers::{Backends, LOGIN, MESSAGE_FIELDS, Probe, TestApp};
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_of_its_own() {
-    let Some(app) = TestApp::spawn(Backends::Embedded, "request_ids").await else {
-        return;
-    };
+    let app = TestApp::spawn(Backends::Embedded, "request_ids").await;
     let huge = json!({ "query": format!("{{ __typename }} # {}", "x".repeat(70 * 1024)) });
     let requests = [
         app.http.get(app.url("/healthz")),
@@ -140,9 +138,7 @@ impl Drop for LogCapture {
 #[tokio::test]
 async fn every_log_line_names_its_request_or_connection_and_none_holds_a_secret() {
     let logs = LogCapture::start();
-    let Some(app) = TestApp::spawn(Backends::Embedded, "logs").await else {
-        return;
-    };
+    let app = TestApp::spawn(Backends::Embedded, "logs").await;
 
     let (gus, hal) = (app.register("gus").await, app.register("hal").await);
     let codes = [app.read_code(&gus.email), app.read_code(&hal.email)];
@@ -168,16 +164,12 @@ async fn every_log_line_names_its_request_or_connection_and_none_holds_a_secret(
     let mut socket = app.connect(&gus).await;
     let subscription =
         format!("subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}");
-    socket
-        .subscribe("1", &subscription, json!({ "r": room }))
-        .await;
-    app.until_live(
+    app.subscribe_ok(
         &mut socket,
-        "1",
-        "messages",
-        &hal,
-        SEND,
-        json!({ "room": room }),
+        ("1", "messages"),
+        &subscription,
+        json!({ "r": room }),
+        &Probe::message(&hal, &room),
     )
     .await;
     drop(socket);

@@ -13,15 +13,12 @@ fn assets_of(page: &str) -> Vec<String> {
         .collect()
 }
 
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn the_chat_client_and_graphiql_are_served_from_this_origin() {
     let test = "web_pages";
-    if built_web_client(test).is_none() {
-        return;
-    }
-    let Some(app) = TestApp::spawn(Backends::Embedded, test).await else {
-        return;
-    };
+    built_web_client();
+    let app = TestApp::spawn(Backends::Embedded, test).await;
     for (path, root) in [("/", "id=\"root\""), ("/graphiql", "id=\"graphiql\"")] {
         let page = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::OK, "{path}");
@@ -48,15 +45,12 @@ async fn the_chat_client_and_graphiql_are_served_from_this_origin() {
     }
 }
 
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn an_unchanged_file_is_not_sent_again_and_a_large_one_is_compressed() {
     let test = "web_caching";
-    if built_web_client(test).is_none() {
-        return;
-    }
-    let Some(app) = TestApp::spawn(Backends::Embedded, test).await else {
-        return;
-    };
+    built_web_client();
+    let app = TestApp::spawn(Backends::Embedded, test).await;
     let page = app.http.get(app.url("/")).send().await.unwrap();
     let etag = page.headers()[header::ETAG].clone();
     let again = app
@@ -89,9 +83,7 @@ async fn an_unchanged_file_is_not_sent_again_and_a_large_one_is_compressed() {
 
 #[tokio::test]
 async fn a_missing_asset_is_not_found() {
-    let Some(app) = TestApp::spawn(Backends::Embedded, "web_missing").await else {
-        return;
-    };
+    let app = TestApp::spawn(Backends::Embedded, "web_missing").await;
     let answer = app
         .http
         .get(app.url("/assets/no-such-file.js"))
