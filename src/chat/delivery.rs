@@ -270,3 +270,156 @@ pub async fn lobby(app: &App) -> Result<BoxStream<'static, Arc<LobbyEvent>>> {
     }
     .boxed())
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::{
+        chat::rooms,
+        config::Config,
+        store::{NewMessage, Profile, RoomType, Sex, UserRecord, now},
+    };
+
+    /// A follower of a room, live: it has read what the store held and
+    /// waits for the broker. With the app, the member it follows for, the
+    /// room, and the dir that must outlive the app.
+    struct Live {
+        app: Arc<App>,
+        member: Profile,
+        room: Uuid,
+        messages: Messages,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Live {
+        async fn follower() -> Self {
+            let dir = tempfile::tempdir().expect("a temporary data dir");
+            let config = Config {
+                data_dir: dir.path().to_owned(),
+                jwt_secret: Some("reorder-window-test-secret-32-bytes!".into()),
+                ..Config::default()
+            };
+            let app = Arc::new(App::open(config).await.expect("the app opens"));
+            let at = now();
+            let member = Profile {
+                identity: Uuid::new_v4(),
+                username: "ann".into(),
+                nickname: "ann".into(),
+                sex: Sex::Unknown,
+                email: "ann@example.com".into(),
+                avatar: None,
+                created_at: at,
+                updated_at: at,
+            };
+            let record = UserRecord {
+                profile: member.clone(),
+                password_hash: String::new(),
+            };
+            app.store.create_user(&record).await.expect("a user");
+            let room = rooms::new_room(
+                member.identity,
+                RoomType::Group,
+                "tea".into(),
+                String::new(),
+                None,
+            );
+            let room = rooms::create_room(&app, room, &[member.identity])
+                .await
+                .expect("a room")
+                .identity;
+            let viewer = Viewer {
+                identity: member.identity,
+                username: member.username.clone(),
+            };
+            let messages = room_messages(app.clone(), &viewer, &room.to_string(), None)
+                .await
+                .expect("subscribed");
+            let mut live = Self {
+                app,
+                member,
+                room,
+                messages,
+                _dir: dir,
+            };
+            let first = live.stored("first").await;
+            live.publish(first).await;
+            assert_eq!(live.next(1).await, ["first"]);
+            live
+        }
+
+        /// Stores a message without announcing it; its event, to publish or not.
+        async fn stored(&self, content: &str) -> Event {
+            let new = NewMessage {
+                identity: Uuid::now_v7(),
+                room_identity: self.room,
+                sender_identity: self.member.identity,
+                content: content.into(),
+                client_id: None,
+                created_at: now(),
+            };
+            let (message, _) = self.app.store.insert_message(&new).await.expect("stored");
+            Event::Message(Arc::new(MessageEvent::new(message, self.member.clone())))
+        }
+
+        async fn publish(&self, event: Event) {
+            self.app.broker.publish(Topic::Room(self.room), event).await;
+        }
+
+        /// The contents of the next `count` messages delivered.
+        async fn next(&mut self, count: usize) -> Vec<String> {
+            let mut contents = Vec::new();
+            for _ in 0..count {
+                // Paused time moves on whenever nothing else can happen, so
+                // this fails at once if nothing would ever come.
+                let next = tokio::time::timeout(Duration::from_secs(60), self.messages.next());
+                let message = next
+                    .await
+                    .expect("a message within a minute")
+                    .expect("the stream goes on")
+                    .expect("no error");
+                contents.push(message.message.content.clone());
+            }
+            contents
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_seq_that_never_arrives_live_is_read_from_the_store_once_the_wait_is_over() {
+        let mut live = Live::follower().await;
+        let _lost = live.stored("lost on the way").await;
+        let early = live.stored("early").await;
+
+        let started = Instant::now();
+        live.publish(early).await;
+        let delivered = live.next(2).await;
+
+        assert_eq!(delivered, ["lost on the way", "early"]);
+        assert!(
+            started.elapsed() >= REORDER_WAIT,
+            "read from the store only after the wait: {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_seq_that_arrives_within_the_wait_goes_out_before_the_early_one_at_once() {
+        let mut live = Live::follower().await;
+        let late = live.stored("late").await;
+        let early = live.stored("early").await;
+
+        let started = Instant::now();
+        live.publish(early).await;
+        live.publish(late).await;
+        let delivered = live.next(2).await;
+
+        assert_eq!(delivered, ["late", "early"]);
+        assert!(
+            started.elapsed() < REORDER_WAIT,
+            "no wait for what arrived: {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -59,7 +59,8 @@ macro_rules! kv_suite {
     ($($behaviour:ident),* $(,)?) => {
         mod memory {
             $(
-                #[tokio::test]
+                // The in-process kv keeps tokio's time, so its waits take none.
+                #[tokio::test(start_paused = true)]
                 async fn $behaviour() {
                     super::$behaviour(std::sync::Arc::new(super::MemoryKv::default())).await;
                 }
