@@ -368,6 +368,21 @@ mod tests {
             self.app.broker.publish(Topic::Room(self.room), event).await;
         }
 
+        /// Publishes `events` in order; the contents of the next `count`
+        /// messages delivered, and how long they took to come.
+        async fn publish_then_read(
+            &mut self,
+            events: Vec<Event>,
+            count: usize,
+        ) -> (Vec<String>, Duration) {
+            let started = Instant::now();
+            for event in events {
+                self.publish(event).await;
+            }
+            let contents = self.next(count).await;
+            (contents, started.elapsed())
+        }
+
         /// The contents of the next `count` messages delivered.
         async fn next(&mut self, count: usize) -> Vec<String> {
             let mut contents = Vec::new();
@@ -392,16 +407,10 @@ mod tests {
         let _lost = live.stored("lost on the way").await;
         let early = live.stored("early").await;
 
-        let started = Instant::now();
-        live.publish(early).await;
-        let delivered = live.next(2).await;
+        let (delivered, took) = live.publish_then_read(vec![early], 2).await;
 
         assert_eq!(delivered, ["lost on the way", "early"]);
-        assert!(
-            started.elapsed() >= REORDER_WAIT,
-            "read from the store only after the wait: {:?}",
-            started.elapsed()
-        );
+        assert!(took >= REORDER_WAIT, "read only after the wait: {took:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -410,16 +419,9 @@ mod tests {
         let late = live.stored("late").await;
         let early = live.stored("early").await;
 
-        let started = Instant::now();
-        live.publish(early).await;
-        live.publish(late).await;
-        let delivered = live.next(2).await;
+        let (delivered, took) = live.publish_then_read(vec![early, late], 2).await;
 
         assert_eq!(delivered, ["late", "early"]);
-        assert!(
-            started.elapsed() < REORDER_WAIT,
-            "no wait for what arrived: {:?}",
-            started.elapsed()
-        );
+        assert!(took < REORDER_WAIT, "no wait for what arrived: {took:?}");
     }
 }

@@ -184,6 +184,21 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
 }
 
+impl NewMessage {
+    /// The message as stored at `seq`.
+    pub fn at(&self, seq: i64) -> MessageRecord {
+        MessageRecord {
+            identity: self.identity,
+            room_identity: self.room_identity,
+            seq,
+            sender_identity: self.sender_identity,
+            content: self.content.clone(),
+            client_id: self.client_id.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// What [`Store::send_message`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {

@@ -37,12 +37,7 @@ async fn a_new_user_registers_logs_in_and_edits_their_profile(backends: Backends
     assert_eq!(user["email"], "carol@example.com", "stored lower-case");
     assert_eq!(user["sex"], "UNKNOWN");
 
-    let logged_in = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": "CAROL_1", "password": "a good password" }),
-        )
-        .await;
+    let logged_in = app.login("CAROL_1", "a good password").await;
     let token = logged_in["data"]["login"]["token"]
         .as_str()
         .unwrap()
@@ -273,25 +268,10 @@ async fn every_invalid_field_is_named(backends: Backends) {
 async fn wrong_passwords_and_unknown_users_get_the_same_answer(backends: Backends) {
     let app = TestApp::spawn(backends, "wrong_password").await;
     let max = app.register("max").await;
-    let right = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": max.username, "password": max.password }),
-        )
-        .await;
+    let right = app.login(&max.username, &max.password).await;
     assert!(right["errors"].is_null(), "{right}");
-    let wrong = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": max.username, "password": "not the password" }),
-        )
-        .await;
-    let unknown = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": "nobody", "password": "not the password" }),
-        )
-        .await;
+    let wrong = app.login(&max.username, "not the password").await;
+    let unknown = app.login("nobody", "not the password").await;
     assert_eq!(error_code(&wrong), "UNAUTHENTICATED");
     assert_eq!(
         wrong["errors"][0]["message"],
@@ -317,12 +297,7 @@ async fn errors_speak_chinese_when_the_client_prefers_it(backends: Backends) {
     assert_eq!(error_code(&answer), "UNAUTHENTICATED");
     assert_eq!(answer["errors"][0]["message"], "用户名或密码错误");
 
-    let english = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": "nobody", "password": "whatever1" }),
-        )
-        .await;
+    let english = app.login("nobody", "whatever1").await;
     assert_eq!(
         english["errors"][0]["message"],
         "wrong username or password"

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::{
     accounts::api_suite,
-    helpers::{Backends, LOGIN, TestApp, error_code},
+    helpers::{Backends, TestApp, error_code},
 };
 
 const ROOMS: &str = "{ rooms { identity roomType name info memberCount unreadCount
@@ -16,8 +16,7 @@ const HISTORY: &str = "query($r: ID!) {
 }";
 
 async fn log_in(app: &TestApp, username: &str, password: &str) -> Value {
-    app.anonymous(LOGIN, json!({ "username": username, "password": password }))
-        .await
+    app.login(username, password).await
 }
 
 /// A demo user's token, logged in with the demo password.

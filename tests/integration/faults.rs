@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Account, Backends, LOGIN, SEND, ServerProcess, TestApp, error_code};
+use crate::helpers::{Account, Backends, SEND, ServerProcess, TestApp, error_code};
 
 async fn send_all(app: &TestApp, sender: &Account, room: &str, range: std::ops::Range<usize>) {
     for n in range {
@@ -22,12 +22,7 @@ async fn send_all(app: &TestApp, sender: &Account, room: &str, range: std::ops::
 async fn subscribers_on_another_instance_get_every_message_across_a_redis_restart() {
     let test = "redis_restart";
     let mut redis = ServerProcess::redis();
-    let url = format!("redis://127.0.0.1:{}/", redis.port());
-    let a = TestApp::spawn_with(Backends::MongoRedis, test, |c| {
-        c.redis_url = Some(url);
-        c.store_timeout_secs = 2;
-    })
-    .await;
+    let a = TestApp::spawn_on_redis(Backends::MongoRedis, test, &redis, 2).await;
     let b = a.sibling().await;
     let (pia, quy) = (a.register("pia").await, a.register("quy").await);
     let room = a.befriend(&pia, &quy).await;
@@ -75,32 +70,16 @@ async fn subscribers_on_another_instance_get_every_message_across_a_redis_restar
 #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn with_redis_away_failed_logins_still_lock_a_username_on_each_instance() {
-    let test = "lockout_redis_down";
     let mut redis = ServerProcess::redis();
-    let url = format!("redis://127.0.0.1:{}/", redis.port());
-    let app = TestApp::spawn_with(Backends::Embedded, test, |c| {
-        c.redis_url = Some(url);
-        c.store_timeout_secs = 1;
-    })
-    .await;
+    let app = TestApp::spawn_on_redis(Backends::Embedded, "lockout_redis_down", &redis, 1).await;
     let ida = app.register("ida").await;
     redis.stop();
 
     for _ in 0..5 {
-        let wrong = app
-            .anonymous(
-                LOGIN,
-                json!({ "username": "ida", "password": "not the password" }),
-            )
-            .await;
+        let wrong = app.login("ida", "not the password").await;
         assert_eq!(error_code(&wrong), "UNAUTHENTICATED", "{wrong}");
     }
-    let locked = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": "ida", "password": ida.password }),
-        )
-        .await;
+    let locked = app.login("ida", &ida.password).await;
     assert_eq!(
         error_code(&locked),
         "RATE_LIMITED",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Backends, Frame, LOGIN, SEND, TestApp, error_code, error_field};
+use crate::helpers::{Backends, Frame, SEND, TestApp, error_code, error_field};
 
 #[tokio::test]
 async fn queries_too_deep_or_too_complex_are_bad_input() {
@@ -158,32 +158,17 @@ async fn failed_logins_lock_a_username_even_for_the_right_password(backends: Bac
     let gil = app.register("gil").await;
     let other = app.register("hoa").await;
     for _ in 0..5 {
-        let wrong = app
-            .anonymous(
-                LOGIN,
-                json!({ "username": "gil", "password": "not the password" }),
-            )
-            .await;
+        let wrong = app.login("gil", "not the password").await;
         assert_eq!(error_code(&wrong), "UNAUTHENTICATED");
     }
-    let locked = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": "GIL", "password": gil.password }),
-        )
-        .await;
+    let locked = app.login("GIL", &gil.password).await;
     assert_eq!(error_code(&locked), "RATE_LIMITED", "{locked}");
     let retry_after = locked["errors"][0]["extensions"]["retryAfter"]
         .as_u64()
         .unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
 
-    let unaffected = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": other.username, "password": other.password }),
-        )
-        .await;
+    let unaffected = app.login(&other.username, &other.password).await;
     assert!(
         unaffected["errors"].is_null(),
         "another user logs in: {unaffected}"
@@ -196,20 +181,10 @@ async fn failed_logins_from_one_address_are_limited_across_usernames(backends: B
     })
     .await;
     for n in 0..3 {
-        let wrong = app
-            .anonymous(
-                LOGIN,
-                json!({ "username": format!("guess{n}"), "password": "wrong password" }),
-            )
-            .await;
+        let wrong = app.login(&format!("guess{n}"), "wrong password").await;
         assert_eq!(error_code(&wrong), "UNAUTHENTICATED");
     }
-    let limited = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": "guess9", "password": "wrong password" }),
-        )
-        .await;
+    let limited = app.login("guess9", "wrong password").await;
     assert_eq!(error_code(&limited), "RATE_LIMITED");
 }
 
@@ -302,33 +277,24 @@ async fn a_page_of_a_foreign_origin_cannot_open_a_socket() {
             .is_ok()
     );
 
-    let preflight = app
-        .http
-        .request(reqwest::Method::OPTIONS, app.url("/graphql"))
-        .header("Origin", "https://evil.example.net")
-        .header("Access-Control-Request-Method", "POST")
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        preflight
-            .headers()
-            .get("access-control-allow-origin")
-            .is_none()
-    );
-    let friendly = app
-        .http
-        .request(reqwest::Method::OPTIONS, app.url("/graphql"))
-        .header("Origin", "https://chat.example.com")
-        .header("Access-Control-Request-Method", "POST")
-        .send()
-        .await
-        .unwrap();
+    // The origin a preflight from `origin` is allowed to speak for, if any.
+    let allowed_by_preflight = async |origin: &str| {
+        let preflight = app
+            .http
+            .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await
+            .unwrap();
+        let allowed = preflight.headers().get("access-control-allow-origin");
+        allowed.and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    assert_eq!(allowed_by_preflight("https://evil.example.net").await, None);
     assert_eq!(
-        friendly
-            .headers()
-            .get("access-control-allow-origin")
-            .and_then(|v| v.to_str().ok()),
+        allowed_by_preflight("https://chat.example.com")
+            .await
+            .as_deref(),
         Some("https://chat.example.com")
     );
 }

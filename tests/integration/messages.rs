@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 
 use crate::{
     accounts::api_suite,
-    helpers::{Account, Backends, MESSAGE_FIELDS, Probe, SEND, TestApp, error_code, error_field},
+    helpers::{
+        Account, Backends, MESSAGE_FIELDS, Probe, SEND, TestApp, error_code, error_field,
+        room_subscription,
+    },
 };
 
 const HISTORY: &str = "query($r: ID!, $first: Int, $after: String, $last: Int, $before: String) {
@@ -16,16 +19,6 @@ const HISTORY: &str = "query($r: ID!, $first: Int, $after: String, $last: Int, $
         pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     }
 }";
-
-fn room_subscription(with_after: bool) -> String {
-    let (declared, passed) = match with_after {
-        true => (", $after: String", ", after: $after"),
-        false => ("", ""),
-    };
-    format!(
-        "subscription($r: ID!{declared}) {{ messages(roomIdentity: $r{passed}) {{ {MESSAGE_FIELDS} }} }}"
-    )
-}
 
 fn contents(page: &Value) -> Vec<String> {
     page["edges"]

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::{
     accounts::api_suite,
-    helpers::{Backends, MESSAGE_FIELDS, Probe, SEND, TestApp, error_code},
+    helpers::{Backends, SEND, TestApp, error_code, room_subscription},
 };
 
 const STORED: &str = "chatroom_messages_stored_total";
@@ -21,16 +21,6 @@ const GRAPHQL_OK: &str =
 
 fn errors(code: &str) -> String {
     format!(r#"chatroom_errors_total{{code="{code}"}}"#)
-}
-
-fn room_subscription(with_after: bool) -> String {
-    let (declared, passed) = match with_after {
-        true => (", $after: String", ", after: $after"),
-        false => ("", ""),
-    };
-    format!(
-        "subscription($r: ID!{declared}) {{ messages(roomIdentity: $r{passed}) {{ {MESSAGE_FIELDS} }} }}"
-    )
 }
 
 /// One scrape of `/metrics`: each sample by its series (`name{labels}`).
@@ -95,21 +85,15 @@ async fn metrics_start_at_zero_and_follow_connections_and_subscriptions(backends
     let (ann, bob) = (app.register("ann").await, app.register("bob").await);
     let room = app.befriend(&ann, &bob).await;
 
-    let mut socket = app.connect(&ann).await;
-    app.subscribe_ok(
-        &mut socket,
-        ("1", "messages"),
-        &room_subscription(false),
-        json!({ "r": room }),
-        &Probe::message(&bob, &room),
-    )
-    .await;
+    let mut socket = app.watch_room(&ann, &room, &app, &bob).await;
     let live = Scrape::of(&app).await;
     assert_eq!(live.reported(CONNECTIONS), 1.0);
     assert_eq!(live.reported(OPENED), 1.0);
     assert_eq!(live.reported(SUBSCRIBED), 1.0);
 
-    socket.send(json!({ "id": "1", "type": "complete" })).await;
+    socket
+        .send(json!({ "id": "room", "type": "complete" }))
+        .await;
     eventually(&app, SUBSCRIBED, 0.0).await;
     drop(socket);
     eventually(&app, CONNECTIONS, 0.0).await;
@@ -120,15 +104,7 @@ async fn sending_and_delivering_move_the_counters_and_retries_store_nothing(back
     let app = TestApp::spawn(backends, "metrics_traffic").await;
     let (cat, dan) = (app.register("cat").await, app.register("dan").await);
     let room = app.befriend(&cat, &dan).await;
-    let mut socket = app.connect(&cat).await;
-    app.subscribe_ok(
-        &mut socket,
-        ("1", "messages"),
-        &room_subscription(false),
-        json!({ "r": room }),
-        &Probe::message(&dan, &room),
-    )
-    .await;
+    let mut socket = app.watch_room(&cat, &room, &app, &dan).await;
     let before = Scrape::of(&app).await;
 
     for i in 0..3 {
@@ -142,7 +118,7 @@ async fn sending_and_delivering_move_the_counters_and_retries_store_nothing(back
     }
     for expected in ["m0", "m1", "m2", "once"] {
         assert_eq!(
-            socket.next_message("1", "messages").await["content"],
+            socket.next_message("room", "messages").await["content"],
             expected
         );
     }

@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Account, Backends, LOGIN, SEND, TestApp, service, unique_name};
+use crate::helpers::{Account, Backends, SEND, TestApp, service, unique_name};
 
 /// Users, two friendships, a group, 300 messages (some with a client id)
 /// and read positions, all made through the API; the accounts.
@@ -67,12 +67,7 @@ async fn mark_read(app: &TestApp, account: &Account, room: &str) {
 
 /// Logs in with the password registered.
 async fn log_in(app: &TestApp, account: &Account) -> Account {
-    let answer = app
-        .anonymous(
-            LOGIN,
-            json!({ "username": account.username, "password": account.password }),
-        )
-        .await;
+    let answer = app.login(&account.username, &account.password).await;
     let token = answer["data"]["login"]["token"]
         .as_str()
         .unwrap_or_else(|| panic!("{} cannot log in: {answer}", account.username));

@@ -60,9 +60,7 @@ async fn graphql_transport_ws_authenticates_at_connection_init(backends: Backend
     ] {
         let mut socket = app.socket("graphql-transport-ws").await;
         socket.init_ok(payload).await;
-        socket
-            .send(json!({ "id": "1", "type": "subscribe", "payload": { "query": ME } }))
-            .await;
+        socket.subscribe("1", ME, json!({})).await;
         let next = socket.next_json().await;
         assert_eq!(next["type"], "next");
         assert_eq!(next["payload"]["data"]["me"]["username"], "ola");
@@ -84,9 +82,7 @@ async fn a_socket_without_a_token_is_anonymous(backends: Backends) {
     let app = TestApp::spawn(backends, "ws_anonymous").await;
     let mut socket = app.socket("graphql-transport-ws").await;
     socket.init_ok(json!({})).await;
-    socket
-        .send(json!({ "id": "1", "type": "subscribe", "payload": { "query": ME } }))
-        .await;
+    socket.subscribe("1", ME, json!({})).await;
     let next = socket.next_json().await;
     assert_eq!(
         next["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
@@ -245,12 +241,7 @@ api_suite!(
 #[tokio::test]
 async fn readyz_names_redis_when_it_stops_answering() {
     let mut redis = crate::helpers::ServerProcess::redis();
-    let url = format!("redis://127.0.0.1:{}/", redis.port());
-    let app = TestApp::spawn_with(Backends::Embedded, "readyz_redis_down", |config| {
-        config.redis_url = Some(url);
-        config.store_timeout_secs = 1;
-    })
-    .await;
+    let app = TestApp::spawn_on_redis(Backends::Embedded, "readyz_redis_down", &redis, 1).await;
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 

@@ -13,12 +13,16 @@ fn assets_of(page: &str) -> Vec<String> {
         .collect()
 }
 
+/// An app serving the web client's build, which `scripts/test` makes.
+async fn serving_the_web_client(test: &str) -> TestApp {
+    built_web_client();
+    TestApp::spawn(Backends::Embedded, test).await
+}
+
 #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn the_chat_client_and_graphiql_are_served_from_this_origin() {
-    let test = "web_pages";
-    built_web_client();
-    let app = TestApp::spawn(Backends::Embedded, test).await;
+    let app = serving_the_web_client("web_pages").await;
     for (path, root) in [("/", "id=\"root\""), ("/graphiql", "id=\"graphiql\"")] {
         let page = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::OK, "{path}");
@@ -48,9 +52,7 @@ async fn the_chat_client_and_graphiql_are_served_from_this_origin() {
 #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn an_unchanged_file_is_not_sent_again_and_a_large_one_is_compressed() {
-    let test = "web_caching";
-    built_web_client();
-    let app = TestApp::spawn(Backends::Embedded, test).await;
+    let app = serving_the_web_client("web_caching").await;
     let page = app.http.get(app.url("/")).send().await.unwrap();
     let etag = page.headers()[header::ETAG].clone();
     let again = app

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use crate::{
     error::{Error, Result},
     store::{
-        MemberRecord, MessageRecord, NewMessage, Profile, RoomRecord, RoomType, Sex, UserRecord,
-        nickname_key, username_key,
+        MemberRecord, MessageRecord, Profile, RoomRecord, RoomType, Sex, UserRecord, nickname_key,
+        username_key,
     },
 };
 
@@ -181,18 +181,6 @@ pub struct MessageDoc {
 }
 
 impl MessageDoc {
-    pub fn new(message: &NewMessage, seq: i64) -> Self {
-        Self {
-            identity: message.identity.to_string(),
-            room_identity: message.room_identity.to_string(),
-            seq,
-            sender_identity: message.sender_identity.to_string(),
-            content: message.content.clone(),
-            client_id: message.client_id.clone(),
-            created_at: to_bson_time(message.created_at),
-        }
-    }
-
     pub fn from_record(message: &MessageRecord) -> Self {
         Self {
             identity: message.identity.to_string(),

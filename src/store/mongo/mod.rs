@@ -585,18 +585,18 @@ impl Store for MongoStore {
                     else {
                         return Ok(None);
                     };
-                    let doc = MessageDoc::new(message, room.seq);
+                    let stored = message.at(room.seq);
                     store
                         .messages
-                        .insert_one(&doc)
+                        .insert_one(MessageDoc::from_record(&stored))
                         .session(&mut *session)
                         .await?;
-                    Ok(Some(doc))
+                    Ok(Some(stored))
                 })
             })
             .await;
         match (stored, first_with_client_id) {
-            (Ok(Some(doc)), _) => Ok((doc.into_record()?, true)),
+            (Ok(Some(stored)), _) => Ok((stored, true)),
             (Ok(None), _) => Err(Error::NotFound(Entity::Room)),
             // A retry of the same message committed since the read above: the
             // insert failed on the unique index and the transaction was

@@ -36,38 +36,29 @@ fn unique_of(message: &str) -> Option<Unique> {
     })
 }
 
-fn unique(keys: Document, name: &str) -> IndexModel {
-    IndexModel::builder()
-        .keys(keys)
-        .options(
-            IndexOptions::builder()
-                .unique(true)
-                .name(name.to_owned())
-                .build(),
-        )
-        .build()
+/// An index named `name` on `keys`, with the options `set` gives it.
+fn index(keys: Document, name: &str, set: impl FnOnce(&mut IndexOptions)) -> IndexModel {
+    let mut options = IndexOptions::default();
+    options.name = Some(name.to_owned());
+    set(&mut options);
+    IndexModel::builder().keys(keys).options(options).build()
 }
 
 fn plain(keys: Document, name: &str) -> IndexModel {
-    IndexModel::builder()
-        .keys(keys)
-        .options(IndexOptions::builder().name(name.to_owned()).build())
-        .build()
+    index(keys, name, |_| {})
+}
+
+fn unique(keys: Document, name: &str) -> IndexModel {
+    index(keys, name, |options| options.unique = Some(true))
 }
 
 /// A unique index that only covers documents where `field` is a string, so
 /// documents without it never collide (PRIVATE-only `pair_key`, optional `client_id`).
 fn unique_where_string(keys: Document, name: &str, field: &str) -> IndexModel {
-    IndexModel::builder()
-        .keys(keys)
-        .options(
-            IndexOptions::builder()
-                .unique(true)
-                .name(name.to_owned())
-                .partial_filter_expression(doc! { field: { "$type": "string" } })
-                .build(),
-        )
-        .build()
+    index(keys, name, |options| {
+        options.unique = Some(true);
+        options.partial_filter_expression = Some(doc! { field: { "$type": "string" } });
+    })
 }
 
 /// Maps a driver failure: a duplicate key becomes `Conflict` on its field, a

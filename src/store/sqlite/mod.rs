@@ -22,7 +22,8 @@ use chrono::{DateTime, Utc};
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{
-    Connection, OptionalExtension, TransactionBehavior, params, params_from_iter, types::Value,
+    Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
+    types::Value,
 };
 use rusqlite_migration::Migrations;
 use uuid::Uuid;
@@ -39,9 +40,10 @@ use crate::{
 use self::{
     batches::{chunked, distinct, marks, pairs, prefix_end, text},
     rows::{
-        MEMBER_COLUMNS, MESSAGE_COLUMNS, PROFILE_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, insert_room,
-        insert_user, member_from_row, message_from_row, one_where, parse_uuid, profile_from_row,
-        profile_where, room_from_row, room_where, to_millis, user_from_row,
+        MEMBER_COLUMNS, MESSAGE_COLUMNS, PROFILE_COLUMNS, ROOM_COLUMNS, USER_COLUMNS,
+        insert_member, insert_room, insert_user, member_from_row, message_from_row, one_where,
+        parse_uuid, profile_from_row, profile_where, room_from_row, room_where, to_millis,
+        user_from_row,
     },
     schema::{MIGRATIONS, configure, db_error},
     writer::Writer,
@@ -76,6 +78,25 @@ impl SqliteStore {
         configure(&writer, timeout)?;
         let writer = writer::start(writer)?;
         Ok(Self { pool, writer })
+    }
+
+    /// Runs `work` in an immediate transaction on the blocking pool and
+    /// commits it; a failure rolls all of it back. Immediate: it takes the
+    /// write lock at once, so what `work` reads stays true until it commits.
+    async fn transaction<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            let done = work(&tx)?;
+            tx.commit().map_err(db_error)?;
+            Ok(done)
+        })
+        .await
     }
 
     /// Runs `work` with a pooled connection on the blocking pool.
@@ -145,11 +166,8 @@ impl Store for SqliteStore {
         update: &ProfileUpdate,
     ) -> Result<Option<Profile>> {
         let update = update.clone();
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db_error)?;
-            let Some(mut user) = profile_where(&tx, "identity", identity.to_string())? else {
+        self.transaction(move |tx| {
+            let Some(mut user) = profile_where(tx, "identity", identity.to_string())? else {
                 return Ok(None);
             };
             if let Some(nickname) = update.nickname {
@@ -176,7 +194,6 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(db_error)?;
-            tx.commit().map_err(db_error)?;
             Ok(Some(user))
         })
         .await
@@ -261,28 +278,18 @@ impl Store for SqliteStore {
     async fn create_room(&self, room: &RoomRecord, members: &[Uuid]) -> Result<()> {
         let room = room.clone();
         let members = members.to_vec();
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db_error)?;
-            insert_room(&tx, &room, false)?;
-            {
-                let mut insert = tx
-                    .prepare(&format!(
-                        "INSERT INTO room_members ({MEMBER_COLUMNS}) VALUES (?1, ?2, 0, ?3)"
-                    ))
-                    .map_err(db_error)?;
-                for member in members {
-                    insert
-                        .execute(params![
-                            member.to_string(),
-                            room.identity.to_string(),
-                            to_millis(room.created_at),
-                        ])
-                        .map_err(db_error)?;
-                }
+        self.transaction(move |tx| {
+            insert_room(tx, &room, false)?;
+            for user_identity in members {
+                let member = MemberRecord {
+                    user_identity,
+                    room_identity: room.identity,
+                    last_read_seq: 0,
+                    joined_at: room.created_at,
+                };
+                insert_member(tx, &member, false)?;
             }
-            tx.commit().map_err(db_error)
+            Ok(())
         })
         .await
     }
@@ -401,12 +408,10 @@ impl Store for SqliteStore {
         joined_at: DateTime<Utc>,
     ) -> Result<Vec<Uuid>> {
         let users = distinct(users);
-        self.run(move |conn| {
-            // Immediate: no message may take a seq between reading the
-            // room's seq and the new members starting from it.
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db_error)?;
+        self.transaction(move |tx| {
+            // The write lock is held from here: no message may take a seq
+            // between reading the room's seq and the new members starting
+            // from it.
             let seq: i64 = tx
                 .query_row(
                     "SELECT seq FROM rooms WHERE identity = ?1",
@@ -417,38 +422,25 @@ impl Store for SqliteStore {
                 .map_err(db_error)?
                 .ok_or(Error::NotFound(Entity::Room))?;
             let mut added = Vec::new();
-            {
-                let mut insert = tx
-                    .prepare(&format!(
-                        "INSERT OR IGNORE INTO room_members ({MEMBER_COLUMNS})
-                         VALUES (?1, ?2, ?3, ?4)"
-                    ))
-                    .map_err(db_error)?;
-                for user in users {
-                    let inserted = insert
-                        .execute(params![
-                            user.to_string(),
-                            room.to_string(),
-                            seq,
-                            to_millis(joined_at),
-                        ])
-                        .map_err(db_error)?;
-                    if inserted == 1 {
-                        added.push(user);
-                    }
+            for user_identity in users {
+                let member = MemberRecord {
+                    user_identity,
+                    room_identity: room,
+                    last_read_seq: seq,
+                    joined_at,
+                };
+                // Written only when the user is not a member yet.
+                if insert_member(tx, &member, true)? == 1 {
+                    added.push(user_identity);
                 }
             }
-            tx.commit().map_err(db_error)?;
             Ok(added)
         })
         .await
     }
 
     async fn remove_member(&self, room: Uuid, user: Uuid) -> Result<Departure> {
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db_error)?;
+        self.transaction(move |tx| {
             let removed = tx
                 .execute(
                     "DELETE FROM room_members WHERE room_identity = ?1 AND user_identity = ?2",
@@ -472,7 +464,6 @@ impl Store for SqliteStore {
                     .map_err(db_error)?;
                 Departure::LeftAndRoomDeleted
             };
-            tx.commit().map_err(db_error)?;
             Ok(departure)
         })
         .await
@@ -643,7 +634,7 @@ impl Store for SqliteStore {
 
     async fn import(&self, records: &[Record], skip_existing: bool) -> Result<Loaded> {
         let records = records.to_vec();
-        self.run(move |conn| transfer::import(conn, &records, skip_existing))
+        self.transaction(move |tx| transfer::import(tx, &records, skip_existing))
             .await
     }
 }

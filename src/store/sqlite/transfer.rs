@@ -2,7 +2,7 @@
 
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -100,18 +100,15 @@ fn export_all(
     Ok(())
 }
 
-/// Writes `records` as they are in one transaction: all or nothing.
-pub fn import(conn: &mut Connection, records: &[Record], skip_existing: bool) -> Result<Loaded> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_error)?;
+/// Writes `records` as they are, in the caller's transaction.
+pub fn import(conn: &Connection, records: &[Record], skip_existing: bool) -> Result<Loaded> {
     let mut loaded = Loaded::default();
     for record in records {
         let written = match record {
-            Record::User(user) => insert_user(&tx, user, skip_existing)?,
-            Record::Room(room) => insert_room(&tx, room, skip_existing)?,
-            Record::Member(member) => insert_member(&tx, member, skip_existing)?,
-            Record::Message(message) => insert_stored_message(&tx, message, skip_existing)?,
+            Record::User(user) => insert_user(conn, user, skip_existing)?,
+            Record::Room(room) => insert_room(conn, room, skip_existing)?,
+            Record::Member(member) => insert_member(conn, member, skip_existing)?,
+            Record::Message(message) => insert_stored_message(conn, message, skip_existing)?,
         };
         if written == 0 {
             loaded.skipped += 1;
@@ -119,6 +116,5 @@ pub fn import(conn: &mut Connection, records: &[Record], skip_existing: bool) ->
             loaded.inserted += 1;
         }
     }
-    tx.commit().map_err(db_error)?;
     Ok(loaded)
 }

@@ -9,7 +9,7 @@ use crate::{
 };
 
 use super::{
-    rows::{MESSAGE_COLUMNS, message_from_row, profile_where, to_millis},
+    rows::{MESSAGE_COLUMNS, insert_stored_message, message_from_row, profile_where, to_millis},
     schema::db_error,
 };
 
@@ -235,29 +235,7 @@ fn insert_new_message(conn: &Connection, message: &NewMessage) -> Result<(Messag
         .optional()
         .map_err(db_error)?
         .ok_or(Error::NotFound(Entity::Room))?;
-    conn.prepare_cached(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-    ))
-    .and_then(|mut statement| {
-        statement.execute(params![
-            message.identity.to_string(),
-            message.room_identity.to_string(),
-            seq,
-            message.sender_identity.to_string(),
-            message.content,
-            message.client_id,
-            to_millis(message.created_at),
-        ])
-    })
-    .map_err(db_error)?;
-    let stored = MessageRecord {
-        identity: message.identity,
-        room_identity: message.room_identity,
-        seq,
-        sender_identity: message.sender_identity,
-        content: message.content.clone(),
-        client_id: message.client_id.clone(),
-        created_at: message.created_at,
-    };
+    let stored = message.at(seq);
+    insert_stored_message(conn, &stored, false)?;
     Ok((stored, true))
 }

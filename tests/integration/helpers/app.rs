@@ -6,7 +6,7 @@ use chatroom::{Config, Server, store::Store};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{REGISTER, SEND, service, unique_name};
+use super::{LOGIN, REGISTER, SEND, ServerProcess, service, unique_name};
 
 /// The JWT secret of every test app, so tests can mint tokens of their own.
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -141,6 +141,23 @@ impl TestApp {
         .await
     }
 
+    /// Starts the app on `backends` with `redis`, a server of the test's
+    /// own, for its Redis, and each store and Redis call bounded by
+    /// `timeout_secs`.
+    pub async fn spawn_on_redis(
+        backends: Backends,
+        test: &str,
+        redis: &ServerProcess,
+        timeout_secs: u64,
+    ) -> Self {
+        let url = format!("redis://127.0.0.1:{}/", redis.port());
+        Self::spawn_with(backends, test, |c| {
+            c.redis_url = Some(url);
+            c.store_timeout_secs = timeout_secs;
+        })
+        .await
+    }
+
     pub async fn spawn(backends: Backends, test: &str) -> Self {
         Self::spawn_with(backends, test, |_| {}).await
     }
@@ -237,6 +254,12 @@ impl TestApp {
                 .expect("an identity")
                 .into(),
         }
+    }
+
+    /// Logs in as `username` with `password`; the answer.
+    pub async fn login(&self, username: &str, password: &str) -> Value {
+        let credentials = json!({ "username": username, "password": password });
+        self.anonymous(LOGIN, credentials).await
     }
 
     /// Makes `a` and `b` friends; their PRIVATE room's identity.

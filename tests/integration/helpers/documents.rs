@@ -15,6 +15,18 @@ pub const SEND: &str = "mutation($room: ID!, $content: String!, $clientId: Strin
 /// The fields a subscription test reads of each message.
 pub const MESSAGE_FIELDS: &str = "identity roomIdentity content cursor sender { username }";
 
+/// `messages(roomIdentity: $r)` with [`MESSAGE_FIELDS`], and with `after: $after`
+/// when `with_after`.
+pub fn room_subscription(with_after: bool) -> String {
+    let (declared, passed) = match with_after {
+        true => (", $after: String", ", after: $after"),
+        false => ("", ""),
+    };
+    format!(
+        "subscription($r: ID!{declared}) {{ messages(roomIdentity: $r{passed}) {{ {MESSAGE_FIELDS} }} }}"
+    )
+}
+
 pub const LOGIN: &str = "mutation($username: String!, $password: String!) {
     login(username: $username, password: $password) { token expiresAt user { identity username email } }
 }";

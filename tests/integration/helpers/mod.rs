@@ -18,7 +18,9 @@ mod services;
 mod socket;
 
 pub use app::{Account, Backends, TEST_JWT_SECRET, TestApp};
-pub use documents::{LOGIN, MESSAGE_FIELDS, REGISTER, SEND, error_code, error_field};
+pub use documents::{
+    LOGIN, MESSAGE_FIELDS, REGISTER, SEND, error_code, error_field, room_subscription,
+};
 pub use outbox::extract_code;
 pub use services::{
     ServerProcess, built_web_client, mongo_store, redis_kv, service, sqlite_store, unique_name,

@@ -10,7 +10,7 @@ use tokio_tungstenite::{
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue, protocol::CloseFrame},
 };
 
-use super::{Account, MESSAGE_FIELDS, SEND, TestApp};
+use super::{Account, SEND, TestApp, room_subscription};
 
 /// A client WebSocket speaking either GraphQL subprotocol.
 pub struct Socket {
@@ -105,10 +105,7 @@ impl TestApp {
         prober: &TestApp,
         sender: &Account,
     ) -> Socket {
-        let query = format!(
-            "subscription($r: ID!) {{ messages(roomIdentity: $r) {{ {MESSAGE_FIELDS} }} }}"
-        );
-        self.watch_room_with(listener, room, &query, prober, sender)
+        self.watch_room_with(listener, room, &room_subscription(false), prober, sender)
             .await
     }
 
