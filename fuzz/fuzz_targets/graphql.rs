@@ -82,7 +82,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
         (app.clone(), app.tokens.credentials(&token))
     });
     assert!(matches!(alice, Credentials::Valid(_)));
-    let schema = graphql::schema(app.clone(), &app.config);
+    let schema = graphql::schemas(&app).serving;
     World {
         runtime,
         app,
