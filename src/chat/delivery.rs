@@ -1,7 +1,7 @@
 //! Live delivery: the subscriptions `messages`, `inbox` and `lobby`.
 //!
 //! A room subscription owes its client every message after some seq,
-//! exactly once, in seq order (DESIGN.md). It subscribes to the room's topic
+//! exactly once, in seq order (docs/architecture.md). It subscribes to the room's topic
 //! first, then reads what it owes from the store, then follows the topic:
 //! the event with the next seq goes out; a lower one was already sent; a
 //! higher one, or a lagging channel, means messages went by unseen, and they

@@ -3,7 +3,7 @@
 //! [`Store`] is what the domain needs from a database; `sqlite` (the embedded
 //! default) and `mongo` implement it, and nothing outside this folder knows
 //! which one is in use. Both create the same collections / tables and unique
-//! indexes at start (DESIGN.md's data table): users, rooms, room_members and
+//! indexes at start (docs/architecture.md's data table): users, rooms, room_members and
 //! messages. Uniqueness is the database's job, not a read-then-write in the
 //! domain, so it holds under concurrent requests and across instances; a
 //! violated unique index comes back as [`Error::Conflict`] naming which

@@ -82,7 +82,7 @@ pub async fn within<T>(
 }
 
 impl MongoStore {
-    /// Connects and creates the indexes of DESIGN.md's data table.
+    /// Connects and creates the indexes of docs/architecture.md's data table.
     pub async fn connect(uri: &str, database: &str, timeout: Duration) -> anyhow::Result<Self> {
         let mut options = ClientOptions::parse(uri).await?;
         options.server_selection_timeout = Some(timeout);
