@@ -174,6 +174,22 @@ impl RateLimiter {
 
     /// `RATE_LIMITED` (with how long to wait) when `action` is over its rate.
     pub async fn check(&self, action: Action) -> Result<()> {
+        // Only shared counters need the window: this runs for every message.
+        if self.shared.is_some() {
+            let window = self.window_of(action);
+            if let Some(decided) = self.on_shared(Count::Add(&window)).await {
+                return decided;
+            }
+        }
+        match action {
+            Action::SendMessage(user) => self.buckets.messages.check(&user),
+            Action::Connect(address) => self.buckets.connections.check(&address),
+            Action::SendCode(address) => self.buckets.codes.check(&address),
+        }
+    }
+
+    /// The fixed window that stands for `action`'s rate in shared counters.
+    fn window_of(&self, action: Action) -> Window {
         let (key, rate) = match action {
             Action::SendMessage(user) => (format!("rate:msg:{user}"), message_rate(&self.rates)),
             Action::Connect(address) => {
@@ -181,18 +197,10 @@ impl RateLimiter {
             }
             Action::SendCode(address) => (format!("rate:code:{address}"), code_rate(&self.rates)),
         };
-        let window = Window {
+        Window {
             key,
             limit: rate.burst,
             length: rate.window(),
-        };
-        if let Some(decided) = self.on_shared(Count::Add(&window)).await {
-            return decided;
-        }
-        match action {
-            Action::SendMessage(user) => self.buckets.messages.check(&user),
-            Action::Connect(address) => self.buckets.connections.check(&address),
-            Action::SendCode(address) => self.buckets.codes.check(&address),
         }
     }
 
