@@ -177,37 +177,52 @@ impl Closing {
     }
 }
 
-/// An operation's id as its frames carry it, JSON-quoted once for all of
-/// them, in the socket's protocol.
+/// An operation's id as its frames carry it, in the socket's protocol.
 pub struct FrameId {
-    quoted: String,
+    /// The start of the operation's result frames, up to the payload
+    /// (`{"type":"next","id":"1","payload":`), made once: each frame is
+    /// then this, a shared render and a brace, with no formatting. The
+    /// rarer frames read the quoted id back from it.
+    next: String,
     protocol: Protocol,
 }
 
+/// What stands before the quoted id in a result frame, in either protocol
+/// (`next` and `data` are as long).
+const BEFORE_ID: usize = r#"{"type":"next","id":"#.len();
+const BEFORE_PAYLOAD: &str = r#","payload":"#;
+
 impl FrameId {
     pub fn new(id: &str, protocol: Protocol) -> Self {
+        let quoted = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned());
+        let kind = match protocol {
+            Protocol::GraphqlTransportWs => "next",
+            Protocol::GraphqlWs => "data",
+        };
         Self {
-            quoted: serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned()),
+            next: format!(r#"{{"type":"{kind}","id":{quoted}{BEFORE_PAYLOAD}"#),
             protocol,
         }
+    }
+
+    /// The id, JSON-quoted.
+    fn quoted(&self) -> &str {
+        &self.next[BEFORE_ID..self.next.len() - BEFORE_PAYLOAD.len()]
     }
 
     /// The frame carrying a result, `payload` being a serialized GraphQL
     /// response: all a subscriber adds to a shared render.
     pub fn next(&self, payload: &str) -> String {
-        let kind = match self.protocol {
-            Protocol::GraphqlTransportWs => "next",
-            Protocol::GraphqlWs => "data",
-        };
-        format!(
-            r#"{{"type":"{kind}","id":{},"payload":{payload}}}"#,
-            self.quoted
-        )
+        let mut frame = String::with_capacity(self.next.len() + payload.len() + 1);
+        frame.push_str(&self.next);
+        frame.push_str(payload);
+        frame.push('}');
+        frame
     }
 
     /// The frame that ends the operation.
     pub fn complete(&self) -> String {
-        format!(r#"{{"type":"complete","id":{}}}"#, self.quoted)
+        format!(r#"{{"type":"complete","id":{}}}"#, self.quoted())
     }
 
     /// The frame of an operation refused before it ran: its errors (the
@@ -219,7 +234,7 @@ impl FrameId {
         };
         format!(
             r#"{{"type":"error","id":{},"payload":{payload}}}"#,
-            self.quoted
+            self.quoted()
         )
     }
 }
