@@ -67,7 +67,7 @@ fn fanout(c: &mut Criterion) {
         username: "bob".into(),
     });
     let render = || {
-        let request = graphql::parsed(Request::new(SUBSCRIPTION))
+        let request = Request::new(SUBSCRIPTION)
             .variables(async_graphql::Variables::from_json(
                 serde_json::json!({ "r": event.message.room_identity }),
             ))

@@ -138,6 +138,11 @@ pub struct Limits {
     #[arg(long, env = "CHATROOM_MAX_COMPLEXITY", default_value_t = 2000)]
     pub max_complexity: usize,
 
+    /// Largest response to one operation, in bytes; a larger one is only an
+    /// error (`BAD_USER_INPUT`).
+    #[arg(long, env = "CHATROOM_MAX_RESPONSE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
     /// Most operations in one batched HTTP request; 0 turns batching off.
     #[arg(long, env = "CHATROOM_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
@@ -181,6 +186,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_depth: 12,
             max_complexity: 2000,
+            max_response_bytes: 4 * 1024 * 1024,
             max_batch: 10,
             max_frame_bytes: 64 * 1024,
             max_page_size: 100,

@@ -152,6 +152,15 @@ impl Unique {
     }
 }
 
+/// What a request would cost beyond its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    /// Its document expands to more fields than the complexity limit.
+    Fields { max: u64 },
+    /// Its response would serialize to more bytes.
+    ResponseBytes { max: usize },
+}
+
 /// Things that can be missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -187,6 +196,9 @@ pub enum Error {
     /// An HTTP batch with more operations than allowed (0: batching is off).
     #[error("batch over {max}")]
     BatchTooLarge { max: usize },
+    /// A request that would cost more than a limit allows.
+    #[error("too costly: {0:?}")]
+    TooCostly(Cost),
     /// A backend (store, Redis, mail server) did not answer in time.
     #[error("{0} unavailable")]
     Unavailable(&'static str),
@@ -231,7 +243,9 @@ impl Error {
             Error::Unauthenticated | Error::BadCredentials => "UNAUTHENTICATED",
             Error::Forbidden => "FORBIDDEN",
             Error::NotFound(_) => "NOT_FOUND",
-            Error::BadInput { .. } | Error::BatchTooLarge { .. } => "BAD_USER_INPUT",
+            Error::BadInput { .. } | Error::BatchTooLarge { .. } | Error::TooCostly(_) => {
+                "BAD_USER_INPUT"
+            }
             Error::Conflict(_) => "CONFLICT",
             Error::InvalidCode => "INVALID_CODE",
             Error::RateLimited { .. } => "RATE_LIMITED",
@@ -290,6 +304,18 @@ impl Error {
             }
             (Error::BatchTooLarge { max }, Lang::Zh) => {
                 format!("一次批量请求最多包含 {max} 个操作")
+            }
+            (Error::TooCostly(Cost::Fields { max }), Lang::En) => {
+                format!("the query expands to more than {max} fields")
+            }
+            (Error::TooCostly(Cost::Fields { max }), Lang::Zh) => {
+                format!("查询展开后超过 {max} 个字段")
+            }
+            (Error::TooCostly(Cost::ResponseBytes { max }), Lang::En) => {
+                format!("the response would be larger than {max} bytes: ask for less")
+            }
+            (Error::TooCostly(Cost::ResponseBytes { max }), Lang::Zh) => {
+                format!("响应将超过 {max} 字节，请减少查询内容")
             }
             (Error::Unavailable(_), Lang::En) => {
                 "the service is temporarily unavailable: retry later".into()

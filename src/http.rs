@@ -155,7 +155,7 @@ fn prepare(
     operation
         .data
         .insert(graphql::loader(app.clone(), credentials));
-    graphql::parsed(operation)
+    operation
         .data(credentials.clone())
         .data(ClientAddress(client))
 }
@@ -172,7 +172,7 @@ async fn execute(
         && operations.len() > max
     {
         let response = graphql::error_response(Error::BatchTooLarge { max });
-        return graphql::finish(response, lang, &state.app.metrics).into();
+        return graphql::finish(response, lang, &state.app).into();
     }
     let credentials = credentials_of(&state.app.tokens, headers);
     let client = client_of(&state.app, headers, peer);
@@ -188,13 +188,11 @@ async fn execute(
         ),
     };
     match state.schemas.serving.execute_batch(batch).await {
-        BatchResponse::Single(response) => {
-            graphql::finish(response, lang, &state.app.metrics).into()
-        }
+        BatchResponse::Single(response) => graphql::finish(response, lang, &state.app).into(),
         BatchResponse::Batch(responses) => BatchResponse::Batch(
             responses
                 .into_iter()
-                .map(|response| graphql::finish(response, lang, &state.app.metrics))
+                .map(|response| graphql::finish(response, lang, &state.app))
                 .collect(),
         )
         .into(),

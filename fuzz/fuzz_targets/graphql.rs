@@ -229,7 +229,7 @@ fuzz_target!(|data: &[u8]| {
         let loader = graphql::loader(world.app.clone(), &world.alice);
         let request = request.data(world.alice.clone()).data(loader);
         let response = world.schema.execute(request).await;
-        let response = graphql::finish(response, Lang::En, &world.app.metrics);
+        let response = graphql::finish(response, Lang::En, &world.app);
         restore(&world.app).await;
         response
     });

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// History's page size when the client gives none: the newest 50.
-const DEFAULT_PAGE: usize = 50;
+pub const DEFAULT_PAGE: usize = 50;
 
 /// Cursors are opaque to clients; inside, a message's seq in its room.
 const CURSOR_PREFIX: &str = "m";

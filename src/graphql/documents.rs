@@ -4,7 +4,8 @@
 //! more than executing a `sendMessage` (docs/perf.md): every request and
 //! every shared render takes its document from here instead. A parsed
 //! document depends on its text alone, so one cache serves every schema in
-//! the process.
+//! the process. Each is kept with its expanded size (`cost`), measured
+//! once.
 
 use std::{
     num::NonZeroUsize,
@@ -17,6 +18,9 @@ use async_graphql::{
 };
 use lru::LruCache;
 
+use super::cost;
+use crate::error::{Cost, Error};
+
 /// Documents kept: far more than an app's operations.
 const CAPACITY: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 
@@ -24,37 +28,52 @@ const CAPACITY: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 /// could otherwise fill the cache with large ones.
 const MAX_CACHED_BYTES: usize = 4096;
 
-static DOCUMENTS: LazyLock<Mutex<LruCache<String, ExecutableDocument>>> =
+/// A parsed document and the fields it expands to (`None`: too deep to measure).
+type Measured = (ExecutableDocument, Option<u64>);
+
+static DOCUMENTS: LazyLock<Mutex<LruCache<String, Measured>>> =
     LazyLock::new(|| Mutex::new(LruCache::new(CAPACITY)));
 
-fn cached<T>(f: impl FnOnce(&mut LruCache<String, ExecutableDocument>) -> T) -> T {
+fn cached<T>(f: impl FnOnce(&mut LruCache<String, Measured>) -> T) -> T {
     // Each critical section is one cache operation: a poisoned cache is whole.
     f(&mut DOCUMENTS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner()))
 }
 
+fn measured(query: &str) -> Option<Measured> {
+    let measure = |document: ExecutableDocument| {
+        let fields = cost::expanded_fields(&document);
+        (document, fields)
+    };
+    if query.len() > MAX_CACHED_BYTES {
+        return parse_query(query).ok().map(measure);
+    }
+    if let Some(found) = cached(|documents| documents.get(query).cloned()) {
+        return Some(found);
+    }
+    let found = measure(parse_query(query).ok()?);
+    cached(|documents| documents.put(query.to_owned(), found.clone()));
+    Some(found)
+}
+
 /// The parsed document of `query`, from the cache when its text was seen
 /// before; `None` when it does not parse.
 pub fn document(query: &str) -> Option<ExecutableDocument> {
-    if query.len() > MAX_CACHED_BYTES {
-        return parse_query(query).ok();
-    }
-    if let Some(document) = cached(|documents| documents.get(query).cloned()) {
-        return Some(document);
-    }
-    let document = parse_query(query).ok()?;
-    cached(|documents| documents.put(query.to_owned(), document.clone()));
-    Some(document)
+    measured(query).map(|(document, _)| document)
 }
 
-/// `request` with its document parsed (see [`document`]). A document that
-/// does not parse is left to the schema to report.
-pub fn parsed(mut request: Request) -> Request {
-    if let Some(document) = document(&request.query) {
+/// `request` with its document parsed (see [`document`]), or the error for
+/// a document that expands to more than `max_fields` fields. A document
+/// that does not parse is left to the schema to report.
+pub fn parsed(mut request: Request, max_fields: u64) -> Result<Request, Error> {
+    if let Some((document, fields)) = measured(&request.query) {
+        if fields.is_none_or(|fields| fields > max_fields) {
+            return Err(Error::TooCostly(Cost::Fields { max: max_fields }));
+        }
         request.set_parsed_query(document);
     }
-    request
+    Ok(request)
 }
 
 #[cfg(test)]
@@ -64,18 +83,18 @@ mod tests {
     #[test]
     fn a_document_that_parses_is_kept_for_the_next_request() {
         let query = "query KeptForNext { me { username } }";
-        parsed(Request::new(query));
+        parsed(Request::new(query), 100).expect("small");
         assert!(cached(|documents| documents.contains(query)));
     }
 
     #[test]
     fn broken_and_oversized_documents_are_left_to_the_schema() {
         let broken = "query { me { ";
-        parsed(Request::new(broken));
+        parsed(Request::new(broken), 100).expect("left to the schema");
         assert!(!cached(|documents| documents.contains(broken)));
 
         let huge = format!("{{ me {{ username }} }} # {}", "x".repeat(MAX_CACHED_BYTES));
-        parsed(Request::new(huge.clone()));
+        parsed(Request::new(huge.clone()), 100).expect("small");
         assert!(!cached(|documents| documents.contains(&huge)));
     }
 }

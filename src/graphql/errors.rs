@@ -10,8 +10,8 @@
 use async_graphql::{Pos, Response, ServerError, Value};
 
 use crate::{
+    app::App,
     error::{Error, Lang},
-    metrics::Metrics,
 };
 
 fn finish_error(error: &mut ServerError, lang: Lang) {
@@ -47,9 +47,11 @@ fn finish_error(error: &mut ServerError, lang: Lang) {
     }
 }
 
-/// Gives every error of a response its code, fields and message in `lang`,
-/// and counts it by that code.
-pub fn finish(mut response: Response, lang: Lang, metrics: &Metrics) -> Response {
+/// Bounds a response's size ([`super::cost::bound_response`]), gives every
+/// error its code, fields and message in `lang`, and counts it by that code.
+pub fn finish(response: Response, lang: Lang, app: &App) -> Response {
+    let mut response = super::cost::bound_response(response, app.config.limits.max_response_bytes);
+    let metrics = &app.metrics;
     for error in &mut response.errors {
         finish_error(error, lang);
         if let Some(Value::String(code)) = error.extensions.as_ref().and_then(|e| e.get("code")) {
@@ -62,7 +64,10 @@ pub fn finish(mut response: Response, lang: Lang, metrics: &Metrics) -> Response
 /// A response that is only `error`, as the engine would give it had a
 /// resolver returned it; [`finish`] it like any other.
 pub fn error_response(error: Error) -> Response {
-    Response::from_errors(vec![
-        async_graphql::Error::from(error).into_server_error(Pos::default()),
-    ])
+    Response::from_errors(vec![server_error(error)])
+}
+
+/// `error` as the engine carries a resolver's.
+pub fn server_error(error: Error) -> ServerError {
+    async_graphql::Error::from(error).into_server_error(Pos::default())
 }

@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, Object, Result, Subscription};
 use futures_util::{Stream, StreamExt, stream::BoxStream};
 
 use super::{
-    ContextExt,
+    ContextExt, cost,
     types::{LobbyMessage, Message, MessageConnection},
 };
 use crate::{
@@ -26,6 +26,7 @@ pub struct MessageQuery;
 impl MessageQuery {
     /// Chat history of a room the viewer belongs to. `last`/`before` page
     /// backwards from the newest; `first`/`after` forwards. Default: last 50.
+    #[graphql(complexity = "cost::page(first, last, messages::DEFAULT_PAGE, child_complexity)")]
     async fn messages(
         &self,
         ctx: &Context<'_>,

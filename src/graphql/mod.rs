@@ -3,6 +3,7 @@
 //! HTTP, `live` over WebSockets.
 
 mod accounts;
+mod cost;
 mod documents;
 mod errors;
 mod loaders;
@@ -25,7 +26,7 @@ use crate::{
     error::Result,
 };
 
-pub use documents::{document, parsed};
+pub use documents::document;
 pub use errors::{error_response, finish};
 pub use loaders::loader;
 pub use rendering::{Rendered, RenderingSchema, RenderingSubscription};
@@ -96,6 +97,9 @@ where
 {
     let limits = &app.config.limits;
     let builder = builder
+        .extension(cost::DocumentLimit {
+            max_fields: u64::try_from(limits.max_complexity).unwrap_or(u64::MAX),
+        })
         .data(app.clone())
         .validation_mode(mode)
         .limit_depth(limits.max_depth)

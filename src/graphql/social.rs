@@ -21,6 +21,7 @@ impl SocialQuery {
     }
 
     /// Users whose username or nickname starts with `query` (case-insensitive).
+    #[graphql(complexity = "super::cost::page(first, None, 20, child_complexity)")]
     async fn search_users(
         &self,
         ctx: &Context<'_>,

@@ -224,7 +224,7 @@ impl Executor {
 
     /// `request` with what resolvers read from their context.
     fn with_data(&self, request: Request) -> Request {
-        graphql::parsed(request)
+        request
             .data(self.credentials.clone())
             .data(graphql::loader(self.app.clone(), &self.credentials))
             .data(ClientAddress(self.client))
@@ -232,11 +232,11 @@ impl Executor {
 
     /// `error` as the errors of a response, in the socket's language.
     pub fn errors(&self, error: Error) -> Vec<ServerError> {
-        graphql::finish(graphql::error_response(error), self.lang, &self.app.metrics).errors
+        graphql::finish(graphql::error_response(error), self.lang, &self.app).errors
     }
 
     fn payload(&self, response: Response) -> Arc<str> {
-        let response = graphql::finish(response, self.lang, &self.app.metrics);
+        let response = graphql::finish(response, self.lang, &self.app);
         serde_json::to_string(&response)
             .unwrap_or_else(|_| r#"{"data":null}"#.to_owned())
             .into()
