@@ -159,6 +159,22 @@ pub struct Limits {
     #[arg(long, env = "CHATROOM_MAX_MESSAGE_CHARS", default_value_t = 4000)]
     pub max_message_chars: usize,
 
+    /// Rooms (groups and friends' PRIVATE rooms) one user may belong to.
+    #[arg(long, env = "CHATROOM_MAX_ROOMS_PER_USER", default_value_t = 1000)]
+    pub max_rooms_per_user: usize,
+
+    /// Members one GROUP room may have.
+    #[arg(long, env = "CHATROOM_MAX_GROUP_MEMBERS", default_value_t = 1000)]
+    pub max_group_members: usize,
+
+    /// Usernames one createGroup or addMembers may name.
+    #[arg(
+        long,
+        env = "CHATROOM_MAX_USERNAMES_PER_REQUEST",
+        default_value_t = 100
+    )]
+    pub max_usernames_per_request: usize,
+
     /// Operations (subscriptions above all) one WebSocket may run at once.
     #[arg(
         long,
@@ -191,6 +207,9 @@ impl Default for Limits {
             max_frame_bytes: 64 * 1024,
             max_page_size: 100,
             max_message_chars: 4000,
+            max_rooms_per_user: 1000,
+            max_group_members: 1000,
+            max_usernames_per_request: 100,
             max_operations_per_socket: 100,
             max_frames_per_second: 50,
             slow_client_secs: 10,
@@ -232,6 +251,32 @@ pub struct RateLimits {
     #[arg(long, env = "CHATROOM_MESSAGE_BURST", default_value_t = 40)]
     pub message_burst: u32,
 
+    /// Other writing mutations (createGroup, addMembers, addFriend,
+    /// updateProfile, ...) per second per user, sustained.
+    #[arg(long, env = "CHATROOM_WRITES_PER_SECOND", default_value_t = 5)]
+    pub writes_per_second: u32,
+
+    /// Other writing mutations a user may make at once.
+    #[arg(long, env = "CHATROOM_WRITE_BURST", default_value_t = 30)]
+    pub write_burst: u32,
+
+    /// Mutations of any kind per second per client address, sustained: what
+    /// one address may do however many accounts it uses.
+    #[arg(
+        long,
+        env = "CHATROOM_ADDRESS_WRITES_PER_SECOND",
+        default_value_t = 100
+    )]
+    pub address_writes_per_second: u32,
+
+    /// Mutations of any kind a client address may make at once.
+    #[arg(long, env = "CHATROOM_ADDRESS_WRITE_BURST", default_value_t = 300)]
+    pub address_write_burst: u32,
+
+    /// Registrations per client address per hour.
+    #[arg(long, env = "CHATROOM_REGISTRATIONS_PER_ADDRESS", default_value_t = 20)]
+    pub registrations_per_address: u32,
+
     /// New WebSocket connections per client address per second, sustained.
     #[arg(long, env = "CHATROOM_CONNECTIONS_PER_SECOND", default_value_t = 10)]
     pub connections_per_second: u32,
@@ -249,6 +294,11 @@ impl Default for RateLimits {
             codes_per_address: 20,
             messages_per_second: 20,
             message_burst: 40,
+            writes_per_second: 5,
+            write_burst: 30,
+            address_writes_per_second: 100,
+            address_write_burst: 300,
+            registrations_per_address: 20,
             connections_per_second: 10,
             connection_burst: 50,
         }
@@ -296,19 +346,90 @@ impl Config {
                 secret.len()
             );
         }
-        anyhow::ensure!(
-            self.limits.max_page_size >= 1,
-            "CHATROOM_MAX_PAGE_SIZE must be at least 1"
-        );
-        anyhow::ensure!(
-            self.rates.messages_per_second >= 1 && self.rates.connections_per_second >= 1,
-            "per-second rates must be at least 1"
-        );
+        for (name, value) in self.counts() {
+            anyhow::ensure!(value >= 1, "{name} must be at least 1, not {value}");
+        }
         for origin in &self.allowed_origins {
             url::Url::parse(origin)
                 .map_err(|e| anyhow::anyhow!("CHATROOM_ALLOWED_ORIGINS: {origin:?}: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Every setting that counts something a server cannot do with none of:
+    /// a zero there would refuse everyone, or divide by zero.
+    fn counts(&self) -> Vec<(&'static str, i64)> {
+        let (limits, rates) = (&self.limits, &self.rates);
+        let wide = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        let size = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        vec![
+            ("CHATROOM_JWT_TTL", wide(self.jwt_ttl_secs)),
+            ("CHATROOM_CODE_TTL", wide(self.code_ttl_secs)),
+            ("CHATROOM_CODE_MAX_TRIES", self.code_max_tries.into()),
+            ("CHATROOM_STORE_TIMEOUT", wide(self.store_timeout_secs)),
+            ("CHATROOM_TOPIC_BUFFER", size(self.topic_buffer)),
+            ("CHATROOM_MAX_BODY_BYTES", size(limits.max_body_bytes)),
+            ("CHATROOM_MAX_DEPTH", size(limits.max_depth)),
+            ("CHATROOM_MAX_COMPLEXITY", size(limits.max_complexity)),
+            (
+                "CHATROOM_MAX_RESPONSE_BYTES",
+                size(limits.max_response_bytes),
+            ),
+            ("CHATROOM_MAX_FRAME_BYTES", size(limits.max_frame_bytes)),
+            ("CHATROOM_MAX_PAGE_SIZE", limits.max_page_size.into()),
+            ("CHATROOM_MAX_MESSAGE_CHARS", size(limits.max_message_chars)),
+            (
+                "CHATROOM_MAX_ROOMS_PER_USER",
+                size(limits.max_rooms_per_user),
+            ),
+            ("CHATROOM_MAX_GROUP_MEMBERS", size(limits.max_group_members)),
+            (
+                "CHATROOM_MAX_USERNAMES_PER_REQUEST",
+                size(limits.max_usernames_per_request),
+            ),
+            (
+                "CHATROOM_MAX_OPERATIONS_PER_SOCKET",
+                size(limits.max_operations_per_socket),
+            ),
+            (
+                "CHATROOM_MAX_FRAMES_PER_SECOND",
+                limits.max_frames_per_second.into(),
+            ),
+            ("CHATROOM_SLOW_CLIENT_SECS", wide(limits.slow_client_secs)),
+            (
+                "CHATROOM_LOGIN_FAILURES_PER_USERNAME",
+                rates.login_failures_per_username.into(),
+            ),
+            (
+                "CHATROOM_LOGIN_FAILURES_PER_ADDRESS",
+                rates.login_failures_per_address.into(),
+            ),
+            ("CHATROOM_CODES_PER_ADDRESS", rates.codes_per_address.into()),
+            (
+                "CHATROOM_MESSAGES_PER_SECOND",
+                rates.messages_per_second.into(),
+            ),
+            ("CHATROOM_MESSAGE_BURST", rates.message_burst.into()),
+            ("CHATROOM_WRITES_PER_SECOND", rates.writes_per_second.into()),
+            ("CHATROOM_WRITE_BURST", rates.write_burst.into()),
+            (
+                "CHATROOM_ADDRESS_WRITES_PER_SECOND",
+                rates.address_writes_per_second.into(),
+            ),
+            (
+                "CHATROOM_ADDRESS_WRITE_BURST",
+                rates.address_write_burst.into(),
+            ),
+            (
+                "CHATROOM_REGISTRATIONS_PER_ADDRESS",
+                rates.registrations_per_address.into(),
+            ),
+            (
+                "CHATROOM_CONNECTIONS_PER_SECOND",
+                rates.connections_per_second.into(),
+            ),
+            ("CHATROOM_CONNECTION_BURST", rates.connection_burst.into()),
+        ]
     }
 
     pub fn outbox_dir(&self) -> PathBuf {
@@ -323,5 +444,62 @@ impl Config {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        Config::default().validate().expect("valid");
+        Cli::try_parse_from(["chatroom"])
+            .expect("parses")
+            .config
+            .validate()
+            .expect("valid");
+    }
+
+    #[test]
+    fn a_zero_count_is_refused_by_name_not_a_panic() {
+        for (name, _) in Config::default().counts() {
+            let flag = format!(
+                "--{}",
+                name.trim_start_matches("CHATROOM_")
+                    .to_lowercase()
+                    .replace('_', "-")
+            );
+            let parsed = Cli::try_parse_from(["chatroom", flag.as_str(), "0"]);
+            let config = match parsed {
+                Ok(cli) => cli.config,
+                // A flag named otherwise than its variable: set it by the variable.
+                Err(_) => {
+                    let mut config = Config::default();
+                    set_zero(&mut config, name);
+                    config
+                }
+            };
+            let error = config.validate().expect_err(name).to_string();
+            assert!(error.contains(name), "{name}: {error}");
+        }
+    }
+
+    fn set_zero(config: &mut Config, name: &str) {
+        match name {
+            "CHATROOM_JWT_TTL" => config.jwt_ttl_secs = 0,
+            "CHATROOM_CODE_TTL" => config.code_ttl_secs = 0,
+            "CHATROOM_STORE_TIMEOUT" => config.store_timeout_secs = 0,
+            "CHATROOM_SLOW_CLIENT_SECS" => config.limits.slow_client_secs = 0,
+            other => panic!("{other} has neither a flag of its name nor a setter here"),
+        }
     }
 }

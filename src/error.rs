@@ -81,6 +81,12 @@ pub enum Problem {
     Yourself,
     /// `first` and `last` in one request.
     FirstAndLast,
+    /// A list naming more users than one request may.
+    TooMany { max: usize },
+    /// It would put a user in more rooms than one may belong to.
+    RoomsPerUser { max: usize },
+    /// It would make a group larger than a group may be.
+    GroupMembers { max: usize },
 }
 
 impl Problem {
@@ -110,6 +116,18 @@ impl Problem {
             (Problem::Yourself, Lang::Zh) => "不能是你自己".into(),
             (Problem::FirstAndLast, Lang::En) => "cannot be combined with first".into(),
             (Problem::FirstAndLast, Lang::Zh) => "不能与 first 同时使用".into(),
+            (Problem::TooMany { max }, Lang::En) => format!("may name at most {max} users"),
+            (Problem::TooMany { max }, Lang::Zh) => format!("最多只能列出 {max} 个用户"),
+            (Problem::RoomsPerUser { max }, Lang::En) => {
+                format!("would put a user in more than {max} rooms")
+            }
+            (Problem::RoomsPerUser { max }, Lang::Zh) => {
+                format!("会使某个用户加入的聊天室超过 {max} 个")
+            }
+            (Problem::GroupMembers { max }, Lang::En) => {
+                format!("would make the group larger than {max} members")
+            }
+            (Problem::GroupMembers { max }, Lang::Zh) => format!("会使群成员超过 {max} 人"),
         }
     }
 }

@@ -39,8 +39,9 @@ use crate::{
 /// Sweep the in-process buckets of idle keys every this many checks.
 const SWEEP_EVERY: u64 = 4096;
 
-/// The emailing of codes: a slow, costly action per client address.
-const CODES_WINDOW: Duration = Duration::from_secs(60 * 60);
+/// The window of the slow, costly actions per client address (mailing a
+/// code, registering).
+const HOUR: Duration = Duration::from_secs(60 * 60);
 
 /// The window in which failed logins are counted.
 const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -51,7 +52,15 @@ const SHARED_RETRY: Duration = Duration::from_secs(5);
 /// Something limited by a rate, and who does it.
 #[derive(Debug, Clone, Copy)]
 pub enum Action {
+    /// `sendMessage` and `sendLobbyMessage`, per user.
     SendMessage(Uuid),
+    /// Every other mutation that writes or fans out, per user.
+    Write(Uuid),
+    /// Every mutation, per client address: what one address may make the
+    /// server do, however many accounts it uses.
+    WriteFrom(IpAddr),
+    /// `register`, per client address.
+    Register(IpAddr),
     Connect(IpAddr),
     SendCode(IpAddr),
 }
@@ -63,10 +72,15 @@ struct Rate {
     per_second: f64,
 }
 
+/// Config validation keeps rates at one or more; a rate that is not still
+/// never panics here, it refills once a day.
+const SLOWEST_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl Rate {
     fn quota(self) -> Quota {
         let burst = NonZeroU32::new(self.burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        let period = Duration::from_secs_f64(1.0 / self.per_second.max(f64::MIN_POSITIVE));
+        let period = Duration::try_from_secs_f64(1.0 / self.per_second)
+            .map_or(SLOWEST_PERIOD, |period| period.min(SLOWEST_PERIOD));
         Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(burst))
             .allow_burst(burst)
@@ -74,7 +88,10 @@ impl Rate {
 
     /// The fixed window that allows `burst` actions at this average rate.
     fn window(self) -> Duration {
-        Duration::from_secs_f64((f64::from(self.burst) / self.per_second).max(1.0))
+        Duration::try_from_secs_f64(f64::from(self.burst) / self.per_second)
+            .map_or(SLOWEST_PERIOD, |window| {
+                window.clamp(Duration::from_secs(1), SLOWEST_PERIOD)
+            })
     }
 }
 
@@ -123,6 +140,9 @@ pub struct RateLimiter {
 
 struct Buckets {
     messages: Bucket<Uuid>,
+    writes: Bucket<Uuid>,
+    writes_from: Bucket<IpAddr>,
+    registrations: Bucket<IpAddr>,
     connections: Bucket<IpAddr>,
     codes: Bucket<IpAddr>,
 }
@@ -156,9 +176,12 @@ impl RateLimiter {
     pub fn new(config: &Config, shared: Option<Arc<dyn Kv>>) -> Self {
         let rates = config.rates.clone();
         let buckets = Box::new(Buckets {
-            messages: Bucket::new(message_rate(&rates)),
-            connections: Bucket::new(connection_rate(&rates)),
-            codes: Bucket::new(code_rate(&rates)),
+            messages: Bucket::new(rate_of(&rates, Kind::Messages)),
+            writes: Bucket::new(rate_of(&rates, Kind::Writes)),
+            writes_from: Bucket::new(rate_of(&rates, Kind::WritesFrom)),
+            registrations: Bucket::new(rate_of(&rates, Kind::Registrations)),
+            connections: Bucket::new(rate_of(&rates, Kind::Connections)),
+            codes: Bucket::new(rate_of(&rates, Kind::Codes)),
         });
         Self {
             rates,
@@ -181,22 +204,28 @@ impl RateLimiter {
                 return decided;
             }
         }
+        let buckets = &self.buckets;
         match action {
-            Action::SendMessage(user) => self.buckets.messages.check(&user),
-            Action::Connect(address) => self.buckets.connections.check(&address),
-            Action::SendCode(address) => self.buckets.codes.check(&address),
+            Action::SendMessage(user) => buckets.messages.check(&user),
+            Action::Write(user) => buckets.writes.check(&user),
+            Action::WriteFrom(address) => buckets.writes_from.check(&address),
+            Action::Register(address) => buckets.registrations.check(&address),
+            Action::Connect(address) => buckets.connections.check(&address),
+            Action::SendCode(address) => buckets.codes.check(&address),
         }
     }
 
     /// The fixed window that stands for `action`'s rate in shared counters.
     fn window_of(&self, action: Action) -> Window {
-        let (key, rate) = match action {
-            Action::SendMessage(user) => (format!("rate:msg:{user}"), message_rate(&self.rates)),
-            Action::Connect(address) => {
-                (format!("rate:ws:{address}"), connection_rate(&self.rates))
-            }
-            Action::SendCode(address) => (format!("rate:code:{address}"), code_rate(&self.rates)),
+        let (key, kind) = match action {
+            Action::SendMessage(user) => (format!("rate:msg:{user}"), Kind::Messages),
+            Action::Write(user) => (format!("rate:write:{user}"), Kind::Writes),
+            Action::WriteFrom(address) => (format!("rate:from:{address}"), Kind::WritesFrom),
+            Action::Register(address) => (format!("rate:register:{address}"), Kind::Registrations),
+            Action::Connect(address) => (format!("rate:ws:{address}"), Kind::Connections),
+            Action::SendCode(address) => (format!("rate:code:{address}"), Kind::Codes),
         };
+        let rate = rate_of(&self.rates, kind);
         Window {
             key,
             limit: rate.burst,
@@ -204,32 +233,39 @@ impl RateLimiter {
         }
     }
 
-    /// `RATE_LIMITED` while `username`, or the address `client`, has failed
-    /// to log in as often as a window allows: then even the right password
-    /// is refused until the window ends, and guessing stops being useful.
-    pub async fn check_login(&self, username: &str, client: IpAddr) -> Result<()> {
-        for window in [self.failures_of(username), self.failures_from(client)] {
-            self.on_windows(Count::RefuseIfFull(&window)).await?;
-        }
-        Ok(())
-    }
-
-    /// Counts a failed login against `username` and against `client`.
-    pub async fn login_failed(&self, username: &str, client: IpAddr) -> Result<()> {
-        for window in [self.failures_of(username), self.failures_from(client)] {
-            // This try has failed already: that it fills the window matters
-            // to the next one.
-            match self.on_windows(Count::Add(&window)).await {
-                Ok(()) | Err(Error::RateLimited { .. }) => {}
-                Err(other) => return Err(other),
+    /// Counts a login try of `username` from `client` before it is checked,
+    /// or refuses it (`RATE_LIMITED`) when the failures counted for either
+    /// fill a window: then even the right password waits until the window
+    /// ends, and guessing stops being useful. The count is one atomic
+    /// increment, so concurrent tries cannot all pass a check made before
+    /// any of them failed. A try that succeeds gives its count back
+    /// ([`RateLimiter::login_succeeded`]); one that fails keeps it.
+    ///
+    /// A name that is not a valid username names no account: it is counted
+    /// against the address only, so a client cannot make the server keep a
+    /// counter per arbitrary string.
+    pub async fn reserve_login(&self, username: Option<&str>, client: IpAddr) -> Result<()> {
+        let windows = [
+            username.map(|name| self.failures_of(name)),
+            Some(self.failures_from(client)),
+        ];
+        let mut refused = Ok(());
+        for window in windows.iter().flatten() {
+            // Both are counted even when the first refuses: a try during a
+            // lockout still counts against its address.
+            if let Err(error) = self.on_windows(Count::Add(window)).await {
+                refused = refused.and(Err(error));
             }
         }
-        Ok(())
+        refused
     }
 
-    /// A login that succeeded forgives its username's failures.
-    pub async fn login_succeeded(&self, username: &str) -> Result<()> {
+    /// A login that succeeded forgives its username's failures and gives
+    /// back the address's count of this try.
+    pub async fn login_succeeded(&self, username: &str, client: IpAddr) -> Result<()> {
         self.on_windows(Count::Clear(&self.failures_of(username)))
+            .await?;
+        self.on_windows(Count::GiveBack(&self.failures_from(client)))
             .await
     }
 
@@ -293,24 +329,33 @@ impl RateLimiter {
     }
 }
 
-fn message_rate(rates: &RateLimits) -> Rate {
-    Rate {
-        burst: rates.message_burst,
-        per_second: f64::from(rates.messages_per_second),
-    }
+/// The rates of [`Action`]s, one per bucket.
+#[derive(Clone, Copy)]
+enum Kind {
+    Messages,
+    Writes,
+    WritesFrom,
+    Registrations,
+    Connections,
+    Codes,
 }
 
-fn connection_rate(rates: &RateLimits) -> Rate {
-    Rate {
-        burst: rates.connection_burst,
-        per_second: f64::from(rates.connections_per_second),
-    }
-}
-
-fn code_rate(rates: &RateLimits) -> Rate {
-    Rate {
-        burst: rates.codes_per_address,
-        per_second: f64::from(rates.codes_per_address) / CODES_WINDOW.as_secs_f64(),
+fn rate_of(rates: &RateLimits, kind: Kind) -> Rate {
+    let steady = |burst: u32, per_second: u32| Rate {
+        burst,
+        per_second: f64::from(per_second),
+    };
+    let hourly = |per_hour: u32| Rate {
+        burst: per_hour,
+        per_second: f64::from(per_hour) / HOUR.as_secs_f64(),
+    };
+    match kind {
+        Kind::Messages => steady(rates.message_burst, rates.messages_per_second),
+        Kind::Writes => steady(rates.write_burst, rates.writes_per_second),
+        Kind::WritesFrom => steady(rates.address_write_burst, rates.address_writes_per_second),
+        Kind::Registrations => hourly(rates.registrations_per_address),
+        Kind::Connections => steady(rates.connection_burst, rates.connections_per_second),
+        Kind::Codes => hourly(rates.codes_per_address),
     }
 }
 
@@ -319,8 +364,8 @@ fn code_rate(rates: &RateLimits) -> Rate {
 enum Count<'a> {
     /// Count one more; `RATE_LIMITED` beyond its limit.
     Add(&'a Window),
-    /// `RATE_LIMITED` while it holds its limit, counting nothing.
-    RefuseIfFull(&'a Window),
+    /// Take back one that turned out not to count.
+    GiveBack(&'a Window),
     /// Empty it.
     Clear(&'a Window),
 }
@@ -329,11 +374,9 @@ impl Count<'_> {
     async fn on(self, kv: &dyn Kv) -> Result<()> {
         let (window, counted) = match self {
             Count::Add(window) => (window, kv.increment(&window.key, window.length).await?),
-            Count::RefuseIfFull(window) => {
-                let counted = kv.get(&window.key).await?;
-                let counted = counted.and_then(|count| count.parse::<u64>().ok());
-                // Full when it holds the limit: the next one would be over.
-                (window, counted.unwrap_or(0) + 1)
+            Count::GiveBack(window) => {
+                kv.decrement(&window.key).await?;
+                return Ok(());
             }
             Count::Clear(window) => {
                 kv.remove(&window.key).await?;

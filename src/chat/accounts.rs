@@ -93,22 +93,33 @@ pub async fn send_email_code(app: &App, email: &str, client: IpAddr) -> Result<C
     })
 }
 
-/// Uses up the code mailed to `email` if `code` is it. A wrong code counts a
-/// try; the last allowed wrong try voids the code. Of two requests racing with
-/// the right code, one wins.
-async fn redeem_code(app: &App, email: &Email, code: &EmailCode) -> Result<()> {
+/// `INVALID_CODE` unless `code` is the one mailed to `email`. Each try is
+/// counted before the comparison, in one atomic increment, so concurrent
+/// guesses cannot outrun the count; the try that reaches the limit voids
+/// the code. The code stays until [`spend_code`].
+async fn check_code(app: &App, email: &Email, code: &EmailCode) -> Result<()> {
     let key = code_key(email);
-    let Some(expected) = app.kv.get(&key).await? else {
-        return Err(Error::InvalidCode);
-    };
-    if expected != code.as_str() {
-        let tries = app.kv.increment(&tries_key(email), app.code_ttl()).await?;
-        if tries >= u64::from(app.config.code_max_tries) {
-            app.kv.remove(&key).await?;
-        }
+    let tries = app.kv.increment(&tries_key(email), app.code_ttl()).await?;
+    let max = u64::from(app.config.code_max_tries);
+    if tries > max {
+        app.kv.remove(&key).await?;
         return Err(Error::InvalidCode);
     }
-    if !app.kv.remove(&key).await? {
+    match app.kv.get(&key).await? {
+        Some(expected) if expected == code.as_str() => Ok(()),
+        _ => {
+            if tries == max {
+                app.kv.remove(&key).await?;
+            }
+            Err(Error::InvalidCode)
+        }
+    }
+}
+
+/// Uses up the code of `email`: of two requests racing with the right code,
+/// one wins and the other gets `INVALID_CODE`.
+async fn spend_code(app: &App, email: &Email) -> Result<()> {
+    if !app.kv.remove(&code_key(email)).await? {
         return Err(Error::InvalidCode);
     }
     app.kv.remove(&tries_key(email)).await?;
@@ -198,13 +209,15 @@ impl Applicant {
 }
 
 /// Creates an account from a mailed code. Every field is checked before the
-/// code is spent, and a taken username or email does not spend it either.
-#[tracing::instrument(skip_all, fields(username = %input.account.username))]
+/// code is spent, and a taken username or email does not spend it either;
+/// but whether they are taken is told only to a client that has the code.
+#[tracing::instrument(skip_all)]
 pub async fn register(app: &App, input: Registration) -> Result<Session> {
     let applicant = Applicant::parse(&input.account)?;
     let code = EmailCode::parse(&input.code)?;
+    check_code(app, &applicant.email, &code).await?;
     applicant.check_free(app).await?;
-    redeem_code(app, &applicant.email, &code).await?;
+    spend_code(app, &applicant.email).await?;
     let user = applicant.create(app).await?;
     tracing::info!(identity = %user.identity, "registered");
     session(app, user)
@@ -225,24 +238,33 @@ pub async fn create_account(app: &App, account: NewAccount) -> Result<Profile> {
 }
 
 /// Signs in by username (ignoring case) and password. An unknown user and a
-/// wrong password get the same error after the same work. After too many
-/// failures for a username or from a client address, every login of it is
-/// refused until the window ends, even with the right password: guessing
-/// stops being useful.
-#[tracing::instrument(skip_all, fields(username = %username))]
+/// wrong password get the same error after the same work. Each try is
+/// counted before the password is checked ([`RateLimiter::reserve_login`]):
+/// after too many failures for a username or from a client address, every
+/// login of it is refused until the window ends, even with the right
+/// password, and concurrent tries cannot outrun the count.
+///
+/// [`RateLimiter::reserve_login`]: crate::rate_limit::RateLimiter::reserve_login
+#[tracing::instrument(skip_all, fields(username = %username.chars().take(32).collect::<String>()))]
 pub async fn login(app: &App, username: &str, password: &str, client: IpAddr) -> Result<Session> {
-    app.limiter.check_login(username, client).await?;
-    let user = app.store.login_record(username).await?;
+    let username = Username::parse(username).ok();
+    let username = username.as_ref().map(Username::as_str);
+    app.limiter.reserve_login(username, client).await?;
+    let user = match username {
+        Some(username) => app.store.login_record(username).await?,
+        None => None,
+    };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    match (app.hasher.verify(password.to_owned(), hash).await?, user) {
-        (true, Some(user)) => {
-            app.limiter.login_succeeded(username).await?;
+    match (
+        app.hasher.verify(password.to_owned(), hash).await?,
+        user,
+        username,
+    ) {
+        (true, Some(user), Some(username)) => {
+            app.limiter.login_succeeded(username, client).await?;
             session(app, user.profile)
         }
-        _ => {
-            app.limiter.login_failed(username, client).await?;
-            Err(Error::BadCredentials)
-        }
+        _ => Err(Error::BadCredentials),
     }
 }
 

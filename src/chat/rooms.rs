@@ -8,7 +8,7 @@ use crate::{
     app::App,
     auth::Viewer,
     broker::{Event, Topic},
-    error::{Entity, Error, Result, Unique},
+    error::{Entity, Error, Problem, Result, Unique},
     store::{Departure, MemberRecord, Profile, RoomRecord, RoomType, now},
 };
 
@@ -120,8 +120,43 @@ pub fn new_room(
     }
 }
 
-/// The users named, all of them or `NOT_FOUND`; duplicates and `except` left out.
-async fn users_named(app: &App, usernames: &[String], except: Uuid) -> Result<Vec<Profile>> {
+/// `BAD_USER_INPUT` on `field` when `users` joining one more room would put
+/// one of them in more rooms than a user may belong to.
+pub async fn check_room_caps(app: &App, users: &[Uuid], field: &'static str) -> Result<()> {
+    let max = app.config.limits.max_rooms_per_user;
+    let counts = app.store.room_counts(users).await?;
+    if counts
+        .values()
+        .any(|&count| count >= u64::try_from(max).unwrap_or(u64::MAX))
+    {
+        return Err(Error::bad_input(field, Problem::RoomsPerUser { max }));
+    }
+    Ok(())
+}
+
+/// `BAD_USER_INPUT` on `field` when a group of `members` would be larger
+/// than a group may be.
+fn check_group_size(app: &App, members: usize, field: &'static str) -> Result<()> {
+    let max = app.config.limits.max_group_members;
+    match members > max {
+        true => Err(Error::bad_input(field, Problem::GroupMembers { max })),
+        false => Ok(()),
+    }
+}
+
+/// The users named in `field`, all of them or `NOT_FOUND`; duplicates and
+/// `except` left out. A list longer than one request may name is refused
+/// before any is looked up.
+async fn users_named(
+    app: &App,
+    usernames: &[String],
+    except: Uuid,
+    field: &'static str,
+) -> Result<Vec<Profile>> {
+    let max = app.config.limits.max_usernames_per_request;
+    if usernames.len() > max {
+        return Err(Error::bad_input(field, Problem::TooMany { max }));
+    }
     let mut users: Vec<Profile> = Vec::with_capacity(usernames.len());
     for username in usernames {
         let user = app
@@ -148,9 +183,11 @@ pub async fn create_group(
 ) -> Result<RoomRecord> {
     let name = GroupName::parse(name)?;
     let info = GroupInfo::parse(info)?;
-    let others = users_named(app, members, viewer.identity).await?;
+    let others = users_named(app, members, viewer.identity, "members").await?;
     let mut identities = vec![viewer.identity];
     identities.extend(others.iter().map(|u| u.identity));
+    check_group_size(app, identities.len(), "members")?;
+    check_room_caps(app, &identities, "members").await?;
     let room = new_room(
         viewer.identity,
         RoomType::Group,
@@ -174,8 +211,15 @@ pub async fn add_members(
     if room.room_type != RoomType::Group {
         return Err(Error::Forbidden);
     }
-    let users = users_named(app, usernames, viewer.identity).await?;
-    let identities: Vec<Uuid> = users.iter().map(|u| u.identity).collect();
+    let users = users_named(app, usernames, viewer.identity, "usernames").await?;
+    let members = app.store.members_of_rooms(&[room.identity]).await?;
+    let identities: Vec<Uuid> = users
+        .iter()
+        .map(|u| u.identity)
+        .filter(|user| members.iter().all(|(_, member)| member != user))
+        .collect();
+    check_group_size(app, members.len() + identities.len(), "usernames")?;
+    check_room_caps(app, &identities, "usernames").await?;
     let added = app
         .store
         .add_members(room.identity, &identities, now())

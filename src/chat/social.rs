@@ -76,6 +76,7 @@ pub async fn add_friend(app: &App, viewer: &Viewer, username: &str) -> Result<Ro
     if let Some(room) = app.store.private_room(&key).await? {
         return Ok(room);
     }
+    rooms::check_room_caps(app, &[viewer.identity, friend.identity], "username").await?;
     let room = rooms::new_room(
         viewer.identity,
         RoomType::Private,

@@ -3,10 +3,14 @@
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result};
 
 use super::{
-    ContextExt,
+    ContextExt, limited,
     types::{AuthPayload, SendCodePayload, Sex, User},
+    writer,
 };
-use crate::chat::accounts::{self, NewAccount, ProfileChange, Registration};
+use crate::{
+    chat::accounts::{self, NewAccount, ProfileChange, Registration},
+    rate_limit::Action,
+};
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -68,6 +72,7 @@ impl AccountMutation {
             },
             code: input.code,
         };
+        limited(ctx, Action::Register(ctx.client_address())).await?;
         Ok(accounts::register(ctx.app(), registration).await?.into())
     }
 
@@ -94,8 +99,9 @@ impl AccountMutation {
                 MaybeUndefined::Value(avatar) => Some(Some(avatar)),
             },
         };
+        let viewer = writer(ctx, Action::Write).await?;
         Ok(User::to_self(
-            accounts::update_profile(ctx.app(), ctx.viewer()?, change).await?,
+            accounts::update_profile(ctx.app(), viewer, change).await?,
         ))
     }
 }

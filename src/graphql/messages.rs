@@ -8,6 +8,7 @@ use futures_util::{Stream, StreamExt, stream::BoxStream};
 use super::{
     ContextExt, cost,
     types::{LobbyMessage, Message, MessageConnection},
+    writer,
 };
 use crate::{
     broker::MessageEvent,
@@ -17,6 +18,7 @@ use crate::{
     },
     error,
     metrics::{Feed, LiveSubscription},
+    rate_limit::Action,
 };
 
 #[derive(Default)]
@@ -64,7 +66,7 @@ impl MessageMutation {
     ) -> Result<Message> {
         let event = messages::send(
             ctx.app(),
-            ctx.viewer()?,
+            writer(ctx, Action::SendMessage).await?,
             &room_identity,
             &content,
             client_id.as_deref(),
@@ -75,7 +77,9 @@ impl MessageMutation {
 
     /// Broadcast to every lobby subscriber.
     async fn send_lobby_message(&self, ctx: &Context<'_>, content: String) -> Result<LobbyMessage> {
-        let event = messages::send_to_lobby(ctx.app(), ctx.viewer()?, &content).await?;
+        let event =
+            messages::send_to_lobby(ctx.app(), writer(ctx, Action::SendMessage).await?, &content)
+                .await?;
         Ok(LobbyMessage(event))
     }
 }

@@ -20,10 +20,13 @@ use async_graphql::{
     SubscriptionType, ValidationMode,
 };
 
+use uuid::Uuid;
+
 use crate::{
     app::App,
     auth::{Credentials, Viewer},
     error::Result,
+    rate_limit::Action,
 };
 
 pub use documents::document;
@@ -146,4 +149,23 @@ impl ContextExt for Context<'_> {
         static ANONYMOUS: Credentials = Credentials::Anonymous;
         self.data_opt::<Credentials>().unwrap_or(&ANONYMOUS)
     }
+}
+
+/// `RATE_LIMITED` when `action`, or one more mutation from the client's
+/// address, is over its rate: every mutation passes here (or through
+/// [`writer`]) once per field, so aliases and batches count one each.
+async fn limited(ctx: &Context<'_>, action: Action) -> Result<()> {
+    let limiter = &ctx.app().limiter;
+    limiter
+        .check(Action::WriteFrom(ctx.client_address()))
+        .await?;
+    limiter.check(action).await
+}
+
+/// The signed-in viewer, once `action` (per user) and the client's address
+/// are within their rates.
+async fn writer<'c>(ctx: &'c Context<'_>, action: fn(Uuid) -> Action) -> Result<&'c Viewer> {
+    let viewer = ctx.viewer()?;
+    limited(ctx, action(viewer.identity)).await?;
+    Ok(viewer)
 }

@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
-use super::{ContextExt, types::Room};
-use crate::chat::rooms;
+use super::{ContextExt, types::Room, writer};
+use crate::{chat::rooms, rate_limit::Action};
 
 #[derive(InputObject)]
 pub struct CreateGroupInput {
@@ -41,7 +41,7 @@ impl RoomMutation {
     async fn create_group(&self, ctx: &Context<'_>, input: CreateGroupInput) -> Result<Room> {
         let room = rooms::create_group(
             ctx.app(),
-            ctx.viewer()?,
+            writer(ctx, Action::Write).await?,
             &input.name,
             input.info.as_deref().unwrap_or_default(),
             &input.members.unwrap_or_default(),
@@ -57,19 +57,25 @@ impl RoomMutation {
         room_identity: ID,
         usernames: Vec<String>,
     ) -> Result<Room> {
-        let room = rooms::add_members(ctx.app(), ctx.viewer()?, &room_identity, &usernames).await?;
+        let room = rooms::add_members(
+            ctx.app(),
+            writer(ctx, Action::Write).await?,
+            &room_identity,
+            &usernames,
+        )
+        .await?;
         Ok(Room(room))
     }
 
     /// Leave a GROUP room.
     async fn leave_room(&self, ctx: &Context<'_>, room_identity: ID) -> Result<bool> {
-        Ok(rooms::leave_room(ctx.app(), ctx.viewer()?, &room_identity).await?)
+        Ok(rooms::leave_room(ctx.app(), writer(ctx, Action::Write).await?, &room_identity).await?)
     }
 
     /// Mark everything in the room read for the viewer.
     async fn mark_room_read(&self, ctx: &Context<'_>, room_identity: ID) -> Result<Room> {
         Ok(Room(
-            rooms::mark_read(ctx.app(), ctx.viewer()?, &room_identity).await?,
+            rooms::mark_read(ctx.app(), writer(ctx, Action::Write).await?, &room_identity).await?,
         ))
     }
 }

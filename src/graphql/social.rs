@@ -5,8 +5,9 @@ use async_graphql::{Context, Object, Result};
 use super::{
     ContextExt,
     types::{Room, User, UserProfile},
+    writer,
 };
-use crate::chat::social;
+use crate::{chat::social, rate_limit::Action};
 
 #[derive(Default)]
 pub struct SocialQuery;
@@ -48,13 +49,13 @@ impl SocialMutation {
     /// if any). Adding oneself is an error.
     async fn add_friend(&self, ctx: &Context<'_>, username: String) -> Result<Room> {
         Ok(Room(
-            social::add_friend(ctx.app(), ctx.viewer()?, &username).await?,
+            social::add_friend(ctx.app(), writer(ctx, Action::Write).await?, &username).await?,
         ))
     }
 
     /// Stop being friends: the PRIVATE room and its history are deleted.
     /// False if they were not friends.
     async fn remove_friend(&self, ctx: &Context<'_>, username: String) -> Result<bool> {
-        Ok(social::remove_friend(ctx.app(), ctx.viewer()?, &username).await?)
+        Ok(social::remove_friend(ctx.app(), writer(ctx, Action::Write).await?, &username).await?)
     }
 }

@@ -93,6 +93,14 @@ impl Kv for MemoryKv {
         Ok(1)
     }
 
+    async fn decrement(&self, key: &str) -> Result<()> {
+        if let Some(entry) = self.state().live(key) {
+            let count = entry.value.parse::<u64>().unwrap_or(0);
+            entry.value = count.saturating_sub(1).to_string();
+        }
+        Ok(())
+    }
+
     async fn remove(&self, key: &str) -> Result<bool> {
         let mut state = self.state();
         let existed = state.live(key).is_some();

@@ -34,6 +34,11 @@ pub trait Kv: Send + Sync {
     /// does not extend it (a fixed window).
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64>;
 
+    /// Takes one back from the counter at `key`, when it exists and is above
+    /// zero; its time to live stays. What a reservation made with
+    /// [`Kv::increment`] gives back when it turned out not to count.
+    async fn decrement(&self, key: &str) -> Result<()>;
+
     /// Removes `key`; true when it existed, so of two concurrent removers
     /// exactly one learns it took the value.
     async fn remove(&self, key: &str) -> Result<bool>;

@@ -76,6 +76,19 @@ impl Kv for RedisKv {
         Ok(count)
     }
 
+    async fn decrement(&self, key: &str) -> Result<()> {
+        // DECR alone would create a counter without expiry where none is.
+        const SCRIPT: &str = "local n = tonumber(redis.call('GET', KEYS[1])) \
+            if n and n > 0 then redis.call('DECR', KEYS[1]) end return 0";
+        let command = redis::cmd("EVAL")
+            .arg(SCRIPT)
+            .arg(1)
+            .arg(self.key(key))
+            .clone();
+        let _: i64 = self.link.query(&command).await?;
+        Ok(())
+    }
+
     async fn remove(&self, key: &str) -> Result<bool> {
         let removed: u64 = self
             .link

@@ -345,6 +345,9 @@ pub trait Store: Send + Sync {
     /// `user`'s memberships among `rooms`, in any order.
     async fn memberships(&self, user: Uuid, rooms: &[Uuid]) -> Result<Vec<MemberRecord>>;
 
+    /// How many rooms each of `users` belongs to; users in none are left out.
+    async fn room_counts(&self, users: &[Uuid]) -> Result<HashMap<Uuid, u64>>;
+
     /// Every (room, member) pair of `rooms`, members in joining order.
     async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>>;
 

@@ -29,6 +29,20 @@ async fn counters_count_within_a_fixed_window(kv: Arc<dyn Kv>) {
     assert_eq!(kv.increment("n", SHORT).await.unwrap(), 1, "a new window");
 }
 
+async fn a_counter_gives_back_a_reservation_but_never_goes_below_zero(kv: Arc<dyn Kv>) {
+    kv.decrement("none").await.unwrap();
+    assert_eq!(kv.get("none").await.unwrap(), None, "nothing is created");
+    kv.increment("n", LONG).await.unwrap();
+    kv.increment("n", LONG).await.unwrap();
+    kv.decrement("n").await.unwrap();
+    assert_eq!(kv.get("n").await.unwrap().as_deref(), Some("1"));
+    kv.decrement("n").await.unwrap();
+    kv.decrement("n").await.unwrap();
+    assert_eq!(kv.get("n").await.unwrap().as_deref(), Some("0"));
+    let left = kv.time_to_live("n").await.unwrap().unwrap();
+    assert!(left <= LONG && left > SHORT, "the window stays: {left:?}");
+}
+
 async fn values_expire_after_their_time_to_live(kv: Arc<dyn Kv>) {
     kv.set("short", "v", SHORT).await.unwrap();
     let left = kv.time_to_live("short").await.unwrap().unwrap();
@@ -82,6 +96,7 @@ macro_rules! kv_suite {
 kv_suite!(
     a_value_reads_back_until_removed,
     counters_count_within_a_fixed_window,
+    a_counter_gives_back_a_reservation_but_never_goes_below_zero,
     values_expire_after_their_time_to_live,
     concurrent_removers_take_a_value_once,
 );

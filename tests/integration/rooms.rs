@@ -303,6 +303,7 @@ counted! {
     delete_room(room: Uuid) -> bool;
     member(room: Uuid, user: Uuid) -> Option<MemberRecord>;
     memberships(user: Uuid, rooms: &[Uuid]) -> Vec<MemberRecord>;
+    room_counts(users: &[Uuid]) -> std::collections::HashMap<Uuid, u64>;
     members_of_rooms(rooms: &[Uuid]) -> Vec<(Uuid, Uuid)>;
     add_members(room: Uuid, users: &[Uuid], joined_at: chrono::DateTime<chrono::Utc>) -> Vec<Uuid>;
     remove_member(room: Uuid, user: Uuid) -> Departure;

@@ -1,6 +1,8 @@
 //! What one request, socket, user or address can make the server do: every
 //! cost bounded before the work, and refused with API.md's codes.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::helpers::{Backends, TestApp, error_code};
@@ -104,3 +106,381 @@ async fn a_response_larger_than_its_bound_is_only_an_error() {
     assert!(page["data"].is_null(), "{page}");
     assert!(error_message(&page).contains("4096 bytes"), "{page}");
 }
+
+/// Answers of `field` in an aliased request: how many were done, and how
+/// many refused with RATE_LIMITED.
+fn done_and_limited(answer: &Value, aliases: usize) -> (usize, usize) {
+    let done = (0..aliases)
+        .filter(|i| !answer["data"][format!("a{i}")].is_null())
+        .count();
+    let limited = answer["errors"].as_array().map_or(0, |errors| {
+        errors
+            .iter()
+            .filter(|e| e["extensions"]["code"] == "RATE_LIMITED")
+            .count()
+    });
+    (done, limited)
+}
+
+/// A request of `aliases` aliased `field`s.
+fn aliased(signature: &str, field: &str, aliases: usize) -> String {
+    let fields: String = (0..aliases).map(|i| format!(" a{i}: {field}")).collect();
+    format!("mutation{signature} {{{fields} }}")
+}
+
+async fn aliases_of_a_writing_mutation_count_one_each(backends: Backends) {
+    let app = TestApp::spawn_with(backends, "aliased_writes", |c| {
+        let defaults = chatroom::config::RateLimits::default();
+        c.rates.write_burst = defaults.write_burst;
+        c.rates.writes_per_second = defaults.writes_per_second;
+        c.rates.message_burst = defaults.message_burst;
+        c.rates.messages_per_second = defaults.messages_per_second;
+    })
+    .await;
+    let ann = app.register("ann").await;
+    let mut lobby = app.connect(&ann).await;
+    lobby
+        .subscribe("lobby", "subscription { lobby { content } }", json!({}))
+        .await;
+
+    let groups = app
+        .as_user(
+            &ann,
+            &aliased("", r#"createGroup(input: { name: "g" }) { identity }"#, 200),
+            json!({}),
+        )
+        .await;
+    let (created, limited) = done_and_limited(&groups, 200);
+    assert!((1..=50).contains(&created), "{created} groups created");
+    assert_eq!(created + limited, 200, "{groups}");
+    let stored = app.as_user(&ann, "{ rooms { identity } }", json!({})).await;
+    assert_eq!(
+        stored["data"]["rooms"].as_array().map(Vec::len),
+        Some(created)
+    );
+
+    let broadcasts = app
+        .as_user(
+            &ann,
+            &aliased("", r#"sendLobbyMessage(content: "hi") { createdAt }"#, 200),
+            json!({}),
+        )
+        .await;
+    let (sent, limited) = done_and_limited(&broadcasts, 200);
+    assert!((1..=50).contains(&sent), "{sent} lobby messages sent");
+    assert_eq!(sent + limited, 200, "{broadcasts}");
+    for _ in 0..sent {
+        assert!(lobby.next_of("lobby").await.is_some());
+    }
+    assert_eq!(
+        lobby
+            .next_of_within("lobby", std::time::Duration::from_millis(300))
+            .await,
+        None,
+        "only the messages sent were broadcast"
+    );
+}
+
+async fn every_writing_mutation_is_limited_per_user(backends: Backends) {
+    let app = TestApp::spawn_with(backends, "writes_per_user", |c| {
+        c.rates.write_burst = 1;
+        c.rates.writes_per_second = 1;
+    })
+    .await;
+    let (ann, bob, cat) = (
+        app.register("ann").await,
+        app.register("bob").await,
+        app.register("cat").await,
+    );
+    let room = app.group(&bob, "g", &[&ann]).await;
+    let writes = [
+        (
+            "",
+            r#"updateProfile(input: { nickname: "A" }) { nickname }"#.to_owned(),
+        ),
+        (
+            "",
+            format!(r#"addFriend(username: "{}") {{ identity }}"#, cat.username),
+        ),
+        ("", format!(r#"removeFriend(username: "{}")"#, cat.username)),
+        (
+            "",
+            r#"createGroup(input: { name: "h" }) { identity }"#.to_owned(),
+        ),
+        (
+            "($r: ID!)",
+            r#"addMembers(roomIdentity: $r, usernames: ["cat"]) { identity }"#.to_owned(),
+        ),
+        (
+            "($r: ID!)",
+            "markRoomRead(roomIdentity: $r) { identity }".to_owned(),
+        ),
+        ("($r: ID!)", "leaveRoom(roomIdentity: $r)".to_owned()),
+    ];
+    for (signature, field) in writes {
+        let answer = app
+            .as_user(&ann, &aliased(signature, &field, 2), json!({ "r": room }))
+            .await;
+        // The first may do its work or fail on its own; the second waits.
+        let (_, limited) = done_and_limited(&answer, 2);
+        assert_eq!(limited, 1, "{field}: {answer}");
+        assert!(answer["data"]["a1"].is_null(), "{field}: {answer}");
+        // The bucket refills at one a second: wait for the next mutation.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let other = app
+        .as_user(
+            &bob,
+            r#"mutation { updateProfile(input: { nickname: "B" }) { nickname } }"#,
+            json!({}),
+        )
+        .await;
+    assert!(other["errors"].is_null(), "bob is not limited: {other}");
+}
+
+async fn mutations_are_limited_per_client_address_and_registrations_too(backends: Backends) {
+    let app = TestApp::spawn_with(backends, "writes_per_address", |c| {
+        c.rates.registrations_per_address = 2;
+    })
+    .await;
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    let email = "cat@example.com";
+    assert!(app.send_email_code(email).await["errors"].is_null());
+    let code = app.read_code(email);
+    let third = app
+        .anonymous(
+            "mutation($input: RegisterInput!) { register(input: $input) { token } }",
+            json!({ "input": { "username": "cat", "password": "password-cat", "email": email, "code": code } }),
+        )
+        .await;
+    assert_eq!(error_code(&third), "RATE_LIMITED", "{third}");
+
+    let app = TestApp::spawn_with(backends, "writes_per_address_any_user", |c| {
+        c.rates.address_write_burst = 3;
+        c.rates.address_writes_per_second = 1;
+    })
+    .await;
+    let _ = (ann, bob);
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    let room = app.group(&ann, "g", &[&bob]).await;
+    let mut outcomes = Vec::new();
+    for account in [&ann, &bob, &ann, &bob] {
+        outcomes.push(error_code(&app.send(account, &room, "hi").await).to_owned());
+    }
+    assert!(
+        outcomes.iter().any(|code| code == "RATE_LIMITED"),
+        "two users from one address share its rate: {outcomes:?}"
+    );
+}
+
+async fn rooms_per_user_group_members_and_named_users_are_capped(backends: Backends) {
+    let app = TestApp::spawn_with(backends, "room_caps", |c| {
+        c.limits.max_rooms_per_user = 2;
+        c.limits.max_group_members = 3;
+        c.limits.max_usernames_per_request = 2;
+    })
+    .await;
+    let (ann, bob, cat, dan) = (
+        app.register("ann").await,
+        app.register("bob").await,
+        app.register("cat").await,
+        app.register("dan").await,
+    );
+    let create = |members: &[&str]| json!({ "input": { "name": "g", "members": members } });
+    const CREATE: &str =
+        "mutation($input: CreateGroupInput!) { createGroup(input: $input) { identity } }";
+
+    let three = app
+        .as_user(&ann, CREATE, create(&["bob", "cat", "dan"]))
+        .await;
+    assert_eq!(error_code(&three), "BAD_USER_INPUT", "{three}");
+    assert_eq!(crate::helpers::error_field(&three), "members");
+
+    let room = app.group(&ann, "g", &[&bob, &cat]).await;
+    let add = app
+        .as_user(
+            &ann,
+            "mutation($r: ID!, $u: [String!]!) { addMembers(roomIdentity: $r, usernames: $u) { identity } }",
+            json!({ "r": room, "u": ["dan"] }),
+        )
+        .await;
+    assert_eq!(error_code(&add), "BAD_USER_INPUT", "a fourth member: {add}");
+    assert_eq!(crate::helpers::error_field(&add), "usernames");
+    let many = app
+        .as_user(
+            &ann,
+            "mutation($r: ID!, $u: [String!]!) { addMembers(roomIdentity: $r, usernames: $u) { identity } }",
+            json!({ "r": room, "u": ["bob", "cat", "dan"] }),
+        )
+        .await;
+    assert_eq!(error_code(&many), "BAD_USER_INPUT", "three names: {many}");
+
+    app.group(&ann, "second", &[]).await;
+    let third_room = app.as_user(&ann, CREATE, create(&[])).await;
+    assert_eq!(error_code(&third_room), "BAD_USER_INPUT", "{third_room}");
+    let friend = app
+        .as_user(
+            &dan,
+            "mutation($u: String!) { addFriend(username: $u) { identity } }",
+            json!({ "u": ann.username }),
+        )
+        .await;
+    assert_eq!(
+        error_code(&friend),
+        "BAD_USER_INPUT",
+        "ann is full: {friend}"
+    );
+    assert_eq!(crate::helpers::error_field(&friend), "username");
+    let rooms = app.as_user(&ann, "{ rooms { identity } }", json!({})).await;
+    assert_eq!(rooms["data"]["rooms"].as_array().map(Vec::len), Some(2));
+}
+
+async fn concurrent_wrong_passwords_are_counted_before_they_are_checked(backends: Backends) {
+    let app = TestApp::spawn_with(backends, "login_race", |c| {
+        c.rates.login_failures_per_username = 5;
+    })
+    .await;
+    let ann = app.register("ann").await;
+    let tries = (0..40).map(|_| app.login("ann", "not-the-password"));
+    let answers = futures_util::future::join_all(tries).await;
+    let checked = answers
+        .iter()
+        .filter(|answer| error_code(answer) == "UNAUTHENTICATED")
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|answer| error_code(answer) == "RATE_LIMITED")
+        .count();
+    assert_eq!((checked, refused), (5, 35), "{answers:?}");
+    let right = app.login("ann", &ann.password).await;
+    assert_eq!(error_code(&right), "RATE_LIMITED", "locked: {right}");
+}
+
+/// A kv that counts the reads of email codes: each read is a comparison.
+struct CodeReads {
+    inner: std::sync::Arc<dyn chatroom::kv::Kv>,
+    reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl chatroom::kv::Kv for CodeReads {
+    async fn ping(&self) -> chatroom::error::Result<()> {
+        self.inner.ping().await
+    }
+    async fn get(&self, key: &str) -> chatroom::error::Result<Option<String>> {
+        if key.starts_with("code:") && !key.starts_with("code:tries:") {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get(key).await
+    }
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> chatroom::error::Result<()> {
+        self.inner.set(key, value, ttl).await
+    }
+    async fn increment(&self, key: &str, ttl: Duration) -> chatroom::error::Result<u64> {
+        self.inner.increment(key, ttl).await
+    }
+    async fn decrement(&self, key: &str) -> chatroom::error::Result<()> {
+        self.inner.decrement(key).await
+    }
+    async fn remove(&self, key: &str) -> chatroom::error::Result<bool> {
+        self.inner.remove(key).await
+    }
+    async fn time_to_live(&self, key: &str) -> chatroom::error::Result<Option<Duration>> {
+        self.inner.time_to_live(key).await
+    }
+}
+
+async fn concurrent_wrong_codes_are_counted_before_they_are_compared(backends: Backends) {
+    use chatroom::chat::accounts::{self, NewAccount, Registration};
+    let dir = tempfile::tempdir().expect("a data dir");
+    let mut app = chatroom::app::App::open(backends.config("code_race", &dir))
+        .await
+        .expect("the app");
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    app.kv = std::sync::Arc::new(CodeReads {
+        inner: app.kv.clone(),
+        reads: reads.clone(),
+    });
+    let client = std::net::IpAddr::from([127, 0, 0, 1]);
+    let email = "race@example.com";
+    accounts::send_email_code(&app, email, client)
+        .await
+        .expect("a code is mailed");
+    let right = app
+        .kv
+        .get(&format!("code:{email}"))
+        .await
+        .unwrap()
+        .expect("the code");
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    let registration = |code: &str| Registration {
+        account: NewAccount {
+            username: "racer".into(),
+            password: "password-racer".into(),
+            email: email.into(),
+            nickname: None,
+            sex: chatroom::store::Sex::Unknown,
+            avatar: None,
+        },
+        code: code.into(),
+    };
+    reads.store(0, std::sync::atomic::Ordering::SeqCst);
+    let guesses = (0..40).map(|_| accounts::register(&app, registration(wrong)));
+    let answers = futures_util::future::join_all(guesses).await;
+    assert!(
+        answers
+            .iter()
+            .all(|answer| matches!(answer, Err(chatroom::error::Error::InvalidCode)))
+    );
+    let compared = reads.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        compared <= 5,
+        "{compared} guesses were compared with the code"
+    );
+    let late = accounts::register(&app, registration(&right)).await;
+    assert!(
+        matches!(late, Err(chatroom::error::Error::InvalidCode)),
+        "five wrong tries voided the code: {late:?}"
+    );
+}
+
+async fn register_tells_nothing_of_taken_emails_without_the_code(backends: Backends) {
+    let app = TestApp::spawn(backends, "register_probe").await;
+    let ann = app.register("ann").await;
+    let probe = app
+        .anonymous(
+            "mutation($input: RegisterInput!) { register(input: $input) { token } }",
+            json!({ "input": { "username": "other", "password": "password-other",
+                               "email": ann.email, "code": "123456" } }),
+        )
+        .await;
+    assert_eq!(error_code(&probe), "INVALID_CODE", "{probe}");
+}
+
+async fn a_name_that_is_no_username_is_counted_against_the_address_only(backends: Backends) {
+    let app = TestApp::spawn(backends, "login_long_name").await;
+    let long = "x".repeat(50_000);
+    for _ in 0..7 {
+        let answer = app.login(&long, "whatever-password").await;
+        assert_eq!(
+            error_code(&answer),
+            "UNAUTHENTICATED",
+            "no lock on a name: {answer}"
+        );
+    }
+}
+
+crate::accounts::api_suite!(
+    register_tells_nothing_of_taken_emails_without_the_code,
+    a_name_that_is_no_username_is_counted_against_the_address_only,
+    concurrent_wrong_passwords_are_counted_before_they_are_checked,
+    concurrent_wrong_codes_are_counted_before_they_are_compared,
+    aliases_of_a_writing_mutation_count_one_each,
+    every_writing_mutation_is_limited_per_user,
+    mutations_are_limited_per_client_address_and_registrations_too,
+    rooms_per_user_group_members_and_named_users_are_capped,
+);

@@ -206,12 +206,20 @@ impl MessageDoc {
     }
 }
 
-/// One room's line of `unread_counts`' aggregation.
+/// One line of an aggregation that counts by an identity (`unread_counts`
+/// by room, `room_counts` by user).
 #[derive(Debug, Deserialize)]
-pub struct UnreadCount {
+pub struct Counted {
     #[serde(rename = "_id")]
-    pub room: String,
+    pub identity: String,
     pub count: i64,
+}
+
+impl Counted {
+    pub fn parsed(self) -> Result<(Uuid, u64)> {
+        let count = u64::try_from(self.count).map_err(Error::internal)?;
+        Ok((parse_identity(&self.identity)?, count))
+    }
 }
 
 pub fn parse_identity(text: &str) -> Result<Uuid> {

@@ -36,7 +36,7 @@ use crate::{
 
 use self::{
     documents::{
-        MemberDoc, MessageDoc, RoomDoc, UnreadCount, UserDoc, identity_strings, parse_identity,
+        Counted, MemberDoc, MessageDoc, RoomDoc, UserDoc, identity_strings, parse_identity,
         profile_fields, to_bson_time,
     },
     schema::db_error,
@@ -402,6 +402,21 @@ impl Store for MongoStore {
         .collect()
     }
 
+    async fn room_counts(&self, users: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+        if users.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let pipeline = [
+            doc! { "$match": { "user_identity": { "$in": identity_strings(users) } } },
+            doc! { "$group": { "_id": "$user_identity", "count": { "$sum": 1 } } },
+        ];
+        self.all(self.members.aggregate(pipeline).with_type::<Counted>())
+            .await?
+            .into_iter()
+            .map(Counted::parsed)
+            .collect()
+    }
+
     async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
         if rooms.is_empty() {
             return Ok(Vec::new());
@@ -698,13 +713,10 @@ impl Store for MongoStore {
             doc! { "$match": { "$or": unread, "sender_identity": { "$ne": user.to_string() } } },
             doc! { "$group": { "_id": "$room_identity", "count": { "$sum": 1 } } },
         ];
-        self.all(self.messages.aggregate(pipeline).with_type::<UnreadCount>())
+        self.all(self.messages.aggregate(pipeline).with_type::<Counted>())
             .await?
             .into_iter()
-            .map(|unread| {
-                let count = u64::try_from(unread.count).map_err(Error::internal)?;
-                Ok((parse_identity(&unread.room)?, count))
-            })
+            .map(Counted::parsed)
             .collect()
     }
 

@@ -373,6 +373,35 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn room_counts(&self, users: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+        let users = distinct(users);
+        self.run(move |conn| {
+            let counts = chunked(
+                conn,
+                &users,
+                |count| {
+                    format!(
+                        "SELECT user_identity, COUNT(*) FROM room_members
+                         WHERE user_identity IN ({}) GROUP BY user_identity",
+                        marks(count)
+                    )
+                },
+                |chunk| chunk.iter().copied().map(text).collect(),
+                |row| {
+                    Ok((
+                        parse_uuid(&row.get::<_, String>(0)?)?,
+                        row.get::<_, i64>(1)?,
+                    ))
+                },
+            )?;
+            Ok(counts
+                .into_iter()
+                .map(|(user, count)| (user, u64::try_from(count).unwrap_or(0)))
+                .collect())
+        })
+        .await
+    }
+
     async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
         let rooms = distinct(rooms);
         self.run(move |conn| {

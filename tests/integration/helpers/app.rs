@@ -35,6 +35,11 @@ impl Backends {
                 connections_per_second: 100_000,
                 connection_burst: 100_000,
                 codes_per_address: 100_000,
+                writes_per_second: 100_000,
+                write_burst: 100_000,
+                address_writes_per_second: 100_000,
+                address_write_burst: 100_000,
+                registrations_per_address: 100_000,
                 login_failures_per_address: 100_000,
                 ..chatroom::config::RateLimits::default()
             },
