@@ -3,7 +3,10 @@
 use rand::Rng;
 use uuid::Uuid;
 
-use super::values::{GroupInfo, GroupName};
+use super::{
+    outliving,
+    values::{GroupInfo, GroupName},
+};
 use crate::{
     app::App,
     auth::Viewer,
@@ -71,29 +74,29 @@ fn draw_number() -> String {
 /// drawn is taken, and tells each member's inbox about it. Other conflicts
 /// (a PRIVATE pair that exists) go back to the caller.
 pub async fn create_room(app: &App, mut room: RoomRecord, members: &[Uuid]) -> Result<RoomRecord> {
-    for _ in 0..NUMBER_DRAWS {
-        match app.store.create_room(&room, members).await {
-            Ok(()) => {
-                for member in members {
-                    app.broker
-                        .publish(
-                            Topic::User(*member),
-                            Event::Joined {
-                                room: room.identity,
-                                seq: 0,
-                            },
-                        )
-                        .await;
+    let (store, broker, members) = (app.store.clone(), app.broker.clone(), members.to_vec());
+    outliving(async move {
+        for _ in 0..NUMBER_DRAWS {
+            match store.create_room(&room, &members).await {
+                Ok(()) => {
+                    for member in &members {
+                        let joined = Event::Joined {
+                            room: room.identity,
+                            seq: 0,
+                        };
+                        broker.publish(Topic::User(*member), joined).await;
+                    }
+                    return Ok(room);
                 }
-                return Ok(room);
+                Err(Error::Conflict(Unique::RoomNumber)) => room.number = draw_number(),
+                Err(other) => return Err(other),
             }
-            Err(Error::Conflict(Unique::RoomNumber)) => room.number = draw_number(),
-            Err(other) => return Err(other),
         }
-    }
-    Err(Error::internal(anyhow::anyhow!(
-        "no free room number in {NUMBER_DRAWS} draws"
-    )))
+        Err(Error::internal(anyhow::anyhow!(
+            "no free room number in {NUMBER_DRAWS} draws"
+        )))
+    })
+    .await
 }
 
 /// A new room record created now by `creator`.
@@ -220,27 +223,23 @@ pub async fn add_members(
         .collect();
     check_group_size(app, members.len() + identities.len(), "usernames")?;
     check_room_caps(app, &identities, "usernames").await?;
-    let added = app
-        .store
-        .add_members(room.identity, &identities, now())
-        .await?;
-    let room = app
-        .store
-        .room(room.identity)
-        .await?
-        .ok_or(Error::NotFound(Entity::Room))?;
-    for user in added {
-        app.broker
-            .publish(
-                Topic::User(user),
-                Event::Joined {
-                    room: room.identity,
-                    seq: room.seq,
-                },
-            )
-            .await;
-    }
-    Ok(room)
+    let (store, broker) = (app.store.clone(), app.broker.clone());
+    outliving(async move {
+        let added = store.add_members(room.identity, &identities, now()).await?;
+        let room = store
+            .room(room.identity)
+            .await?
+            .ok_or(Error::NotFound(Entity::Room))?;
+        for user in added {
+            let joined = Event::Joined {
+                room: room.identity,
+                seq: room.seq,
+            };
+            broker.publish(Topic::User(user), joined).await;
+        }
+        Ok(room)
+    })
+    .await
 }
 
 /// Leaves a GROUP room; the last one out deletes it. Live subscriptions of
@@ -251,19 +250,17 @@ pub async fn leave_room(app: &App, viewer: &Viewer, identity: &str) -> Result<bo
     if room.room_type != RoomType::Group {
         return Err(Error::Forbidden);
     }
-    let event = match app
-        .store
-        .remove_member(room.identity, viewer.identity)
-        .await?
-    {
-        Departure::NotAMember => return Ok(false),
-        Departure::Left => Event::Left {
-            user: viewer.identity,
-        },
-        Departure::LeftAndRoomDeleted => Event::RoomDeleted,
-    };
-    app.broker.publish(Topic::Room(room.identity), event).await;
-    Ok(true)
+    let (store, broker, user) = (app.store.clone(), app.broker.clone(), viewer.identity);
+    outliving(async move {
+        let event = match store.remove_member(room.identity, user).await? {
+            Departure::NotAMember => return Ok(false),
+            Departure::Left => Event::Left { user },
+            Departure::LeftAndRoomDeleted => Event::RoomDeleted,
+        };
+        broker.publish(Topic::Room(room.identity), event).await;
+        Ok(true)
+    })
+    .await
 }
 
 /// Marks everything in the room read for the viewer.

@@ -1,7 +1,7 @@
 //! Other users: profiles, search, and friendship, which is a PRIVATE room.
 
 use super::{
-    rooms,
+    outliving, rooms,
     values::{PageSize, SearchPrefix},
 };
 use crate::{
@@ -103,11 +103,15 @@ pub async fn remove_friend(app: &App, viewer: &Viewer, username: &str) -> Result
     let Some(room) = app.store.private_room(&key).await? else {
         return Ok(false);
     };
-    let deleted = app.store.delete_room(room.identity).await?;
-    if deleted {
-        app.broker
-            .publish(Topic::Room(room.identity), Event::RoomDeleted)
-            .await;
-    }
-    Ok(deleted)
+    let (store, broker) = (app.store.clone(), app.broker.clone());
+    outliving(async move {
+        let deleted = store.delete_room(room.identity).await?;
+        if deleted {
+            broker
+                .publish(Topic::Room(room.identity), Event::RoomDeleted)
+                .await;
+        }
+        Ok(deleted)
+    })
+    .await
 }

@@ -1,7 +1,17 @@
 //! What one request, socket, user or address can make the server do: every
 //! cost bounded before the work, and refused with API.md's codes.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use chatroom::{
+    app::App,
+    auth::Viewer,
+    broker::{Event, Subscription, Topic},
+    chat::{
+        accounts::{self, NewAccount},
+        rooms, social,
+    },
+};
 
 use serde_json::{Value, json};
 
@@ -391,7 +401,7 @@ impl chatroom::kv::Kv for CodeReads {
 }
 
 async fn concurrent_wrong_codes_are_counted_before_they_are_compared(backends: Backends) {
-    use chatroom::chat::accounts::{self, NewAccount, Registration};
+    use chatroom::chat::accounts::Registration;
     let dir = tempfile::tempdir().expect("a data dir");
     let mut app = chatroom::app::App::open(backends.config("code_race", &dir))
         .await
@@ -475,6 +485,8 @@ async fn a_name_that_is_no_username_is_counted_against_the_address_only(backends
 }
 
 crate::accounts::api_suite!(
+    a_departure_is_announced_however_early_the_client_goes_away,
+    a_new_member_is_announced_however_early_the_client_goes_away,
     register_tells_nothing_of_taken_emails_without_the_code,
     a_name_that_is_no_username_is_counted_against_the_address_only,
     concurrent_wrong_passwords_are_counted_before_they_are_checked,
@@ -484,3 +496,154 @@ crate::accounts::api_suite!(
     mutations_are_limited_per_client_address_and_registrations_too,
     rooms_per_user_group_members_and_named_users_are_capped,
 );
+
+/// The app's services without a server: the tests below drive the chat's
+/// functions themselves, to drop them at chosen points.
+async fn bare_app(backends: Backends, test: &str) -> (Arc<App>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a data dir");
+    let app = App::open(backends.config(test, &dir))
+        .await
+        .expect("the app");
+    (Arc::new(app), dir)
+}
+
+async fn member(app: &App, name: &str) -> Viewer {
+    let profile = accounts::create_account(
+        app,
+        NewAccount {
+            username: name.into(),
+            password: format!("password-{name}"),
+            email: format!("{name}@example.com"),
+            nickname: None,
+            sex: chatroom::store::Sex::Unknown,
+            avatar: None,
+        },
+    )
+    .await
+    .expect("an account");
+    Viewer {
+        identity: profile.identity,
+        username: profile.username,
+    }
+}
+
+/// The 40 points at which the tests below drop a request: 100 µs to 27 ms
+/// apart by a factor 1.15, from before its first store call to after its
+/// last on either store.
+fn cancellation_points() -> impl Iterator<Item = u64> {
+    (0..40).map(|point| (100.0 * 1.15f64.powi(point)) as u64)
+}
+
+/// Runs `work` for `micros` µs and drops it there, as a client going away does.
+async fn cancelled_after<T>(micros: u64, work: impl std::future::Future<Output = T>) {
+    let _ = tokio::time::timeout(Duration::from_micros(micros), work).await;
+}
+
+/// Whether `subscription` gets an event `wanted` picks within a while.
+async fn announced(subscription: &mut Subscription, wanted: impl Fn(&Event) -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, subscription.recv()).await {
+        if wanted(&event) {
+            return true;
+        }
+    }
+    false
+}
+
+async fn a_departure_is_announced_however_early_the_client_goes_away(backends: Backends) {
+    let (app, _dir) = bare_app(backends, "leave_cancelled").await;
+    let (ann, bob) = (member(&app, "ann").await, member(&app, "bob").await);
+    let mut stored_without_event = Vec::new();
+    for micros in cancellation_points() {
+        let room = rooms::create_group(&app, &ann, "g", "", &["bob".to_owned()])
+            .await
+            .expect("a group");
+        let mut events = app
+            .broker
+            .subscribe(Topic::Room(room.identity))
+            .await
+            .expect("subscribed");
+        cancelled_after(
+            micros,
+            rooms::leave_room(&app, &bob, &room.identity.to_string()),
+        )
+        .await;
+        // The work may still be running: wait for the store to settle.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let left = app
+            .store
+            .member(room.identity, bob.identity)
+            .await
+            .expect("read")
+            .is_none();
+        if left
+            && !announced(
+                &mut events,
+                |event| matches!(event, Event::Left { user } if *user == bob.identity),
+            )
+            .await
+        {
+            stored_without_event.push(micros);
+        }
+    }
+    assert!(
+        stored_without_event.is_empty(),
+        "left without an event when cancelled after {stored_without_event:?} µs"
+    );
+
+    let mut unannounced = Vec::new();
+    for (point, micros) in cancellation_points().enumerate() {
+        let cat = member(&app, &format!("cat{point}")).await;
+        let room = social::add_friend(&app, &ann, &cat.username)
+            .await
+            .expect("friends");
+        let mut events = app
+            .broker
+            .subscribe(Topic::Room(room.identity))
+            .await
+            .expect("subscribed");
+        cancelled_after(micros, social::remove_friend(&app, &ann, &cat.username)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let deleted = app.store.room(room.identity).await.expect("read").is_none();
+        if deleted && !announced(&mut events, |event| matches!(event, Event::RoomDeleted)).await {
+            unannounced.push(micros);
+        }
+    }
+    assert!(
+        unannounced.is_empty(),
+        "deleted without an event when cancelled after {unannounced:?} µs"
+    );
+}
+
+async fn a_new_member_is_announced_however_early_the_client_goes_away(backends: Backends) {
+    let (app, _dir) = bare_app(backends, "join_cancelled").await;
+    let ann = member(&app, "ann").await;
+    let mut unannounced = Vec::new();
+    for (point, micros) in cancellation_points().enumerate() {
+        let dan = member(&app, &format!("dan{point}")).await;
+        let mut inbox = app
+            .broker
+            .subscribe(Topic::User(dan.identity))
+            .await
+            .expect("subscribed");
+        cancelled_after(
+            micros,
+            rooms::create_group(&app, &ann, "g", "", std::slice::from_ref(&dan.username)),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let joined = !app
+            .store
+            .rooms_of_user(dan.identity)
+            .await
+            .expect("read")
+            .is_empty();
+        if joined && !announced(&mut inbox, |event| matches!(event, Event::Joined { .. })).await {
+            unannounced.push(micros);
+        }
+    }
+    assert!(
+        unannounced.is_empty(),
+        "joined without an event when cancelled after {unannounced:?} µs"
+    );
+}
