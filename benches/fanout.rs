@@ -14,7 +14,7 @@ use async_graphql::Request;
 use chatroom::{
     Config,
     app::App,
-    auth::{Credentials, Viewer},
+    auth::{Credentials, Grant, Viewer},
     broker::{Event, MessageEvent},
     graphql::{self, Rendered},
     live::protocol::{FrameId, Protocol},
@@ -62,10 +62,17 @@ fn fanout(c: &mut Criterion) {
     let app = Arc::new(runtime.block_on(App::open(config)).expect("the app"));
     let schema = graphql::schemas(&app).rendering;
     let event = event();
-    let viewer = Credentials::Valid(Viewer {
-        identity: Uuid::new_v4(),
-        username: "bob".into(),
-    });
+    let viewer = Credentials::Valid(
+        Viewer {
+            identity: Uuid::new_v4(),
+            username: "bob".into(),
+        },
+        Grant {
+            session: Uuid::new_v4(),
+            password: String::new(),
+            expires_at: chrono::Utc::now(),
+        },
+    );
     let render = || {
         let request = Request::new(SUBSCRIPTION)
             .variables(async_graphql::Variables::from_json(

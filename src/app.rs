@@ -5,8 +5,8 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 
 use crate::{
-    auth::{Tokens, password::Hasher, token::dev_secret},
-    broker::{Broker, LocalBroker, RedisBroker},
+    auth::{Tokens, password::Hasher, sessions::Sessions, token::dev_secret},
+    broker::{Broker, LocalBroker, RedisBroker, Topic},
     config::Config,
     kv::{Kv, MemoryKv, RedisKv},
     mail::Mailer,
@@ -29,6 +29,8 @@ pub struct App {
     pub tokens: Tokens,
     pub hasher: Hasher,
     pub limiter: RateLimiter,
+    /// Which valid tokens still count (`auth::sessions`).
+    pub sessions: Arc<Sessions>,
     /// Cancelled when the server begins to shut down: live sockets complete
     /// their subscriptions and close.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -77,6 +79,12 @@ impl App {
         };
         let tokens = Tokens::new(&secret, Duration::from_secs(config.jwt_ttl_secs));
         let limiter = RateLimiter::new(&config, shared_kv.clone());
+        let sessions = Arc::new(Sessions::default());
+        let changes = broker
+            .subscribe(Topic::Sessions)
+            .await
+            .context("following password changes")?;
+        tokio::spawn(sessions.clone().follow(changes));
         Ok(Self {
             store,
             broker,
@@ -86,6 +94,7 @@ impl App {
             tokens,
             hasher: Hasher::default(),
             limiter,
+            sessions,
             shutdown: tokio_util::sync::CancellationToken::new(),
             sockets: tokio_util::task::TaskTracker::new(),
             config,

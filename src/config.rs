@@ -188,6 +188,20 @@ pub struct Limits {
     #[arg(long, env = "CHATROOM_MAX_FRAMES_PER_SECOND", default_value_t = 50)]
     pub max_frames_per_second: u32,
 
+    /// Seconds a new WebSocket has to send its `connection_init` (closed
+    /// with 4408 after).
+    #[arg(long, env = "CHATROOM_INIT_TIMEOUT_SECS", default_value_t = 5)]
+    pub init_timeout_secs: u64,
+
+    /// Seconds between the server's pings on a WebSocket.
+    #[arg(long, env = "CHATROOM_PING_SECS", default_value_t = 30)]
+    pub ping_secs: u64,
+
+    /// Seconds a WebSocket may stay silent (no frame, no pong) before it is
+    /// taken for half-open and closed (1001).
+    #[arg(long, env = "CHATROOM_IDLE_TIMEOUT_SECS", default_value_t = 75)]
+    pub idle_timeout_secs: u64,
+
     /// Seconds a WebSocket may take to accept what the server writes;
     /// a client slower than that is closed with 1013 and resumes when it
     /// reconnects. Until then it only holds the socket's own buffer: what it
@@ -212,6 +226,9 @@ impl Default for Limits {
             max_usernames_per_request: 100,
             max_operations_per_socket: 100,
             max_frames_per_second: 50,
+            init_timeout_secs: 5,
+            ping_secs: 30,
+            idle_timeout_secs: 75,
             slow_client_secs: 10,
         }
     }
@@ -396,6 +413,9 @@ impl Config {
                 limits.max_frames_per_second.into(),
             ),
             ("CHATROOM_SLOW_CLIENT_SECS", wide(limits.slow_client_secs)),
+            ("CHATROOM_INIT_TIMEOUT_SECS", wide(limits.init_timeout_secs)),
+            ("CHATROOM_PING_SECS", wide(limits.ping_secs)),
+            ("CHATROOM_IDLE_TIMEOUT_SECS", wide(limits.idle_timeout_secs)),
             (
                 "CHATROOM_LOGIN_FAILURES_PER_USERNAME",
                 rates.login_failures_per_username.into(),

@@ -29,7 +29,7 @@ use tower_http::{
 
 use crate::{
     app::App,
-    auth::{Credentials, Tokens},
+    auth::{Credentials, Tokens, sessions},
     error::{Error, Lang},
     graphql::{self, ClientAddress, Schemas},
     live,
@@ -174,7 +174,8 @@ async fn execute(
         let response = graphql::error_response(Error::BatchTooLarge { max });
         return graphql::finish(response, lang, &state.app).into();
     }
-    let credentials = credentials_of(&state.app.tokens, headers);
+    let credentials =
+        sessions::checked(&state.app, credentials_of(&state.app.tokens, headers)).await;
     let client = client_of(&state.app, headers, peer);
     let batch = match batch {
         BatchRequest::Single(operation) => {

@@ -77,11 +77,20 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     let (app, alice) = runtime.block_on(async {
         let app = Arc::new(App::open(config).await.expect("the app opens"));
         seed(&app).await;
-        let alice = user(&app, ALICE).await;
-        let (token, _) = app.tokens.issue(&alice).expect("a token");
+        let alice = app
+            .store
+            .login_record(&user(&app, ALICE).await.username)
+            .await
+            .expect("the store answers")
+            .expect("a seeded user");
+        let fingerprint = app.tokens.fingerprint(&alice.password_hash);
+        let (token, _) = app
+            .tokens
+            .issue(&alice.profile, Uuid::new_v4(), &fingerprint)
+            .expect("a token");
         (app.clone(), app.tokens.credentials(&token))
     });
-    assert!(matches!(alice, Credentials::Valid(_)));
+    assert!(matches!(alice, Credentials::Valid(..)));
     let schema = graphql::schemas(&app).serving;
     World {
         runtime,

@@ -5,13 +5,14 @@
 //! `connection_init` payload. Resolvers only ever ask for a [`Viewer`].
 
 pub mod password;
+pub mod sessions;
 pub mod token;
 
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
-pub use token::Tokens;
+pub use token::{Grant, Tokens};
 
 /// The signed-in user, as the token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +31,14 @@ pub enum Credentials {
     #[default]
     Anonymous,
     Invalid,
-    Valid(Viewer),
+    Valid(Viewer, Grant),
 }
 
 impl Credentials {
     /// The viewer, or `UNAUTHENTICATED` for a missing or bad token.
     pub fn viewer(&self) -> Result<&Viewer> {
         match self {
-            Credentials::Valid(viewer) => Ok(viewer),
+            Credentials::Valid(viewer, _) => Ok(viewer),
             Credentials::Anonymous | Credentials::Invalid => Err(Error::Unauthenticated),
         }
     }

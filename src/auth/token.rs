@@ -1,4 +1,8 @@
-//! JWTs: HS256, `sub` = user identity, plus `username`, `iat`, `nbf`, `exp`.
+//! JWTs: HS256, `sub` = user identity, plus `username`, `iat`, `nbf`, `exp`,
+//! and what ties a token to its session and to its user's password: `sid`,
+//! one login's identity (kept by `refreshToken`), and `pwd`, a keyed hash of
+//! the password hash it was issued under. A password change makes every
+//! `pwd` issued before it stale; `auth::sessions` refuses those tokens.
 
 use std::{
     fs::OpenOptions,
@@ -31,12 +35,25 @@ struct Claims {
     iat: i64,
     nbf: i64,
     exp: i64,
+    sid: Uuid,
+    pwd: String,
+}
+
+/// What a valid token grants besides its viewer: how long, to which
+/// session, under which password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub session: Uuid,
+    /// [`Tokens::fingerprint`] of the password hash it was issued under.
+    pub password: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Issues and checks tokens with one secret.
 pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    fingerprints: ring::hmac::Key,
     validation: Validation,
     lifetime: Duration,
 }
@@ -52,13 +69,20 @@ impl Tokens {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            fingerprints: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
             validation,
             lifetime,
         }
     }
 
-    /// A token for `user` and the moment it expires.
-    pub fn issue(&self, user: &Profile) -> Result<(String, DateTime<Utc>)> {
+    /// A token of `session` for `user`, whose password hash is `fingerprint`
+    /// ([`Tokens::fingerprint`]), and the moment it expires.
+    pub fn issue(
+        &self,
+        user: &Profile,
+        session: Uuid,
+        fingerprint: &str,
+    ) -> Result<(String, DateTime<Utc>)> {
         let issued = now();
         let lifetime = chrono::Duration::from_std(self.lifetime).map_err(Error::internal)?;
         let expires = issued + lifetime;
@@ -68,21 +92,48 @@ impl Tokens {
             iat: issued.timestamp(),
             nbf: issued.timestamp(),
             exp: expires.timestamp(),
+            sid: session,
+            pwd: fingerprint.to_owned(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(Error::internal)?;
         Ok((token, expires))
     }
 
-    /// The viewer a token names, if it is ours, well-formed and current.
-    pub fn verify(&self, token: &str) -> Result<Viewer> {
+    /// How long an issued token lives.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// What stands for a password hash in the tokens issued under it: keyed
+    /// with the secret, so a token shows nothing of the hash, and short.
+    pub fn fingerprint(&self, password_hash: &str) -> String {
+        let tag = ring::hmac::sign(&self.fingerprints, password_hash.as_bytes());
+        tag.as_ref()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The viewer a token names and what it grants, if it is ours,
+    /// well-formed and within its time (`auth::sessions` says whether its
+    /// password is still the user's).
+    pub fn verify(&self, token: &str) -> Result<(Viewer, Grant)> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| Error::Unauthenticated)?;
-        let identity = Uuid::parse_str(&data.claims.sub).map_err(|_| Error::Unauthenticated)?;
-        Ok(Viewer {
+        let claims = data.claims;
+        let identity = Uuid::parse_str(&claims.sub).map_err(|_| Error::Unauthenticated)?;
+        let expires_at = DateTime::from_timestamp(claims.exp, 0).ok_or(Error::Unauthenticated)?;
+        let viewer = Viewer {
             identity,
-            username: data.claims.username,
-        })
+            username: claims.username,
+        };
+        let grant = Grant {
+            session: claims.sid,
+            password: claims.pwd,
+            expires_at,
+        };
+        Ok((viewer, grant))
     }
 
     /// Credentials from an `Authorization` value (`Bearer <token>`).
@@ -101,7 +152,7 @@ impl Tokens {
     /// Credentials from a bare token.
     pub fn credentials(&self, token: &str) -> Credentials {
         match self.verify(token) {
-            Ok(viewer) => Credentials::Valid(viewer),
+            Ok((viewer, grant)) => Credentials::Valid(viewer, grant),
             Err(_) => Credentials::Invalid,
         }
     }
@@ -160,15 +211,20 @@ mod tests {
     fn an_issued_token_names_its_user() {
         let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
         let user = user();
-        let (token, _) = tokens.issue(&user).unwrap();
-        assert_eq!(tokens.verify(&token).unwrap().identity, user.identity);
+        let session = Uuid::new_v4();
+        let (token, expires_at) = tokens.issue(&user, session, "f").unwrap();
+        let (viewer, grant) = tokens.verify(&token).unwrap();
+        assert_eq!(viewer.identity, user.identity);
+        assert_eq!(grant.session, session);
+        assert_eq!(grant.password, "f");
+        assert_eq!(grant.expires_at.timestamp(), expires_at.timestamp());
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let ours = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
         let theirs = Tokens::new(b"fedcba9876543210fedcba9876543210", Duration::from_secs(60));
-        let (token, _) = theirs.issue(&user()).unwrap();
+        let (token, _) = theirs.issue(&user(), Uuid::new_v4(), "f").unwrap();
         assert!(ours.verify(&token).is_err());
         assert_eq!(ours.credentials(&token), Credentials::Invalid);
     }
@@ -184,6 +240,8 @@ mod tests {
             iat: now,
             nbf,
             exp,
+            sid: Uuid::new_v4(),
+            pwd: String::new(),
         };
         let key = EncodingKey::from_secret(secret);
         let other_algorithm =
@@ -212,6 +270,17 @@ mod tests {
     fn base64_url(text: &str) -> String {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    #[test]
+    fn a_fingerprint_follows_the_hash_and_the_secret() {
+        let ours = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let theirs = Tokens::new(b"fedcba9876543210fedcba9876543210", Duration::from_secs(60));
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+        assert_eq!(ours.fingerprint(hash), ours.fingerprint(hash));
+        assert_ne!(ours.fingerprint(hash), ours.fingerprint("$argon2id$other"));
+        assert_ne!(ours.fingerprint(hash), theirs.fingerprint(hash));
+        assert!(!ours.fingerprint(hash).contains("aGFzaA"));
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub enum Topic {
     User(Uuid),
     /// The server-wide lobby.
     Lobby,
+    /// Changes to which tokens count: every instance follows it.
+    Sessions,
 }
 
 /// A stored message with its sender, so a subscriber renders it without
@@ -125,6 +127,9 @@ pub enum Event {
     Joined { room: Uuid, seq: i64 },
     /// On `Lobby`.
     Lobby(Arc<LobbyEvent>),
+    /// On `Sessions`: `user` changed their password; the tokens issued
+    /// under the old one stop counting, and the sockets they opened close.
+    PasswordChanged { user: Uuid },
     /// On any topic, from the broker itself: events may have been lost.
     Resync,
 }

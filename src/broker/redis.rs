@@ -75,13 +75,16 @@ fn channel(prefix: &str, topic: Topic) -> String {
         Topic::Room(room) => format!("{prefix}room:{room}"),
         Topic::User(user) => format!("{prefix}user:{user}"),
         Topic::Lobby => format!("{prefix}lobby"),
+        Topic::Sessions => format!("{prefix}sessions"),
     }
 }
 
 fn topic_of(prefix: &str, channel: &str) -> Option<Topic> {
     let name = channel.strip_prefix(prefix)?;
-    if name == "lobby" {
-        return Some(Topic::Lobby);
+    match name {
+        "lobby" => return Some(Topic::Lobby),
+        "sessions" => return Some(Topic::Sessions),
+        _ => {}
     }
     let (kind, identity) = name.split_once(':')?;
     let identity = Uuid::parse_str(identity).ok()?;

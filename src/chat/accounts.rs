@@ -6,10 +6,15 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use uuid::Uuid;
 
+use super::outliving;
 use super::values::{Avatar, Email, EmailCode, Nickname, Password, Username};
 use crate::{
     app::App,
-    auth::Viewer,
+    auth::{
+        Grant, Viewer,
+        sessions::{self, Change},
+    },
+    broker::{Event, Topic},
     error::{Error, Result, Unique},
     rate_limit::Action,
     store::{Profile, ProfileUpdate, Sex, UserRecord, now},
@@ -126,8 +131,10 @@ async fn spend_code(app: &App, email: &Email) -> Result<()> {
     Ok(())
 }
 
-fn session(app: &App, user: Profile) -> Result<Session> {
-    let (token, expires_at) = app.tokens.issue(&user)?;
+/// A new token of `session` for `user`, whose password hash is `password_hash`.
+fn session(app: &App, user: Profile, session: Uuid, password_hash: &str) -> Result<Session> {
+    let fingerprint = app.tokens.fingerprint(password_hash);
+    let (token, expires_at) = app.tokens.issue(&user, session, &fingerprint)?;
     Ok(Session {
         token,
         expires_at,
@@ -188,7 +195,7 @@ impl Applicant {
         Ok(())
     }
 
-    async fn create(self, app: &App) -> Result<Profile> {
+    async fn create(self, app: &App) -> Result<UserRecord> {
         let created_at = now();
         let user = UserRecord {
             profile: Profile {
@@ -204,7 +211,7 @@ impl Applicant {
             password_hash: app.hasher.hash(self.password.into_inner()).await?,
         };
         app.store.create_user(&user).await?;
-        Ok(user.profile)
+        Ok(user)
     }
 }
 
@@ -219,8 +226,8 @@ pub async fn register(app: &App, input: Registration) -> Result<Session> {
     applicant.check_free(app).await?;
     spend_code(app, &applicant.email).await?;
     let user = applicant.create(app).await?;
-    tracing::info!(identity = %user.identity, "registered");
-    session(app, user)
+    tracing::info!(identity = %user.profile.identity, "registered");
+    session(app, user.profile, Uuid::new_v4(), &user.password_hash)
 }
 
 /// Creates an account without the email code, for trusted callers only
@@ -231,7 +238,7 @@ pub async fn register(app: &App, input: Registration) -> Result<Session> {
 pub async fn create_account(app: &App, account: NewAccount) -> Result<Profile> {
     let applicant = Applicant::parse(&account)?;
     applicant.check_free(app).await?;
-    let user = applicant.create(app).await?;
+    let user = applicant.create(app).await?.profile;
     // Told apart from `registered` in the log: no code vouched for this address.
     tracing::info!(identity = %user.identity, "created without an email code");
     Ok(user)
@@ -262,10 +269,71 @@ pub async fn login(app: &App, username: &str, password: &str, client: IpAddr) ->
     ) {
         (true, Some(user), Some(username)) => {
             app.limiter.login_succeeded(username, client).await?;
-            session(app, user.profile)
+            session(app, user.profile, Uuid::new_v4(), &user.password_hash)
         }
         _ => Err(Error::BadCredentials),
     }
+}
+
+/// Changes the viewer's password after checking the old one, which counts
+/// as a login try (a wrong one is `UNAUTHENTICATED` and a failed login).
+/// Every other token of the viewer stops counting at once, on every
+/// instance, and the sockets they opened close; the token of `grant`'s
+/// session goes on.
+#[tracing::instrument(skip_all, fields(identity = %viewer.identity))]
+pub async fn change_password(
+    app: &App,
+    viewer: &Viewer,
+    grant: &Grant,
+    old: &str,
+    new: &str,
+    client: IpAddr,
+) -> Result<()> {
+    let new = Password::parse_as("newPassword", new)?;
+    app.limiter
+        .reserve_login(Some(&viewer.username), client)
+        .await?;
+    let user = app
+        .store
+        .login_record(&viewer.username)
+        .await?
+        .filter(|user| user.profile.identity == viewer.identity);
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !app.hasher.verify(old.to_owned(), hash).await? {
+        return Err(Error::BadCredentials);
+    }
+    app.limiter
+        .login_succeeded(&viewer.username, client)
+        .await?;
+    let hash = app.hasher.hash(new.into_inner()).await?;
+    sessions::keep(app, viewer.identity, grant.session, app.tokens.lifetime()).await?;
+    let user = viewer.identity;
+    let (store, broker, sessions) = (app.store.clone(), app.broker.clone(), app.sessions.clone());
+    outliving(async move {
+        if !store.set_password_hash(user, &hash).await? {
+            return Err(Error::Unauthenticated);
+        }
+        sessions.heard(Change::User(user));
+        broker
+            .publish(Topic::Sessions, Event::PasswordChanged { user })
+            .await;
+        Ok(())
+    })
+    .await?;
+    tracing::info!("password changed; other sessions ended");
+    Ok(())
+}
+
+/// A new token for the viewer's session, of a login's lifetime, under the
+/// password the viewer has now.
+pub async fn refresh_token(app: &App, viewer: &Viewer, grant: &Grant) -> Result<Session> {
+    let user = app
+        .store
+        .login_record(&viewer.username)
+        .await?
+        .filter(|user| user.profile.identity == viewer.identity)
+        .ok_or(Error::Unauthenticated)?;
+    session(app, user.profile, grant.session, &user.password_hash)
 }
 
 /// The viewer's own record; a token whose user is gone no longer authenticates.

@@ -94,6 +94,10 @@ fn follow(
     stream! {
         // The store may hold messages owed already (a cursor from the past).
         let mut behind = true;
+        // Whether the broker may have lost events since membership was last
+        // read: a lost `Left` among them must not leave this follower
+        // delivering a room the viewer is no longer in.
+        let mut unsure = false;
         // Events that came before their turn, by seq, and when to stop
         // waiting for the ones before them.
         let mut early: BTreeMap<i64, Arc<MessageEvent>> = BTreeMap::new();
@@ -101,6 +105,17 @@ fn follow(
         loop {
             if behind {
                 early.clear();
+                if unsure {
+                    unsure = false;
+                    match app.store.member(room, viewer).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => return,
+                        Err(error) => {
+                            yield Err(error);
+                            return;
+                        }
+                    }
+                }
                 // Boxed, for the same reason: a follower spends most of its
                 // life waiting for the broker, not reading the store.
                 match Box::pin(catch_up(&app, room, sent)).await {
@@ -124,7 +139,7 @@ fn follow(
                 biased;
                 received = subscription.recv() => received,
                 () = tokio::time::sleep_until(give_up), if !early.is_empty() => {
-                    behind = true;
+                    (behind, unsure) = (true, true);
                     continue;
                 }
             };
@@ -144,17 +159,17 @@ fn follow(
                         }
                         early.insert(seq, event);
                         if early.len() > REORDER_HOLD {
-                            behind = true;
+                            (behind, unsure) = (true, true);
                         }
                     }
                 }
                 Ok(Event::Left { user }) if user == viewer => return,
-                Ok(Event::Resync) => behind = true,
+                Ok(Event::Resync) => (behind, unsure) = (true, true),
                 Ok(Event::RoomDeleted) | Err(RecvError::Closed) => return,
                 Ok(_) => {}
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, %room, "subscriber lagged; catching up from the store");
-                    behind = true;
+                    (behind, unsure) = (true, true);
                 }
             }
         }
@@ -211,7 +226,8 @@ pub async fn inbox(app: Arc<App>, viewer: &Viewer) -> Result<Messages> {
                         }
                     }
                     Ok(Event::Resync) | Err(RecvError::Lagged(_)) => {
-                        // Joins may have gone by unseen: look the rooms up again.
+                        // Joins and departures may have gone by unseen: look
+                        // the rooms up again.
                         if let Err(error) = follow_all(&app, viewer, &mut followers).await {
                             yield Err(error);
                             return;
@@ -235,13 +251,23 @@ pub async fn inbox(app: Arc<App>, viewer: &Viewer) -> Result<Messages> {
     .boxed())
 }
 
-/// Follows each room of the viewer not followed yet, from its newest message.
+/// Follows each room of the viewer not followed yet, from its newest
+/// message, and stops following the rooms the viewer is no longer in.
 async fn follow_all(
     app: &Arc<App>,
     viewer: Uuid,
     followers: &mut StreamMap<Uuid, Messages>,
 ) -> Result<()> {
-    for room in app.store.rooms_of_user(viewer).await? {
+    let rooms = app.store.rooms_of_user(viewer).await?;
+    let left: Vec<Uuid> = followers
+        .keys()
+        .filter(|followed| rooms.iter().all(|room| room.identity != **followed))
+        .copied()
+        .collect();
+    for room in left {
+        followers.remove(&room);
+    }
+    for room in rooms {
         if !followers.contains_key(&room.identity) {
             match start(app.clone(), viewer, room.identity, None).await {
                 Ok(messages) => {

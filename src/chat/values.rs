@@ -44,7 +44,12 @@ pub struct Password(String);
 
 impl Password {
     pub fn parse(value: &str) -> Result<Self> {
-        check_length("password", value, 8, 128)?;
+        Self::parse_as("password", value)
+    }
+
+    /// Like [`Password::parse`], for the input field `field`.
+    pub fn parse_as(field: &'static str, value: &str) -> Result<Self> {
+        check_length(field, value, 8, 128)?;
         Ok(Self(value.to_owned()))
     }
 

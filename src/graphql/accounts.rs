@@ -89,6 +89,38 @@ impl AccountMutation {
         )
     }
 
+    /// Change one's password (8 to 128 characters, like register's); every
+    /// other token of the user stops working at once, on every instance, and
+    /// its open sockets are closed. Returns true; a wrong old password is
+    /// UNAUTHENTICATED and counts as a failed login.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        old_password: String,
+        new_password: String,
+    ) -> Result<bool> {
+        let viewer = writer(ctx, Action::Write).await?;
+        let grant = ctx.grant()?;
+        accounts::change_password(
+            ctx.app(),
+            viewer,
+            grant,
+            &old_password,
+            &new_password,
+            ctx.client_address(),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// A new token for the viewer's valid one (same lifetime as login's).
+    async fn refresh_token(&self, ctx: &Context<'_>) -> Result<AuthPayload> {
+        let viewer = writer(ctx, Action::Write).await?;
+        Ok(accounts::refresh_token(ctx.app(), viewer, ctx.grant()?)
+            .await?
+            .into())
+    }
+
     async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
         let change = ProfileChange {
             nickname: input.nickname,

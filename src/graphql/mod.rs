@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::{
     app::App,
-    auth::{Credentials, Viewer},
+    auth::{Credentials, Grant, Viewer},
     error::Result,
     rate_limit::Action,
 };
@@ -130,6 +130,14 @@ trait ContextExt {
     /// The signed-in viewer, or `UNAUTHENTICATED`.
     fn viewer(&self) -> Result<&Viewer> {
         self.credentials().viewer()
+    }
+
+    /// What the viewer's token grants, or `UNAUTHENTICATED`.
+    fn grant(&self) -> Result<&Grant> {
+        match self.credentials() {
+            Credentials::Valid(_, grant) => Ok(grant),
+            _ => Err(crate::error::Error::Unauthenticated),
+        }
     }
 
     fn client_address(&self) -> std::net::IpAddr;

@@ -149,6 +149,24 @@ impl Closing {
         Self::new(4403, "Forbidden: invalid or expired token")
     }
 
+    /// The token the socket was opened with expired, or its user changed
+    /// their password since (4403): the client signs in again.
+    pub fn token_ended() -> Self {
+        Self::new(4403, "Forbidden: the token expired or was revoked")
+    }
+
+    /// No `connection_init` in the time allowed (4408, as
+    /// graphql-transport-ws says).
+    pub fn init_timeout() -> Self {
+        Self::new(4408, "Connection initialisation timeout")
+    }
+
+    /// Nothing heard from the client, not even a pong, for too long: the
+    /// socket is taken to be half-open.
+    pub fn idle() -> Self {
+        Self::new(1001, "idle: no frame or pong in time")
+    }
+
     /// A `subscribe` with the id of an operation still running (4409).
     pub fn duplicate_id(id: &str) -> Self {
         Self::new(4409, format!("Subscriber for {id} already exists"))

@@ -5,8 +5,10 @@
 //! yield, with no channels or shared flags between parts of it. Idle
 //! subscribers are most of what a chat server holds, and this keeps each
 //! one small (docs/perf.md). Every concern is one branch of the loop:
-//! authentication at `connection_init`, bounds on frames and operations,
-//! clients too slow to keep up, and a clean end at shutdown.
+//! authentication at `connection_init` (within a time), the token's end
+//! (expiry or a password change), bounds on frames and operations, pings
+//! and the silence that reaps a half-open socket, clients too slow to keep
+//! up, and a clean end at shutdown.
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -24,6 +26,7 @@ use futures_util::{
     stream::{self, BoxStream},
 };
 use governor::{DefaultDirectRateLimiter, Quota};
+use tokio::{sync::broadcast, time::Instant};
 use tokio_stream::StreamMap;
 
 use super::{
@@ -33,7 +36,10 @@ use super::{
 };
 use crate::{
     app::App,
-    auth::Credentials,
+    auth::{
+        Credentials,
+        sessions::{self, Change},
+    },
     error::{Error, Lang},
     graphql::Schemas,
     telemetry::SocketTelemetry,
@@ -105,6 +111,8 @@ enum Reply {
 /// One frame of an operation, and whether it is the operation's last.
 type Outgoing = (Message, bool);
 
+type Operations = StreamMap<String, BoxStream<'static, Outgoing>>;
+
 /// A socket between frames.
 struct Session {
     app: Arc<App>,
@@ -113,8 +121,12 @@ struct Session {
     protocol: Protocol,
     /// Who the client is, once its `connection_init` was accepted.
     credentials: Option<Credentials>,
+    /// When its token expires: the socket closes then (4403).
+    expires: Option<Instant>,
+    /// Changes to which tokens count, heard while signed in.
+    changes: Option<broadcast::Receiver<Change>>,
     /// The operations running, by id; each stream ends with its `complete`.
-    operations: StreamMap<String, BoxStream<'static, Outgoing>>,
+    operations: Operations,
     frames: DefaultDirectRateLimiter,
 }
 
@@ -153,6 +165,8 @@ impl Session {
             handshake,
             protocol,
             credentials: None,
+            expires: None,
+            changes: None,
             operations: StreamMap::new(),
             frames,
         }
@@ -160,10 +174,22 @@ impl Session {
 
     async fn serve(mut self, mut socket: WebSocket) {
         let app = self.app.clone();
-        let slow_after = Duration::from_secs(app.config.limits.slow_client_secs.max(1));
+        let limits = &app.config.limits;
+        let slow_after = Duration::from_secs(limits.slow_client_secs.max(1));
+        let (ping_every, idle_after) = (
+            Duration::from_secs(limits.ping_secs.max(1)),
+            Duration::from_secs(limits.idle_timeout_secs.max(1)),
+        );
         // One wait for the whole socket, not one registered per frame.
         let shutdown = app.shutdown.cancelled();
         tokio::pin!(shutdown);
+        // One timer too, set to whichever comes first: the end of the time
+        // to `connection_init`, the token's expiry, or the next ping.
+        let mut heard = Instant::now();
+        let mut ping_at = heard + ping_every;
+        let init_by = heard + Duration::from_secs(limits.init_timeout_secs.max(1));
+        let timer = tokio::time::sleep_until(init_by.min(ping_at));
+        tokio::pin!(timer);
         loop {
             let first = tokio::select! {
                 biased;
@@ -171,22 +197,64 @@ impl Session {
                     self.shut_down(&mut socket).await;
                     return;
                 }
-                incoming = socket.recv() => match incoming.map(|read| read.map(|m| self.read(m))) {
-                    Some(Ok(Reply::Frame(frame))) => frame,
-                    Some(Ok(Reply::Refuse(closing))) => {
-                        self.refuse(&mut socket, closing).await;
+                incoming = socket.recv() => {
+                    heard = Instant::now();
+                    let reply = match incoming {
+                        Some(Ok(message)) => self.read(message).await,
+                        Some(Err(_)) | None => return,
+                    };
+                    match reply {
+                        Reply::Frame(frame) => frame,
+                        Reply::Refuse(closing) => {
+                            self.refuse(&mut socket, closing).await;
+                            return;
+                        }
+                        Reply::Nothing => {
+                            timer.as_mut().reset(self.next_deadline(init_by, ping_at));
+                            continue;
+                        }
+                        Reply::End => return,
+                    }
+                }
+                change = Self::next_change(&mut self.changes), if self.changes.is_some() => {
+                    if self.still_admitted(change).await {
+                        continue;
+                    }
+                    self.refuse(&mut socket, Closing::token_ended()).await;
+                    return;
+                }
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if self.credentials.is_none() && now >= init_by {
+                        self.refuse(&mut socket, Closing::init_timeout()).await;
                         return;
                     }
-                    Some(Ok(Reply::Nothing)) => continue,
-                    Some(Ok(Reply::End) | Err(_)) | None => return,
-                },
-                Some(frame) = self.next_frame(), if !self.operations.is_empty() => frame,
+                    if self.expires.is_some_and(|expires| now >= expires) {
+                        self.refuse(&mut socket, Closing::token_ended()).await;
+                        return;
+                    }
+                    if now.duration_since(heard) >= idle_after {
+                        close_with(&mut socket, Closing::idle()).await;
+                        return;
+                    }
+                    if now < ping_at {
+                        timer.as_mut().reset(self.next_deadline(init_by, ping_at));
+                        continue;
+                    }
+                    ping_at = now + ping_every;
+                    timer.as_mut().reset(self.next_deadline(init_by, ping_at));
+                    Message::Ping(Default::default())
+                }
+                Some(frame) = Self::next_frame(&mut self.operations), if !self.operations.is_empty() => frame,
             };
             // Write what is ready now, then flush once: one system call for
             // a burst of frames rather than one each.
             let mut batch = vec![first];
             while batch.len() < FLUSH_EVERY {
-                match self.next_frame().now_or_never().flatten() {
+                match Self::next_frame(&mut self.operations)
+                    .now_or_never()
+                    .flatten()
+                {
                     Some(frame) => batch.push(frame),
                     None => break,
                 }
@@ -211,17 +279,61 @@ impl Session {
         }
     }
 
+    /// When the socket's timer next has something to do.
+    fn next_deadline(&self, init_by: Instant, ping_at: Instant) -> Instant {
+        let mut deadline = ping_at;
+        if self.credentials.is_none() {
+            deadline = deadline.min(init_by);
+        }
+        if let Some(expires) = self.expires {
+            deadline = deadline.min(expires);
+        }
+        deadline
+    }
+
+    /// The next change to which tokens count, once signed in.
+    async fn next_change(changes: &mut Option<broadcast::Receiver<Change>>) -> Change {
+        match changes {
+            Some(changes) => match changes.recv().await {
+                Ok(change) => change,
+                // Changes went by unheard, or no more will come: ask again.
+                Err(_) => Change::Everyone,
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether the socket's token still counts after `change`.
+    async fn still_admitted(&mut self, change: Change) -> bool {
+        let Some(Credentials::Valid(viewer, grant)) = &self.credentials else {
+            return true;
+        };
+        if let Change::User(user) = change
+            && user != viewer.identity
+        {
+            return true;
+        }
+        if matches!(change, Change::Everyone)
+            && self.changes.as_ref().is_some_and(|c| c.is_closed())
+        {
+            self.changes = None;
+        }
+        sessions::admits(&self.app, viewer, grant)
+            .await
+            .unwrap_or(false)
+    }
+
     /// The next frame of any running operation; forgets an operation once
     /// its last frame is out, so its id may be used again.
-    async fn next_frame(&mut self) -> Option<Message> {
-        let (id, (frame, last)) = self.operations.next().await?;
+    async fn next_frame(operations: &mut Operations) -> Option<Message> {
+        let (id, (frame, last)) = operations.next().await?;
         if last {
-            self.operations.remove(&id);
+            operations.remove(&id);
         }
         Some(frame)
     }
 
-    fn read(&mut self, message: Message) -> Reply {
+    async fn read(&mut self, message: Message) -> Reply {
         let bytes = match &message {
             Message::Text(text) => text.as_bytes(),
             Message::Binary(bytes) => bytes,
@@ -236,7 +348,9 @@ impl Session {
             Err(closing) => return Reply::Refuse(closing),
         };
         match frame {
-            ClientFrame::ConnectionInit { payload } => self.init(&payload.unwrap_or_default()),
+            ClientFrame::ConnectionInit { payload } => {
+                self.init(&payload.unwrap_or_default()).await
+            }
             ClientFrame::Subscribe { id, payload } => self.subscribe(id, payload),
             ClientFrame::Complete { id } => {
                 self.operations.remove(&id);
@@ -248,13 +362,24 @@ impl Session {
         }
     }
 
-    fn init(&mut self, payload: &serde_json::Value) -> Reply {
+    async fn init(&mut self, payload: &serde_json::Value) -> Reply {
         if self.credentials.is_some() {
             return Reply::Refuse(Closing::too_many_inits());
         }
-        match protocol::credentials(&self.app.tokens, payload) {
+        // Listening before the check: a password changed right after it is
+        // still heard.
+        let changes = self.app.sessions.changes();
+        let presented = protocol::credentials(&self.app.tokens, payload);
+        match sessions::checked(&self.app, presented).await {
             Credentials::Invalid => Reply::Refuse(Closing::forbidden()),
             credentials => {
+                if let Credentials::Valid(_, grant) = &credentials {
+                    let left = (grant.expires_at - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or_default();
+                    self.expires = Some(Instant::now() + left);
+                    self.changes = Some(changes);
+                }
                 self.credentials = Some(credentials);
                 Reply::Frame(text(Protocol::ack()))
             }

@@ -309,6 +309,9 @@ pub trait Store: Send + Sync {
         update: &ProfileUpdate,
     ) -> Result<Option<Profile>>;
 
+    /// Replaces a user's password hash; false when there is no such user.
+    async fn set_password_hash(&self, identity: Uuid, password_hash: &str) -> Result<bool>;
+
     /// The users among `identities` that exist, in any order.
     async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<Profile>>;
 

@@ -293,6 +293,7 @@ counted! {
     login_record(username: &str) -> Option<UserRecord>;
     user_by_email(email: &str) -> Option<Profile>;
     update_profile(identity: Uuid, update: &ProfileUpdate) -> Option<Profile>;
+    set_password_hash(identity: Uuid, password_hash: &str) -> bool;
     users_by_identities(identities: &[Uuid]) -> Vec<Profile>;
     search_users(prefix: &str, exclude: Uuid, limit: usize) -> Vec<Profile>;
     friends(user: Uuid) -> Vec<Profile>;

@@ -9,10 +9,11 @@ use chatroom::{
     broker::{Event, Subscription, Topic},
     chat::{
         accounts::{self, NewAccount},
-        rooms, social,
+        delivery, messages, rooms, social,
     },
 };
 
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backends, TestApp, error_code};
@@ -484,7 +485,269 @@ async fn a_name_that_is_no_username_is_counted_against_the_address_only(backends
     }
 }
 
+async fn a_follower_that_may_have_lost_events_asks_the_store_about_membership(backends: Backends) {
+    let (app, _dir) = bare_app(backends, "catch_up_membership").await;
+    let (ann, bob) = (member(&app, "ann").await, member(&app, "bob").await);
+    let room = rooms::create_group(&app, &ann, "g", "", &["bob".to_owned()])
+        .await
+        .expect("a group");
+    let identity = room.identity.to_string();
+    let mut followed = delivery::room_messages(app.clone(), &bob, &identity, None)
+        .await
+        .expect("subscribed");
+    let mut inbox = delivery::inbox(app.clone(), &bob)
+        .await
+        .expect("subscribed");
+    messages::send(&app, &ann, &identity, "before", None)
+        .await
+        .expect("sent");
+    for live in [&mut followed, &mut inbox] {
+        let first = tokio::time::timeout(Duration::from_secs(5), live.next()).await;
+        assert!(matches!(first, Ok(Some(Ok(_)))), "live: {first:?}");
+    }
+
+    // bob is removed, and the broker loses the event that says so: only
+    // the store knows. Then the broker tells every subscriber it lost events.
+    app.store
+        .remove_member(room.identity, bob.identity)
+        .await
+        .expect("removed");
+    app.broker
+        .publish(Topic::Room(room.identity), Event::Resync)
+        .await;
+    app.broker
+        .publish(Topic::User(bob.identity), Event::Resync)
+        .await;
+    messages::send(&app, &ann, &identity, "after bob left", None)
+        .await
+        .expect("sent");
+
+    let next = tokio::time::timeout(Duration::from_secs(5), followed.next()).await;
+    assert!(
+        matches!(next, Ok(None)),
+        "the room's subscription ends: {next:?}"
+    );
+    let next = tokio::time::timeout(Duration::from_secs(1), inbox.next()).await;
+    assert!(next.is_err(), "the inbox leaves the room out: {next:?}");
+}
+
+const CHANGE_PASSWORD: &str = "mutation($old: String!, $new: String!) { changePassword(oldPassword: $old, newPassword: $new) }";
+const ME: &str = "{ me { username } }";
+
+fn with_token(account: &crate::helpers::Account, token: &str) -> crate::helpers::Account {
+    crate::helpers::Account {
+        token: token.to_owned(),
+        ..account.clone()
+    }
+}
+
+/// A second session of `account`: a login of its own.
+async fn another_session(
+    app: &TestApp,
+    account: &crate::helpers::Account,
+) -> crate::helpers::Account {
+    let login = app.login(&account.username, &account.password).await;
+    let token = login["data"]["login"]["token"].as_str().expect("a token");
+    with_token(account, token)
+}
+
+async fn a_password_change_ends_every_other_session_on_every_instance(backends: Backends) {
+    let one = TestApp::spawn(backends, "password_change").await;
+    // With Redis, a second instance on the same store: what it accepts and
+    // the sockets it holds must end too.
+    let two = match backends {
+        Backends::MongoRedis => Some(one.sibling().await),
+        Backends::Embedded => None,
+    };
+    let ann = one.register("ann").await;
+    let phone = another_session(&one, &ann).await;
+    let laptop = another_session(&one, &ann).await;
+    let mut phone_socket = one.connect(&phone).await;
+    let mut remote_socket = match &two {
+        Some(two) => Some(two.connect(&laptop).await),
+        None => None,
+    };
+
+    let changed = one
+        .as_user(
+            &ann,
+            CHANGE_PASSWORD,
+            json!({ "old": ann.password, "new": "a-new-password" }),
+        )
+        .await;
+    assert_eq!(changed["data"]["changePassword"], true, "{changed}");
+
+    assert!(matches!(
+        phone_socket.next().await,
+        crate::helpers::Frame::Closed(Some(4403))
+    ));
+    if let Some(socket) = &mut remote_socket {
+        assert!(matches!(
+            socket.next().await,
+            crate::helpers::Frame::Closed(Some(4403))
+        ));
+    }
+    for stale in [&phone, &laptop] {
+        let answer = one.as_user(stale, ME, json!({})).await;
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED", "{answer}");
+        if let Some(two) = &two {
+            let answer = two.as_user(stale, ME, json!({})).await;
+            assert_eq!(
+                error_code(&answer),
+                "UNAUTHENTICATED",
+                "on the other instance: {answer}"
+            );
+        }
+        let mut socket = one.socket("graphql-transport-ws").await;
+        let refused = socket.init(json!({ "token": stale.token })).await;
+        assert!(
+            matches!(refused, crate::helpers::Frame::Closed(Some(4403))),
+            "{refused:?}"
+        );
+    }
+    let kept = one.as_user(&ann, ME, json!({})).await;
+    assert_eq!(
+        kept["data"]["me"]["username"], "ann",
+        "the changing session goes on: {kept}"
+    );
+    let old = one.login("ann", &ann.password).await;
+    assert_eq!(error_code(&old), "UNAUTHENTICATED");
+    let new = one.login("ann", "a-new-password").await;
+    assert!(new["errors"].is_null(), "{new}");
+}
+
+async fn a_wrong_old_password_is_a_failed_login_and_a_short_new_one_bad_input(backends: Backends) {
+    let app = TestApp::spawn_with(backends, "password_change_refused", |c| {
+        c.rates.login_failures_per_username = 2;
+    })
+    .await;
+    let ann = app.register("ann").await;
+    let short = app
+        .as_user(
+            &ann,
+            CHANGE_PASSWORD,
+            json!({ "old": ann.password, "new": "short" }),
+        )
+        .await;
+    assert_eq!(error_code(&short), "BAD_USER_INPUT", "{short}");
+    assert_eq!(crate::helpers::error_field(&short), "newPassword");
+    for _ in 0..2 {
+        let wrong = app
+            .as_user(
+                &ann,
+                CHANGE_PASSWORD,
+                json!({ "old": "not-the-password", "new": "a-new-password" }),
+            )
+            .await;
+        assert_eq!(error_code(&wrong), "UNAUTHENTICATED", "{wrong}");
+    }
+    let locked = app.login("ann", &ann.password).await;
+    assert_eq!(
+        error_code(&locked),
+        "RATE_LIMITED",
+        "two failures lock the username: {locked}"
+    );
+}
+
+async fn a_refreshed_token_lives_on_and_keeps_its_session(backends: Backends) {
+    let app = TestApp::spawn(backends, "refresh_token").await;
+    let ann = app.register("ann").await;
+    let refreshed = app
+        .as_user(
+            &ann,
+            "mutation { refreshToken { token expiresAt user { username } } }",
+            json!({}),
+        )
+        .await;
+    let token = refreshed["data"]["refreshToken"]["token"]
+        .as_str()
+        .expect("a token");
+    let renewed = with_token(&ann, token);
+    let changed = app
+        .as_user(
+            &ann,
+            CHANGE_PASSWORD,
+            json!({ "old": ann.password, "new": "a-new-password" }),
+        )
+        .await;
+    assert_eq!(changed["data"]["changePassword"], true, "{changed}");
+    let me = app.as_user(&renewed, ME, json!({})).await;
+    assert_eq!(me["data"]["me"]["username"], "ann", "same session: {me}");
+    let anonymous = app
+        .anonymous("mutation { refreshToken { token } }", json!({}))
+        .await;
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_socket_closes_when_its_token_expires() {
+    let app = TestApp::spawn_with(Backends::Embedded, "token_expiry", |c| c.jwt_ttl_secs = 2).await;
+    let ann = app.register("ann").await;
+    let mut socket = app.connect(&ann).await;
+    socket
+        .subscribe("inbox", "subscription { inbox { content } }", json!({}))
+        .await;
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        socket.next().await,
+        crate::helpers::Frame::Closed(Some(4403))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_socket_without_connection_init_in_time_is_closed_4408() {
+    let app = TestApp::spawn_with(Backends::Embedded, "init_timeout", |c| {
+        c.limits.init_timeout_secs = 1;
+    })
+    .await;
+    let mut socket = app.socket("graphql-transport-ws").await;
+    assert!(matches!(
+        socket.next().await,
+        crate::helpers::Frame::Closed(Some(4408))
+    ));
+}
+
+#[tokio::test]
+async fn a_silent_socket_is_pinged_then_reaped() {
+    let app = TestApp::spawn_with(Backends::Embedded, "idle_timeout", |c| {
+        c.limits.ping_secs = 1;
+        c.limits.idle_timeout_secs = 3;
+    })
+    .await;
+    let ann = app.register("ann").await;
+    // This one reads, so its client answers the pings: it stays.
+    let mut answering = app.connect(&ann).await;
+    // This one never reads again: a half-open peer.
+    let silent = app.connect(&ann).await;
+    let open = "chatroom_websocket_connections";
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while app.metric(open).await > 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent socket was kept"
+        );
+        assert!(
+            answering
+                .next_of_within("none", Duration::from_millis(500))
+                .await
+                .is_none()
+        );
+    }
+    drop(silent);
+    answering.subscribe("me", ME, json!({})).await;
+    assert_eq!(answering.next_message("me", "me").await["username"], "ann");
+}
+
 crate::accounts::api_suite!(
+    a_password_change_ends_every_other_session_on_every_instance,
+    a_wrong_old_password_is_a_failed_login_and_a_short_new_one_bad_input,
+    a_refreshed_token_lives_on_and_keeps_its_session,
+    a_follower_that_may_have_lost_events_asks_the_store_about_membership,
     a_departure_is_announced_however_early_the_client_goes_away,
     a_new_member_is_announced_however_early_the_client_goes_away,
     register_tells_nothing_of_taken_emails_without_the_code,

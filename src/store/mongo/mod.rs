@@ -230,6 +230,17 @@ impl Store for MongoStore {
         .transpose()
     }
 
+    async fn set_password_hash(&self, identity: Uuid, password_hash: &str) -> Result<bool> {
+        let change = doc! { "$set": { "password_hash": password_hash } };
+        let updated = self
+            .timed(
+                self.users
+                    .update_one(doc! { "identity": identity.to_string() }, change),
+            )
+            .await?;
+        Ok(updated.matched_count > 0)
+    }
+
     async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<Profile>> {
         if identities.is_empty() {
             return Ok(Vec::new());

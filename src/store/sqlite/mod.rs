@@ -199,6 +199,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_password_hash(&self, identity: Uuid, password_hash: &str) -> Result<bool> {
+        let password_hash = password_hash.to_owned();
+        self.run(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE users SET password_hash = ?2 WHERE identity = ?1",
+                    params![identity.to_string(), password_hash],
+                )
+                .map_err(db_error)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
     async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<Profile>> {
         let identities = distinct(identities);
         self.run(move |conn| {
