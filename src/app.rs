@@ -8,6 +8,7 @@ use crate::{
     auth::{Tokens, password::Hasher, sessions::Sessions, token::dev_secret},
     broker::{Broker, LocalBroker, RedisBroker, Topic},
     config::Config,
+    connections::Connections,
     kv::{Kv, MemoryKv, RedisKv},
     mail::Mailer,
     metrics::Metrics,
@@ -29,6 +30,8 @@ pub struct App {
     pub tokens: Tokens,
     pub hasher: Hasher,
     pub limiter: RateLimiter,
+    /// Open connections, and sockets per client address (`connections`).
+    pub connections: Arc<Connections>,
     /// Which valid tokens still count (`auth::sessions`).
     pub sessions: Arc<Sessions>,
     /// Cancelled when the server begins to shut down: live sockets complete
@@ -94,6 +97,7 @@ impl App {
             tokens,
             hasher: Hasher::default(),
             limiter,
+            connections: Arc::new(Connections::new(&config.limits)),
             sessions,
             shutdown: tokio_util::sync::CancellationToken::new(),
             sockets: tokio_util::task::TaskTracker::new(),

@@ -175,6 +175,16 @@ pub struct Limits {
     )]
     pub max_usernames_per_request: usize,
 
+    /// Open connections (HTTP and WebSocket) this instance serves; more get
+    /// HTTP 503. Unset: the process's open-file limit, raised to its hard
+    /// limit at start, less a reserve for the store, Redis and the probes.
+    #[arg(long, env = "CHATROOM_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Open WebSockets per client address; more upgrades get HTTP 429.
+    #[arg(long, env = "CHATROOM_MAX_SOCKETS_PER_ADDRESS", default_value_t = 200)]
+    pub max_sockets_per_address: usize,
+
     /// Operations (subscriptions above all) one WebSocket may run at once.
     #[arg(
         long,
@@ -224,6 +234,8 @@ impl Default for Limits {
             max_rooms_per_user: 1000,
             max_group_members: 1000,
             max_usernames_per_request: 100,
+            max_connections: None,
+            max_sockets_per_address: 200,
             max_operations_per_socket: 100,
             max_frames_per_second: 50,
             init_timeout_secs: 5,
@@ -403,6 +415,14 @@ impl Config {
             (
                 "CHATROOM_MAX_USERNAMES_PER_REQUEST",
                 size(limits.max_usernames_per_request),
+            ),
+            (
+                "CHATROOM_MAX_SOCKETS_PER_ADDRESS",
+                size(limits.max_sockets_per_address),
+            ),
+            (
+                "CHATROOM_MAX_CONNECTIONS",
+                limits.max_connections.map_or(1, size),
             ),
             (
                 "CHATROOM_MAX_OPERATIONS_PER_SOCKET",

@@ -18,6 +18,7 @@ use axum::{
     Json, Router,
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request::Parts},
+    middleware,
     response::{IntoResponse, Response as HttpResponse},
     routing::get,
 };
@@ -30,6 +31,7 @@ use tower_http::{
 use crate::{
     app::App,
     auth::{Credentials, Tokens, sessions},
+    connections::Peer,
     error::{Error, Lang},
     graphql::{self, ClientAddress, Schemas},
     live,
@@ -73,6 +75,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(web::router())
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(cors)
+        .layer(middleware::from_fn_with_state(app.clone(), within_capacity))
         .with_state(HttpState { app, schemas });
     telemetry::observe(routes, metrics)
 }
@@ -203,8 +206,8 @@ async fn execute(
 fn peer_of(parts: &Parts) -> Option<SocketAddr> {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0)
+        .get::<ConnectInfo<Peer>>()
+        .map(|info| info.0.0)
 }
 
 /// Reads a GraphQL request (one operation or a batch) from an HTTP request and answers it.
@@ -263,6 +266,13 @@ async fn websocket(
         return (StatusCode::FORBIDDEN, "this origin may not open a socket").into_response();
     }
     let client = client_of(&state.app, headers, peer);
+    let Some(seat) = state.app.connections.seat(client) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many open sockets from this address",
+        )
+            .into_response();
+    };
     if let Err(Error::RateLimited { retry_after }) =
         state.app.limiter.check(Action::Connect(client)).await
     {
@@ -277,8 +287,24 @@ async fn websocket(
     let handshake = live::Handshake {
         lang: lang_of(headers),
         client,
+        seat,
     };
     live::accept(state.app, state.schemas, headers, handshake, upgrade)
+}
+
+/// HTTP 503 on a connection over the instance's capacity, which the
+/// client closes: the descriptors it would keep belong to the store, Redis
+/// and the probes. A load balancer sends the client elsewhere.
+async fn within_capacity(
+    State(app): State<Arc<App>>,
+    request: Request,
+    next: middleware::Next,
+) -> HttpResponse {
+    if app.connections.over_capacity() {
+        let close = [(header::CONNECTION, "close"), (header::RETRY_AFTER, "1")];
+        return (StatusCode::SERVICE_UNAVAILABLE, close, "server at capacity").into_response();
+    }
+    next.run(request).await
 }
 
 async fn healthz() -> &'static str {

@@ -37,6 +37,7 @@ pub mod auth;
 pub mod broker;
 pub mod chat;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod error;
 pub mod graphql;
@@ -59,6 +60,7 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 use app::App;
+use connections::{CountingListener, Peer};
 
 /// The app, bound to its address and ready to serve.
 pub struct Server {
@@ -108,7 +110,8 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = self.app;
-        let service = http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let service = http::router(app.clone()).into_make_service_with_connect_info::<Peer>();
+        let listener = CountingListener::new(self.listener, app.connections.clone());
         let signal = {
             let app = app.clone();
             async move {
@@ -117,7 +120,7 @@ impl Server {
                 app.shutdown.cancel();
             }
         };
-        let serving = axum::serve(self.listener, service).with_graceful_shutdown(signal);
+        let serving = axum::serve(listener, service).with_graceful_shutdown(signal);
         let drained = async {
             serving.await.context("serving")?;
             app.sockets.close();

@@ -5,6 +5,8 @@ use async_graphql::{
     Request, Variables,
     parser::types::{DocumentOperations, OperationType, Selection},
 };
+use std::hash::{Hash, Hasher};
+
 use serde::{Deserialize, Serialize};
 
 use crate::{error::Error, graphql, metrics::Feed};
@@ -20,6 +22,8 @@ pub struct Plan {
     /// What a render of this request depends on, besides the event: the
     /// [`Operation`], serialized.
     pub key: std::sync::Arc<str>,
+    /// The key's hash, computed once: renders are looked up by it.
+    pub hash: u64,
 }
 
 /// A `subscribe` frame's payload.
@@ -89,12 +93,18 @@ impl Plan {
             "inbox" => (Feed::Inbox, None, None),
             _ => return None,
         };
-        let key = serde_json::to_string(&operation).ok()?.into();
+        let key: std::sync::Arc<str> = serde_json::to_string(&operation).ok()?.into();
+        let hash = {
+            let mut hasher = std::hash::DefaultHasher::new();
+            key.hash(&mut hasher);
+            hasher.finish()
+        };
         Some(Self {
             feed,
             room,
             after,
             key,
+            hash,
         })
     }
 

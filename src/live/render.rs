@@ -18,7 +18,7 @@
 //! schema's own rules, so a client cannot tell a shared subscription from
 //! one the schema runs for it alone.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use async_graphql::{Request, Response, ServerError};
 use futures_util::{
@@ -40,17 +40,23 @@ use crate::{
 
 /// The payloads rendered of one event, one per kind of subscription (named
 /// by a [`RenderKey`]), each made by the first subscriber that needs it.
+/// Found by the key's hash, computed once per subscription: a document's
+/// text is compared only with one of the same hash.
 #[derive(Default)]
-struct Renders(std::sync::Mutex<Vec<(RenderKey, Arc<RenderSlot>)>>);
+struct Renders(std::sync::Mutex<HashMap<(u64, bool), SameHash>>);
+
+/// The renders whose keys share a hash, by their request.
+type SameHash = Vec<(Arc<str>, Arc<RenderSlot>)>;
 
 /// One render: empty until the first subscriber that needs it fills it.
 type RenderSlot = tokio::sync::OnceCell<Arc<str>>;
 
 /// What a render depends on besides the event.
-#[derive(Clone, PartialEq, Eq)]
 struct RenderKey {
     /// The subscription's document, variables and operation name.
     request: Arc<str>,
+    /// `request`'s hash.
+    hash: u64,
     /// Whether the subscriber sent the message: it alone sees the sender's email.
     by_sender: bool,
 }
@@ -63,16 +69,15 @@ impl Renders {
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let found = slots.iter().find(|(candidate, _)| {
-            candidate.by_sender == key.by_sender
-                && (Arc::ptr_eq(&candidate.request, &key.request)
-                    || candidate.request == key.request)
-        });
+        let same_hash = slots.entry((key.hash, key.by_sender)).or_default();
+        let found = same_hash
+            .iter()
+            .find(|(request, _)| Arc::ptr_eq(request, &key.request) || **request == *key.request);
         match found {
             Some((_, slot)) => slot.clone(),
             None => {
                 let slot = Arc::new(RenderSlot::new());
-                slots.push((key.clone(), slot.clone()));
+                same_hash.push((key.request.clone(), slot.clone()));
                 slot
             }
         }
@@ -143,6 +148,7 @@ impl Executor {
                 Ok(event) => {
                     let key = RenderKey {
                         request: plan.key.clone(),
+                        hash: plan.hash,
                         by_sender: viewer == Some(event.sender.identity),
                     };
                     // An event whose memo holds something else is rendered

@@ -40,10 +40,18 @@ use crate::{
         Credentials,
         sessions::{self, Change},
     },
+    connections::Seat,
     error::{Error, Lang},
     graphql::Schemas,
     telemetry::SocketTelemetry,
 };
+
+/// Distinct documents one socket's shared subscriptions may use, and the
+/// largest such document (with its variables): every distinct one is a
+/// render kept with each event, so one socket may not add them without
+/// bound. Subscriptions past either run on their own, like any operation.
+const SHARED_DOCUMENTS: usize = 8;
+const SHARED_DOCUMENT_BYTES: usize = 8 * 1024;
 
 /// How long a closing socket waits for the client's close frame.
 const CLOSING_WAIT: Duration = Duration::from_secs(1);
@@ -57,10 +65,12 @@ const FLUSH_EVERY: usize = 64;
 const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 2 * 1024;
 
-/// What `http` learnt of a socket from its upgrade request.
+/// What `http` learnt of a socket from its upgrade request, and the seat
+/// its address holds for as long as the socket lives.
 pub struct Handshake {
     pub lang: Lang,
     pub client: IpAddr,
+    pub seat: Seat,
 }
 
 /// Takes an upgrade that `http` let through (its origin and rate checked):
@@ -127,6 +137,8 @@ struct Session {
     changes: Option<broadcast::Receiver<Change>>,
     /// The operations running, by id; each stream ends with its `complete`.
     operations: Operations,
+    /// The hashes of the documents its shared subscriptions have used.
+    shared: Vec<u64>,
     frames: DefaultDirectRateLimiter,
 }
 
@@ -168,6 +180,7 @@ impl Session {
             expires: None,
             changes: None,
             operations: StreamMap::new(),
+            shared: Vec::new(),
             frames,
         }
     }
@@ -405,7 +418,8 @@ impl Session {
             let errors = executor.errors(Error::rate_limited(None));
             return Reply::Frame(text(frame_id.error(&errors)));
         }
-        let payloads = match Plan::of(&payload) {
+        let shared = Plan::of(&payload).filter(|plan| self.may_share(plan));
+        let payloads = match shared {
             Some(plan) => executor.start(plan),
             None => match serde_json::from_value::<Request>(payload) {
                 Ok(request) => executor.execute(request),
@@ -414,6 +428,22 @@ impl Session {
         };
         self.operations.insert(id, frames(frame_id, payloads));
         Reply::Nothing
+    }
+
+    /// Whether `plan` may be rendered for others too: its document is small,
+    /// and one of the few this socket shares (`SHARED_DOCUMENTS`).
+    fn may_share(&mut self, plan: &Plan) -> bool {
+        if plan.key.len() > SHARED_DOCUMENT_BYTES {
+            return false;
+        }
+        if self.shared.contains(&plan.hash) {
+            return true;
+        }
+        if self.shared.len() >= SHARED_DOCUMENTS {
+            return false;
+        }
+        self.shared.push(plan.hash);
+        true
     }
 
     /// Closes as `closing` says, after the legacy protocol's word of why.

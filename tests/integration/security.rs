@@ -743,6 +743,110 @@ async fn a_silent_socket_is_pinged_then_reaped() {
     assert_eq!(answering.next_message("me", "me").await["username"], "ann");
 }
 
+#[tokio::test]
+async fn open_sockets_per_client_address_are_bounded() {
+    let app = TestApp::spawn_with(Backends::Embedded, "sockets_per_address", |c| {
+        c.limits.max_sockets_per_address = 2;
+    })
+    .await;
+    let first = app.socket("graphql-transport-ws").await;
+    let _second = app.socket("graphql-transport-ws").await;
+    let third = app.try_socket("graphql-transport-ws", &[]).await;
+    assert_eq!(third.err(), Some(429));
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while app.try_socket("graphql-transport-ws", &[]).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a closed socket frees its seat"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn connections_over_the_instance_cap_get_503_and_the_rest_go_on() {
+    let app = TestApp::spawn_with(Backends::Embedded, "connection_cap", |c| {
+        c.limits.max_connections = Some(3);
+    })
+    .await;
+    let post = || async {
+        // A client of its own: a new connection each time.
+        reqwest::Client::new()
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await
+            .expect("an answer")
+            .status()
+            .as_u16()
+    };
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(app.socket("graphql-transport-ws").await);
+    }
+    assert_eq!(post().await, 503);
+    let mut socket = open.pop().expect("a socket");
+    socket.init_ok(json!({})).await;
+    drop(socket);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while post().await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a closed connection frees its place"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut kept = open.pop().expect("a socket");
+    kept.init_ok(json!({})).await;
+}
+
+#[tokio::test]
+async fn one_socket_shares_renders_of_a_bounded_number_of_documents() {
+    let app = TestApp::spawn(Backends::Embedded, "shared_documents").await;
+    let ann = app.register("ann").await;
+    let room = app.group(&ann, "g", &[]).await;
+    let mut socket = app.connect(&ann).await;
+    // Twenty documents that differ only in a comment: twenty render keys.
+    for n in 0..20 {
+        let query =
+            format!("subscription($r: ID!) {{ messages(roomIdentity: $r) {{ content }} }} # {n}");
+        socket
+            .subscribe(&format!("s{n}"), &query, json!({ "r": room }))
+            .await;
+    }
+    // The subscriptions are live once a probe reaches the last of them.
+    let mut probes = 0;
+    loop {
+        app.send(&ann, &room, &format!("probe {probes}")).await;
+        probes += 1;
+        if socket
+            .next_of_within("s19", Duration::from_millis(300))
+            .await
+            .is_some()
+        {
+            break;
+        }
+        assert!(probes < 50, "the subscriptions never went live");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let renders = "chatroom_subscription_renders_total";
+    let before = app.metric(renders).await;
+    app.send(&ann, &room, "counted").await;
+    let mut delivered = 0;
+    while delivered < 20 {
+        let frame = socket.next_json().await;
+        if frame["payload"]["data"]["messages"]["content"] == "counted" {
+            delivered += 1;
+        }
+    }
+    assert_eq!(
+        app.metric(renders).await - before,
+        8.0,
+        "eight shared, twelve on their own"
+    );
+}
+
 crate::accounts::api_suite!(
     a_password_change_ends_every_other_session_on_every_instance,
     a_wrong_old_password_is_a_failed_login_and_a_short_new_one_bad_input,

@@ -43,6 +43,10 @@ impl Backends {
                 login_failures_per_address: 100_000,
                 ..chatroom::config::RateLimits::default()
             },
+            limits: chatroom::config::Limits {
+                max_sockets_per_address: 100_000,
+                ..chatroom::config::Limits::default()
+            },
             ..Config::default()
         };
         if let Backends::MongoRedis = self {
