@@ -146,14 +146,15 @@ fn follow(
             match received {
                 Ok(Event::Message(event)) => {
                     let seq = event.message.seq;
-                    if seq == sent + 1 {
+                    // Saturating: a client's cursor may name the last seq there can be.
+                    if seq == sent.saturating_add(1) {
                         sent = seq;
                         yield Ok(event);
-                        while let Some(next) = early.remove(&(sent + 1)) {
-                            sent += 1;
+                        while let Some(next) = early.remove(&sent.saturating_add(1)) {
+                            sent = next.message.seq;
                             yield Ok(next);
                         }
-                    } else if seq > sent + 1 {
+                    } else if seq > sent.saturating_add(1) {
                         if early.is_empty() {
                             give_up = tokio::time::Instant::now() + REORDER_WAIT;
                         }

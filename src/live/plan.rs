@@ -65,6 +65,18 @@ impl Plan {
             return None;
         }
         let variables = &operation.variables;
+        // A variable the client left out takes its default, as the schema
+        // would give it.
+        let variable = |name: &async_graphql::Name| {
+            variables.get(name).cloned().or_else(|| {
+                definition
+                    .variable_definitions
+                    .iter()
+                    .find(|declared| declared.node.name.node == *name)
+                    .and_then(|declared| declared.node.default_value())
+                    .cloned()
+            })
+        };
         let argument = |name: &str| -> Option<Option<String>> {
             match field.get_argument(name) {
                 None => Some(None),
@@ -72,9 +84,7 @@ impl Plan {
                     let value = value
                         .node
                         .clone()
-                        .into_const_with(|variable| {
-                            Ok::<_, ()>(variables.get(&variable).cloned().unwrap_or_default())
-                        })
+                        .into_const_with(|name| Ok::<_, ()>(variable(&name).unwrap_or_default()))
                         .ok()?;
                     match value {
                         async_graphql::Value::String(text) => Some(Some(text)),

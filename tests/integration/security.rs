@@ -847,7 +847,63 @@ async fn one_socket_shares_renders_of_a_bounded_number_of_documents() {
     );
 }
 
+fn cursor_of(seq: i64) -> String {
+    chatroom::chat::messages::encode_cursor(seq)
+}
+
+async fn the_largest_cursor_is_followed_without_overflow(backends: Backends) {
+    let app = TestApp::spawn(backends, "cursor_max").await;
+    let ann = app.register("ann").await;
+    let room = app.group(&ann, "g", &[]).await;
+    let mut socket = app.connect(&ann).await;
+    socket
+        .subscribe(
+            "room",
+            "subscription($r: ID!, $a: String) { messages(roomIdentity: $r, after: $a) { content } }",
+            json!({ "r": room, "a": cursor_of(i64::MAX) }),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = app.send(&ann, &room, "after the end").await;
+    assert!(sent["errors"].is_null(), "{sent}");
+    assert_eq!(
+        socket
+            .next_of_within("room", Duration::from_millis(700))
+            .await,
+        None
+    );
+    socket.subscribe("me", ME, json!({})).await;
+    assert_eq!(
+        socket.next_message("me", "me").await["username"],
+        "ann",
+        "the socket lives"
+    );
+}
+
+async fn a_subscription_takes_the_default_of_a_variable_left_out(backends: Backends) {
+    let app = TestApp::spawn(backends, "variable_default").await;
+    let ann = app.register("ann").await;
+    let room = app.group(&ann, "g", &[]).await;
+    let first = app.send(&ann, &room, "first").await;
+    app.send(&ann, &room, "second").await;
+    let cursor = first["data"]["sendMessage"]["cursor"]
+        .as_str()
+        .expect("a cursor");
+    let mut socket = app.connect(&ann).await;
+    let query = format!(
+        "subscription($r: ID!, $after: String = \"{cursor}\") {{
+            messages(roomIdentity: $r, after: $after) {{ content }} }}"
+    );
+    socket.subscribe("room", &query, json!({ "r": room })).await;
+    assert_eq!(
+        socket.next_message("room", "messages").await["content"],
+        "second"
+    );
+}
+
 crate::accounts::api_suite!(
+    the_largest_cursor_is_followed_without_overflow,
+    a_subscription_takes_the_default_of_a_variable_left_out,
     a_password_change_ends_every_other_session_on_every_instance,
     a_wrong_old_password_is_a_failed_login_and_a_short_new_one_bad_input,
     a_refreshed_token_lives_on_and_keeps_its_session,
