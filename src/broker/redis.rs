@@ -9,9 +9,11 @@
 //! Local subscribers get events published here at once, without the round
 //! trip, and events of this instance coming back from Redis are dropped (each
 //! event names its origin). Publishing never waits for Redis: events queue for
-//! a publisher task and are dropped when the queue is full or Redis is away;
-//! other instances then find the gap by seq, or get [`Event::Resync`] when the
-//! connection comes back, and read the store.
+//! a publisher task and are dropped when the queue is full or Redis does not
+//! take them. A topic that lost an event is sent [`Event::Resync`] as soon as
+//! Redis takes it, so the other instances read the store at once, not at the
+//! topic's next event (which a quiet room may never have). After this
+//! instance's own connection came back, its subscribers get a `Resync` too.
 
 use std::{
     collections::BTreeSet,
@@ -37,6 +39,8 @@ const PUBLISH_QUEUE: usize = 8192;
 const PUBLISH_BATCH: usize = 256;
 /// How often a healthy connection is checked.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often `Resync`s that Redis did not take are tried again.
+const RESYNC_RETRY: Duration = Duration::from_secs(1);
 /// The longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -57,7 +61,11 @@ struct Relay {
     /// them). The async mutex keeps SUBSCRIBE and UNSUBSCRIBE of one topic in
     /// the order their decisions were taken.
     subscribed: Mutex<BTreeSet<Topic>>,
-    queue: mpsc::Sender<(String, Vec<u8>)>,
+    queue: mpsc::Sender<(Topic, Vec<u8>)>,
+    /// Topics whose events were dropped on the way to Redis, owed a `Resync`.
+    dropped: std::sync::Mutex<BTreeSet<Topic>>,
+    /// Wakes the publisher for them.
+    wake_publisher: Arc<Notify>,
     /// Set when the connection dropped: events may have been missed.
     lost: AtomicBool,
     wake_health: Arc<Notify>,
@@ -138,6 +146,8 @@ impl RedisBroker {
             origin,
             subscribed: Mutex::default(),
             queue,
+            dropped: std::sync::Mutex::default(),
+            wake_publisher: Arc::new(Notify::new()),
             lost: AtomicBool::new(false),
             wake_health: Arc::new(Notify::new()),
         });
@@ -149,6 +159,45 @@ impl RedisBroker {
 }
 
 impl Relay {
+    fn dropped(&self) -> std::sync::MutexGuard<'_, BTreeSet<Topic>> {
+        // Each critical section is one set operation: a poisoned set is whole.
+        self.dropped
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Notes that an event of `topics` never reached Redis.
+    fn lost_events_of(&self, topics: impl IntoIterator<Item = Topic>) {
+        self.dropped().extend(topics);
+        self.wake_publisher.notify_one();
+    }
+
+    /// Tells the other instances' subscribers of every topic that lost an
+    /// event to read the store; what Redis does not take stays owed.
+    async fn announce_dropped(&self) {
+        let owed = std::mem::take(&mut *self.dropped());
+        if owed.is_empty() {
+            return;
+        }
+        let envelope = Envelope {
+            origin: self.origin,
+            event: Event::Resync,
+        };
+        let Ok(payload) = serde_json::to_vec(&envelope) else {
+            return;
+        };
+        let mut pipe = redis::pipe();
+        for topic in &owed {
+            pipe.cmd("PUBLISH")
+                .arg(channel(&self.prefix, *topic))
+                .arg(&payload)
+                .ignore();
+        }
+        if self.link.query_pipeline::<()>(&pipe).await.is_err() {
+            self.dropped().extend(owed);
+        }
+    }
+
     /// A push from Redis: an event of another instance, or the news that the
     /// connection dropped.
     fn receive(&self, push: PushInfo) {
@@ -217,21 +266,44 @@ impl Relay {
     }
 }
 
-/// Sends queued events to Redis, many per round trip when they pile up. It
-/// holds the broker weakly, and ends with it (when the queue's sender goes).
-async fn publish(relay: std::sync::Weak<Relay>, mut outgoing: mpsc::Receiver<(String, Vec<u8>)>) {
+/// Sends queued events to Redis, many per round trip when they pile up,
+/// and the `Resync`s owed for events that were dropped. It holds the broker
+/// weakly, and ends with it (when the queue's sender goes).
+async fn publish(relay: std::sync::Weak<Relay>, mut outgoing: mpsc::Receiver<(Topic, Vec<u8>)>) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    while outgoing.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+    loop {
+        let Some(wake) = relay.upgrade().map(|relay| relay.wake_publisher.clone()) else {
+            return;
+        };
+        let received = tokio::select! {
+            received = outgoing.recv_many(&mut batch, PUBLISH_BATCH) => Some(received),
+            () = wake.notified() => None,
+            // Owed `Resync`s that Redis did not take are tried again.
+            () = tokio::time::sleep(RESYNC_RETRY) => None,
+        };
+        // None received: the queue's sender is gone with the broker.
+        if received == Some(0) {
+            return;
+        }
         let Some(relay) = relay.upgrade() else {
             return;
         };
-        let mut pipe = redis::pipe();
-        for (channel, payload) in batch.drain(..) {
-            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        if !batch.is_empty() {
+            let mut pipe = redis::pipe();
+            let mut topics = BTreeSet::new();
+            for (topic, payload) in batch.drain(..) {
+                pipe.cmd("PUBLISH")
+                    .arg(channel(&relay.prefix, topic))
+                    .arg(payload)
+                    .ignore();
+                topics.insert(topic);
+            }
+            if relay.link.query_pipeline::<()>(&pipe).await.is_err() {
+                tracing::debug!("PUBLISH failed; the topics are told to read the store");
+                relay.lost_events_of(topics);
+            }
         }
-        if relay.link.query_pipeline::<()>(&pipe).await.is_err() {
-            tracing::debug!("PUBLISH failed; other instances will catch up from the store");
-        }
+        relay.announce_dropped().await;
     }
 }
 
@@ -273,15 +345,9 @@ impl Broker for RedisBroker {
         };
         match serde_json::to_vec(&envelope) {
             Ok(payload) => {
-                if self
-                    .relay
-                    .queue
-                    .try_send((channel(&self.relay.prefix, topic), payload))
-                    .is_err()
-                {
-                    tracing::debug!(
-                        "publish queue full; other instances will catch up from the store"
-                    );
+                if self.relay.queue.try_send((topic, payload)).is_err() {
+                    tracing::debug!("publish queue full; the topic is told to read the store");
+                    self.relay.lost_events_of([topic]);
                 }
             }
             Err(error) => tracing::error!(%error, "an event did not serialise"),

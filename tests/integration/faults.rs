@@ -158,3 +158,85 @@ async fn a_stopped_mongodb_gives_bounded_errors_publishes_nothing_and_recovers()
         .collect();
     assert_eq!(contents, ["back"], "the failed message was not stored");
 }
+
+/// Runs `command` on the test's own Redis.
+async fn redis_command(redis: &ServerProcess, command: &[&str]) {
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port())).expect("a Redis URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let mut cmd = redis::cmd(command[0]);
+    for arg in &command[1..] {
+        cmd.arg(*arg);
+    }
+    let _: redis::Value = cmd
+        .query_async(&mut connection)
+        .await
+        .expect("the command runs");
+}
+
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn a_publish_redis_did_not_take_reaches_the_other_instance_without_a_next_message() {
+    let test = "dropped_publish";
+    let redis = ServerProcess::redis();
+    let a = TestApp::spawn_on_redis(Backends::MongoRedis, test, &redis, 1).await;
+    let b = a.sibling().await;
+    let (pia, quy) = (a.register("pia").await, a.register("quy").await);
+    let room = a.befriend(&pia, &quy).await;
+    let mut on_b = b.watch_room(&quy, &room, &a, &pia).await;
+
+    // Writes wait (PUBLISH among them) while reads and PINGs go on: a's
+    // publish times out and is dropped, and neither instance's connection
+    // looks lost, so nothing else would tell b to read the store.
+    redis_command(&redis, &["CLIENT", "PAUSE", "3000", "WRITE"]).await;
+    send_all(&a, &pia, &room, 0..1).await;
+    let mut last = None;
+    for _ in 0..3 {
+        // Each wait shorter than the socket helper's own bound.
+        last = on_b.next_of_within("room", Duration::from_secs(5)).await;
+        if last.is_some() {
+            break;
+        }
+    }
+    let last = last.expect("the last message before a quiet spell arrives");
+    assert_eq!(last["data"]["messages"]["content"], "m0");
+}
+
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn a_room_live_across_instances_loses_nothing_to_redis_pausing_all_clients() {
+    let test = "client_pause";
+    let redis = ServerProcess::redis();
+    let a = TestApp::spawn_on_redis(Backends::MongoRedis, test, &redis, 2).await;
+    let b = a.sibling().await;
+    let (pia, quy) = (a.register("pia").await, a.register("quy").await);
+    let room = a.befriend(&pia, &quy).await;
+    let mut on_b = b.watch_room(&quy, &room, &a, &pia).await;
+    let mut sent = 0;
+    for pause_ms in ["7000", "15000"] {
+        redis_command(&redis, &["CLIENT", "PAUSE", pause_ms, "ALL"]).await;
+        send_all(&a, &pia, &room, sent..sent + 5).await;
+        sent += 5;
+        let mut received = Vec::new();
+        while received.len() < 5 {
+            let deadline = Instant::now() + Duration::from_secs(40);
+            let payload = loop {
+                // Each wait shorter than the socket helper's own bound.
+                if let Some(payload) = on_b.next_of_within("room", Duration::from_secs(5)).await {
+                    break payload;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no message once Redis answers again"
+                );
+            };
+            let content = &payload["data"]["messages"]["content"];
+            received.push(content.as_str().unwrap_or_default().to_owned());
+        }
+        let expected: Vec<String> = (sent - 5..sent).map(|n| format!("m{n}")).collect();
+        assert_eq!(received, expected, "after a {pause_ms} ms pause");
+    }
+}
