@@ -2,6 +2,7 @@
  * A chatroom server of the tests' own: the binary the Rust build made, on a
  * free port, with a fresh data dir (SQLite store, dev outbox). It can be
  * stopped and started again on the same port and data, as a restart is.
+ * Settings of a test's own (a short token lifetime, say) go in `env`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -29,10 +30,12 @@ export class Server {
   private constructor(
     readonly port: number,
     readonly dataDir: string,
+    private readonly env: Record<string, string>,
   ) {}
 
-  static async start(): Promise<Server> {
-    const server = new Server(await freePort(), mkdtempSync(join(tmpdir(), 'chatroom-e2e-')));
+  /** `env`: CHATROOM_* settings on top of the tests' own, e.g. `{ CHATROOM_JWT_TTL: '20' }`. */
+  static async start(env: Record<string, string> = {}): Promise<Server> {
+    const server = new Server(await freePort(), mkdtempSync(join(tmpdir(), 'chatroom-e2e-')), env);
     await server.up();
     return server;
   }
@@ -48,6 +51,7 @@ export class Server {
         CHATROOM_LISTEN: `127.0.0.1:${this.port}`,
         CHATROOM_DATA_DIR: this.dataDir,
         RUST_LOG: 'chatroom=warn',
+        ...this.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -103,15 +107,26 @@ export class Server {
     }
   }
 
-  /** A GraphQL request as `token`, for what the test does around the UI. */
+  /** A GraphQL request as `token` (none if empty), for what the test does around the UI. */
   async graphql<T>(token: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
     const answer = await fetch(`${this.url}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body: JSON.stringify({ query, variables }),
     });
     const body = (await answer.json()) as { data?: T; errors?: unknown[] };
     if (body.errors || !body.data) throw new Error(`GraphQL failed: ${JSON.stringify(body.errors)}`);
     return body.data;
+  }
+
+  /** An account made over the API (code from the outbox), for tests whose
+   * subject is not registration. */
+  async account(username: string, password: string): Promise<void> {
+    const email = `${username}@example.com`;
+    await this.graphql('', 'mutation($e: String!) { sendEmailCode(email: $e) { expiresIn } }', { e: email });
+    const code = await this.codeFor(email);
+    await this.graphql('', 'mutation($i: RegisterInput!) { register(input: $i) { token } }', {
+      i: { email, code, username, password },
+    });
   }
 }

@@ -64,6 +64,11 @@ const en = {
   lobbyHint: 'Everyone connected to this server hears the lobby. Nothing here is stored.',
   cancel: 'Cancel',
   you: 'you',
+  sessionEnded: 'Your session ended; please sign in again.',
+  changePassword: 'Change password',
+  oldPassword: 'Current password',
+  newPassword: 'New password',
+  passwordChanged: 'Password changed. Your other sessions have been signed out.',
 };
 
 type Words = typeof en;
@@ -126,6 +131,11 @@ const zh: Words = {
   lobbyHint: '连接到本服务器的每个人都能看到大厅消息。这里的消息不会保存。',
   cancel: '取消',
   you: '你',
+  sessionEnded: '登录已失效，请重新登录。',
+  changePassword: '修改密码',
+  oldPassword: '当前密码',
+  newPassword: '新密码',
+  passwordChanged: '密码已修改，其他设备上的登录已退出。',
 };
 
 export const language: 'en' | 'zh' = navigator.languages.some((tag) => tag.toLowerCase().startsWith('zh'))

@@ -8,8 +8,9 @@ import { Home } from './ui/Home';
 import { SessionProvider, useSession } from './ui/session';
 
 function App() {
-  const { token } = useSession();
-  return token ? <Home key={token} /> : <AuthScreen />;
+  const { signedIn, epoch } = useSession();
+  // Keyed by the sign-in, not the token: a refreshed token keeps the screen as it is.
+  return signedIn ? <Home key={epoch} /> : <AuthScreen />;
 }
 
 const root = document.getElementById('root');

@@ -60,6 +60,7 @@ export const Register = graphql(`
   mutation Register($input: RegisterInput!) {
     register(input: $input) {
       token
+      expiresAt
     }
   }
 `);
@@ -68,7 +69,24 @@ export const Login = graphql(`
   mutation Login($username: String!, $password: String!) {
     login(username: $username, password: $password) {
       token
+      expiresAt
     }
+  }
+`);
+
+/** A new token for the one in use, asked for before that one expires. */
+export const RefreshToken = graphql(`
+  mutation RefreshToken {
+    refreshToken {
+      token
+      expiresAt
+    }
+  }
+`);
+
+export const ChangePassword = graphql(`
+  mutation ChangePassword($oldPassword: String!, $newPassword: String!) {
+    changePassword(oldPassword: $oldPassword, newPassword: $newPassword)
   }
 `);
 

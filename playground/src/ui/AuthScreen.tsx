@@ -7,10 +7,16 @@ import { useSession } from './session';
 import { ErrorLine } from './parts';
 
 export function AuthScreen() {
+  const { notice } = useSession();
   const [mode, setMode] = useState<'login' | 'register'>('login');
   return (
     <main className="auth">
       <h1>{t('appName')}</h1>
+      {notice && (
+        <p className="notice" role="status" data-testid="session-notice">
+          {notice}
+        </p>
+      )}
       <div className="tabs" role="tablist">
         <button role="tab" aria-selected={mode === 'login'} onClick={() => setMode('login')} data-testid="auth-login">
           {t('login')}
@@ -40,7 +46,7 @@ function LoginForm() {
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     const answer = await login({ username: username.trim(), password });
-    if (answer.data) signIn(answer.data.login.token);
+    if (answer.data) signIn(answer.data.login);
   };
   return (
     <form className="card" onSubmit={submit} aria-label={t('login')} data-testid="login-form">
@@ -91,7 +97,7 @@ function RegisterForm() {
         nickname: nickname.trim() || null,
       },
     });
-    if (answer.data) signIn(answer.data.register.token);
+    if (answer.data) signIn(answer.data.register);
   };
   const sent = codeResult.data?.sendEmailCode;
   return (

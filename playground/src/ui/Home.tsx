@@ -16,6 +16,7 @@ import { FriendsView } from './FriendsView';
 import { useLive } from './live';
 import { LobbyView } from './LobbyView';
 import { ErrorLine } from './parts';
+import { PasswordForm } from './PasswordForm';
 import { ProfileView } from './ProfileView';
 import { RoomList } from './RoomList';
 import { useLink, useSession } from './session';
@@ -126,6 +127,7 @@ export function Home() {
         )}
         {tab === 'friends' && <FriendsView onOpenRoom={open} />}
         {tab === 'profile' && viewer && <ProfileView viewer={viewer} onSaved={() => refetchMe({ requestPolicy: 'network-only' })} />}
+        {tab === 'profile' && <PasswordForm />}
         {tab === 'lobby' && <p className="hint">{t('lobbyHint')}</p>}
       </nav>
       <section className="main">
