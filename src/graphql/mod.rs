@@ -3,7 +3,7 @@
 //! HTTP, `live` over WebSockets.
 
 mod accounts;
-mod cost;
+pub mod cost;
 mod documents;
 mod errors;
 mod loaders;
