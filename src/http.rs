@@ -12,7 +12,7 @@ use std::{
     sync::Arc,
 };
 
-use async_graphql::{BatchRequest, BatchResponse, Request as GraphQLOperation};
+use async_graphql::{BatchRequest, BatchResponse, Request as GraphQLOperation, Response};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::{
     Json, Router,
@@ -147,20 +147,31 @@ fn client_of(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
-/// Gives an operation what its resolvers read: who asks, from where, and a
-/// loader to batch its store reads.
+/// Gives an operation its parsed document, once its cost is within bounds
+/// (`graphql::parsed`), and what its resolvers read: who asks, from where,
+/// and a loader to batch its store reads.
 fn prepare(
     app: &Arc<App>,
     mut operation: GraphQLOperation,
     credentials: &Credentials,
     client: IpAddr,
-) -> GraphQLOperation {
+) -> Result<GraphQLOperation, Error> {
     operation
         .data
         .insert(graphql::loader(app.clone(), credentials));
-    operation
-        .data(credentials.clone())
-        .data(ClientAddress(client))
+    Ok(
+        graphql::parsed(operation, app.config.limits.max_complexity)?
+            .data(credentials.clone())
+            .data(ClientAddress(client)),
+    )
+}
+
+/// Runs one operation, or answers why it may not run.
+async fn run(state: &HttpState, operation: Result<GraphQLOperation, Error>) -> Response {
+    match operation {
+        Ok(operation) => state.schemas.serving.execute(operation).await,
+        Err(error) => graphql::error_response(error),
+    }
 }
 
 async fn execute(
@@ -180,26 +191,21 @@ async fn execute(
     let credentials =
         sessions::checked(&state.app, credentials_of(&state.app.tokens, headers)).await;
     let client = client_of(&state.app, headers, peer);
-    let batch = match batch {
+    let app = &state.app;
+    match batch {
         BatchRequest::Single(operation) => {
-            BatchRequest::Single(prepare(&state.app, operation, &credentials, client))
+            let response = run(state, prepare(app, operation, &credentials, client)).await;
+            graphql::finish(response, lang, app).into()
         }
-        BatchRequest::Batch(operations) => BatchRequest::Batch(
-            operations
-                .into_iter()
-                .map(|operation| prepare(&state.app, operation, &credentials, client))
-                .collect(),
-        ),
-    };
-    match state.schemas.serving.execute_batch(batch).await {
-        BatchResponse::Single(response) => graphql::finish(response, lang, &state.app).into(),
-        BatchResponse::Batch(responses) => BatchResponse::Batch(
-            responses
-                .into_iter()
-                .map(|response| graphql::finish(response, lang, &state.app))
-                .collect(),
-        )
-        .into(),
+        // One after another, as the engine runs a batch.
+        BatchRequest::Batch(operations) => {
+            let mut responses = Vec::with_capacity(operations.len());
+            for operation in operations {
+                let response = run(state, prepare(app, operation, &credentials, client)).await;
+                responses.push(graphql::finish(response, lang, app));
+            }
+            BatchResponse::Batch(responses).into()
+        }
     }
 }
 

@@ -248,10 +248,17 @@ fuzz_target!(|data: &[u8]| {
     };
     let world = &*WORLD;
     let response = world.runtime.block_on(async {
-        // As http.rs: the credentials and this request's loader in its data.
+        // As http.rs: the document measured and parsed, then the
+        // credentials and this request's loader in its data.
         let loader = graphql::loader(world.app.clone(), &world.alice);
-        let request = request.data(world.alice.clone()).data(loader);
-        let response = world.schema.execute(request).await;
+        let max_fields = world.app.config.limits.max_complexity;
+        let response = match graphql::parsed(request, max_fields) {
+            Ok(request) => {
+                let request = request.data(world.alice.clone()).data(loader);
+                world.schema.execute(request).await
+            }
+            Err(error) => graphql::error_response(error),
+        };
         let response = graphql::finish(response, Lang::En, &world.app);
         restore(&world.app).await;
         response

@@ -6,20 +6,23 @@
 //! Every request and socket asks. What a user's tokens must carry is kept
 //! in this process (an LRU of users) and dropped when any instance says the
 //! user changed their password (`Topic::Sessions`), or all of it when the
-//! broker may have lost such a word (`Resync`). Live sockets hear of each
-//! change through [`Sessions::changes`] and ask again.
+//! broker may have lost such a word (`Resync`). Live sockets register a
+//! signal of their own per user ([`Sessions::watch`]): a change wakes only
+//! the sockets of its user, which ask again. (A channel every socket polled
+//! cost each socket a lock of one shared mutex per frame it wrote.)
 
 use std::{
+    collections::HashMap,
     num::NonZeroUsize,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, Weak,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use lru::LruCache;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::{Notify, broadcast::error::RecvError};
 use uuid::Uuid;
 
 use super::{Credentials, Grant, Viewer};
@@ -53,7 +56,8 @@ pub struct Sessions {
     /// Counts changes heard, so that an answer read from the store while a
     /// change went by is not kept.
     heard: AtomicU64,
-    changes: broadcast::Sender<Change>,
+    /// The signals of the live sockets, by user; a socket's goes when it ends.
+    watchers: Mutex<HashMap<Uuid, Vec<Weak<Notify>>>>,
 }
 
 impl Default for Sessions {
@@ -61,7 +65,7 @@ impl Default for Sessions {
         Self {
             known: Mutex::new(LruCache::new(KNOWN_USERS)),
             heard: AtomicU64::new(0),
-            changes: broadcast::channel(64).0,
+            watchers: Mutex::default(),
         }
     }
 }
@@ -79,22 +83,48 @@ impl Sessions {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The changes this process hears of, for the sockets to ask again.
-    pub fn changes(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
+    fn watchers(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<Weak<Notify>>>> {
+        // Each critical section is one map operation: a poisoned map is whole.
+        self.watchers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Forgets what was known of whom `change` names, and tells the sockets.
+    /// Has `signal` woken whenever a token of `user` may have stopped
+    /// counting, for as long as the signal lives.
+    pub fn watch(&self, user: Uuid, signal: &Arc<Notify>) {
+        let mut watchers = self.watchers();
+        let signals = watchers.entry(user).or_default();
+        signals.retain(|signal| signal.strong_count() > 0);
+        signals.push(Arc::downgrade(signal));
+    }
+
+    /// Forgets what was known of whom `change` names, and wakes their sockets.
     pub fn heard(&self, change: Change) {
         self.heard.fetch_add(1, Ordering::SeqCst);
+        let mut watchers = self.watchers();
+        let wake = |signals: &mut Vec<Weak<Notify>>| {
+            signals.retain(|signal| match signal.upgrade() {
+                Some(signal) => {
+                    signal.notify_one();
+                    true
+                }
+                None => false,
+            });
+        };
         match change {
             Change::User(user) => {
                 self.known().pop(&user);
+                if let Some(signals) = watchers.get_mut(&user) {
+                    wake(signals);
+                }
             }
-            Change::Everyone => self.known().clear(),
+            Change::Everyone => {
+                self.known().clear();
+                watchers.values_mut().for_each(wake);
+            }
         }
-        // No socket listening is fine.
-        let _ = self.changes.send(change);
+        watchers.retain(|_, signals| !signals.is_empty());
     }
 
     /// Follows `Topic::Sessions` for as long as the broker runs.

@@ -4,23 +4,24 @@
 //! spread, in its depth check, its validation and its complexity count: a
 //! kilobyte of fragments that each spread the next twice expands to billions
 //! of fields, and one anonymous request took a core for seconds and then all
-//! the memory there was. [`DocumentLimit`] measures a document's expanded
-//! size with each fragment counted once (memoized) before the engine sees
-//! it, on every schema and both transports, and refuses one that could not
-//! pass the complexity limit anyway. The complexity itself counts the
+//! the memory there was. [`expanded_fields`] measures a document's expanded
+//! size with each fragment counted once (memoized), as it is parsed
+//! (`documents::parsed`, which both transports call before the engine sees
+//! a request), and one that could not pass the complexity limit anyway is
+//! refused. Not an engine extension: with any extension installed, the
+//! engine resolves every field through a slower path (docs/perf.md). The complexity itself counts the
 //! children of a paged field once per item of the page ([`page`]), so that
 //! aliases of large pages cannot multiply a response; [`bound_response`]
 //! caps what is left.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 use async_graphql::{
-    Name, Request, Response, ServerResult, Value,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest},
+    Name, Response, Value,
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 
-use super::{documents, errors};
+use super::errors;
 use crate::error::{Cost, Error};
 
 /// Deeper than any document the depth limits let through (the parser allows
@@ -103,35 +104,6 @@ pub fn page(
             .max(1),
     };
     size.saturating_mul(child_complexity).saturating_add(1)
-}
-
-/// Refuses, before the engine parses or validates it, a document whose
-/// expanded size is over the complexity limit (every field counts at least
-/// one there). Its parsed document comes from [`documents`], measured once
-/// per text.
-pub struct DocumentLimit {
-    pub max_fields: u64,
-}
-
-impl ExtensionFactory for DocumentLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimit {
-            max_fields: self.max_fields,
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for DocumentLimit {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let request = documents::parsed(request, self.max_fields).map_err(errors::server_error)?;
-        next.run(ctx, request).await
-    }
 }
 
 /// The JSON size of `value`, give or take its white space, counted no

@@ -64,12 +64,15 @@ pub fn document(query: &str) -> Option<ExecutableDocument> {
 }
 
 /// `request` with its document parsed (see [`document`]), or the error for
-/// a document that expands to more than `max_fields` fields. A document
-/// that does not parse is left to the schema to report.
-pub fn parsed(mut request: Request, max_fields: u64) -> Result<Request, Error> {
+/// a document that expands to more fields than `max_fields` (the complexity
+/// limit: every field counts at least one there). Both transports run every
+/// request through here before the engine sees it. A document that does not
+/// parse is left to the schema to report.
+pub fn parsed(mut request: Request, max_fields: usize) -> Result<Request, Error> {
     if let Some((document, fields)) = measured(&request.query) {
-        if fields.is_none_or(|fields| fields > max_fields) {
-            return Err(Error::TooCostly(Cost::Fields { max: max_fields }));
+        let max = u64::try_from(max_fields).unwrap_or(u64::MAX);
+        if fields.is_none_or(|fields| fields > max) {
+            return Err(Error::TooCostly(Cost::Fields { max }));
         }
         request.set_parsed_query(document);
     }

@@ -29,7 +29,7 @@ use crate::{
     rate_limit::Action,
 };
 
-pub use documents::document;
+pub use documents::{document, parsed};
 pub use errors::{error_response, finish};
 pub use loaders::loader;
 pub use rendering::{Rendered, RenderingSchema, RenderingSubscription};
@@ -100,9 +100,6 @@ where
 {
     let limits = &app.config.limits;
     let builder = builder
-        .extension(cost::DocumentLimit {
-            max_fields: u64::try_from(limits.max_complexity).unwrap_or(u64::MAX),
-        })
         .data(app.clone())
         .validation_mode(mode)
         .limit_depth(limits.max_depth)

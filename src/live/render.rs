@@ -18,7 +18,7 @@
 //! schema's own rules, so a client cannot tell a shared subscription from
 //! one the schema runs for it alone.
 
-use std::{collections::HashMap, net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc};
 
 use async_graphql::{Request, Response, ServerError};
 use futures_util::{
@@ -26,6 +26,8 @@ use futures_util::{
     future::{self, Either},
     stream::{self, BoxStream},
 };
+
+use rustc_hash::FxHashMap;
 
 use super::plan::Plan;
 use crate::{
@@ -40,10 +42,11 @@ use crate::{
 
 /// The payloads rendered of one event, one per kind of subscription (named
 /// by a [`RenderKey`]), each made by the first subscriber that needs it.
-/// Found by the key's hash, computed once per subscription: a document's
-/// text is compared only with one of the same hash.
+/// Found by the key's hash, computed once per subscription (and not hashed
+/// again: the map's hasher is Fx, one multiply); a document's text is
+/// compared only with one of the same hash.
 #[derive(Default)]
-struct Renders(std::sync::Mutex<HashMap<(u64, bool), SameHash>>);
+struct Renders(std::sync::Mutex<FxHashMap<(u64, bool), SameHash>>);
 
 /// The renders whose keys share a hash, by their request.
 type SameHash = Vec<(Arc<str>, Arc<RenderSlot>)>;
@@ -104,10 +107,14 @@ impl Executor {
     /// Runs any operation through the schema, one execution per
     /// subscriber: what `Plan::of` leaves to the schema.
     pub fn execute(&self, request: Request) -> Payloads {
+        let request = match self.with_data(request) {
+            Ok(request) => request,
+            Err(error) => return self.single(graphql::error_response(error)),
+        };
         let this = self.clone();
         self.schemas
             .serving
-            .execute_stream(self.with_data(request))
+            .execute_stream(request)
             .map(move |response| this.payload(response))
             .boxed()
     }
@@ -217,8 +224,8 @@ impl Executor {
         schema: &RenderingSchema,
         event: Option<Arc<MessageEvent>>,
     ) -> Option<Response> {
-        let request = match plan.request() {
-            Ok(request) => self.with_data(request),
+        let request = match plan.request().and_then(|request| self.with_data(request)) {
+            Ok(request) => request,
             Err(error) => return Some(graphql::error_response(error)),
         };
         let request = match event {
@@ -228,12 +235,14 @@ impl Executor {
         schema.execute_stream(request).next().await
     }
 
-    /// `request` with what resolvers read from their context.
-    fn with_data(&self, request: Request) -> Request {
-        request
+    /// `request` with its parsed document, once its cost is within bounds
+    /// (`graphql::parsed`), and what resolvers read from their context.
+    fn with_data(&self, request: Request) -> Result<Request, Error> {
+        let request = graphql::parsed(request, self.app.config.limits.max_complexity)?;
+        Ok(request
             .data(self.credentials.clone())
             .data(graphql::loader(self.app.clone(), &self.credentials))
-            .data(ClientAddress(self.client))
+            .data(ClientAddress(self.client)))
     }
 
     /// `error` as the errors of a response, in the socket's language.

@@ -26,7 +26,7 @@ use futures_util::{
     stream::{self, BoxStream},
 };
 use governor::{DefaultDirectRateLimiter, Quota};
-use tokio::{sync::broadcast, time::Instant};
+use tokio::{sync::Notify, time::Instant};
 use tokio_stream::StreamMap;
 
 use super::{
@@ -36,10 +36,7 @@ use super::{
 };
 use crate::{
     app::App,
-    auth::{
-        Credentials,
-        sessions::{self, Change},
-    },
+    auth::{Credentials, sessions},
     connections::Seat,
     error::{Error, Lang},
     graphql::Schemas,
@@ -133,8 +130,8 @@ struct Session {
     credentials: Option<Credentials>,
     /// When its token expires: the socket closes then (4403).
     expires: Option<Instant>,
-    /// Changes to which tokens count, heard while signed in.
-    changes: Option<broadcast::Receiver<Change>>,
+    /// Woken when the token may have stopped counting.
+    signal: Arc<Notify>,
     /// The operations running, by id; each stream ends with its `complete`.
     operations: Operations,
     /// The hashes of the documents its shared subscriptions have used.
@@ -178,7 +175,7 @@ impl Session {
             protocol,
             credentials: None,
             expires: None,
-            changes: None,
+            signal: Arc::default(),
             operations: StreamMap::new(),
             shared: Vec::new(),
             frames,
@@ -203,6 +200,11 @@ impl Session {
         let init_by = heard + Duration::from_secs(limits.init_timeout_secs.max(1));
         let timer = tokio::time::sleep_until(init_by.min(ping_at));
         tokio::pin!(timer);
+        // Woken when the token may have stopped counting (`init` registers
+        // it for the signed-in user); one wait for the whole socket.
+        let signal = self.signal.clone();
+        let changed = signal.notified();
+        tokio::pin!(changed);
         loop {
             let first = tokio::select! {
                 biased;
@@ -229,8 +231,9 @@ impl Session {
                         Reply::End => return,
                     }
                 }
-                change = Self::next_change(&mut self.changes), if self.changes.is_some() => {
-                    if self.still_admitted(change).await {
+                () = &mut changed => {
+                    changed.set(signal.notified());
+                    if self.still_admitted().await {
                         continue;
                     }
                     self.refuse(&mut socket, Closing::token_ended()).await;
@@ -304,38 +307,6 @@ impl Session {
         deadline
     }
 
-    /// The next change to which tokens count, once signed in.
-    async fn next_change(changes: &mut Option<broadcast::Receiver<Change>>) -> Change {
-        match changes {
-            Some(changes) => match changes.recv().await {
-                Ok(change) => change,
-                // Changes went by unheard, or no more will come: ask again.
-                Err(_) => Change::Everyone,
-            },
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Whether the socket's token still counts after `change`.
-    async fn still_admitted(&mut self, change: Change) -> bool {
-        let Some(Credentials::Valid(viewer, grant)) = &self.credentials else {
-            return true;
-        };
-        if let Change::User(user) = change
-            && user != viewer.identity
-        {
-            return true;
-        }
-        if matches!(change, Change::Everyone)
-            && self.changes.as_ref().is_some_and(|c| c.is_closed())
-        {
-            self.changes = None;
-        }
-        sessions::admits(&self.app, viewer, grant)
-            .await
-            .unwrap_or(false)
-    }
-
     /// The next frame of any running operation; forgets an operation once
     /// its last frame is out, so its id may be used again.
     async fn next_frame(operations: &mut Operations) -> Option<Message> {
@@ -344,6 +315,16 @@ impl Session {
             operations.remove(&id);
         }
         Some(frame)
+    }
+
+    /// Whether the socket's token still counts, now that it may not.
+    async fn still_admitted(&mut self) -> bool {
+        let Some(Credentials::Valid(viewer, grant)) = &self.credentials else {
+            return true;
+        };
+        sessions::admits(&self.app, viewer, grant)
+            .await
+            .unwrap_or(false)
     }
 
     async fn read(&mut self, message: Message) -> Reply {
@@ -379,10 +360,12 @@ impl Session {
         if self.credentials.is_some() {
             return Reply::Refuse(Closing::too_many_inits());
         }
-        // Listening before the check: a password changed right after it is
-        // still heard.
-        let changes = self.app.sessions.changes();
         let presented = protocol::credentials(&self.app.tokens, payload);
+        // Watching before the check: a password changed right after it
+        // still wakes the socket.
+        if let Credentials::Valid(viewer, _) = &presented {
+            self.app.sessions.watch(viewer.identity, &self.signal);
+        }
         match sessions::checked(&self.app, presented).await {
             Credentials::Invalid => Reply::Refuse(Closing::forbidden()),
             credentials => {
@@ -391,7 +374,6 @@ impl Session {
                         .to_std()
                         .unwrap_or_default();
                     self.expires = Some(Instant::now() + left);
-                    self.changes = Some(changes);
                 }
                 self.credentials = Some(credentials);
                 Reply::Frame(text(Protocol::ack()))
