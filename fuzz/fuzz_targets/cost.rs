@@ -50,7 +50,9 @@ impl<'a> Naive<'a> {
                 return Err(GaveUp::Budget);
             }
             total += match &selection.node {
-                Selection::Field(field) => 1 + self.fields(&field.node.selection_set.node, nesting + 1)?,
+                Selection::Field(field) => {
+                    1 + self.fields(&field.node.selection_set.node, nesting + 1)?
+                }
                 Selection::InlineFragment(inline) => {
                     self.fields(&inline.node.selection_set.node, nesting + 1)?
                 }

@@ -18,9 +18,9 @@ use async_graphql::{Request, Value};
 use chatroom::{
     Config,
     app::App,
-    config::RateLimits,
     auth::{Credentials, Viewer},
     chat::{messages, rooms, social},
+    config::RateLimits,
     error::Lang,
     graphql::{self, ChatSchema},
     store::{Profile, RoomRecord, RoomType, Sex, UserRecord, now, pair_key},
