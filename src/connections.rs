@@ -67,10 +67,7 @@ impl Connections {
     }
 
     fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        // Each critical section is one map operation: a poisoned map is whole.
-        self.sockets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.sockets)
     }
 
     /// A seat for one more socket of `address`, held for as long as the

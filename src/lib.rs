@@ -60,6 +60,15 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 use app::App;
+
+/// The data behind `mutex`, even if a thread panicked holding it: every
+/// critical section in this crate is one operation on a map, set, cache or
+/// queue, so a poisoned one is still whole.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 use connections::{CountingListener, Peer};
 
 /// The app, bound to its address and ready to serve.

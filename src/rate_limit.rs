@@ -156,9 +156,7 @@ struct SharedCounters {
 
 impl SharedCounters {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.down_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.down_until)
     }
 
     fn is_down(&self) -> bool {

@@ -31,12 +31,6 @@ pub struct RedisLink {
     timeout: Duration,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Whether an error says the connection (not the command) failed.
 fn is_connection_failure(error: &RedisError) -> bool {
     error.is_io_error()
@@ -69,7 +63,7 @@ impl RedisLink {
 
     /// The connection now in use; clones share it.
     pub fn connection(&self) -> ConnectionManager {
-        lock(&self.current).clone()
+        crate::lock(&self.current).clone()
     }
 
     /// Runs one command; see [`RedisLink::settle`].
@@ -113,7 +107,7 @@ impl RedisLink {
     /// recently; true when a new connection is in place.
     async fn renew(&self) -> bool {
         {
-            let mut last = lock(&self.last_renewal);
+            let mut last = crate::lock(&self.last_renewal);
             if last.elapsed() < RENEW_INTERVAL {
                 return false;
             }
@@ -122,7 +116,7 @@ impl RedisLink {
         let fresh = ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
         match tokio::time::timeout(self.timeout, fresh).await {
             Ok(Ok(connection)) => {
-                *lock(&self.current) = connection;
+                *crate::lock(&self.current) = connection;
                 true
             }
             _ => false,

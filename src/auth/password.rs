@@ -82,10 +82,7 @@ impl Hasher {
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
                     loop {
-                        let job = queue
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .recv();
+                        let job = crate::lock(&queue).recv();
                         match job {
                             Ok(job) => {
                                 job();

@@ -77,17 +77,11 @@ fn kept_key(user: Uuid) -> String {
 
 impl Sessions {
     fn known(&self) -> std::sync::MutexGuard<'_, LruCache<Uuid, Arc<Current>>> {
-        // Each critical section is one cache operation: a poisoned cache is whole.
-        self.known
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.known)
     }
 
     fn watchers(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<Weak<Notify>>>> {
-        // Each critical section is one map operation: a poisoned map is whole.
-        self.watchers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.watchers)
     }
 
     /// Has `signal` woken whenever a token of `user` may have stopped

@@ -22,10 +22,7 @@ pub struct LocalBroker {
 }
 
 fn lock(channels: &Channels) -> MutexGuard<'_, HashMap<Topic, broadcast::Sender<Event>>> {
-    // Each critical section is one map operation: a poisoned map is still whole.
-    channels
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::lock(channels)
 }
 
 impl LocalBroker {

@@ -160,10 +160,7 @@ impl RedisBroker {
 
 impl Relay {
     fn dropped(&self) -> std::sync::MutexGuard<'_, BTreeSet<Topic>> {
-        // Each critical section is one set operation: a poisoned set is whole.
-        self.dropped
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.dropped)
     }
 
     /// Notes that an event of `topics` never reached Redis.

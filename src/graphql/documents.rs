@@ -35,10 +35,7 @@ static DOCUMENTS: LazyLock<Mutex<LruCache<String, Measured>>> =
     LazyLock::new(|| Mutex::new(LruCache::new(CAPACITY)));
 
 fn cached<T>(f: impl FnOnce(&mut LruCache<String, Measured>) -> T) -> T {
-    // Each critical section is one cache operation: a poisoned cache is whole.
-    f(&mut DOCUMENTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    f(&mut crate::lock(&DOCUMENTS))
 }
 
 fn measured(query: &str) -> Option<Measured> {

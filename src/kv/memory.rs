@@ -59,11 +59,7 @@ impl State {
 
 impl MemoryKv {
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the map half-changed
-        // (each section is one map operation), so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.state)
     }
 }
 

@@ -68,10 +68,7 @@ impl Renders {
     /// The cell holding the render for `key`; callers fill it with
     /// `get_or_init`, so concurrent subscribers wait for one render.
     fn slot(&self, key: &RenderKey) -> Arc<RenderSlot> {
-        let mut slots = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slots = crate::lock(&self.0);
         let same_hash = slots.entry((key.hash, key.by_sender)).or_default();
         let found = same_hash
             .iter()
