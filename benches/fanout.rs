@@ -48,6 +48,13 @@ fn event() -> Arc<MessageEvent> {
         content: "lgm:1:2:3:1234567890:".repeat(3),
         client_id: None,
         created_at: Utc::now(),
+        reply_to: None,
+        edited_at: None,
+        deleted_at: None,
+        reactions: Vec::new(),
+        posted_rev: 42,
+        rev: 42,
+        change: chatroom::store::MessageChange::Posted,
     };
     Arc::new(MessageEvent::new(message, sender))
 }

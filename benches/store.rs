@@ -80,6 +80,8 @@ async fn store_with_room() -> (Arc<dyn Store>, TempDir, RoomRecord) {
         room_type: RoomType::Group,
         pair_key: None,
         seq: 0,
+        rev: 0,
+        updated_rev: 0,
         last_message_at: None,
         created_at: at,
         updated_at: at,
@@ -99,6 +101,7 @@ fn new_message(room: &RoomRecord) -> NewMessage {
         content: "a message of about the length people write".into(),
         client_id: None,
         created_at: now(),
+        reply_to: None,
     }
 }
 
@@ -111,13 +114,9 @@ async fn fill(store: &dyn Store, room: &RoomRecord, count: i64) {
         let records: Vec<Record> = (seq + 1..=end)
             .map(|seq| {
                 Record::Message(MessageRecord {
-                    identity: Uuid::new_v4(),
-                    room_identity: room.identity,
-                    seq,
-                    sender_identity: room.creator_identity,
                     content: format!("message {seq}"),
-                    client_id: None,
                     created_at: at,
+                    ..new_message(room).at(seq, seq)
                 })
             })
             .collect();

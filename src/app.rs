@@ -42,6 +42,8 @@ pub struct App {
     pub config: Config,
     /// This app's own registry: apps sharing a process (tests) keep separate counts.
     pub metrics: Arc<Metrics>,
+    /// Recent typing events of this instance (`chat::typing`).
+    pub typing: crate::chat::typing::Typing,
 }
 
 impl App {
@@ -103,6 +105,7 @@ impl App {
             sockets: tokio_util::task::TaskTracker::new(),
             config,
             metrics: Arc::default(),
+            typing: Default::default(),
         })
     }
 

@@ -143,7 +143,7 @@ impl Cast {
     async fn say(&self, app: &Arc<App>, room: Uuid, lines: &[(&str, &str)]) -> Result<()> {
         let room = room.to_string();
         for &(sender, content) in lines {
-            messages::send(app, self.get(sender)?, &room, content, None).await?;
+            messages::send(app, self.get(sender)?, &room, content, None, None).await?;
         }
         Ok(())
     }
@@ -202,7 +202,7 @@ pub async fn seed(app: &Arc<App>) -> Result<Seeding> {
         };
         cast.say(app, room, conversation.read).await?;
         for member in members {
-            rooms::mark_read(app, cast.get(member)?, &room.to_string()).await?;
+            rooms::mark_read(app, cast.get(member)?, &room.to_string(), None).await?;
         }
         cast.say(app, room, conversation.unread).await?;
     }

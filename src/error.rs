@@ -87,6 +87,16 @@ pub enum Problem {
     RoomsPerUser { max: usize },
     /// It would make a group larger than a group may be.
     GroupMembers { max: usize },
+    /// Names a message or cursor of another room.
+    NotInRoom,
+    /// Names a user who is not a member of the room.
+    NotAMember,
+    /// Not one fully-qualified emoji.
+    Emoji,
+    /// One more distinct emoji than a message may carry.
+    Reactions { max: usize },
+    /// A search with no letter or digit in it.
+    NoWords,
 }
 
 impl Problem {
@@ -128,6 +138,18 @@ impl Problem {
                 format!("would make the group larger than {max} members")
             }
             (Problem::GroupMembers { max }, Lang::Zh) => format!("会使群成员超过 {max} 人"),
+            (Problem::NotInRoom, Lang::En) => "does not belong to this room".into(),
+            (Problem::NotInRoom, Lang::Zh) => "不属于这个聊天室".into(),
+            (Problem::NotAMember, Lang::En) => "is not a member of this room".into(),
+            (Problem::NotAMember, Lang::Zh) => "不是这个聊天室的成员".into(),
+            (Problem::Emoji, Lang::En) => "must be exactly one emoji".into(),
+            (Problem::Emoji, Lang::Zh) => "必须是一个表情符号".into(),
+            (Problem::Reactions { max }, Lang::En) => {
+                format!("a message carries at most {max} different reactions")
+            }
+            (Problem::Reactions { max }, Lang::Zh) => format!("一条消息最多有 {max} 种表情回应"),
+            (Problem::NoWords, Lang::En) => "must hold a letter or a digit".into(),
+            (Problem::NoWords, Lang::Zh) => "须包含字母或数字".into(),
         }
     }
 }
@@ -184,6 +206,7 @@ pub enum Cost {
 pub enum Entity {
     User,
     Room,
+    Message,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +230,9 @@ pub enum Error {
     /// A unique value is taken.
     #[error("{} already exists", .0.field())]
     Conflict(Unique),
+    /// A change to a message that was deleted.
+    #[error("the message was deleted")]
+    Deleted,
     #[error("invalid email code")]
     InvalidCode,
     #[error("rate limited for {retry_after} s")]
@@ -264,7 +290,7 @@ impl Error {
             Error::BadInput { .. } | Error::BatchTooLarge { .. } | Error::TooCostly(_) => {
                 "BAD_USER_INPUT"
             }
-            Error::Conflict(_) => "CONFLICT",
+            Error::Conflict(_) | Error::Deleted => "CONFLICT",
             Error::InvalidCode => "INVALID_CODE",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Unavailable(_) | Error::Internal(_) => "INTERNAL",
@@ -295,6 +321,10 @@ impl Error {
             (Error::NotFound(Entity::User), Lang::Zh) => "用户不存在".into(),
             (Error::NotFound(Entity::Room), Lang::En) => "no such room".into(),
             (Error::NotFound(Entity::Room), Lang::Zh) => "聊天室不存在".into(),
+            (Error::NotFound(Entity::Message), Lang::En) => "no such message".into(),
+            (Error::NotFound(Entity::Message), Lang::Zh) => "消息不存在".into(),
+            (Error::Deleted, Lang::En) => "the message was deleted".into(),
+            (Error::Deleted, Lang::Zh) => "该消息已被删除".into(),
             (Error::BadInput { field, problem }, Lang::En) => {
                 format!("invalid {field}: {}", problem.describe(lang))
             }

@@ -25,15 +25,17 @@ pub enum Feed {
     Messages,
     Inbox,
     Lobby,
+    RoomEvents,
 }
 
 impl Feed {
-    const ALL: [Feed; 3] = [Feed::Messages, Feed::Inbox, Feed::Lobby];
+    const ALL: [Feed; 4] = [Feed::Messages, Feed::Inbox, Feed::Lobby, Feed::RoomEvents];
 
     fn as_str(self) -> &'static str {
         match self {
             Feed::Messages => "messages",
             Feed::Inbox => "inbox",
+            Feed::RoomEvents => "room_events",
             Feed::Lobby => "lobby",
         }
     }

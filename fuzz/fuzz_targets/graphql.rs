@@ -174,7 +174,7 @@ async fn seed(app: &Arc<App>) {
         .expect("the others' group");
     let (alice, bob) = (viewer(ALICE, "alice"), viewer(BOB, "bob"));
     for (sender, content) in [(&alice, "hello"), (&bob, "hi alice"), (&alice, "你好")] {
-        messages::send(app, sender, &GROUP.to_string(), content, None)
+        messages::send(app, sender, &GROUP.to_string(), content, None, None)
             .await
             .expect("a seeded message");
     }
@@ -182,7 +182,7 @@ async fn seed(app: &Arc<App>) {
 
 /// Undoes what an input did to alice's rooms, so that every input starts
 /// from the seeded rooms and their number does not grow with the run.
-async fn restore(app: &App) {
+async fn restore(app: &Arc<App>) {
     let (alice, bob) = (viewer(ALICE, "alice"), viewer(BOB, "bob"));
     let seeded = [GROUP, PRIVATE];
     let member = app

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::{
     error::Result,
-    store::{MessageRecord, Profile},
+    store::{MessageRecord, Profile, Stored},
 };
 
 pub use self::{local::LocalBroker, redis::RedisBroker};
@@ -70,6 +70,38 @@ impl MessageEvent {
             memo: Memo::default(),
         }
     }
+}
+
+/// A stored change of a room other than a message posted, with the state
+/// right after it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeEvent {
+    pub change: Stored,
+    /// Whether the message or membership it names is new since the point a
+    /// subscriber follows from (a member who joined; in a replay, a message
+    /// posted after the cursor), rather than changed.
+    pub fresh: bool,
+    #[serde(skip)]
+    pub memo: Memo,
+}
+
+impl ChangeEvent {
+    pub fn new(change: Stored, fresh: bool) -> Self {
+        Self {
+            change,
+            fresh,
+            memo: Memo::default(),
+        }
+    }
+}
+
+/// A member started or stopped typing: live only.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TypingEvent {
+    pub user: Uuid,
+    pub typing: bool,
+    #[serde(skip)]
+    pub memo: Memo,
 }
 
 /// A slot for one value, of a type the broker does not know, filled at most
@@ -118,8 +150,11 @@ pub struct LobbyEvent {
 pub enum Event {
     /// On `Room`: a message was stored.
     Message(Arc<MessageEvent>),
-    /// On `Room`: `user` is no longer a member; their subscriptions to it end.
-    Left { user: Uuid },
+    /// On `Room`: another change was stored. A departure ends the departed
+    /// member's subscriptions to the room.
+    Change(Arc<ChangeEvent>),
+    /// On `Room`: a member started or stopped typing.
+    Typing(Arc<TypingEvent>),
     /// On `Room`: the room is gone; every subscription to it ends.
     RoomDeleted,
     /// On `User`: the user became a member of `room` when its seq was `seq`;

@@ -15,7 +15,7 @@
 //! rather than have every subscriber of the room read the store at once;
 //! only a gap that is still open after that is read from the store.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use async_stream::stream;
 use futures_util::{StreamExt, stream::BoxStream};
@@ -23,16 +23,19 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::StreamMap;
 use uuid::Uuid;
 
-use super::{messages, rooms::member_room};
+use super::{
+    messages::{self, Position},
+    rooms::{member_room, parse_identity},
+};
 use crate::{
     app::App,
     auth::Viewer,
-    broker::{Event, LobbyEvent, MessageEvent, Subscription, Topic},
-    error::{Error, Result},
-    store::HistoryRange,
+    broker::{ChangeEvent, Event, LobbyEvent, MessageEvent, Subscription, Topic, TypingEvent},
+    error::{Error, Problem, Result},
+    store::{HistoryRange, MessageRecord, Stored},
 };
 
-/// How many messages one store read fetches while catching up.
+/// How many messages or changes one store read fetches while catching up.
 const CATCH_UP_PAGE: usize = 100;
 
 /// How long a follower waits for a missing seq to arrive live before
@@ -47,6 +50,154 @@ const REORDER_HOLD: usize = 512;
 
 type Messages = BoxStream<'static, Result<Arc<MessageEvent>>>;
 
+/// One event of `roomEvents`.
+#[derive(Clone)]
+pub enum RoomEvent {
+    /// A message posted (live, or in a replay one posted after the cursor).
+    Posted(Arc<MessageEvent>),
+    /// Any other stored change, with the state right after it.
+    Changed(Arc<ChangeEvent>),
+    /// Live only.
+    Typing(Arc<TypingEvent>),
+}
+
+/// What a follower of one room delivers, in the order of a position each
+/// item has (`messages`: seqs; `roomEvents`: revisions), with the rules of
+/// the module doc.
+trait Feed: Send + Sync + 'static {
+    type Item: Send + 'static;
+
+    /// The item a live event carries, at its position.
+    fn ordered(&self, event: &Event) -> Option<(i64, Self::Item)>;
+
+    /// An item a live event carries outside the order (typing).
+    fn unordered(&self, event: &Event) -> Option<Self::Item>;
+
+    /// Whether the follower ends after delivering `item`: the viewer's own
+    /// departure, which `messages` does not deliver and `roomEvents` does.
+    fn ends_after(&self, item: &Self::Item) -> bool;
+
+    /// Whether a viewer found gone still gets what the store holds up to
+    /// their departure (`roomEvents`: the event that says so) rather than
+    /// nothing more (`messages`).
+    const TELLS_DEPARTURE: bool;
+
+    /// The room's stored items after position `sent`, a page of them.
+    fn stored(
+        &self,
+        app: &App,
+        room: Uuid,
+        sent: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, Self::Item)>>> + Send;
+}
+
+/// `messages`: new messages by seq; the viewer's departure ends it unsaid.
+struct MessageFeed;
+
+/// Whether `change` says `viewer` left or was removed.
+fn departs(change: &Stored, viewer: Uuid) -> bool {
+    matches!(change, Stored::Departure(departure) if departure.user_identity == viewer)
+}
+
+impl Feed for MessageFeed {
+    type Item = Arc<MessageEvent>;
+    const TELLS_DEPARTURE: bool = false;
+
+    fn ordered(&self, event: &Event) -> Option<(i64, Self::Item)> {
+        match event {
+            Event::Message(event) => Some((event.message.seq, event.clone())),
+            _ => None,
+        }
+    }
+
+    fn unordered(&self, _: &Event) -> Option<Self::Item> {
+        None
+    }
+
+    fn ends_after(&self, _: &Self::Item) -> bool {
+        false
+    }
+
+    async fn stored(&self, app: &App, room: Uuid, sent: i64) -> Result<Vec<(i64, Self::Item)>> {
+        let range = HistoryRange {
+            after: Some(sent),
+            before: None,
+            limit: CATCH_UP_PAGE,
+            newest: false,
+        };
+        let missed = app.store.history(room, range).await?;
+        app.metrics.gap_filled(missed.len());
+        with_senders(app, missed)
+            .await
+            .map(|events| events.into_iter().map(|e| (e.message.seq, e)).collect())
+    }
+}
+
+/// `roomEvents`: every change by revision, typing besides; it ends after
+/// the viewer's departure.
+struct EventFeed {
+    viewer: Uuid,
+}
+
+impl Feed for EventFeed {
+    type Item = RoomEvent;
+    const TELLS_DEPARTURE: bool = true;
+
+    fn ordered(&self, event: &Event) -> Option<(i64, Self::Item)> {
+        match event {
+            Event::Message(event) => Some((event.message.rev, RoomEvent::Posted(event.clone()))),
+            Event::Change(change) => {
+                Some((change.change.rev(), RoomEvent::Changed(change.clone())))
+            }
+            _ => None,
+        }
+    }
+
+    fn unordered(&self, event: &Event) -> Option<Self::Item> {
+        match event {
+            Event::Typing(typing) => Some(RoomEvent::Typing(typing.clone())),
+            _ => None,
+        }
+    }
+
+    fn ends_after(&self, item: &Self::Item) -> bool {
+        matches!(item, RoomEvent::Changed(change) if departs(&change.change, self.viewer))
+    }
+
+    async fn stored(&self, app: &App, room: Uuid, sent: i64) -> Result<Vec<(i64, Self::Item)>> {
+        let changes = app.store.changes(room, sent, CATCH_UP_PAGE).await?;
+        app.metrics.gap_filled(changes.len());
+        let posted: Vec<MessageRecord> = changes
+            .iter()
+            .filter_map(|change| match change {
+                Stored::Message(message) if message.posted_rev > sent => Some(message.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut posted = with_senders(app, posted).await?.into_iter();
+        Ok(changes
+            .into_iter()
+            .filter_map(|change| {
+                let rev = change.rev();
+                let event = match change {
+                    Stored::Message(message) if message.posted_rev > sent => {
+                        RoomEvent::Posted(posted.next()?)
+                    }
+                    Stored::Member(member) => {
+                        let fresh = member.joined_rev > sent;
+                        RoomEvent::Changed(Arc::new(ChangeEvent::new(
+                            Stored::Member(member),
+                            fresh,
+                        )))
+                    }
+                    other => RoomEvent::Changed(Arc::new(ChangeEvent::new(other, false))),
+                };
+                Some((rev, event))
+            })
+            .collect())
+    }
+}
+
 /// The messages of one room the viewer is in: with `after` (a cursor), every
 /// stored message newer than it first; then each new one as it is sent. Ends
 /// when the viewer leaves the room or it is deleted.
@@ -56,11 +207,60 @@ pub async fn room_messages(
     room: &str,
     after: Option<&str>,
 ) -> Result<Messages> {
+    let identity = parse_identity(room)?;
     let after = after
-        .map(|cursor| messages::decode_cursor("after", cursor))
+        .map(|cursor| messages::decode_cursor("after", cursor, identity))
         .transpose()?;
     let (room, _) = member_room(&app, viewer, room).await?;
     start(app, viewer.identity, room.identity, after).await
+}
+
+/// Every change of one room the viewer is in, in revision order: with
+/// `after` (the cursor of an event or of a message) the stored ones newer
+/// than it first, folded; then each as it is made, typing besides. Ends
+/// after the event of the viewer's departure, or when the room is deleted.
+pub async fn room_events(
+    app: Arc<App>,
+    viewer: &Viewer,
+    room: &str,
+    after: Option<&str>,
+) -> Result<BoxStream<'static, Result<RoomEvent>>> {
+    let identity = parse_identity(room)?;
+    let after = after
+        .map(|cursor| messages::decode_position("after", cursor, identity))
+        .transpose()?;
+    let (room, _) = member_room(&app, viewer, room).await?;
+    let subscription = app.broker.subscribe(Topic::Room(room.identity)).await?;
+    let Some(_) = app.store.member(room.identity, viewer.identity).await? else {
+        return Err(Error::Forbidden);
+    };
+    let sent = match after {
+        Some(Position::Event(rev)) => rev,
+        Some(Position::Message(0)) => 0,
+        Some(Position::Message(seq)) => {
+            let at = app.store.messages_at(&[(room.identity, seq)]).await?;
+            match at.first() {
+                Some(message) => message.posted_rev,
+                None => return Err(Error::bad_input("after", Problem::NotInRoom)),
+            }
+        }
+        None => app
+            .store
+            .room(room.identity)
+            .await?
+            .map_or(0, |room| room.rev),
+    };
+    let feed = EventFeed {
+        viewer: viewer.identity,
+    };
+    Ok(follow(
+        app,
+        feed,
+        viewer.identity,
+        room.identity,
+        sent,
+        subscription,
+    ))
 }
 
 /// Subscribes, then follows `room` after seq `after` (default: its newest
@@ -79,28 +279,32 @@ async fn start(app: Arc<App>, viewer: Uuid, room: Uuid, after: Option<i64>) -> R
             .await?
             .map_or(0, |room| room.seq),
     };
-    Ok(follow(app, viewer, room, sent, subscription))
+    Ok(follow(app, MessageFeed, viewer, room, sent, subscription))
 }
 
-/// Delivers the messages of `room` after seq `sent` (see the module doc),
-/// until `viewer` loses access.
-fn follow(
+/// Delivers the items of `feed` in `room` after position `sent` (see the
+/// module doc), until `viewer` loses access.
+fn follow<F: Feed>(
     app: Arc<App>,
+    feed: F,
     viewer: Uuid,
     room: Uuid,
     mut sent: i64,
     mut subscription: Subscription,
-) -> Messages {
+) -> BoxStream<'static, Result<F::Item>> {
     stream! {
-        // The store may hold messages owed already (a cursor from the past).
+        // The store may hold items owed already (a cursor from the past).
         let mut behind = true;
         // Whether the broker may have lost events since membership was last
-        // read: a lost `Left` among them must not leave this follower
+        // read: a lost departure among them must not leave this follower
         // delivering a room the viewer is no longer in.
         let mut unsure = false;
-        // Events that came before their turn, by seq, and when to stop
+        // Set when the viewer is found gone: deliver what the store still
+        // has (the departure, for `roomEvents`), then end.
+        let mut gone = false;
+        // Items that came before their turn, by position, and when to stop
         // waiting for the ones before them.
-        let mut early: BTreeMap<i64, Arc<MessageEvent>> = BTreeMap::new();
+        let mut early: BTreeMap<i64, F::Item> = BTreeMap::new();
         let mut give_up = tokio::time::Instant::now();
         loop {
             if behind {
@@ -109,6 +313,7 @@ fn follow(
                     unsure = false;
                     match app.store.member(room, viewer).await {
                         Ok(Some(_)) => {}
+                        Ok(None) if F::TELLS_DEPARTURE => gone = true,
                         Ok(None) => return,
                         Err(error) => {
                             yield Err(error);
@@ -118,18 +323,25 @@ fn follow(
                 }
                 // Boxed, for the same reason: a follower spends most of its
                 // life waiting for the broker, not reading the store.
-                match Box::pin(catch_up(&app, room, sent)).await {
+                match Box::pin(feed.stored(&app, room, sent)).await {
                     Ok(missed) => {
                         behind = missed.len() == CATCH_UP_PAGE;
-                        for event in missed {
-                            sent = event.message.seq;
-                            yield Ok(event);
+                        for (position, item) in missed {
+                            sent = position;
+                            let last = feed.ends_after(&item);
+                            yield Ok(item);
+                            if last {
+                                return;
+                            }
                         }
                     }
                     Err(error) => {
                         yield Err(error);
                         return;
                     }
+                }
+                if gone && !behind {
+                    return;
                 }
                 continue;
             }
@@ -143,33 +355,54 @@ fn follow(
                     continue;
                 }
             };
-            match received {
-                Ok(Event::Message(event)) => {
-                    let seq = event.message.seq;
-                    // Saturating: a client's cursor may name the last seq there can be.
-                    if seq == sent.saturating_add(1) {
-                        sent = seq;
-                        yield Ok(event);
-                        while let Some(next) = early.remove(&sent.saturating_add(1)) {
-                            sent = next.message.seq;
-                            yield Ok(next);
-                        }
-                    } else if seq > sent.saturating_add(1) {
-                        if early.is_empty() {
-                            give_up = tokio::time::Instant::now() + REORDER_WAIT;
-                        }
-                        early.insert(seq, event);
-                        if early.len() > REORDER_HOLD {
-                            (behind, unsure) = (true, true);
-                        }
-                    }
+            let event = match received {
+                Ok(Event::Resync) => {
+                    (behind, unsure) = (true, true);
+                    continue;
                 }
-                Ok(Event::Left { user }) if user == viewer => return,
-                Ok(Event::Resync) => (behind, unsure) = (true, true),
                 Ok(Event::RoomDeleted) | Err(RecvError::Closed) => return,
-                Ok(_) => {}
+                Ok(event) => event,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, %room, "subscriber lagged; catching up from the store");
+                    (behind, unsure) = (true, true);
+                    continue;
+                }
+            };
+            if let Some(item) = feed.unordered(&event) {
+                yield Ok(item);
+                continue;
+            }
+            let Some((position, item)) = feed.ordered(&event) else {
+                // `messages` ends with the viewer's departure, unsaid.
+                if let Event::Change(change) = &event
+                    && departs(&change.change, viewer)
+                {
+                    return;
+                }
+                continue;
+            };
+            // Saturating: a client's cursor may name the last position there can be.
+            if position == sent.saturating_add(1) {
+                sent = position;
+                let last = feed.ends_after(&item);
+                yield Ok(item);
+                if last {
+                    return;
+                }
+                while let Some(next) = early.remove(&sent.saturating_add(1)) {
+                    sent = sent.saturating_add(1);
+                    let last = feed.ends_after(&next);
+                    yield Ok(next);
+                    if last {
+                        return;
+                    }
+                }
+            } else if position > sent.saturating_add(1) {
+                if early.is_empty() {
+                    give_up = tokio::time::Instant::now() + REORDER_WAIT;
+                }
+                early.insert(position, item);
+                if early.len() > REORDER_HOLD {
                     (behind, unsure) = (true, true);
                 }
             }
@@ -178,16 +411,8 @@ fn follow(
     .boxed()
 }
 
-/// Up to a page of the messages of `room` after seq `sent`, with their senders.
-async fn catch_up(app: &App, room: Uuid, sent: i64) -> Result<Vec<Arc<MessageEvent>>> {
-    let range = HistoryRange {
-        after: Some(sent),
-        before: None,
-        limit: CATCH_UP_PAGE,
-        newest: false,
-    };
-    let missed = app.store.history(room, range).await?;
-    app.metrics.gap_filled(missed.len());
+/// `missed` with their senders, as live events carry them.
+async fn with_senders(app: &App, missed: Vec<MessageRecord>) -> Result<Vec<Arc<MessageEvent>>> {
     let senders = messages::senders(app, &missed).await?;
     missed
         .into_iter()
@@ -386,6 +611,7 @@ mod tests {
                 content: content.into(),
                 client_id: None,
                 created_at: now(),
+                reply_to: None,
             };
             let (message, _) = self.app.store.insert_message(&new).await.expect("stored");
             Event::Message(Arc::new(MessageEvent::new(message, self.member.clone())))

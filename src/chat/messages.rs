@@ -21,26 +21,77 @@ use crate::{
 /// History's page size when the client gives none: the newest 50.
 pub const DEFAULT_PAGE: usize = 50;
 
-/// Cursors are opaque to clients; inside, a message's seq in its room.
-const CURSOR_PREFIX: &str = "m";
+/// Cursors are opaque to clients. Inside: `m` and a message's seq, or `e`
+/// and a room event's revision, then `.` and a tag of the room (the last 8
+/// hex digits of its identity, the random ones), so that a cursor of one
+/// room is told from one of another. A cursor of version 1 (`m` and a seq,
+/// no tag) is still read.
+const MESSAGE_PREFIX: char = 'm';
+const EVENT_PREFIX: char = 'e';
 
-pub fn encode_cursor(seq: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{seq}"))
+fn room_tag(room: Uuid) -> String {
+    let simple = room.simple().to_string();
+    simple[simple.len().saturating_sub(8)..].to_owned()
 }
 
-/// The seq inside a cursor; `BAD_USER_INPUT` on `field` for anything we did not give out.
-pub fn decode_cursor(field: &'static str, cursor: &str) -> Result<i64> {
+/// The cursor of the message at `seq` in `room`.
+pub fn encode_cursor(room: Uuid, seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{MESSAGE_PREFIX}{seq}.{}", room_tag(room)))
+}
+
+/// The cursor of the room event at revision `rev` of `room`.
+pub fn encode_event_cursor(room: Uuid, rev: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{EVENT_PREFIX}{rev}.{}", room_tag(room)))
+}
+
+/// A position in a room, as a cursor names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// A message's seq.
+    Message(i64),
+    /// A room event's revision.
+    Event(i64),
+}
+
+/// The position inside a cursor of `room`; `BAD_USER_INPUT` on `field` for
+/// anything we did not give out, or gave out for another room.
+pub fn decode_position(field: &'static str, cursor: &str, room: Uuid) -> Result<Position> {
     let bad = || Error::bad_input(field, Problem::Cursor);
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
-    let seq = text
-        .strip_prefix(CURSOR_PREFIX)
-        .and_then(|digits| digits.parse::<i64>().ok())
-        .ok_or_else(bad)?;
-    if seq < 0 || encode_cursor(seq) != cursor {
+    let mut chars = text.chars();
+    let kind = chars.next().ok_or_else(bad)?;
+    let rest = chars.as_str();
+    let (number, tag) = match rest.split_once('.') {
+        Some((number, tag)) => (number, Some(tag)),
+        None => (rest, None),
+    };
+    let number = number.parse::<i64>().map_err(|_| bad())?;
+    let position = match (kind, tag) {
+        (MESSAGE_PREFIX, _) => Position::Message(number),
+        (EVENT_PREFIX, Some(_)) => Position::Event(number),
+        _ => return Err(bad()),
+    };
+    let canonical = match (position, tag) {
+        (_, Some(tag)) if tag != room_tag(room) => {
+            return Err(Error::bad_input(field, Problem::NotInRoom));
+        }
+        (Position::Message(seq), Some(_)) => encode_cursor(room, seq),
+        (Position::Event(rev), _) => encode_event_cursor(room, rev),
+        (Position::Message(seq), None) => URL_SAFE_NO_PAD.encode(format!("{MESSAGE_PREFIX}{seq}")),
+    };
+    if number < 0 || canonical != cursor {
         return Err(bad());
     }
-    Ok(seq)
+    Ok(position)
+}
+
+/// The seq inside a message cursor of `room`.
+pub fn decode_cursor(field: &'static str, cursor: &str, room: Uuid) -> Result<i64> {
+    match decode_position(field, cursor, room)? {
+        Position::Message(seq) => Ok(seq),
+        Position::Event(_) => Err(Error::bad_input(field, Problem::Cursor)),
+    }
 }
 
 /// Stores a message in a room the viewer is in, then publishes it. With a
@@ -53,9 +104,15 @@ pub async fn send(
     room: &str,
     content: &str,
     client_id: Option<&str>,
+    reply_to: Option<&str>,
 ) -> Result<Arc<MessageEvent>> {
     let content = Content::parse(content, app.config.limits.max_message_chars)?;
     let client_id = client_id.map(ClientId::parse).transpose()?;
+    let reply_to = reply_to
+        .map(|identity| {
+            Uuid::parse_str(identity).map_err(|_| Error::bad_input("replyTo", Problem::NotInRoom))
+        })
+        .transpose()?;
     let new = NewMessage {
         // Time-ordered: the store's unique index on identities takes each
         // new one at its end, where a random one would dirty a page of its
@@ -66,6 +123,7 @@ pub async fn send(
         content: content.into_inner(),
         client_id: client_id.map(ClientId::into_inner),
         created_at: now(),
+        reply_to,
     };
     // A task of its own, so that a client going away mid-request cannot
     // stop it between storing and publishing: subscribers would wait for a
@@ -150,15 +208,16 @@ pub async fn history(app: &App, viewer: &Viewer, room: &str, request: PageReques
     if first.is_some() && last.is_some() {
         return Err(Error::bad_input("last", Problem::FirstAndLast));
     }
+    let identity = parse_identity(room)?;
     let after = request
         .after
         .as_deref()
-        .map(|c| decode_cursor("after", c))
+        .map(|c| decode_cursor("after", c, identity))
         .transpose()?;
     let before = request
         .before
         .as_deref()
-        .map(|c| decode_cursor("before", c))
+        .map(|c| decode_cursor("before", c, identity))
         .transpose()?;
     let (room, _) = member_room(app, viewer, room).await?;
 
@@ -213,9 +272,32 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
+        let room = Uuid::new_v4();
         for seq in [0, 1, 42, i64::MAX] {
-            assert_eq!(decode_cursor("after", &encode_cursor(seq)).unwrap(), seq);
+            assert_eq!(
+                decode_cursor("after", &encode_cursor(room, seq), room).unwrap(),
+                seq
+            );
+            assert_eq!(
+                decode_position("after", &encode_event_cursor(room, seq), room).unwrap(),
+                Position::Event(seq)
+            );
         }
+        let version_1 = URL_SAFE_NO_PAD.encode("m7");
+        assert_eq!(decode_cursor("after", &version_1, room).unwrap(), 7);
+    }
+
+    #[test]
+    fn a_cursor_of_another_room_is_told_apart() {
+        let (room, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let error = decode_cursor("upTo", &encode_cursor(other, 1), room).unwrap_err();
+        assert_eq!(error.field(), Some("upTo"));
+        assert_eq!(
+            decode_cursor("after", &encode_event_cursor(room, 1), room)
+                .unwrap_err()
+                .field(),
+            Some("after")
+        );
     }
 
     #[test]
@@ -229,7 +311,7 @@ mod tests {
             &URL_SAFE_NO_PAD.encode("m99999999999999999999"),
         ];
         for cursor in foreign {
-            let error = decode_cursor("before", cursor).unwrap_err();
+            let error = decode_cursor("before", cursor, Uuid::new_v4()).unwrap_err();
             assert_eq!(error.field(), Some("before"), "{cursor:?}");
         }
     }

@@ -8,6 +8,8 @@ pub mod delivery;
 pub mod messages;
 pub mod rooms;
 pub mod social;
+pub mod timeline;
+pub mod typing;
 pub mod values;
 
 use std::future::Future;

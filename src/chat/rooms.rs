@@ -1,10 +1,14 @@
 //! Rooms and who is in them: access checks, groups, reading positions.
 
+use std::sync::Arc;
+
 use rand::Rng;
 use uuid::Uuid;
 
 use super::{
+    messages::decode_cursor,
     outliving,
+    timeline::announce,
     values::{GroupInfo, GroupName},
 };
 use crate::{
@@ -12,7 +16,10 @@ use crate::{
     auth::Viewer,
     broker::{Event, Topic},
     error::{Entity, Error, Problem, Result, Unique},
-    store::{Departure, MemberRecord, Profile, RoomRecord, RoomType, now},
+    store::{
+        MemberRecord, Profile, Role, RoomChange, RoomEdit, RoomRecord, RoomRule, RoomScene,
+        RoomType, Stored, now,
+    },
 };
 
 /// How often a new room draws another number when the one drawn is taken.
@@ -117,6 +124,8 @@ pub fn new_room(
         room_type,
         pair_key,
         seq: 0,
+        rev: 0,
+        updated_rev: 0,
         last_message_at: None,
         created_at,
         updated_at: created_at,
@@ -219,55 +228,266 @@ pub async fn add_members(
     let identities: Vec<Uuid> = users
         .iter()
         .map(|u| u.identity)
-        .filter(|user| members.iter().all(|(_, member)| member != user))
+        .filter(|user| members.iter().all(|member| member.user_identity != *user))
         .collect();
     check_group_size(app, members.len() + identities.len(), "usernames")?;
     check_room_caps(app, &identities, "usernames").await?;
     let (store, broker) = (app.store.clone(), app.broker.clone());
     outliving(async move {
         let added = store.add_members(room.identity, &identities, now()).await?;
-        let room = store
-            .room(room.identity)
-            .await?
-            .ok_or(Error::NotFound(Entity::Room))?;
-        for user in added {
+        for member in added {
             let joined = Event::Joined {
                 room: room.identity,
-                seq: room.seq,
+                seq: member.last_read_seq,
             };
-            broker.publish(Topic::User(user), joined).await;
+            broker
+                .publish(Topic::User(member.user_identity), joined)
+                .await;
+            let change = Event::Change(Arc::new(crate::broker::ChangeEvent::new(
+                Stored::Member(member),
+                true,
+            )));
+            broker.publish(Topic::Room(room.identity), change).await;
         }
-        Ok(room)
+        store
+            .room(room.identity)
+            .await?
+            .ok_or(Error::NotFound(Entity::Room))
     })
     .await
 }
 
-/// Leaves a GROUP room; the last one out deletes it. Live subscriptions of
-/// the viewer to the room end at once.
+/// Leaves a GROUP room; the last one out deletes it. An owner who leaves
+/// hands the room to the ADMIN who joined first, else to the member who
+/// joined first. Live subscriptions of the viewer to the room end.
 #[tracing::instrument(skip_all, fields(viewer = %viewer.identity, room = %identity))]
-pub async fn leave_room(app: &App, viewer: &Viewer, identity: &str) -> Result<bool> {
+pub async fn leave_room(app: &Arc<App>, viewer: &Viewer, identity: &str) -> Result<bool> {
     let (room, _) = member_room(app, viewer, identity).await?;
     if room.room_type != RoomType::Group {
         return Err(Error::Forbidden);
     }
-    let (store, broker, user) = (app.store.clone(), app.broker.clone(), viewer.identity);
-    outliving(async move {
-        let event = match store.remove_member(room.identity, user).await? {
-            Departure::NotAMember => return Ok(false),
-            Departure::Left => Event::Left { user },
-            Departure::LeftAndRoomDeleted => Event::RoomDeleted,
+    let user = viewer.identity;
+    let rule = move |scene: &RoomScene| {
+        let Some(leaving) = scene.members.iter().find(|m| m.user_identity == user) else {
+            return Ok(Vec::new());
         };
-        broker.publish(Topic::Room(room.identity), event).await;
-        Ok(true)
+        let mut edits = vec![RoomEdit::Remove {
+            user,
+            by: None,
+            at: now(),
+        }];
+        if leaving.role == Role::Owner {
+            let others = || scene.members.iter().filter(|m| m.user_identity != user);
+            let heir = others()
+                .find(|m| m.role == Role::Admin)
+                .or_else(|| others().next());
+            if let Some(heir) = heir {
+                edits.push(RoomEdit::SetRole {
+                    user: heir.user_identity,
+                    role: Role::Owner,
+                });
+            }
+        }
+        Ok(edits)
+    };
+    let changes = change_room(app, room.identity, Arc::new(rule)).await?;
+    Ok(!changes.is_empty())
+}
+
+/// Stores what `rule` decides for `room` and announces each change, or
+/// the room's end; the changes made.
+async fn change_room(app: &Arc<App>, room: Uuid, rule: Arc<RoomRule>) -> Result<Vec<RoomChange>> {
+    let app = app.clone();
+    outliving(async move {
+        let made = app.store.change_room(room, rule).await?;
+        for change in &made.changes {
+            let stored = match change.clone() {
+                RoomChange::Updated(room) => Stored::Room(room),
+                RoomChange::RoleChanged(member) => Stored::Member(member),
+                RoomChange::Left(departure) => Stored::Departure(departure),
+            };
+            announce(&app, room, stored, false).await;
+        }
+        if made.deleted {
+            app.broker
+                .publish(Topic::Room(room), Event::RoomDeleted)
+                .await;
+        }
+        Ok(made.changes)
     })
     .await
 }
 
-/// Marks everything in the room read for the viewer.
-pub async fn mark_read(app: &App, viewer: &Viewer, identity: &str) -> Result<RoomRecord> {
-    let (room, _) = member_room(app, viewer, identity).await?;
-    if !app.store.mark_read(room.identity, viewer.identity).await? {
-        return Err(Error::Forbidden);
+/// The viewer's membership in `scene`, when it may manage the group: its
+/// OWNER or an ADMIN. `FORBIDDEN` in a PRIVATE room and for a MEMBER.
+fn manager(scene: &RoomScene, viewer: Uuid) -> Result<&MemberRecord> {
+    let member = scene
+        .members
+        .iter()
+        .find(|m| m.user_identity == viewer)
+        .ok_or(Error::Forbidden)?;
+    match (scene.room.room_type, member.role) {
+        (RoomType::Group, Role::Owner | Role::Admin) => Ok(member),
+        _ => Err(Error::Forbidden),
     }
-    Ok(room)
+}
+
+/// The member of `scene` that `target` names: not the viewer, and in the room.
+fn target_member(scene: &RoomScene, viewer: Uuid, target: Uuid) -> Result<&MemberRecord> {
+    if target == viewer {
+        return Err(Error::bad_input("username", Problem::Yourself));
+    }
+    scene
+        .members
+        .iter()
+        .find(|m| m.user_identity == target)
+        .ok_or(Error::bad_input("username", Problem::NotAMember))
+}
+
+/// The user a username names, or `NOT_FOUND`.
+async fn user_named(app: &App, username: &str) -> Result<Profile> {
+    app.store
+        .user_by_username(username)
+        .await?
+        .ok_or(Error::NotFound(Entity::User))
+}
+
+/// The room as it is now, once changed.
+async fn room_now(app: &App, room: Uuid) -> Result<RoomRecord> {
+    app.store
+        .room(room)
+        .await?
+        .ok_or(Error::NotFound(Entity::Room))
+}
+
+/// Renames a GROUP room or changes its info: its OWNER or an ADMIN. What is
+/// left out stays; a change that changes nothing makes no event.
+#[tracing::instrument(skip_all, fields(viewer = %viewer.identity, room = %identity))]
+pub async fn update_room(
+    app: &Arc<App>,
+    viewer: &Viewer,
+    identity: &str,
+    name: Option<&str>,
+    info: Option<&str>,
+) -> Result<RoomRecord> {
+    let name = name
+        .map(GroupName::parse)
+        .transpose()?
+        .map(GroupName::into_inner);
+    let info = info
+        .map(GroupInfo::parse)
+        .transpose()?
+        .map(GroupInfo::into_inner);
+    let (room, _) = member_room(app, viewer, identity).await?;
+    let user = viewer.identity;
+    let rule = move |scene: &RoomScene| {
+        manager(scene, user)?;
+        let name = name.clone().unwrap_or_else(|| scene.room.name.clone());
+        let info = info.clone().unwrap_or_else(|| scene.room.info.clone());
+        if name == scene.room.name && info == scene.room.info {
+            return Ok(Vec::new());
+        }
+        Ok(vec![RoomEdit::Rename {
+            name,
+            info,
+            at: now(),
+        }])
+    };
+    change_room(app, room.identity, Arc::new(rule)).await?;
+    room_now(app, room.identity).await
+}
+
+/// Removes a member from a GROUP room: the OWNER removes anyone, an ADMIN
+/// only MEMBERs. Their live subscriptions to the room end.
+#[tracing::instrument(skip_all, fields(viewer = %viewer.identity, room = %identity))]
+pub async fn remove_member(
+    app: &Arc<App>,
+    viewer: &Viewer,
+    identity: &str,
+    username: &str,
+) -> Result<RoomRecord> {
+    let (room, _) = member_room(app, viewer, identity).await?;
+    let target = user_named(app, username).await?.identity;
+    let user = viewer.identity;
+    let rule = move |scene: &RoomScene| {
+        let manager = manager(scene, user)?;
+        let removed = target_member(scene, user, target)?;
+        if manager.role != Role::Owner && removed.role != Role::Member {
+            return Err(Error::Forbidden);
+        }
+        Ok(vec![RoomEdit::Remove {
+            user: target,
+            by: Some(user),
+            at: now(),
+        }])
+    };
+    change_room(app, room.identity, Arc::new(rule)).await?;
+    room_now(app, room.identity).await
+}
+
+/// The OWNER makes a member ADMIN or MEMBER, or hands the room over with
+/// OWNER (and becomes an ADMIN).
+#[tracing::instrument(skip_all, fields(viewer = %viewer.identity, room = %identity))]
+pub async fn set_member_role(
+    app: &Arc<App>,
+    viewer: &Viewer,
+    identity: &str,
+    username: &str,
+    role: Role,
+) -> Result<RoomRecord> {
+    let (room, _) = member_room(app, viewer, identity).await?;
+    let target = user_named(app, username).await?.identity;
+    let user = viewer.identity;
+    let rule = move |scene: &RoomScene| {
+        if manager(scene, user)?.role != Role::Owner {
+            return Err(Error::Forbidden);
+        }
+        let member = target_member(scene, user, target)?;
+        if member.role == role {
+            return Ok(Vec::new());
+        }
+        let mut edits = vec![RoomEdit::SetRole { user: target, role }];
+        if role == Role::Owner {
+            edits.push(RoomEdit::SetRole {
+                user,
+                role: Role::Admin,
+            });
+        }
+        Ok(edits)
+    };
+    change_room(app, room.identity, Arc::new(rule)).await?;
+    room_now(app, room.identity).await
+}
+
+/// Moves the viewer's read position forward to the message `up_to` names
+/// (default: the newest), never back.
+pub async fn mark_read(
+    app: &Arc<App>,
+    viewer: &Viewer,
+    identity: &str,
+    up_to: Option<&str>,
+) -> Result<RoomRecord> {
+    let room_identity = parse_identity(identity)?;
+    let up_to = up_to
+        .map(|cursor| decode_cursor("upTo", cursor, room_identity))
+        .transpose()?;
+    let (room, _) = member_room(app, viewer, identity).await?;
+    if up_to.is_some_and(|seq| seq > room.seq) {
+        return Err(Error::bad_input("upTo", Problem::NotInRoom));
+    }
+    let (app, user) = (app.clone(), viewer.identity);
+    outliving(async move {
+        let marked = app
+            .store
+            .mark_read(room.identity, user, up_to, now())
+            .await?;
+        let Some((member, moved)) = marked else {
+            return Err(Error::Forbidden);
+        };
+        if moved {
+            announce(&app, room.identity, Stored::Member(member), false).await;
+        }
+        Ok(room)
+    })
+    .await
 }

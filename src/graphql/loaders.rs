@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     app::App,
     auth::Credentials,
-    store::{MessageRecord, Profile},
+    store::{MemberRecord, MessageRecord, Profile},
 };
 
 /// The store behind a request's loader, and who is asking (unread counts
@@ -34,9 +34,13 @@ pub fn loader(app: Arc<App>, credentials: &Credentials) -> DataLoader<StoreLoade
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UserKey(pub Uuid);
 
-/// A room's member identities, in joining order.
+/// A room's members, in joining order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembersKey(pub Uuid);
+
+/// A message by identity: the one another replies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageByIdentity(pub Uuid);
 
 /// The message at (room, seq): a room's last message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,16 +70,36 @@ impl Loader<UserKey> for StoreLoader {
 }
 
 impl Loader<MembersKey> for StoreLoader {
-    type Value = Vec<Uuid>;
+    type Value = Vec<MemberRecord>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[MembersKey]) -> Loaded<MembersKey, Vec<Uuid>> {
+    async fn load(&self, keys: &[MembersKey]) -> Loaded<MembersKey, Vec<MemberRecord>> {
         let rooms: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
-        let mut members: HashMap<MembersKey, Vec<Uuid>> = HashMap::new();
-        for (room, user) in self.app.store.members_of_rooms(&rooms).await? {
-            members.entry(MembersKey(room)).or_default().push(user);
+        let mut members: HashMap<MembersKey, Vec<MemberRecord>> = HashMap::new();
+        for member in self.app.store.members_of_rooms(&rooms).await? {
+            members
+                .entry(MembersKey(member.room_identity))
+                .or_default()
+                .push(member);
         }
         Ok(members)
+    }
+}
+
+impl Loader<MessageByIdentity> for StoreLoader {
+    type Value = MessageRecord;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[MessageByIdentity]) -> Loaded<MessageByIdentity, MessageRecord> {
+        let identities: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+        Ok(self
+            .app
+            .store
+            .messages_by_identities(&identities)
+            .await?
+            .into_iter()
+            .map(|message| (MessageByIdentity(message.identity), message))
+            .collect())
     }
 }
 

@@ -63,6 +63,7 @@ impl MessageMutation {
         room_identity: ID,
         content: String,
         client_id: Option<String>,
+        reply_to: Option<ID>,
     ) -> Result<Message> {
         let event = messages::send(
             ctx.app(),
@@ -70,6 +71,7 @@ impl MessageMutation {
             &room_identity,
             &content,
             client_id.as_deref(),
+            reply_to.as_ref().map(|id| id.as_str()),
         )
         .await?;
         Ok(Message::from(event))

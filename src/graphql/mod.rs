@@ -11,6 +11,7 @@ mod messages;
 mod rendering;
 mod rooms;
 mod social;
+mod timeline;
 mod types;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub struct Query(
     social::SocialQuery,
     rooms::RoomQuery,
     messages::MessageQuery,
+    timeline::TimelineQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -48,10 +50,14 @@ pub struct Mutation(
     social::SocialMutation,
     rooms::RoomMutation,
     messages::MessageMutation,
+    timeline::TimelineMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(messages::MessageSubscription);
+pub struct Subscription(
+    messages::MessageSubscription,
+    timeline::TimelineSubscription,
+);
 
 pub type ChatSchema = Schema<Query, Mutation, Subscription>;
 

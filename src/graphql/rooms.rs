@@ -72,10 +72,16 @@ impl RoomMutation {
         Ok(rooms::leave_room(ctx.app(), writer(ctx, Action::Write).await?, &room_identity).await?)
     }
 
-    /// Mark everything in the room read for the viewer.
-    async fn mark_room_read(&self, ctx: &Context<'_>, room_identity: ID) -> Result<Room> {
-        Ok(Room(
-            rooms::mark_read(ctx.app(), writer(ctx, Action::Write).await?, &room_identity).await?,
-        ))
+    /// Mark the room read for the viewer: up to the message `upTo` names,
+    /// else everything. A read position never moves back.
+    async fn mark_room_read(
+        &self,
+        ctx: &Context<'_>,
+        room_identity: ID,
+        up_to: Option<String>,
+    ) -> Result<Room> {
+        let viewer = writer(ctx, Action::Write).await?;
+        let room = rooms::mark_read(ctx.app(), viewer, &room_identity, up_to.as_deref()).await?;
+        Ok(Room(room))
     }
 }

@@ -10,13 +10,13 @@ use chrono::{SecondsFormat, Utc};
 
 use super::{
     ContextExt,
-    loaders::{MembersKey, MessageKey, StoreLoader, UnreadKey, UserKey},
+    loaders::{MembersKey, MessageByIdentity, MessageKey, StoreLoader, UnreadKey, UserKey},
 };
 use crate::{
     broker::{LobbyEvent, MessageEvent},
-    chat::{accounts, messages, social},
+    chat::{accounts, messages, social, typing},
     error::Error,
-    store::{self, MessageRecord, Profile, RoomRecord},
+    store::{self, MemberRecord, MessageRecord, Profile, RoomRecord},
 };
 
 /// RFC 3339 timestamp in UTC, e.g. "2026-11-26T19:41:14.123Z".
@@ -57,6 +57,17 @@ pub enum RoomType {
     Private,
     /// Any number of members; created by createGroup.
     Group,
+}
+
+// The store's `Role`, as the schema names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "store::Role", name = "MemberRole")]
+pub enum MemberRole {
+    /// Created the group or was handed it; a GROUP room has exactly one.
+    Owner,
+    /// May rename the group, remove members and delete others' messages.
+    Admin,
+    Member,
 }
 
 /// A user as some viewer sees them.
@@ -173,7 +184,7 @@ fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<StoreLoader> {
 }
 
 /// A user the store must have (a room's creator, a member, a sender).
-async fn load_user(ctx: &Context<'_>, identity: uuid::Uuid) -> Result<User> {
+pub async fn load_user(ctx: &Context<'_>, identity: uuid::Uuid) -> Result<User> {
     loader(ctx)
         .load_one(UserKey(identity))
         .await?
@@ -181,6 +192,68 @@ async fn load_user(ctx: &Context<'_>, identity: uuid::Uuid) -> Result<User> {
         .ok_or_else(|| {
             Error::internal(anyhow::anyhow!("user {identity} is referenced but missing")).into()
         })
+}
+
+/// A room's members, in joining order, through the request's loader.
+async fn members_of(ctx: &Context<'_>, room: uuid::Uuid) -> Result<Vec<MemberRecord>> {
+    Ok(loader(ctx)
+        .load_one(MembersKey(room))
+        .await?
+        .unwrap_or_default())
+}
+
+/// A member of a room: role and read position.
+pub struct Membership(pub MemberRecord);
+
+#[Object]
+impl Membership {
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        load_user(ctx, self.0.user_identity).await
+    }
+
+    /// Always MEMBER in a PRIVATE room.
+    async fn role(&self) -> MemberRole {
+        self.0.role.into()
+    }
+
+    async fn joined_at(&self) -> DateTime {
+        DateTime(self.0.joined_at)
+    }
+
+    /// The cursor of the newest message this member has read (their read
+    /// receipt); null while they have read nothing.
+    async fn last_read_cursor(&self) -> Option<String> {
+        (self.0.last_read_seq > 0)
+            .then(|| messages::encode_cursor(self.0.room_identity, self.0.last_read_seq))
+    }
+
+    async fn last_read_at(&self) -> Option<DateTime> {
+        self.0.last_read_at.map(DateTime)
+    }
+}
+
+/// One emoji on a message and how many members reacted with it.
+pub struct Reaction {
+    emoji: String,
+    count: usize,
+    by_viewer: bool,
+}
+
+#[Object]
+impl Reaction {
+    /// A single emoji: one extended grapheme cluster of Unicode emoji.
+    async fn emoji(&self) -> &str {
+        &self.emoji
+    }
+
+    async fn count(&self) -> i32 {
+        i32::try_from(self.count).unwrap_or(i32::MAX)
+    }
+
+    /// Whether the viewer is one of them.
+    async fn by_viewer(&self) -> bool {
+        self.by_viewer
+    }
 }
 
 pub struct Room(pub RoomRecord);
@@ -213,14 +286,43 @@ impl Room {
     }
 
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
-        let identities = loader(ctx)
-            .load_one(MembersKey(self.0.identity))
-            .await?
-            .unwrap_or_default();
+        let members = members_of(ctx, self.0.identity).await?;
         let users = loader(ctx)
-            .load_many(identities.iter().copied().map(UserKey))
+            .load_many(members.iter().map(|member| UserKey(member.user_identity)))
             .await?;
-        Ok(identities
+        Ok(members
+            .iter()
+            .filter_map(|member| users.get(&UserKey(member.user_identity)).cloned())
+            .map(User::new)
+            .collect())
+    }
+
+    /// Every member with role and read position, in the order they joined.
+    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
+        Ok(members_of(ctx, self.0.identity)
+            .await?
+            .into_iter()
+            .map(Membership)
+            .collect())
+    }
+
+    async fn viewer_role(&self, ctx: &Context<'_>) -> Result<MemberRole> {
+        let viewer = ctx.viewer()?.identity;
+        let members = members_of(ctx, self.0.identity).await?;
+        Ok(members
+            .iter()
+            .find(|member| member.user_identity == viewer)
+            .map_or(MemberRole::Member, |member| member.role.into()))
+    }
+
+    /// Members other than the viewer who are typing now.
+    async fn typing(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        let viewer = ctx.viewer()?.identity;
+        let typers = typing::typing_in(ctx.app(), self.0.identity, viewer).await?;
+        let users = loader(ctx)
+            .load_many(typers.iter().copied().map(UserKey))
+            .await?;
+        Ok(typers
             .iter()
             .filter_map(|identity| users.get(&UserKey(*identity)).cloned())
             .map(User::new)
@@ -228,8 +330,8 @@ impl Room {
     }
 
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let members = loader(ctx).load_one(MembersKey(self.0.identity)).await?;
-        Ok(members.map_or(0, |m| i32::try_from(m.len()).unwrap_or(i32::MAX)))
+        let members = members_of(ctx, self.0.identity).await?;
+        Ok(i32::try_from(members.len()).unwrap_or(i32::MAX))
     }
 
     async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
@@ -314,7 +416,45 @@ impl Message {
 
     /// Opaque, totally ordered within the room; usable as before/after.
     async fn cursor(&self) -> String {
-        messages::encode_cursor(self.record.seq)
+        messages::encode_cursor(self.record.room_identity, self.record.seq)
+    }
+
+    /// When the sender last edited it; null if never.
+    async fn edited_at(&self) -> Option<DateTime> {
+        self.record.edited_at.map(DateTime)
+    }
+
+    /// When it was deleted. A deleted message keeps its place in the history,
+    /// with empty content and no reactions.
+    async fn deleted_at(&self) -> Option<DateTime> {
+        self.record.deleted_at.map(DateTime)
+    }
+
+    /// The message of the same room that this one answers; null if none.
+    async fn reply_to(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
+        let Some(replied) = self.record.reply_to else {
+            return Ok(None);
+        };
+        let message = loader(ctx).load_one(MessageByIdentity(replied)).await?;
+        Ok(message.map(Message::stored))
+    }
+
+    /// Reactions, the most used first (ties: the earliest first).
+    async fn reactions(&self, ctx: &Context<'_>) -> Vec<Reaction> {
+        let viewer = ctx.viewer().ok().map(|viewer| viewer.identity);
+        let mut reactions: Vec<Reaction> = self
+            .record
+            .reactions
+            .iter()
+            .map(|reaction| Reaction {
+                emoji: reaction.emoji.clone(),
+                count: reaction.users.len(),
+                by_viewer: viewer.is_some_and(|viewer| reaction.users.contains(&viewer)),
+            })
+            .collect();
+        // Stable: among equal counts the order stored, which is first added.
+        reactions.sort_by_key(|reaction| std::cmp::Reverse(reaction.count));
+        reactions
     }
 }
 
@@ -369,7 +509,7 @@ pub struct MessageEdge(MessageRecord);
 #[Object]
 impl MessageEdge {
     async fn cursor(&self) -> String {
-        messages::encode_cursor(self.0.seq)
+        messages::encode_cursor(self.0.room_identity, self.0.seq)
     }
 
     async fn node(&self) -> Message {
@@ -387,7 +527,7 @@ impl MessageConnection {
     }
 
     async fn page_info(&self) -> PageInfo {
-        let cursor = |m: &MessageRecord| messages::encode_cursor(m.seq);
+        let cursor = |m: &MessageRecord| messages::encode_cursor(m.room_identity, m.seq);
         PageInfo {
             has_next_page: self.0.has_next,
             has_previous_page: self.0.has_previous,

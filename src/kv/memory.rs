@@ -27,6 +27,8 @@ pub struct MemoryKv {
 #[derive(Default)]
 struct State {
     entries: HashMap<String, Entry>,
+    /// Sets of members, each member with its own expiry ([`Kv::mark`]).
+    sets: HashMap<String, HashMap<String, Instant>>,
     writes: u64,
 }
 
@@ -50,10 +52,18 @@ impl State {
         if self.writes.is_multiple_of(SWEEP_EVERY) {
             let now = Instant::now();
             self.entries.retain(|_, e| e.expires_at > now);
+            self.sweep_sets(now);
         }
         let expires_at = Instant::now() + ttl;
         self.entries
             .insert(key.to_owned(), Entry { value, expires_at });
+    }
+
+    fn sweep_sets(&mut self, now: Instant) {
+        for members in self.sets.values_mut() {
+            members.retain(|_, expires_at| *expires_at > now);
+        }
+        self.sets.retain(|_, members| !members.is_empty());
     }
 }
 
@@ -110,5 +120,43 @@ impl Kv for MemoryKv {
             .state()
             .live(key)
             .map(|e| e.expires_at.saturating_duration_since(now)))
+    }
+
+    async fn mark(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {
+        let mut state = self.state();
+        state.writes += 1;
+        if state.writes.is_multiple_of(SWEEP_EVERY) {
+            state.sweep_sets(Instant::now());
+        }
+        state
+            .sets
+            .entry(key.to_owned())
+            .or_default()
+            .insert(member.to_owned(), Instant::now() + ttl);
+        Ok(())
+    }
+
+    async fn unmark(&self, key: &str, member: &str) -> Result<bool> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let Some(members) = state.sets.get_mut(key) else {
+            return Ok(false);
+        };
+        let was_live = members.remove(member).is_some_and(|until| until > now);
+        if members.is_empty() {
+            state.sets.remove(key);
+        }
+        Ok(was_live)
+    }
+
+    async fn marked(&self, key: &str) -> Result<Vec<String>> {
+        let now = Instant::now();
+        Ok(self.state().sets.get(key).map_or_else(Vec::new, |members| {
+            members
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(member, _)| member.clone())
+                .collect()
+        }))
     }
 }

@@ -45,4 +45,15 @@ pub trait Kv: Send + Sync {
 
     /// How long `key` has left; `None` when it does not exist.
     async fn time_to_live(&self, key: &str) -> Result<Option<Duration>>;
+
+    /// Puts `member` in the set at `key` for `ttl` (again: from now), each
+    /// member with its own time to live: who is typing in a room.
+    async fn mark(&self, key: &str, member: &str, ttl: Duration) -> Result<()>;
+
+    /// Takes `member` out of the set at `key`; true when it was there (and
+    /// had not expired).
+    async fn unmark(&self, key: &str, member: &str) -> Result<bool>;
+
+    /// The members of the set at `key` whose time has not run out.
+    async fn marked(&self, key: &str) -> Result<Vec<String>>;
 }

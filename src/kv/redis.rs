@@ -109,4 +109,64 @@ impl Kv for RedisKv {
             ms => Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
         })
     }
+
+    async fn mark(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {
+        // Scores are expiry times in Unix milliseconds: every instance reads
+        // the same set, and their clocks agree to well within a lapse. The
+        // set lives as long as its newest mark (every mark of one set has
+        // the same time to live).
+        let key = self.key(key);
+        let until = epoch_millis().saturating_add(millis(ttl));
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZADD")
+            .arg(&key)
+            .arg(until)
+            .arg(member)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(epoch_millis())
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis(ttl))
+            .ignore();
+        let () = self.link.query_pipeline(&pipe).await?;
+        Ok(())
+    }
+
+    async fn unmark(&self, key: &str, member: &str) -> Result<bool> {
+        const SCRIPT: &str = "local until = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) \
+            redis.call('ZREM', KEYS[1], ARGV[1]) \
+            if until and until > tonumber(ARGV[2]) then return 1 end return 0";
+        let command = redis::cmd("EVAL")
+            .arg(SCRIPT)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(member)
+            .arg(epoch_millis())
+            .clone();
+        let removed: i64 = self.link.query(&command).await?;
+        Ok(removed == 1)
+    }
+
+    async fn marked(&self, key: &str) -> Result<Vec<String>> {
+        let command = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key(key))
+            .arg(format!("({}", epoch_millis()))
+            .arg("+inf")
+            .clone();
+        self.link.query(&command).await
+    }
+}
+
+/// Now, in Unix milliseconds.
+fn epoch_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }

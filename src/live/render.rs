@@ -28,6 +28,7 @@ use futures_util::{
 };
 
 use rustc_hash::FxHashMap;
+use uuid::Uuid;
 
 use super::plan::Plan;
 use crate::{
@@ -46,7 +47,11 @@ use crate::{
 /// again: the map's hasher is Fx, one multiply); a document's text is
 /// compared only with one of the same hash.
 #[derive(Default)]
-struct Renders(std::sync::Mutex<FxHashMap<(u64, bool), SameHash>>);
+struct Renders(std::sync::Mutex<FxHashMap<Slot, SameHash>>);
+
+/// A render's place: its key's hash, whether by the sender, and the one
+/// subscriber it is for when not shared (see [`RenderKey::alone`]).
+type Slot = (u64, bool, Option<Uuid>);
 
 /// The renders whose keys share a hash, by their request.
 type SameHash = Vec<(Arc<str>, Arc<RenderSlot>)>;
@@ -62,6 +67,10 @@ struct RenderKey {
     hash: u64,
     /// Whether the subscriber sent the message: it alone sees the sender's email.
     by_sender: bool,
+    /// The subscriber, when the render is theirs alone: a reply shows the
+    /// replied message's sender (whose email only they see) and reactions
+    /// (`byViewer`), which this key does not tell apart otherwise.
+    alone: Option<Uuid>,
 }
 
 impl Renders {
@@ -69,7 +78,9 @@ impl Renders {
     /// `get_or_init`, so concurrent subscribers wait for one render.
     fn slot(&self, key: &RenderKey) -> Arc<RenderSlot> {
         let mut slots = crate::lock(&self.0);
-        let same_hash = slots.entry((key.hash, key.by_sender)).or_default();
+        let same_hash = slots
+            .entry((key.hash, key.by_sender, key.alone))
+            .or_default();
         let found = same_hash
             .iter()
             .find(|(request, _)| Arc::ptr_eq(request, &key.request) || **request == *key.request);
@@ -154,6 +165,7 @@ impl Executor {
                         request: plan.key.clone(),
                         hash: plan.hash,
                         by_sender: viewer == Some(event.sender.identity),
+                        alone: event.message.reply_to.and(viewer),
                     };
                     // An event whose memo holds something else is rendered
                     // for this subscriber alone.

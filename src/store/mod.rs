@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::{
     config::Config,
-    error::{Entity, Error, Result},
+    error::{Entity, Error, Problem, Result},
 };
 
 pub use mongo::MongoStore;
@@ -118,7 +118,7 @@ impl RoomType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RoomRecord {
     pub identity: Uuid,
     /// Short, human-shareable, unique.
@@ -134,6 +134,13 @@ pub struct RoomRecord {
     pub pair_key: Option<String>,
     /// The seq of the room's newest message; 0 before the first.
     pub seq: i64,
+    /// The revision of the room's newest change (a message posted, edited,
+    /// deleted or reacted to; a member joining, leaving, changing role or
+    /// reading; the room renamed): 1, 2, 3, … without holes, one order for
+    /// all of them. A room of version 1 starts at its `seq`.
+    pub rev: i64,
+    /// The revision of the last change of `name` or `info`; 0 if none.
+    pub updated_rev: i64,
     pub last_message_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -146,19 +153,181 @@ impl RoomRecord {
     }
 }
 
+/// The role of a room's first members: a group's first one (its creator)
+/// owns it; everyone else, and both members of a PRIVATE room, are members.
+pub fn first_role(room_type: RoomType, place: usize) -> Role {
+    match (room_type, place) {
+        (RoomType::Group, 0) => Role::Owner,
+        _ => Role::Member,
+    }
+}
+
 /// The unique key of two users' PRIVATE room: both identities, sorted.
 pub fn pair_key(a: Uuid, b: Uuid) -> String {
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
     format!("{low}:{high}")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a member may do in a GROUP room (API.md, "Who may do what").
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    /// A GROUP room has exactly one.
+    Owner,
+    Admin,
+    #[default]
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "OWNER",
+            Role::Admin => "ADMIN",
+            Role::Member => "MEMBER",
+        }
+    }
+
+    /// Reads a stored value; anything unrecognised is `Member`, the role
+    /// that may do least.
+    pub fn from_stored(value: &str) -> Self {
+        match value {
+            "OWNER" => Role::Owner,
+            "ADMIN" => Role::Admin,
+            _ => Role::Member,
+        }
+    }
+}
+
+/// The last change of a membership, which a replay names it by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MemberChange {
+    #[default]
+    Joined,
+    Role,
+    Read,
+}
+
+impl MemberChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberChange::Joined => "JOINED",
+            MemberChange::Role => "ROLE",
+            MemberChange::Read => "READ",
+        }
+    }
+
+    pub fn from_stored(value: &str) -> Self {
+        match value {
+            "ROLE" => MemberChange::Role,
+            "READ" => MemberChange::Read,
+            _ => MemberChange::Joined,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberRecord {
     pub user_identity: Uuid,
     pub room_identity: Uuid,
-    /// The room's seq when this member last marked it read (or joined).
+    pub role: Role,
+    /// The seq of the newest message this member has read (0: none).
     pub last_read_seq: i64,
+    /// When `last_read_seq` last moved; `None` while it never did.
+    pub last_read_at: Option<DateTime<Utc>>,
     pub joined_at: DateTime<Utc>,
+    /// The room revision at which this member joined (0: with the room).
+    pub joined_rev: i64,
+    /// The room revision of this membership's last change.
+    pub rev: i64,
+    pub change: MemberChange,
+}
+
+impl MemberRecord {
+    /// A member joining `room` at `joined_at`, at revision `rev`, with
+    /// nothing unread: they have read up to `seq`.
+    pub fn joining(
+        room: Uuid,
+        user: Uuid,
+        role: Role,
+        seq: i64,
+        rev: i64,
+        joined_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            user_identity: user,
+            room_identity: room,
+            role,
+            last_read_seq: seq,
+            last_read_at: None,
+            joined_at,
+            joined_rev: rev,
+            rev,
+            change: MemberChange::Joined,
+        }
+    }
+}
+
+/// A member who left or was removed: kept so that a replay can say so.
+/// One per room and user, the latest departure.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DepartureRecord {
+    pub room_identity: Uuid,
+    pub user_identity: Uuid,
+    /// Who removed them; `None` when they left.
+    pub removed_by: Option<Uuid>,
+    pub left_at: DateTime<Utc>,
+    pub rev: i64,
+}
+
+/// The last change of a message, which a replay names it by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MessageChange {
+    #[default]
+    Posted,
+    Edited,
+    Deleted,
+    Reactions,
+}
+
+impl MessageChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageChange::Posted => "POSTED",
+            MessageChange::Edited => "EDITED",
+            MessageChange::Deleted => "DELETED",
+            MessageChange::Reactions => "REACTIONS",
+        }
+    }
+
+    pub fn from_stored(value: &str) -> Self {
+        match value {
+            "EDITED" => MessageChange::Edited,
+            "DELETED" => MessageChange::Deleted,
+            "REACTIONS" => MessageChange::Reactions,
+            _ => MessageChange::Posted,
+        }
+    }
+}
+
+/// One emoji on a message and who reacted with it, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReactionRecord {
+    pub emoji: String,
+    pub users: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -168,12 +337,31 @@ pub struct MessageRecord {
     /// 1, 2, 3, … within the room, without holes: the order of delivery.
     pub seq: i64,
     pub sender_identity: Uuid,
+    /// Empty once deleted.
     pub content: String,
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The message of the same room this one answers.
+    #[serde(default)]
+    pub reply_to: Option<Uuid>,
+    #[serde(default)]
+    pub edited_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// In the order their emoji was first added (among those present).
+    #[serde(default)]
+    pub reactions: Vec<ReactionRecord>,
+    /// The room revision at which it was posted.
+    #[serde(default)]
+    pub posted_rev: i64,
+    /// The room revision of its last change.
+    #[serde(default)]
+    pub rev: i64,
+    #[serde(default)]
+    pub change: MessageChange,
 }
 
-/// A message to store; the store gives it its seq.
+/// A message to store; the store gives it its seq and revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     pub identity: Uuid,
@@ -182,11 +370,13 @@ pub struct NewMessage {
     pub content: String,
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// A message of the same room (checked by the store).
+    pub reply_to: Option<Uuid>,
 }
 
 impl NewMessage {
-    /// The message as stored at `seq`.
-    pub fn at(&self, seq: i64) -> MessageRecord {
+    /// The message as stored at `seq`, posted at revision `rev`.
+    pub fn at(&self, seq: i64, rev: i64) -> MessageRecord {
         MessageRecord {
             identity: self.identity,
             room_identity: self.room_identity,
@@ -195,6 +385,107 @@ impl NewMessage {
             content: self.content.clone(),
             client_id: self.client_id.clone(),
             created_at: self.created_at,
+            reply_to: self.reply_to,
+            edited_at: None,
+            deleted_at: None,
+            reactions: Vec::new(),
+            posted_rev: rev,
+            rev,
+            change: MessageChange::Posted,
+        }
+    }
+}
+
+/// `BadInput` on `replyTo` unless `replied` is a message of `room`.
+pub fn check_reply(room: &RoomRecord, replied: Option<&MessageRecord>) -> Result<()> {
+    match replied {
+        Some(replied) if replied.room_identity == room.identity => Ok(()),
+        _ => Err(Error::bad_input("replyTo", Problem::NotInRoom)),
+    }
+}
+
+/// What a rule of [`Store::change_message`] decides on: the message, its
+/// room, and the acting user's membership of it (none: not a member).
+#[derive(Debug, Clone)]
+pub struct MessageScene {
+    pub message: MessageRecord,
+    pub room: RoomRecord,
+    pub actor: Option<MemberRecord>,
+}
+
+/// Decides a change to one message: its new state (`content`, `edited_at`,
+/// `deleted_at`, `reactions`, `change`), `None` when nothing changes, or
+/// why it may not be made. Run inside the store's transaction, perhaps
+/// more than once (a transaction that conflicts runs again).
+pub type MessageRule = dyn Fn(&MessageScene) -> Result<Option<MessageRecord>> + Send + Sync;
+
+/// What a rule of [`Store::change_room`] decides on: the room and all its
+/// members, in joining order.
+#[derive(Debug, Clone)]
+pub struct RoomScene {
+    pub room: RoomRecord,
+    pub members: Vec<MemberRecord>,
+}
+
+/// One change to a room and its members, as a rule decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEdit {
+    Rename {
+        name: String,
+        info: String,
+        at: DateTime<Utc>,
+    },
+    SetRole {
+        user: Uuid,
+        role: Role,
+    },
+    /// `user` leaves (`by: None`) or is removed by `by`.
+    Remove {
+        user: Uuid,
+        by: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Decides the changes to a room, in the order they are made, or why they
+/// may not be; like a [`MessageRule`], run inside the transaction.
+pub type RoomRule = dyn Fn(&RoomScene) -> Result<Vec<RoomEdit>> + Send + Sync;
+
+/// A change [`Store::change_room`] made, with its revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomChange {
+    Updated(RoomRecord),
+    RoleChanged(MemberRecord),
+    Left(DepartureRecord),
+}
+
+/// What [`Store::change_room`] did: the changes, and whether the room is
+/// gone (its last member left).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomChanges {
+    pub changes: Vec<RoomChange>,
+    pub deleted: bool,
+}
+
+/// One stored change of a room, newer than some revision: what a replay
+/// reads. Each names the state now, so several changes of one message or
+/// member since that revision come as one, at its last revision.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Stored {
+    Message(MessageRecord),
+    Member(MemberRecord),
+    Departure(DepartureRecord),
+    Room(RoomRecord),
+}
+
+impl Stored {
+    /// The revision of the change.
+    pub fn rev(&self) -> i64 {
+        match self {
+            Stored::Message(message) => message.rev,
+            Stored::Member(member) => member.rev,
+            Stored::Departure(departure) => departure.rev,
+            Stored::Room(room) => room.updated_rev,
         }
     }
 }
@@ -222,15 +513,6 @@ pub struct HistoryRange {
     pub newest: bool,
 }
 
-/// What became of a member who left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Departure {
-    NotAMember,
-    Left,
-    /// The last member left: the room, its members and its history are gone.
-    LeftAndRoomDeleted,
-}
-
 /// A change to a profile: `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProfileUpdate {
@@ -249,6 +531,26 @@ pub enum Record {
     Room(RoomRecord),
     Member(MemberRecord),
     Message(MessageRecord),
+    Departure(DepartureRecord),
+}
+
+/// The newest revision the records of each room carry. A room is exported
+/// before its members and messages; one of them changed in between carries a
+/// revision above the room's, which an import raises the room's to, so the
+/// room's next change is newer than all of them.
+pub fn revisions_by_room(records: &[Record]) -> HashMap<Uuid, i64> {
+    let mut newest: HashMap<Uuid, i64> = HashMap::new();
+    for record in records {
+        let (room, rev) = match record {
+            Record::Member(member) => (member.room_identity, member.rev),
+            Record::Message(message) => (message.room_identity, message.rev),
+            Record::Departure(departure) => (departure.room_identity, departure.rev),
+            Record::User(_) | Record::Room(_) => continue,
+        };
+        let entry = newest.entry(room).or_default();
+        *entry = (*entry).max(rev);
+    }
+    newest
 }
 
 /// How many records of each kind a store holds.
@@ -325,8 +627,9 @@ pub trait Store: Send + Sync {
 
     // --- rooms and members ---
 
-    /// Inserts a room and its first members (each with `last_read_seq` 0 and
-    /// `joined_at` = the room's `created_at`), all or nothing. `Conflict` on
+    /// Inserts a room and its first members (each with `last_read_seq` 0,
+    /// `joined_at` = the room's `created_at`, revision 0; in a GROUP room the
+    /// first one is its OWNER), all or nothing. `Conflict` on
     /// `pair_key` when the pair already has its PRIVATE room, on `number` when
     /// the number is taken.
     async fn create_room(&self, room: &RoomRecord, members: &[Uuid]) -> Result<()>;
@@ -351,32 +654,44 @@ pub trait Store: Send + Sync {
     /// How many rooms each of `users` belongs to; users in none are left out.
     async fn room_counts(&self, users: &[Uuid]) -> Result<HashMap<Uuid, u64>>;
 
-    /// Every (room, member) pair of `rooms`, members in joining order.
-    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>>;
+    /// The members of `rooms`, each room's in joining order.
+    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<MemberRecord>>;
 
-    /// Adds members to an existing room, ignoring those already in it; each
-    /// new member starts at the room's current seq (nothing unread). Returns
-    /// the ones added. `NotFound(Room)` when the room does not exist.
+    /// Adds members to an existing room, in the order given, ignoring those
+    /// already in it; each new member is a MEMBER, starts at the room's
+    /// current seq (nothing unread) and takes the room's next revision.
+    /// Returns the ones added. `NotFound(Room)` when the room does not exist.
     async fn add_members(
         &self,
         room: Uuid,
         users: &[Uuid],
         joined_at: DateTime<Utc>,
-    ) -> Result<Vec<Uuid>>;
+    ) -> Result<Vec<MemberRecord>>;
 
-    /// Removes a member; when it was the last one, deletes the room and its
-    /// history in the same step.
-    async fn remove_member(&self, room: Uuid, user: Uuid) -> Result<Departure>;
+    /// Moves the member's read position forward to `up_to` (default: the
+    /// room's newest message), never back, taking the room's next revision
+    /// when it moves. The membership, and whether it moved; `None` when
+    /// `user` is not a member.
+    async fn mark_read(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        up_to: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(MemberRecord, bool)>>;
 
-    /// Sets the member's `last_read_seq` to the room's seq; false when `user`
-    /// is not a member.
-    async fn mark_read(&self, room: Uuid, user: Uuid) -> Result<bool>;
+    /// Reads the room and its members, has `rule` decide, and makes its
+    /// changes, each with the room's next revision, all or nothing. A member
+    /// who leaves or is removed gets a departure; when no member is left the
+    /// room, its members and its history are deleted in the same step.
+    /// `NotFound(Room)` when the room does not exist.
+    async fn change_room(&self, room: Uuid, rule: Arc<RoomRule>) -> Result<RoomChanges>;
 
     // --- messages ---
 
-    /// Stores a message with the room's next seq, taken atomically (no two
-    /// messages share a seq, no seq is skipped), and moves the room's
-    /// `seq` and `last_message_at`. With a `client_id` already used by the
+    /// Stores a message with the room's next seq and next revision, taken
+    /// atomically (no two messages share a seq, no seq is skipped), and moves
+    /// the room's `seq`, `rev` and `last_message_at`. With a `client_id` already used by the
     /// same sender in the same room, stores nothing and returns the first
     /// message with `false`, also when the retries race. `NotFound(Room)`
     /// when the room does not exist.
@@ -387,7 +702,8 @@ pub trait Store: Send + Sync {
     /// the room does not exist, `Forbidden` when the sender is not a member
     /// of it, `Unauthenticated` when no user has the sender's identity (a
     /// token can outlive its user's record in a store restored from a
-    /// backup). Nothing is stored when a check fails.
+    /// backup), `BadInput` on `replyTo` when `reply_to` is not a message of
+    /// the room. Nothing is stored when a check fails.
     ///
     /// By default three reads at once, then the insert. This runs for every
     /// message sent, so a backend that can make the checks inside the
@@ -400,9 +716,13 @@ pub trait Store: Send + Sync {
             self.member(room, user),
             self.user_by_identity(user)
         )?;
-        room.ok_or(Error::NotFound(Entity::Room))?;
+        let room = room.ok_or(Error::NotFound(Entity::Room))?;
         member.ok_or(Error::Forbidden)?;
         let sender = sender.ok_or(Error::Unauthenticated)?;
+        if let Some(replied) = message.reply_to {
+            let replied = self.message(replied).await?;
+            check_reply(&room, replied.as_ref())?;
+        }
         let (message, created) = self.insert_message(message).await?;
         Ok(Sent {
             message,
@@ -410,6 +730,29 @@ pub trait Store: Send + Sync {
             sender,
         })
     }
+
+    /// The message with this identity, deleted or not.
+    async fn message(&self, identity: Uuid) -> Result<Option<MessageRecord>>;
+
+    /// The messages among `identities` that exist, in any order: the
+    /// messages a page of history replies to, in one call.
+    async fn messages_by_identities(&self, identities: &[Uuid]) -> Result<Vec<MessageRecord>>;
+
+    /// Reads the message, its room and `actor`'s membership, has `rule`
+    /// decide, and stores what it decides with the room's next revision, all
+    /// or nothing. The message as it is now, and whether it changed.
+    /// `NotFound(Message)` when there is no such message.
+    async fn change_message(
+        &self,
+        identity: Uuid,
+        actor: Uuid,
+        rule: Arc<MessageRule>,
+    ) -> Result<(MessageRecord, bool)>;
+
+    /// Up to `limit` changes of `room` with a revision above `after`, in
+    /// revision order: messages posted or changed, memberships joined or
+    /// changed, departures, the room renamed; each at its latest revision.
+    async fn changes(&self, room: Uuid, after: i64, limit: usize) -> Result<Vec<Stored>>;
 
     /// A slice of one room's history, oldest first.
     async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>>;

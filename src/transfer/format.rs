@@ -10,14 +10,18 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::store::{
-    MemberRecord, MessageRecord, Profile, Record, RoomRecord, RoomType, Sex, UserRecord,
+    DepartureRecord, MemberChange, MemberRecord, MessageChange, MessageRecord, Profile,
+    ReactionRecord, Record, Role, RoomRecord, RoomType, Sex, UserRecord,
 };
 
 /// What the header's `format` says, so a file of something else is refused at line 1.
 pub const FORMAT: &str = "chatroom-export";
 
-/// The version this chatroom writes and reads.
-pub const VERSION: u32 = 1;
+/// The version this chatroom writes; it reads this one and every one before.
+/// Version 2 added room events: revisions, roles, read times, edits,
+/// deletions, replies, reactions and departures. A version-1 line lacks
+/// them and reads as version 1 stored it (see each field's default).
+pub const VERSION: u32 = 2;
 
 /// One line of the file, tagged with its `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,12 +31,21 @@ pub enum Line {
     Room(RoomLine),
     Member(MemberLine),
     Message(MessageLine),
+    Departure(DepartureLine),
     User(UserLine),
     End(End),
 }
 
 /// The kinds a line may have, for telling an unknown kind from a bad line.
-pub const KINDS: &[&str] = &["header", "room", "member", "message", "user", "end"];
+pub const KINDS: &[&str] = &[
+    "header",
+    "room",
+    "member",
+    "message",
+    "departure",
+    "user",
+    "end",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +97,11 @@ pub struct RoomLine {
     pub created_at: DateTime<Utc>,
     #[serde(with = "ext_date")]
     pub updated_at: DateTime<Utc>,
+    /// Version 1: none, the room goes on from its seq.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<i64>,
+    #[serde(default)]
+    pub updated_rev: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +112,33 @@ pub struct MemberLine {
     pub last_read_seq: i64,
     #[serde(with = "ext_date")]
     pub joined_at: DateTime<Utc>,
+    /// Version 1: none; the import makes a group's creator (or, gone, its
+    /// first member) its owner and everyone else a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(
+        default,
+        with = "ext_date::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_read_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub joined_rev: i64,
+    #[serde(default)]
+    pub rev: i64,
+    #[serde(default)]
+    pub change: MemberChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartureLine {
+    pub room_identity: Uuid,
+    pub user_identity: Uuid,
+    pub removed_by: Option<Uuid>,
+    #[serde(with = "ext_date")]
+    pub left_at: DateTime<Utc>,
+    pub rev: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +152,37 @@ pub struct MessageLine {
     pub client_id: Option<String>,
     #[serde(with = "ext_date")]
     pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Uuid>,
+    #[serde(
+        default,
+        with = "ext_date::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub edited_at: Option<DateTime<Utc>>,
+    #[serde(
+        default,
+        with = "ext_date::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deleted_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionLine>,
+    /// Version 1: none, both are the seq.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posted_rev: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<i64>,
+    #[serde(default)]
+    pub change: MessageChange,
+}
+
+/// One emoji on a message and who reacted with it, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionLine {
+    pub emoji: String,
+    pub users: Vec<Uuid>,
 }
 
 impl From<Record> for Line {
@@ -138,12 +214,19 @@ impl From<Record> for Line {
                 last_message_at: room.last_message_at,
                 created_at: room.created_at,
                 updated_at: room.updated_at,
+                rev: Some(room.rev),
+                updated_rev: room.updated_rev,
             }),
             Record::Member(member) => Line::Member(MemberLine {
                 user_identity: member.user_identity,
                 room_identity: member.room_identity,
                 last_read_seq: member.last_read_seq,
                 joined_at: member.joined_at,
+                role: Some(member.role),
+                last_read_at: member.last_read_at,
+                joined_rev: member.joined_rev,
+                rev: member.rev,
+                change: member.change,
             }),
             Record::Message(message) => Line::Message(MessageLine {
                 identity: message.identity,
@@ -153,14 +236,37 @@ impl From<Record> for Line {
                 content: message.content,
                 client_id: message.client_id,
                 created_at: message.created_at,
+                reply_to: message.reply_to,
+                edited_at: message.edited_at,
+                deleted_at: message.deleted_at,
+                reactions: message
+                    .reactions
+                    .into_iter()
+                    .map(|reaction| ReactionLine {
+                        emoji: reaction.emoji,
+                        users: reaction.users,
+                    })
+                    .collect(),
+                posted_rev: Some(message.posted_rev),
+                rev: Some(message.rev),
+                change: message.change,
+            }),
+            Record::Departure(departure) => Line::Departure(DepartureLine {
+                room_identity: departure.room_identity,
+                user_identity: departure.user_identity,
+                removed_by: departure.removed_by,
+                left_at: departure.left_at,
+                rev: departure.rev,
             }),
         }
     }
 }
 
 impl Line {
-    /// The store record a data line stands for; `None` for the header and the end.
-    pub fn into_record(self) -> Option<Record> {
+    /// The store record a data line stands for; `None` for the header and
+    /// the end. `owner`: whether a member line of version 1 (without a
+    /// role) is its group's owner.
+    pub fn into_record(self, owner: bool) -> Option<Record> {
         Some(match self {
             Line::Header(_) | Line::End(_) => return None,
             Line::User(user) => Record::User(UserRecord {
@@ -188,12 +294,22 @@ impl Line {
                 last_message_at: room.last_message_at,
                 created_at: room.created_at,
                 updated_at: room.updated_at,
+                rev: room.rev.unwrap_or(room.seq),
+                updated_rev: room.updated_rev,
             }),
             Line::Member(member) => Record::Member(MemberRecord {
                 user_identity: member.user_identity,
                 room_identity: member.room_identity,
                 last_read_seq: member.last_read_seq,
                 joined_at: member.joined_at,
+                role: member.role.unwrap_or(match owner {
+                    true => Role::Owner,
+                    false => Role::Member,
+                }),
+                last_read_at: member.last_read_at,
+                joined_rev: member.joined_rev,
+                rev: member.rev,
+                change: member.change,
             }),
             Line::Message(message) => Record::Message(MessageRecord {
                 identity: message.identity,
@@ -203,6 +319,27 @@ impl Line {
                 content: message.content,
                 client_id: message.client_id,
                 created_at: message.created_at,
+                reply_to: message.reply_to,
+                edited_at: message.edited_at,
+                deleted_at: message.deleted_at,
+                reactions: message
+                    .reactions
+                    .into_iter()
+                    .map(|reaction| ReactionRecord {
+                        emoji: reaction.emoji,
+                        users: reaction.users,
+                    })
+                    .collect(),
+                posted_rev: message.posted_rev.unwrap_or(message.seq),
+                rev: message.rev.unwrap_or(message.seq),
+                change: message.change,
+            }),
+            Line::Departure(departure) => Record::Departure(DepartureRecord {
+                room_identity: departure.room_identity,
+                user_identity: departure.user_identity,
+                removed_by: departure.removed_by,
+                left_at: departure.left_at,
+                rev: departure.rev,
             }),
         })
     }

@@ -94,10 +94,10 @@ where
     }
     input.seek(SeekFrom::Start(0)).await?;
     progress.start("checking", None);
-    let records = check(store, &mut input, options.merge, progress).await?;
+    let (records, owners) = check(store, &mut input, options.merge, progress).await?;
     input.seek(SeekFrom::Start(0)).await?;
     progress.start("loading", Some(records));
-    let imported = load(store, &mut input, options, progress).await?;
+    let imported = load(store, &mut input, options, &owners, progress).await?;
     progress.finish();
     Ok(imported)
 }
@@ -199,6 +199,29 @@ struct OpenRoom {
     client_ids: HashSet<(Uuid, String)>,
     /// With `merge`: the room as the store already has it.
     stored: Option<RoomRecord>,
+    /// A GROUP room's creator.
+    group_creator: Option<Uuid>,
+    /// Its first member line's user.
+    first_member: Option<Uuid>,
+    /// Whether its member lines carry roles (version 2).
+    roles_given: bool,
+}
+
+impl OpenRoom {
+    /// The member of a group of version 1 (no roles given) who owns it: its
+    /// creator, or when gone its first member, as the store's migration to
+    /// version 2 makes them.
+    fn owner_of_version_1(&self) -> Option<(Uuid, Uuid)> {
+        let creator = self.group_creator?;
+        if self.roles_given {
+            return None;
+        }
+        let owner = match self.members.contains(&creator) {
+            true => creator,
+            false => self.first_member?,
+        };
+        Some((self.identity, owner))
+    }
 }
 
 /// What the first pass remembers, to find a repeat or a dangling reference:
@@ -220,6 +243,8 @@ struct Checker<'a> {
     /// Users named by a room, member or message, with the first line naming
     /// each: users come last, so they are checked at the end.
     named_users: HashMap<Uuid, u64>,
+    /// The owners of groups of version 1, by room.
+    owners: HashSet<(Uuid, Uuid)>,
 }
 
 /// The first pass: checks every line; how many records the file holds.
@@ -228,7 +253,7 @@ async fn check<R>(
     input: R,
     merge: bool,
     progress: &Progress,
-) -> Result<u64, ImportError>
+) -> Result<(u64, HashSet<(Uuid, Uuid)>), ImportError>
 where
     R: AsyncRead + Unpin,
 {
@@ -246,6 +271,7 @@ where
         usernames: HashMap::new(),
         emails: HashMap::new(),
         named_users: HashMap::new(),
+        owners: HashSet::new(),
     };
     let mut lines = Lines::new(input);
     while let Some((line, parsed)) = lines.next().await? {
@@ -259,7 +285,7 @@ where
         ));
     }
     checker.named_users_exist().await?;
-    Ok(checker.records)
+    Ok((checker.records, checker.owners))
 }
 
 impl Checker<'_> {
@@ -272,11 +298,11 @@ impl Checker<'_> {
                         format!("not a chatroom export (format {:?})", header.format),
                     ));
                 }
-                if header.version != VERSION {
+                if !(1..=VERSION).contains(&header.version) {
                     return Err(bad(
                         line,
                         format!(
-                            "format version {} is not one this chatroom reads (it reads {VERSION})",
+                            "format version {} is not one this chatroom reads (it reads 1 to {VERSION})",
                             header.version
                         ),
                     ));
@@ -290,13 +316,22 @@ impl Checker<'_> {
             (Stage::Rooms, Line::Room(room)) => self.room(line, room).await,
             (Stage::Rooms, Line::Member(member)) => self.member(line, member).await,
             (Stage::Rooms, Line::Message(message)) => self.message(line, message).await,
-            (Stage::Users, Line::Room(_) | Line::Member(_) | Line::Message(_)) => Err(bad(
+            (Stage::Rooms, Line::Departure(departure)) => {
+                self.counted();
+                self.name_user(departure.user_identity, line);
+                self.open_room(line, departure.room_identity, "departure")?;
+                Ok(())
+            }
+            (
+                Stage::Users,
+                Line::Room(_) | Line::Member(_) | Line::Message(_) | Line::Departure(_),
+            ) => Err(bad(
                 line,
                 "rooms, their members and their messages must come before the users",
             )),
             (Stage::Rooms | Stage::Users, Line::User(user)) => {
                 self.stage = Stage::Users;
-                self.room = None;
+                self.close_room();
                 self.user(line, user).await
             }
             (Stage::Rooms | Stage::Users, Line::End(end)) => {
@@ -318,6 +353,13 @@ impl Checker<'_> {
 
     fn counted(&mut self) {
         self.records += 1;
+    }
+
+    /// Done with the open room: its owner, when a group of version 1.
+    fn close_room(&mut self) {
+        if let Some(owner) = self.room.take().and_then(|room| room.owner_of_version_1()) {
+            self.owners.insert(owner);
+        }
     }
 
     fn name_user(&mut self, user: Uuid, line: u64) {
@@ -363,6 +405,7 @@ impl Checker<'_> {
             true => self.stored_room(line, &room).await?,
             false => None,
         };
+        self.close_room();
         self.room = Some(OpenRoom {
             identity: room.identity,
             seq: room.seq,
@@ -370,6 +413,9 @@ impl Checker<'_> {
             members: HashSet::new(),
             client_ids: HashSet::new(),
             stored,
+            group_creator: (room.room_type == RoomType::Group).then_some(room.creator_identity),
+            first_member: None,
+            roles_given: false,
         });
         Ok(())
     }
@@ -431,6 +477,8 @@ impl Checker<'_> {
         self.name_user(member.user_identity, line);
         let store = self.store;
         let room = self.open_room(line, member.room_identity, "member")?;
+        room.first_member.get_or_insert(member.user_identity);
+        room.roles_given |= member.role.is_some();
         if !room.members.insert(member.user_identity) {
             return Err(bad(
                 line,
@@ -620,6 +668,7 @@ async fn load<R>(
     store: &dyn Store,
     input: R,
     options: ImportOptions,
+    owners: &HashSet<(Uuid, Uuid)>,
     progress: &Progress,
 ) -> Result<Imported, ImportError>
 where
@@ -629,7 +678,11 @@ where
     let mut batch: Vec<Record> = Vec::with_capacity(options.batch);
     let mut lines = Lines::new(input);
     while let Some((_, line)) = lines.next().await? {
-        if let Some(record) = line.into_record() {
+        let owner = match &line {
+            Line::Member(member) => owners.contains(&(member.room_identity, member.user_identity)),
+            _ => false,
+        };
+        if let Some(record) = line.into_record(owner) {
             batch.push(record);
         }
         if batch.len() >= options.batch.max(1) {

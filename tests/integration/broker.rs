@@ -18,13 +18,24 @@ async fn every_subscriber_gets_events_in_publishing_order(broker: Arc<dyn Broker
     let mut second = broker.subscribe(room).await.unwrap();
     let users: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
     for user in &users {
-        broker.publish(room, Event::Left { user: *user }).await;
+        broker
+            .publish(
+                room,
+                Event::Joined {
+                    room: *user,
+                    seq: 1,
+                },
+            )
+            .await;
     }
     for subscription in [&mut first, &mut second] {
         for user in &users {
             assert_eq!(
                 recv(subscription).await.unwrap(),
-                Event::Left { user: *user }
+                Event::Joined {
+                    room: *user,
+                    seq: 1
+                }
             );
         }
     }
@@ -34,10 +45,21 @@ async fn topics_are_kept_apart(broker: Arc<dyn Broker>) {
     let (a, b) = (Topic::Room(Uuid::new_v4()), Topic::Room(Uuid::new_v4()));
     let mut on_a = broker.subscribe(a).await.unwrap();
     broker.publish(b, Event::RoomDeleted).await;
-    broker.publish(a, Event::Left { user: Uuid::nil() }).await;
+    broker
+        .publish(
+            a,
+            Event::Joined {
+                room: Uuid::nil(),
+                seq: 1,
+            },
+        )
+        .await;
     assert_eq!(
         recv(&mut on_a).await.unwrap(),
-        Event::Left { user: Uuid::nil() }
+        Event::Joined {
+            room: Uuid::nil(),
+            seq: 1
+        }
     );
 }
 
@@ -111,19 +133,21 @@ async fn a_redis_event_reaches_the_subscribers_of_every_instance_once() {
     let mut on_a = a.subscribe(topic).await.unwrap();
     let mut on_b = b.subscribe(topic).await.unwrap();
     for user in [Uuid::from_u128(1), Uuid::from_u128(2)] {
-        a.publish(topic, Event::Left { user }).await;
+        a.publish(topic, Event::Joined { room: user, seq: 1 }).await;
     }
     for subscription in [&mut on_a, &mut on_b] {
         assert_eq!(
             recv(subscription).await.unwrap(),
-            Event::Left {
-                user: Uuid::from_u128(1)
+            Event::Joined {
+                room: Uuid::from_u128(1),
+                seq: 1
             }
         );
         assert_eq!(
             recv(subscription).await.unwrap(),
-            Event::Left {
-                user: Uuid::from_u128(2)
+            Event::Joined {
+                room: Uuid::from_u128(2),
+                seq: 1
             }
         );
     }

@@ -21,6 +21,7 @@ mod sharing;
 mod social;
 mod store;
 mod telemetry;
+mod timeline;
 mod transfer;
 mod transport;
 mod web;

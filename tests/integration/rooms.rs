@@ -280,8 +280,8 @@ macro_rules! counted {
 }
 
 use chatroom::store::{
-    Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage, Profile,
-    ProfileUpdate, Record, RoomRecord, Sent, UserRecord,
+    Counts, HistoryRange, Loaded, MemberRecord, MessageRecord, MessageRule, NewMessage, Profile,
+    ProfileUpdate, Record, RoomChanges, RoomRecord, RoomRule, Sent, Stored, UserRecord,
 };
 use uuid::Uuid;
 
@@ -305,10 +305,14 @@ counted! {
     member(room: Uuid, user: Uuid) -> Option<MemberRecord>;
     memberships(user: Uuid, rooms: &[Uuid]) -> Vec<MemberRecord>;
     room_counts(users: &[Uuid]) -> std::collections::HashMap<Uuid, u64>;
-    members_of_rooms(rooms: &[Uuid]) -> Vec<(Uuid, Uuid)>;
-    add_members(room: Uuid, users: &[Uuid], joined_at: chrono::DateTime<chrono::Utc>) -> Vec<Uuid>;
-    remove_member(room: Uuid, user: Uuid) -> Departure;
-    mark_read(room: Uuid, user: Uuid) -> bool;
+    members_of_rooms(rooms: &[Uuid]) -> Vec<MemberRecord>;
+    add_members(room: Uuid, users: &[Uuid], joined_at: chrono::DateTime<chrono::Utc>) -> Vec<MemberRecord>;
+    mark_read(room: Uuid, user: Uuid, up_to: Option<i64>, at: chrono::DateTime<chrono::Utc>) -> Option<(MemberRecord, bool)>;
+    change_room(room: Uuid, rule: Arc<RoomRule>) -> RoomChanges;
+    message(identity: Uuid) -> Option<MessageRecord>;
+    messages_by_identities(identities: &[Uuid]) -> Vec<MessageRecord>;
+    change_message(identity: Uuid, actor: Uuid, rule: Arc<MessageRule>) -> (MessageRecord, bool);
+    changes(room: Uuid, after: i64, limit: usize) -> Vec<Stored>;
     insert_message(message: &NewMessage) -> (MessageRecord, bool);
     send_message(message: &NewMessage) -> Sent;
     history(room: Uuid, range: HistoryRange) -> Vec<MessageRecord>;

@@ -404,6 +404,15 @@ impl chatroom::kv::Kv for CodeReads {
     async fn time_to_live(&self, key: &str) -> chatroom::error::Result<Option<Duration>> {
         self.inner.time_to_live(key).await
     }
+    async fn mark(&self, key: &str, member: &str, ttl: Duration) -> chatroom::error::Result<()> {
+        self.inner.mark(key, member, ttl).await
+    }
+    async fn unmark(&self, key: &str, member: &str) -> chatroom::error::Result<bool> {
+        self.inner.unmark(key, member).await
+    }
+    async fn marked(&self, key: &str) -> chatroom::error::Result<Vec<String>> {
+        self.inner.marked(key).await
+    }
 }
 
 async fn concurrent_wrong_codes_are_counted_before_they_are_compared(backends: Backends) {
@@ -503,7 +512,7 @@ async fn a_follower_that_may_have_lost_events_asks_the_store_about_membership(ba
     let mut inbox = delivery::inbox(app.clone(), &bob)
         .await
         .expect("subscribed");
-    messages::send(&app, &ann, &identity, "before", None)
+    messages::send(&app, &ann, &identity, "before", None, None)
         .await
         .expect("sent");
     for live in [&mut followed, &mut inbox] {
@@ -513,8 +522,16 @@ async fn a_follower_that_may_have_lost_events_asks_the_store_about_membership(ba
 
     // bob is removed, and the broker loses the event that says so: only
     // the store knows. Then the broker tells every subscriber it lost events.
+    let gone = bob.identity;
+    let rule = move |_: &chatroom::store::RoomScene| {
+        Ok(vec![chatroom::store::RoomEdit::Remove {
+            user: gone,
+            by: None,
+            at: chatroom::store::now(),
+        }])
+    };
     app.store
-        .remove_member(room.identity, bob.identity)
+        .change_room(room.identity, Arc::new(rule))
         .await
         .expect("removed");
     app.broker
@@ -523,7 +540,7 @@ async fn a_follower_that_may_have_lost_events_asks_the_store_about_membership(ba
     app.broker
         .publish(Topic::User(bob.identity), Event::Resync)
         .await;
-    messages::send(&app, &ann, &identity, "after bob left", None)
+    messages::send(&app, &ann, &identity, "after bob left", None, None)
         .await
         .expect("sent");
 
@@ -852,8 +869,9 @@ async fn one_socket_shares_renders_of_a_bounded_number_of_documents() {
     );
 }
 
-fn cursor_of(seq: i64) -> String {
-    chatroom::chat::messages::encode_cursor(seq)
+fn cursor_of(room: &str, seq: i64) -> String {
+    let room = uuid::Uuid::parse_str(room).expect("a room identity");
+    chatroom::chat::messages::encode_cursor(room, seq)
 }
 
 async fn the_largest_cursor_is_followed_without_overflow(backends: Backends) {
@@ -865,7 +883,7 @@ async fn the_largest_cursor_is_followed_without_overflow(backends: Backends) {
         .subscribe(
             "room",
             "subscription($r: ID!, $a: String) { messages(roomIdentity: $r, after: $a) { content } }",
-            json!({ "r": room, "a": cursor_of(i64::MAX) }),
+            json!({ "r": room, "a": cursor_of(&room, i64::MAX) }),
         )
         .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1005,10 +1023,16 @@ async fn a_departure_is_announced_however_early_the_client_goes_away(backends: B
             .expect("read")
             .is_none();
         if left
-            && !announced(
-                &mut events,
-                |event| matches!(event, Event::Left { user } if *user == bob.identity),
-            )
+            && !announced(&mut events, |event| {
+                matches!(
+                    event,
+                    Event::Change(change) if matches!(
+                        &change.change,
+                        chatroom::store::Stored::Departure(departure)
+                            if departure.user_identity == bob.identity
+                    )
+                )
+            })
             .await
         {
             stored_without_event.push(micros);

@@ -6,8 +6,8 @@ use std::{io::Cursor, path::Path, sync::Arc, time::Duration};
 
 use chatroom::{
     store::{
-        MemberRecord, MessageRecord, Profile, Record, RoomRecord, RoomType, Sex, Store, UserRecord,
-        now,
+        MemberRecord, MessageRecord, Profile, Record, Role, RoomRecord, RoomType, Sex, Store,
+        UserRecord, now,
     },
     transfer::{self, ImportError, ImportOptions, Imported, Progress},
 };
@@ -431,18 +431,22 @@ fn small_store() -> Vec<Record> {
         room_type: RoomType::Private,
         pair_key: Some(chatroom::store::pair_key(a, b)),
         seq: 2,
+        rev: 2,
+        updated_rev: 0,
         last_message_at: Some(at),
         created_at: at,
         updated_at: at,
     };
     let mut records = vec![Record::Room(room.clone())];
     for (user, last_read_seq) in [(a, 2), (b, 1)] {
-        records.push(Record::Member(MemberRecord {
-            user_identity: user,
-            room_identity: room.identity,
+        records.push(Record::Member(MemberRecord::joining(
+            room.identity,
+            user,
+            chatroom::store::Role::Member,
             last_read_seq,
-            joined_at: at,
-        }));
+            0,
+            at,
+        )));
     }
     for seq in 1..=2 {
         records.push(Record::Message(MessageRecord {
@@ -453,6 +457,7 @@ fn small_store() -> Vec<Record> {
             content: format!("hello {seq}"),
             client_id: None,
             created_at: at,
+            ..posted(seq)
         }));
     }
     records.extend(users.into_iter().map(Record::User));
@@ -679,16 +684,115 @@ async fn a_merge_refuses_a_username_another_user_has_naming_the_line(store: Arc<
     assert_eq!(records_of(store.as_ref()).await, before);
 }
 
+/// The version-2 fields of a message posted at `seq` and never changed
+/// (what a version-1 file's message reads as); the rest is the caller's.
+fn posted(seq: i64) -> MessageRecord {
+    MessageRecord {
+        identity: Uuid::nil(),
+        room_identity: Uuid::nil(),
+        seq,
+        sender_identity: Uuid::nil(),
+        content: String::new(),
+        client_id: None,
+        created_at: chatroom::store::now(),
+        reply_to: None,
+        edited_at: None,
+        deleted_at: None,
+        reactions: Vec::new(),
+        posted_rev: seq,
+        rev: seq,
+        change: chatroom::store::MessageChange::Posted,
+    }
+}
+
 /// The user a `user` line of the file stands for.
 fn transfer_user(line: &Value) -> UserRecord {
     let parsed: transfer::format::Line = serde_json::from_value(line.clone()).expect("a user line");
-    match parsed.into_record() {
+    match parsed.into_record(false) {
         Some(Record::User(user)) => user,
         other => panic!("not a user line: {other:?}"),
     }
 }
 
+/// A file of version 1: an export of `records` without what version 2 added.
+async fn version_1_file_of(records: &[Record]) -> Vec<u8> {
+    const ADDED: [&str; 11] = [
+        "rev",
+        "updated_rev",
+        "role",
+        "last_read_at",
+        "joined_rev",
+        "change",
+        "posted_rev",
+        "reply_to",
+        "edited_at",
+        "deleted_at",
+        "reactions",
+    ];
+    let lines: Vec<String> = file_of(records)
+        .await
+        .into_iter()
+        .map(|line| {
+            let mut line: Value = serde_json::from_str(&line).expect("JSON");
+            if let Some(fields) = line.as_object_mut() {
+                for added in ADDED {
+                    fields.remove(added);
+                }
+                if fields.get("kind") == Some(&json!("header")) {
+                    fields.insert("version".into(), json!(1));
+                }
+            }
+            line.to_string()
+        })
+        .collect();
+    joined(&lines)
+}
+
+async fn a_version_1_file_imports_with_each_groups_creator_as_its_owner(store: Arc<dyn Store>) {
+    let mut records = small_store();
+    let Some(Record::Room(room)) = records.first_mut() else {
+        panic!("the room comes first");
+    };
+    room.room_type = RoomType::Group;
+    room.pair_key = None;
+    room.name = "tea".into();
+    let (identity, creator) = (room.identity, room.creator_identity);
+    let file = version_1_file_of(&records).await;
+
+    import_from_memory(store.as_ref(), &file, false)
+        .await
+        .expect("a version-1 file imports");
+
+    let members = store.members_of_rooms(&[identity]).await.expect("members");
+    let roles: Vec<(bool, Role)> = members
+        .iter()
+        .map(|member| (member.user_identity == creator, member.role))
+        .collect();
+    assert_eq!(roles, [(true, Role::Owner), (false, Role::Member)]);
+    let stored = store.room(identity).await.expect("read").expect("the room");
+    assert_eq!(
+        (stored.seq, stored.rev),
+        (2, 2),
+        "revisions go on from the seq"
+    );
+    let history = store
+        .history(
+            identity,
+            chatroom::store::HistoryRange {
+                after: None,
+                before: None,
+                limit: 10,
+                newest: false,
+            },
+        )
+        .await
+        .expect("history");
+    let revs: Vec<(i64, i64)> = history.iter().map(|m| (m.posted_rev, m.rev)).collect();
+    assert_eq!(revs, [(1, 1), (2, 2)]);
+}
+
 crate::store::store_suite!(
+    a_version_1_file_imports_with_each_groups_creator_as_its_owner,
     a_file_cut_mid_line_is_refused_at_that_line,
     a_file_cut_between_lines_is_refused_where_its_end_line_is_missing,
     a_line_of_garbage_is_refused_by_its_number,
@@ -720,7 +824,7 @@ async fn the_file_is_a_header_then_one_tagged_record_a_line_then_an_end_line() {
         ]
     );
     assert_eq!(lines[0]["format"], "chatroom-export");
-    assert_eq!(lines[0]["version"], 1);
+    assert_eq!(lines[0]["version"], 2);
     let date = lines[4]["created_at"]["$date"].as_str().unwrap_or_default();
     // bson writes the milliseconds only when there are some.
     assert!(
@@ -811,6 +915,7 @@ async fn exporting_200_000_messages_peaks_under_48_mib_of_memory() {
                     content: content.clone(),
                     client_id: Some(format!("client-{seq}")),
                     created_at: now(),
+                    ..posted(seq)
                 })
             })
             .collect();

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use crate::{
     error::{Error, Result},
     store::{
-        MemberRecord, MessageRecord, Profile, RoomRecord, RoomType, Sex, UserRecord, nickname_key,
-        username_key,
+        DepartureRecord, MemberChange, MemberRecord, MessageChange, MessageRecord, Profile,
+        ReactionRecord, Role, RoomRecord, RoomType, Sex, UserRecord, nickname_key, username_key,
     },
 };
 
@@ -88,11 +88,11 @@ pub struct RoomDoc {
     pub last_message_at: Option<bson::DateTime>,
     pub created_at: bson::DateTime,
     pub updated_at: bson::DateTime,
-    /// Bumped by every change of membership, only so that two of them on one
-    /// room write the same document and cannot both commit unaware of the
-    /// other (MongoDB transactions only conflict on a common write).
+    /// Absent in a room of version 1 until `schema::migrate` sets it.
     #[serde(default)]
-    pub members_version: i64,
+    pub rev: Option<i64>,
+    #[serde(default)]
+    pub updated_rev: i64,
 }
 
 impl RoomDoc {
@@ -109,7 +109,8 @@ impl RoomDoc {
             last_message_at: room.last_message_at.map(to_bson_time),
             created_at: to_bson_time(room.created_at),
             updated_at: to_bson_time(room.updated_at),
-            members_version: 0,
+            rev: Some(room.rev),
+            updated_rev: room.updated_rev,
         }
     }
 
@@ -123,6 +124,8 @@ impl RoomDoc {
             room_type: self.room_type,
             pair_key: self.pair_key,
             seq: self.seq,
+            rev: self.rev.unwrap_or(self.seq),
+            updated_rev: self.updated_rev,
             last_message_at: self.last_message_at.map(from_bson_time).transpose()?,
             created_at: from_bson_time(self.created_at)?,
             updated_at: from_bson_time(self.updated_at)?,
@@ -136,24 +139,30 @@ pub struct MemberDoc {
     pub room_identity: String,
     pub last_read_seq: i64,
     pub joined_at: bson::DateTime,
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
+    pub last_read_at: Option<bson::DateTime>,
+    #[serde(default)]
+    pub joined_rev: i64,
+    #[serde(default)]
+    pub rev: i64,
+    #[serde(default)]
+    pub change: MemberChange,
 }
 
 impl MemberDoc {
     pub fn from_record(member: &MemberRecord) -> Self {
-        Self::new(
-            member.user_identity,
-            member.room_identity,
-            member.last_read_seq,
-            member.joined_at,
-        )
-    }
-
-    pub fn new(user: Uuid, room: Uuid, last_read_seq: i64, joined_at: DateTime<Utc>) -> Self {
         Self {
-            user_identity: user.to_string(),
-            room_identity: room.to_string(),
-            last_read_seq,
-            joined_at: to_bson_time(joined_at),
+            user_identity: member.user_identity.to_string(),
+            room_identity: member.room_identity.to_string(),
+            last_read_seq: member.last_read_seq,
+            joined_at: to_bson_time(member.joined_at),
+            role: member.role,
+            last_read_at: member.last_read_at.map(to_bson_time),
+            joined_rev: member.joined_rev,
+            rev: member.rev,
+            change: member.change,
         }
     }
 
@@ -163,6 +172,42 @@ impl MemberDoc {
             room_identity: parse_identity(&self.room_identity)?,
             last_read_seq: self.last_read_seq,
             joined_at: from_bson_time(self.joined_at)?,
+            role: self.role,
+            last_read_at: self.last_read_at.map(from_bson_time).transpose()?,
+            joined_rev: self.joined_rev,
+            rev: self.rev,
+            change: self.change,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DepartureDoc {
+    pub room_identity: String,
+    pub user_identity: String,
+    pub removed_by: Option<String>,
+    pub left_at: bson::DateTime,
+    pub rev: i64,
+}
+
+impl DepartureDoc {
+    pub fn from_record(departure: &DepartureRecord) -> Self {
+        Self {
+            room_identity: departure.room_identity.to_string(),
+            user_identity: departure.user_identity.to_string(),
+            removed_by: departure.removed_by.map(|user| user.to_string()),
+            left_at: to_bson_time(departure.left_at),
+            rev: departure.rev,
+        }
+    }
+
+    pub fn into_record(self) -> Result<DepartureRecord> {
+        Ok(DepartureRecord {
+            room_identity: parse_identity(&self.room_identity)?,
+            user_identity: parse_identity(&self.user_identity)?,
+            removed_by: self.removed_by.as_deref().map(parse_identity).transpose()?,
+            left_at: from_bson_time(self.left_at)?,
+            rev: self.rev,
         })
     }
 }
@@ -178,6 +223,37 @@ pub struct MessageDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     pub created_at: bson::DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(default)]
+    pub edited_at: Option<bson::DateTime>,
+    #[serde(default)]
+    pub deleted_at: Option<bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionDoc>,
+    /// Absent in a message of version 1 until `schema::migrate` sets them.
+    #[serde(default)]
+    pub posted_rev: Option<i64>,
+    #[serde(default)]
+    pub rev: Option<i64>,
+    #[serde(default)]
+    pub change: MessageChange,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReactionDoc {
+    pub emoji: String,
+    pub users: Vec<String>,
+}
+
+pub fn reaction_docs(reactions: &[ReactionRecord]) -> Vec<ReactionDoc> {
+    reactions
+        .iter()
+        .map(|reaction| ReactionDoc {
+            emoji: reaction.emoji.clone(),
+            users: identity_strings(&reaction.users),
+        })
+        .collect()
 }
 
 impl MessageDoc {
@@ -190,6 +266,13 @@ impl MessageDoc {
             content: message.content.clone(),
             client_id: message.client_id.clone(),
             created_at: to_bson_time(message.created_at),
+            reply_to: message.reply_to.map(|reply_to| reply_to.to_string()),
+            edited_at: message.edited_at.map(to_bson_time),
+            deleted_at: message.deleted_at.map(to_bson_time),
+            reactions: reaction_docs(&message.reactions),
+            posted_rev: Some(message.posted_rev),
+            rev: Some(message.rev),
+            change: message.change,
         }
     }
 
@@ -202,6 +285,26 @@ impl MessageDoc {
             content: self.content,
             client_id: self.client_id,
             created_at: from_bson_time(self.created_at)?,
+            reply_to: self.reply_to.as_deref().map(parse_identity).transpose()?,
+            edited_at: self.edited_at.map(from_bson_time).transpose()?,
+            deleted_at: self.deleted_at.map(from_bson_time).transpose()?,
+            reactions: self
+                .reactions
+                .into_iter()
+                .map(|reaction| {
+                    Ok(ReactionRecord {
+                        emoji: reaction.emoji,
+                        users: reaction
+                            .users
+                            .iter()
+                            .map(|user| parse_identity(user))
+                            .collect::<Result<_>>()?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            posted_rev: self.posted_rev.unwrap_or(self.seq),
+            rev: self.rev.unwrap_or(self.seq),
+            change: self.change,
         })
     }
 }

@@ -12,7 +12,7 @@ mod schema;
 mod transaction;
 mod transfer;
 
-use std::{cmp::Reverse, collections::HashMap, future::IntoFuture, time::Duration};
+use std::{cmp::Reverse, collections::HashMap, future::IntoFuture, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -28,16 +28,17 @@ use uuid::Uuid;
 use crate::{
     error::{Entity, Error, Result, Unique},
     store::{
-        Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage, Profile,
-        ProfileUpdate, Record, RecordStream, RoomRecord, RoomType, Store, UserRecord, nickname_key,
-        username_key,
+        Counts, DepartureRecord, HistoryRange, Loaded, MemberChange, MemberRecord, MessageRecord,
+        MessageRule, MessageScene, NewMessage, Profile, ProfileUpdate, Record, RecordStream, Role,
+        RoomChange, RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, RoomType, Store,
+        Stored, UserRecord, first_role, nickname_key, username_key,
     },
 };
 
 use self::{
     documents::{
-        Counted, MemberDoc, MessageDoc, RoomDoc, UserDoc, identity_strings, parse_identity,
-        profile_fields, to_bson_time,
+        Counted, DepartureDoc, MemberDoc, MessageDoc, RoomDoc, UserDoc, identity_strings,
+        parse_identity, profile_fields, reaction_docs, to_bson_time,
     },
     schema::db_error,
 };
@@ -50,7 +51,19 @@ pub struct MongoStore {
     rooms: Collection<RoomDoc>,
     members: Collection<MemberDoc>,
     messages: Collection<MessageDoc>,
+    departures: Collection<DepartureDoc>,
     timeout: Duration,
+}
+
+/// The scene of a room rule from the documents read.
+fn scene_of(room: RoomDoc, members: Vec<MemberDoc>) -> Result<RoomScene> {
+    Ok(RoomScene {
+        room: room.into_record()?,
+        members: members
+            .into_iter()
+            .map(MemberDoc::into_record)
+            .collect::<Result<_>>()?,
+    })
 }
 
 /// A find's limit: MongoDB reads 0 as no limit, so callers answer that case themselves.
@@ -95,11 +108,13 @@ impl MongoStore {
             rooms: db.collection("rooms"),
             members: db.collection("room_members"),
             messages: db.collection("messages"),
+            departures: db.collection("room_departures"),
             client,
             db,
             timeout,
         };
         store.create_indexes().await?;
+        store.migrate().await?;
         Ok(store)
     }
 
@@ -143,7 +158,115 @@ impl MongoStore {
             .delete_many(doc! { "room_identity": room })
             .session(&mut *session)
             .await?;
+        self.departures
+            .delete_many(doc! { "room_identity": room })
+            .session(&mut *session)
+            .await?;
         Ok(())
+    }
+
+    /// Takes the room's next revision, in the caller's transaction. Every
+    /// change of a room writes its document here, so two changes of one
+    /// room conflict and commit in the order of their revisions.
+    pub(super) async fn take_rev(
+        &self,
+        room: &str,
+        session: &mut ClientSession,
+    ) -> mongodb::error::Result<i64> {
+        let found = self
+            .rooms
+            .find_one_and_update(doc! { "identity": room }, doc! { "$inc": { "rev": 1_i64 } })
+            .return_document(ReturnDocument::After)
+            .session(&mut *session)
+            .await?;
+        Ok(found.and_then(|room| room.rev).unwrap_or(0))
+    }
+
+    /// Makes one edit of [`Store::change_room`] at revision `rev`, in the
+    /// caller's transaction.
+    async fn apply_room_edit(
+        &self,
+        room: &str,
+        edit: RoomEdit,
+        rev: i64,
+        session: &mut ClientSession,
+    ) -> mongodb::error::Result<Result<RoomChange>> {
+        let not_a_member = || {
+            Err(Error::bad_input(
+                "username",
+                crate::error::Problem::NotAMember,
+            ))
+        };
+        match edit {
+            RoomEdit::Rename { name, info, at } => {
+                let found = self
+                    .rooms
+                    .find_one_and_update(
+                        doc! { "identity": room },
+                        doc! { "$set": {
+                            "name": name,
+                            "info": info,
+                            "updated_at": to_bson_time(at),
+                            "updated_rev": rev,
+                        } },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .session(&mut *session)
+                    .await?;
+                Ok(match found {
+                    Some(found) => found.into_record().map(RoomChange::Updated),
+                    None => Err(Error::NotFound(Entity::Room)),
+                })
+            }
+            RoomEdit::SetRole { user, role } => {
+                let changed = self
+                    .members
+                    .find_one_and_update(
+                        doc! { "user_identity": user.to_string(), "room_identity": room },
+                        doc! { "$set": {
+                            "role": role.as_str(),
+                            "rev": rev,
+                            "change": MemberChange::Role.as_str(),
+                        } },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .session(&mut *session)
+                    .await?;
+                Ok(match changed {
+                    Some(member) => member.into_record().map(RoomChange::RoleChanged),
+                    None => not_a_member(),
+                })
+            }
+            RoomEdit::Remove { user, by, at } => {
+                let removed = self
+                    .members
+                    .delete_one(doc! { "user_identity": user.to_string(), "room_identity": room })
+                    .session(&mut *session)
+                    .await?;
+                if removed.deleted_count == 0 {
+                    return Ok(not_a_member());
+                }
+                let departure = DepartureRecord {
+                    room_identity: match parse_identity(room) {
+                        Ok(room) => room,
+                        Err(error) => return Ok(Err(error)),
+                    },
+                    user_identity: user,
+                    removed_by: by,
+                    left_at: at,
+                    rev,
+                };
+                self.departures
+                    .replace_one(
+                        doc! { "room_identity": room, "user_identity": user.to_string() },
+                        DepartureDoc::from_record(&departure),
+                    )
+                    .upsert(true)
+                    .session(&mut *session)
+                    .await?;
+                Ok(Ok(RoomChange::Left(departure)))
+            }
+        }
     }
 
     pub(super) async fn profile_where(&self, filter: Document) -> Result<Option<Profile>> {
@@ -324,7 +447,13 @@ impl Store for MongoStore {
         let room_doc = RoomDoc::from_record(room);
         let member_docs: Vec<MemberDoc> = members
             .iter()
-            .map(|&user| MemberDoc::new(user, room.identity, 0, room.created_at))
+            .enumerate()
+            .map(|(place, &user)| {
+                let role = first_role(room.room_type, place);
+                let member =
+                    MemberRecord::joining(room.identity, user, role, 0, 0, room.created_at);
+                MemberDoc::from_record(&member)
+            })
             .collect();
         self.transaction(
             &(room_doc, member_docs),
@@ -428,7 +557,7 @@ impl Store for MongoStore {
             .collect()
     }
 
-    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<MemberRecord>> {
         if rooms.is_empty() {
             return Ok(Vec::new());
         }
@@ -441,12 +570,21 @@ impl Store for MongoStore {
         )
         .await?
         .into_iter()
-        .map(|member| {
-            Ok((
-                parse_identity(&member.room_identity)?,
-                parse_identity(&member.user_identity)?,
-            ))
-        })
+        .map(MemberDoc::into_record)
+        .collect()
+    }
+
+    async fn messages_by_identities(&self, identities: &[Uuid]) -> Result<Vec<MessageRecord>> {
+        if identities.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.all(
+            self.messages
+                .find(doc! { "identity": { "$in": identity_strings(identities) } }),
+        )
+        .await?
+        .into_iter()
+        .map(MessageDoc::into_record)
         .collect()
     }
 
@@ -455,7 +593,7 @@ impl Store for MongoStore {
         room: Uuid,
         users: &[Uuid],
         joined_at: DateTime<Utc>,
-    ) -> Result<Vec<Uuid>> {
+    ) -> Result<Vec<MemberRecord>> {
         let mut wanted = Vec::with_capacity(users.len());
         for &user in users {
             if !wanted.contains(&user) {
@@ -468,20 +606,6 @@ impl Store for MongoStore {
                 |store, session, (room, wanted, joined_at)| {
                     Box::pin(async move {
                         let room_identity = room.to_string();
-                        // Writing the room makes this conflict with a concurrent
-                        // last member leaving, which would otherwise delete the
-                        // room under the members added here.
-                        let Some(found) = store
-                            .rooms
-                            .find_one_and_update(
-                                doc! { "identity": &room_identity },
-                                doc! { "$inc": { "members_version": 1_i64 } },
-                            )
-                            .session(&mut *session)
-                            .await?
-                        else {
-                            return Ok(None);
-                        };
                         let present = store
                             .members
                             .distinct(
@@ -498,17 +622,43 @@ impl Store for MongoStore {
                             .copied()
                             .filter(|user| !present.contains(&Bson::String(user.to_string())))
                             .collect();
-                        if !added.is_empty() {
-                            let docs = added
-                                .iter()
-                                .map(|&user| MemberDoc::new(user, *room, found.seq, *joined_at));
+                        // Taking the revisions writes the room: this conflicts
+                        // with a concurrent last member leaving, which would
+                        // otherwise delete the room under the members added.
+                        let Some(found) = store
+                            .rooms
+                            .find_one_and_update(
+                                doc! { "identity": &room_identity },
+                                doc! { "$inc": { "rev": i64::try_from(added.len()).unwrap_or(0) } },
+                            )
+                            .session(&mut *session)
+                            .await?
+                        else {
+                            return Ok(None);
+                        };
+                        let first_rev = found.rev.unwrap_or(found.seq);
+                        let members: Vec<MemberRecord> = added
+                            .iter()
+                            .zip(1..)
+                            .map(|(&user, place)| {
+                                MemberRecord::joining(
+                                    *room,
+                                    user,
+                                    Role::Member,
+                                    found.seq,
+                                    first_rev + place,
+                                    *joined_at,
+                                )
+                            })
+                            .collect();
+                        if !members.is_empty() {
                             store
                                 .members
-                                .insert_many(docs)
+                                .insert_many(members.iter().map(MemberDoc::from_record))
                                 .session(&mut *session)
                                 .await?;
                         }
-                        Ok(Some(added))
+                        Ok(Some(members))
                     })
                 },
             )
@@ -516,64 +666,248 @@ impl Store for MongoStore {
         added.ok_or(Error::NotFound(Entity::Room))
     }
 
-    async fn remove_member(&self, room: Uuid, user: Uuid) -> Result<Departure> {
-        let context = (room.to_string(), user.to_string());
-        self.transaction(&context, |store, session, (room, user)| {
+    async fn mark_read(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        up_to: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(MemberRecord, bool)>> {
+        let context = (room.to_string(), user.to_string(), up_to, at);
+        self.transaction(&context, |store, session, (room, user, up_to, at)| {
             Box::pin(async move {
-                let removed = store
+                let key = doc! { "user_identity": &*user, "room_identity": &*room };
+                let Some(member) = store
                     .members
-                    .delete_one(doc! { "user_identity": user, "room_identity": room })
+                    .find_one(key.clone())
                     .session(&mut *session)
-                    .await?;
-                if removed.deleted_count == 0 {
-                    return Ok(Departure::NotAMember);
-                }
-                // Writing the room makes the last two members leaving at
-                // once conflict, so one of them sees that it is the last;
-                // each would otherwise still see the other and leave an
-                // empty room behind.
-                store
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let Some(found) = store
                     .rooms
-                    .update_one(
-                        doc! { "identity": room },
-                        doc! { "$inc": { "members_version": 1_i64 } },
+                    .find_one(doc! { "identity": &*room })
+                    .session(&mut *session)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let up_to = up_to.unwrap_or(found.seq).min(found.seq);
+                if up_to <= member.last_read_seq {
+                    return Ok(Some((member, false)));
+                }
+                let rev = store.take_rev(room, session).await?;
+                let changed = store
+                    .members
+                    .find_one_and_update(
+                        key,
+                        doc! { "$set": {
+                            "last_read_seq": up_to,
+                            "last_read_at": to_bson_time(*at),
+                            "rev": rev,
+                            "change": MemberChange::Read.as_str(),
+                        } },
                     )
+                    .return_document(ReturnDocument::After)
                     .session(&mut *session)
                     .await?;
-                let remaining = store
-                    .members
-                    .count_documents(doc! { "room_identity": room })
-                    .limit(1)
-                    .session(&mut *session)
-                    .await?;
-                if remaining > 0 {
-                    return Ok(Departure::Left);
-                }
-                store
-                    .rooms
-                    .delete_one(doc! { "identity": room })
-                    .session(&mut *session)
-                    .await?;
-                store.delete_contents(room, session).await?;
-                Ok(Departure::LeftAndRoomDeleted)
+                Ok(changed.map(|changed| (changed, true)))
             })
         })
-        .await
+        .await?
+        .map(|(member, moved)| Ok((member.into_record()?, moved)))
+        .transpose()
     }
 
-    async fn mark_read(&self, room: Uuid, user: Uuid) -> Result<bool> {
-        let Some(found) = self.room(room).await? else {
-            return Ok(false);
-        };
-        // `$max`: a slower concurrent call that read an older seq never
-        // moves the mark back.
-        let marked = self
-            .timed(self.members.update_one(
-                doc! { "user_identity": user.to_string(), "room_identity": room.to_string() },
-                doc! { "$max": { "last_read_seq": found.seq } },
-            ))
-            .await?;
-        Ok(marked.matched_count > 0)
+    async fn change_room(&self, room: Uuid, rule: Arc<RoomRule>) -> Result<RoomChanges> {
+        let context = (room, rule);
+        self.transaction(&context, |store, session, (room, rule)| {
+            Box::pin(async move {
+                let room_identity = room.to_string();
+                let Some(found) = store
+                    .rooms
+                    .find_one(doc! { "identity": &room_identity })
+                    .session(&mut *session)
+                    .await?
+                else {
+                    return Ok(Err(Error::NotFound(Entity::Room)));
+                };
+                let mut members = Vec::new();
+                let mut cursor = store
+                    .members
+                    .find(doc! { "room_identity": &room_identity })
+                    .sort(doc! { "joined_at": 1, "_id": 1 })
+                    .session(&mut *session)
+                    .await?;
+                while let Some(member) = cursor.next(&mut *session).await.transpose()? {
+                    members.push(member);
+                }
+                let scene = match scene_of(found, members) {
+                    Ok(scene) => scene,
+                    Err(error) => return Ok(Err(error)),
+                };
+                let edits = match rule(&scene) {
+                    Ok(edits) => edits,
+                    Err(error) => return Ok(Err(error)),
+                };
+                let mut changes = RoomChanges::default();
+                let mut remaining = scene.members.len();
+                for edit in edits {
+                    let rev = store.take_rev(&room_identity, session).await?;
+                    match store
+                        .apply_room_edit(&room_identity, edit, rev, session)
+                        .await?
+                    {
+                        Ok(change) => {
+                            if matches!(change, RoomChange::Left(_)) {
+                                remaining = remaining.saturating_sub(1);
+                            }
+                            changes.changes.push(change);
+                        }
+                        Err(error) => return Ok(Err(error)),
+                    }
+                }
+                if remaining == 0 {
+                    store
+                        .rooms
+                        .delete_one(doc! { "identity": &room_identity })
+                        .session(&mut *session)
+                        .await?;
+                    store.delete_contents(&room_identity, session).await?;
+                    changes.deleted = true;
+                }
+                Ok(Ok(changes))
+            })
+        })
+        .await?
+    }
+
+    async fn message(&self, identity: Uuid) -> Result<Option<MessageRecord>> {
+        self.timed(
+            self.messages
+                .find_one(doc! { "identity": identity.to_string() }),
+        )
+        .await?
+        .map(MessageDoc::into_record)
+        .transpose()
+    }
+
+    async fn change_message(
+        &self,
+        identity: Uuid,
+        actor: Uuid,
+        rule: Arc<MessageRule>,
+    ) -> Result<(MessageRecord, bool)> {
+        let context = (identity.to_string(), actor.to_string(), rule);
+        self.transaction(&context, |store, session, (identity, actor, rule)| {
+            Box::pin(async move {
+                let Some(message) = store
+                    .messages
+                    .find_one(doc! { "identity": &*identity })
+                    .session(&mut *session)
+                    .await?
+                else {
+                    return Ok(Err(Error::NotFound(Entity::Message)));
+                };
+                let room = message.room_identity.clone();
+                let Some(found) = store
+                    .rooms
+                    .find_one(doc! { "identity": &room })
+                    .session(&mut *session)
+                    .await?
+                else {
+                    return Ok(Err(Error::NotFound(Entity::Message)));
+                };
+                let member = store
+                    .members
+                    .find_one(doc! { "user_identity": &*actor, "room_identity": &room })
+                    .session(&mut *session)
+                    .await?;
+                let scene = (|| {
+                    Ok(MessageScene {
+                        message: message.into_record()?,
+                        room: found.into_record()?,
+                        actor: member.map(MemberDoc::into_record).transpose()?,
+                    })
+                })();
+                let scene: MessageScene = match scene {
+                    Ok(scene) => scene,
+                    Err(error) => return Ok(Err(error)),
+                };
+                let mut changed = match rule(&scene) {
+                    Ok(Some(changed)) => changed,
+                    Ok(None) => return Ok(Ok((scene.message, false))),
+                    Err(error) => return Ok(Err(error)),
+                };
+                changed.rev = store.take_rev(&room, session).await?;
+                let mut set = doc! {
+                    "content": &changed.content,
+                    "edited_at": changed.edited_at.map(to_bson_time),
+                    "deleted_at": changed.deleted_at.map(to_bson_time),
+                    "rev": changed.rev,
+                    "change": changed.change.as_str(),
+                };
+                set.insert(
+                    "reactions",
+                    mongodb::bson::to_bson(&reaction_docs(&changed.reactions))?,
+                );
+                store
+                    .messages
+                    .update_one(doc! { "identity": &*identity }, doc! { "$set": set })
+                    .session(&mut *session)
+                    .await?;
+                Ok(Ok((changed, true)))
+            })
+        })
+        .await?
+    }
+
+    async fn changes(&self, room: Uuid, after: i64, limit: usize) -> Result<Vec<Stored>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let newer = doc! { "room_identity": room.to_string(), "rev": { "$gt": after } };
+        let by_rev = doc! { "rev": 1 };
+        let (messages, members, departures, found) = futures_util::try_join!(
+            self.all(
+                self.messages
+                    .find(newer.clone())
+                    .sort(by_rev.clone())
+                    .limit(limit_of(limit))
+            ),
+            self.all(
+                self.members
+                    .find(newer.clone())
+                    .sort(by_rev.clone())
+                    .limit(limit_of(limit))
+            ),
+            self.all(
+                self.departures
+                    .find(newer.clone())
+                    .sort(by_rev.clone())
+                    .limit(limit_of(limit))
+            ),
+            self.room(room),
+        )?;
+        let mut changes = Vec::new();
+        for message in messages {
+            changes.push(Stored::Message(message.into_record()?));
+        }
+        for member in members {
+            changes.push(Stored::Member(member.into_record()?));
+        }
+        for departure in departures {
+            changes.push(Stored::Departure(departure.into_record()?));
+        }
+        if let Some(found) = found
+            && found.updated_rev > after
+        {
+            changes.push(Stored::Room(found));
+        }
+        changes.sort_by_key(Stored::rev);
+        changes.truncate(limit);
+        Ok(changes)
     }
 
     async fn insert_message(&self, message: &NewMessage) -> Result<(MessageRecord, bool)> {
@@ -601,7 +935,7 @@ impl Store for MongoStore {
                         .find_one_and_update(
                             doc! { "identity": message.room_identity.to_string() },
                             doc! {
-                                "$inc": { "seq": 1_i64 },
+                                "$inc": { "seq": 1_i64, "rev": 1_i64 },
                                 "$set": { "last_message_at": to_bson_time(message.created_at) },
                             },
                         )
@@ -611,7 +945,7 @@ impl Store for MongoStore {
                     else {
                         return Ok(None);
                     };
-                    let stored = message.at(room.seq);
+                    let stored = message.at(room.seq, room.rev.unwrap_or(room.seq));
                     store
                         .messages
                         .insert_one(MessageDoc::from_record(&stored))

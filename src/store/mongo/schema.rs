@@ -3,6 +3,7 @@
 //! and what the driver's failures mean: a duplicate key in a unique index
 //! is a conflict on the value that index keeps unique.
 
+use futures_util::TryStreamExt;
 use mongodb::{
     IndexModel,
     bson::{Document, doc},
@@ -10,7 +11,10 @@ use mongodb::{
     options::IndexOptions,
 };
 
-use crate::error::{Error, Unique};
+use crate::{
+    error::{Error, Unique},
+    store::{Role, RoomType},
+};
 
 use super::MongoStore;
 
@@ -29,7 +33,9 @@ fn unique_of(message: &str) -> Option<Unique> {
         "rooms_pair_key" => Unique::PrivatePair,
         "rooms_number" => Unique::RoomNumber,
         "messages_client_id" => Unique::ClientId,
-        "users_identity" | "rooms_identity" | "messages_identity" => Unique::Identity,
+        "users_identity" | "rooms_identity" | "messages_identity" | "room_departures_room_user" => {
+            Unique::Identity
+        }
         "room_members_user_room" => Unique::Membership,
         "messages_room_seq" => Unique::Seq,
         _ => return None,
@@ -97,7 +103,7 @@ pub fn db_error(error: mongodb::error::Error) -> Error {
 
 impl MongoStore {
     pub(super) async fn create_indexes(&self) -> anyhow::Result<()> {
-        let indexes: [(&str, Vec<IndexModel>); 4] = [
+        let indexes: [(&str, Vec<IndexModel>); 5] = [
             (
                 "users",
                 vec![
@@ -123,6 +129,17 @@ impl MongoStore {
                         "room_members_user_room",
                     ),
                     plain(doc! { "room_identity": 1 }, "room_members_room"),
+                    plain(doc! { "room_identity": 1, "rev": 1 }, "room_members_rev"),
+                ],
+            ),
+            (
+                "room_departures",
+                vec![
+                    unique(
+                        doc! { "room_identity": 1, "user_identity": 1 },
+                        "room_departures_room_user",
+                    ),
+                    plain(doc! { "room_identity": 1, "rev": 1 }, "room_departures_rev"),
                 ],
             ),
             (
@@ -130,6 +147,7 @@ impl MongoStore {
                 vec![
                     unique(doc! { "identity": 1 }, "messages_identity"),
                     unique(doc! { "room_identity": 1, "seq": 1 }, "messages_room_seq"),
+                    plain(doc! { "room_identity": 1, "rev": 1 }, "messages_rev"),
                     unique_where_string(
                         doc! { "room_identity": 1, "sender_identity": 1, "client_id": 1 },
                         "messages_client_id",
@@ -142,6 +160,63 @@ impl MongoStore {
             self.db
                 .collection::<Document>(collection)
                 .create_indexes(models)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Brings documents of version 1 to version 2 (room events), once: a
+    /// room goes on from its seq, its messages' revisions are their seqs,
+    /// and a group's creator (or, gone, its first member) owns it. Only
+    /// documents without a `rev` are read, so a started store costs one
+    /// empty query per collection.
+    pub(super) async fn migrate(&self) -> anyhow::Result<()> {
+        let old = doc! { "rev": { "$exists": false } };
+        let mut rooms = self.rooms.find(old.clone()).await?;
+        while let Some(room) = rooms.try_next().await? {
+            if room.room_type == RoomType::Group {
+                let owner = self
+                    .members
+                    .find_one(doc! {
+                        "room_identity": &room.identity,
+                        "user_identity": &room.creator_identity,
+                    })
+                    .await?;
+                let owner = match owner {
+                    Some(owner) => Some(owner),
+                    None => {
+                        self.members
+                            .find_one(doc! { "room_identity": &room.identity })
+                            .sort(doc! { "joined_at": 1, "_id": 1 })
+                            .await?
+                    }
+                };
+                if let Some(owner) = owner {
+                    self.members
+                        .update_one(
+                            doc! {
+                                "room_identity": &room.identity,
+                                "user_identity": &owner.user_identity,
+                            },
+                            doc! { "$set": { "role": Role::Owner.as_str() } },
+                        )
+                        .await?;
+                }
+            }
+            self.rooms
+                .update_one(
+                    doc! { "identity": &room.identity },
+                    doc! { "$set": { "rev": room.seq } },
+                )
+                .await?;
+        }
+        let mut messages = self.messages.find(old).await?;
+        while let Some(message) = messages.try_next().await? {
+            self.messages
+                .update_one(
+                    doc! { "identity": &message.identity },
+                    doc! { "$set": { "rev": message.seq, "posted_rev": message.seq } },
+                )
                 .await?;
         }
         Ok(())

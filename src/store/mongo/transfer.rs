@@ -11,12 +11,12 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     error::Result,
-    store::{Loaded, Record, RecordStream},
+    store::{Loaded, Record, RecordStream, revisions_by_room},
 };
 
 use super::{
     MongoStore,
-    documents::{MemberDoc, MessageDoc, RoomDoc, UserDoc},
+    documents::{DepartureDoc, MemberDoc, MessageDoc, RoomDoc, UserDoc},
     schema::db_error,
     within,
 };
@@ -48,10 +48,11 @@ impl MongoStore {
     /// the export runs may come with fewer members and messages than it had.
     pub(super) fn export_records(&self) -> RecordStream {
         let timeout = self.timeout;
-        let (rooms, members, messages, users) = (
+        let (rooms, members, messages, departures, users) = (
             self.rooms.clone(),
             self.members.clone(),
             self.messages.clone(),
+            self.departures.clone(),
             self.users.clone(),
         );
         Box::pin(async_stream::try_stream! {
@@ -92,6 +93,18 @@ impl MongoStore {
                 while let Some(message) = next_of(timeout, &mut message_cursor).await? {
                     yield Record::Message(message.into_record()?);
                 }
+                let mut departure_cursor = within(
+                    timeout,
+                    departures
+                        .find(doc! { "room_identity": &identity })
+                        .sort(doc! { "rev": 1 })
+                        .batch_size(EXPORT_BATCH),
+                )
+                .await?
+                .map_err(db_error)?;
+                while let Some(departure) = next_of(timeout, &mut departure_cursor).await? {
+                    yield Record::Departure(departure.into_record()?);
+                }
             }
             let mut user_cursor = within(
                 timeout,
@@ -116,13 +129,16 @@ impl MongoStore {
         records: &[Record],
         skip_existing: bool,
     ) -> Result<Loaded> {
-        let (mut rooms, mut members, mut messages, mut users) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut rooms, mut members, mut messages, mut departures, mut users) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for record in records {
             match record {
                 Record::Room(room) => rooms.push(RoomDoc::from_record(room)),
                 Record::Member(member) => members.push(MemberDoc::from_record(member)),
                 Record::Message(message) => messages.push(MessageDoc::from_record(message)),
+                Record::Departure(departure) => {
+                    departures.push(DepartureDoc::from_record(departure))
+                }
                 Record::User(user) => users.push(UserDoc::from_record(user)),
             }
         }
@@ -159,10 +175,32 @@ impl MongoStore {
                 });
             }
         }
+        if skip_existing && !departures.is_empty() {
+            let pairs: Vec<Document> = departures
+                .iter()
+                .map(|d| doc! { "user_identity": &d.user_identity, "room_identity": &d.room_identity })
+                .collect();
+            let present: HashSet<(String, String)> = self
+                .all(self.departures.find(doc! { "$or": pairs }))
+                .await?
+                .into_iter()
+                .map(|d| (d.user_identity, d.room_identity))
+                .collect();
+            departures
+                .retain(|d| !present.contains(&(d.user_identity.clone(), d.room_identity.clone())));
+        }
         let inserted = self.insert_all(&self.rooms, rooms).await?
             + self.insert_all(&self.members, members).await?
             + self.insert_all(&self.messages, messages).await?
+            + self.insert_all(&self.departures, departures).await?
             + self.insert_all(&self.users, users).await?;
+        for (room, rev) in revisions_by_room(records) {
+            self.timed(self.rooms.update_one(
+                doc! { "identity": room.to_string() },
+                doc! { "$max": { "rev": rev } },
+            ))
+            .await?;
+        }
         Ok(Loaded {
             inserted,
             skipped: given - inserted,

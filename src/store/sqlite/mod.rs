@@ -15,7 +15,7 @@ mod schema;
 mod transfer;
 mod writer;
 
-use std::{collections::HashMap, path::Path, time::Duration};
+use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,20 +29,23 @@ use rusqlite_migration::Migrations;
 use uuid::Uuid;
 
 use crate::{
+    error::Problem,
     error::{Entity, Error, Result},
     store::{
-        Counts, Departure, HistoryRange, Loaded, MemberRecord, MessageRecord, NewMessage, Profile,
-        ProfileUpdate, Record, RecordStream, RoomRecord, Sent, Store, UserRecord, nickname_key,
-        username_key,
+        Counts, DepartureRecord, HistoryRange, Loaded, MemberChange, MemberRecord, MessageRecord,
+        MessageRule, MessageScene, NewMessage, Profile, ProfileUpdate, Record, RecordStream, Role,
+        RoomChange, RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, Sent, Store, Stored,
+        UserRecord, first_role, nickname_key, username_key,
     },
 };
 
 use self::{
     batches::{chunked, distinct, marks, pairs, prefix_end, text},
     rows::{
-        MEMBER_COLUMNS, MESSAGE_COLUMNS, PROFILE_COLUMNS, ROOM_COLUMNS, USER_COLUMNS,
-        insert_member, insert_room, insert_user, member_from_row, message_from_row, one_where,
-        parse_uuid, profile_from_row, profile_where, room_from_row, room_where, to_millis,
+        DEPARTURE_COLUMNS, MEMBER_COLUMNS, MESSAGE_COLUMNS, PROFILE_COLUMNS, ROOM_COLUMNS,
+        USER_COLUMNS, departure_from_row, insert_departure, insert_member, insert_room,
+        insert_user, member_from_row, message_from_row, next_rev, one_where, parse_uuid,
+        profile_from_row, profile_where, reactions_to_stored, room_from_row, room_where, to_millis,
         user_from_row,
     },
     schema::{MIGRATIONS, configure, db_error},
@@ -112,6 +115,99 @@ impl SqliteStore {
         })
         .await
         .map_err(Error::internal)?
+    }
+}
+
+fn read_member(conn: &Connection, room: Uuid, user: Uuid) -> Result<Option<MemberRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM room_members
+         WHERE room_identity = ?1 AND user_identity = ?2"
+    ))
+    .and_then(|mut statement| {
+        statement.query_row([room.to_string(), user.to_string()], member_from_row)
+    })
+    .optional()
+    .map_err(db_error)
+}
+
+/// The members of `room`, in joining order.
+fn members_in_order(conn: &Connection, room: Uuid) -> Result<Vec<MemberRecord>> {
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM room_members WHERE room_identity = ?1
+             ORDER BY joined_at, rowid"
+        ))
+        .map_err(db_error)?;
+    let members = statement
+        .query_map([room.to_string()], member_from_row)
+        .map_err(db_error)?;
+    members.collect::<rusqlite::Result<_>>().map_err(db_error)
+}
+
+fn write_member(conn: &Connection, member: &MemberRecord) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE room_members SET role = ?3, last_read_seq = ?4, last_read_at = ?5, rev = ?6,
+                                 last_change = ?7
+         WHERE room_identity = ?1 AND user_identity = ?2",
+    )
+    .and_then(|mut update| {
+        update.execute(params![
+            member.room_identity.to_string(),
+            member.user_identity.to_string(),
+            member.role.as_str(),
+            member.last_read_seq,
+            member.last_read_at.map(to_millis),
+            member.rev,
+            member.change.as_str(),
+        ])
+    })
+    .map_err(db_error)
+    .map(drop)
+}
+
+/// Makes one edit of [`Store::change_room`] at revision `rev`.
+fn apply_room_edit(conn: &Connection, room: Uuid, edit: RoomEdit, rev: i64) -> Result<RoomChange> {
+    match edit {
+        RoomEdit::Rename { name, info, at } => {
+            conn.execute(
+                "UPDATE rooms SET name = ?2, info = ?3, updated_at = ?4, updated_rev = ?5
+                 WHERE identity = ?1",
+                params![room.to_string(), name, info, to_millis(at), rev],
+            )
+            .map_err(db_error)?;
+            let record = room_where(conn, "identity", room.to_string())?
+                .ok_or(Error::NotFound(Entity::Room))?;
+            Ok(RoomChange::Updated(record))
+        }
+        RoomEdit::SetRole { user, role } => {
+            let mut member = read_member(conn, room, user)?
+                .ok_or(Error::bad_input("username", Problem::NotAMember))?;
+            member.role = role;
+            member.rev = rev;
+            member.change = MemberChange::Role;
+            write_member(conn, &member)?;
+            Ok(RoomChange::RoleChanged(member))
+        }
+        RoomEdit::Remove { user, by, at } => {
+            let removed = conn
+                .execute(
+                    "DELETE FROM room_members WHERE room_identity = ?1 AND user_identity = ?2",
+                    [room.to_string(), user.to_string()],
+                )
+                .map_err(db_error)?;
+            if removed == 0 {
+                return Err(Error::bad_input("username", Problem::NotAMember));
+            }
+            let departure = DepartureRecord {
+                room_identity: room,
+                user_identity: user,
+                removed_by: by,
+                left_at: at,
+                rev,
+            };
+            insert_departure(conn, &departure, false)?;
+            Ok(RoomChange::Left(departure))
+        }
     }
 }
 
@@ -294,13 +390,10 @@ impl Store for SqliteStore {
         let members = members.to_vec();
         self.transaction(move |tx| {
             insert_room(tx, &room, false)?;
-            for user_identity in members {
-                let member = MemberRecord {
-                    user_identity,
-                    room_identity: room.identity,
-                    last_read_seq: 0,
-                    joined_at: room.created_at,
-                };
+            for (place, user) in members.into_iter().enumerate() {
+                let role = first_role(room.room_type, place);
+                let member =
+                    MemberRecord::joining(room.identity, user, role, 0, 0, room.created_at);
                 insert_member(tx, &member, false)?;
             }
             Ok(())
@@ -349,18 +442,7 @@ impl Store for SqliteStore {
     }
 
     async fn member(&self, room: Uuid, user: Uuid) -> Result<Option<MemberRecord>> {
-        self.run(move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {MEMBER_COLUMNS} FROM room_members
-                 WHERE room_identity = ?1 AND user_identity = ?2"
-            ))
-            .and_then(|mut statement| {
-                statement.query_row([room.to_string(), user.to_string()], member_from_row)
-            })
-            .optional()
-            .map_err(db_error)
-        })
-        .await
+        self.run(move |conn| read_member(conn, room, user)).await
     }
 
     async fn memberships(&self, user: Uuid, rooms: &[Uuid]) -> Result<Vec<MemberRecord>> {
@@ -416,7 +498,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+    async fn members_of_rooms(&self, rooms: &[Uuid]) -> Result<Vec<MemberRecord>> {
         let rooms = distinct(rooms);
         self.run(move |conn| {
             chunked(
@@ -426,19 +508,33 @@ impl Store for SqliteStore {
                 // members all do) keep the order they were inserted in.
                 |count| {
                     format!(
-                        "SELECT room_identity, user_identity FROM room_members
+                        "SELECT {MEMBER_COLUMNS} FROM room_members
                          WHERE room_identity IN ({})
                          ORDER BY joined_at, rowid",
                         marks(count)
                     )
                 },
                 |chunk| chunk.iter().copied().map(text).collect(),
-                |row| {
-                    Ok((
-                        parse_uuid(&row.get::<_, String>(0)?)?,
-                        parse_uuid(&row.get::<_, String>(1)?)?,
-                    ))
+                member_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn messages_by_identities(&self, identities: &[Uuid]) -> Result<Vec<MessageRecord>> {
+        let identities = distinct(identities);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &identities,
+                |count| {
+                    format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE identity IN ({})",
+                        marks(count)
+                    )
                 },
+                |chunk| chunk.iter().copied().map(text).collect(),
+                message_from_row,
             )
         })
         .await
@@ -449,80 +545,194 @@ impl Store for SqliteStore {
         room: Uuid,
         users: &[Uuid],
         joined_at: DateTime<Utc>,
-    ) -> Result<Vec<Uuid>> {
-        let users = distinct(users);
+    ) -> Result<Vec<MemberRecord>> {
+        let users = users.to_vec();
         self.transaction(move |tx| {
             // The write lock is held from here: no message may take a seq
             // between reading the room's seq and the new members starting
             // from it.
-            let seq: i64 = tx
-                .query_row(
-                    "SELECT seq FROM rooms WHERE identity = ?1",
-                    [room.to_string()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(db_error)?
-                .ok_or(Error::NotFound(Entity::Room))?;
+            let seq = room_where(tx, "identity", room.to_string())?
+                .ok_or(Error::NotFound(Entity::Room))?
+                .seq;
             let mut added = Vec::new();
-            for user_identity in users {
-                let member = MemberRecord {
-                    user_identity,
-                    room_identity: room,
-                    last_read_seq: seq,
-                    joined_at,
-                };
-                // Written only when the user is not a member yet.
-                if insert_member(tx, &member, true)? == 1 {
-                    added.push(user_identity);
+            for user in users {
+                let member = read_member(tx, room, user)?;
+                if member.is_some() {
+                    continue;
                 }
+                let rev = next_rev(tx, room)?.ok_or(Error::NotFound(Entity::Room))?;
+                let member = MemberRecord::joining(room, user, Role::Member, seq, rev, joined_at);
+                insert_member(tx, &member, false)?;
+                added.push(member);
             }
             Ok(added)
         })
         .await
     }
 
-    async fn remove_member(&self, room: Uuid, user: Uuid) -> Result<Departure> {
+    async fn mark_read(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        up_to: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(MemberRecord, bool)>> {
         self.transaction(move |tx| {
-            let removed = tx
-                .execute(
-                    "DELETE FROM room_members WHERE room_identity = ?1 AND user_identity = ?2",
-                    [room.to_string(), user.to_string()],
-                )
-                .map_err(db_error)?;
-            if removed == 0 {
-                return Ok(Departure::NotAMember);
+            let Some(mut member) = read_member(tx, room, user)? else {
+                return Ok(None);
+            };
+            let newest = room_where(tx, "identity", room.to_string())?
+                .ok_or(Error::NotFound(Entity::Room))?
+                .seq;
+            let up_to = up_to.unwrap_or(newest).min(newest);
+            if up_to <= member.last_read_seq {
+                return Ok(Some((member, false)));
             }
-            let others_remain: bool = tx
+            let rev = next_rev(tx, room)?.ok_or(Error::NotFound(Entity::Room))?;
+            member.last_read_seq = up_to;
+            member.last_read_at = Some(at);
+            member.rev = rev;
+            member.change = MemberChange::Read;
+            write_member(tx, &member)?;
+            Ok(Some((member, true)))
+        })
+        .await
+    }
+
+    async fn change_room(&self, room: Uuid, rule: Arc<RoomRule>) -> Result<RoomChanges> {
+        self.transaction(move |tx| {
+            let record = room_where(tx, "identity", room.to_string())?
+                .ok_or(Error::NotFound(Entity::Room))?;
+            let members = members_in_order(tx, room)?;
+            let edits = rule(&RoomScene {
+                room: record,
+                members,
+            })?;
+            let mut changes = RoomChanges::default();
+            for edit in edits {
+                let rev = next_rev(tx, room)?.ok_or(Error::NotFound(Entity::Room))?;
+                changes.changes.push(apply_room_edit(tx, room, edit, rev)?);
+            }
+            let remaining: bool = tx
                 .query_row(
                     "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_identity = ?1)",
                     [room.to_string()],
                     |row| row.get(0),
                 )
                 .map_err(db_error)?;
-            let departure = if others_remain {
-                Departure::Left
-            } else {
+            if !remaining {
                 tx.execute("DELETE FROM rooms WHERE identity = ?1", [room.to_string()])
                     .map_err(db_error)?;
-                Departure::LeftAndRoomDeleted
-            };
-            Ok(departure)
+                changes.deleted = true;
+            }
+            Ok(changes)
         })
         .await
     }
 
-    async fn mark_read(&self, room: Uuid, user: Uuid) -> Result<bool> {
+    async fn message(&self, identity: Uuid) -> Result<Option<MessageRecord>> {
         self.run(move |conn| {
-            let marked = conn
-                .execute(
-                    "UPDATE room_members
-                     SET last_read_seq = (SELECT seq FROM rooms WHERE identity = ?1)
-                     WHERE room_identity = ?1 AND user_identity = ?2",
-                    [room.to_string(), user.to_string()],
-                )
-                .map_err(db_error)?;
-            Ok(marked > 0)
+            one_where(
+                conn,
+                MESSAGE_COLUMNS,
+                "messages",
+                "identity",
+                identity.to_string(),
+                message_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn change_message(
+        &self,
+        identity: Uuid,
+        actor: Uuid,
+        rule: Arc<MessageRule>,
+    ) -> Result<(MessageRecord, bool)> {
+        self.transaction(move |tx| {
+            let message = one_where(
+                tx,
+                MESSAGE_COLUMNS,
+                "messages",
+                "identity",
+                identity.to_string(),
+                message_from_row,
+            )?
+            .ok_or(Error::NotFound(Entity::Message))?;
+            let room = message.room_identity;
+            let scene = MessageScene {
+                room: room_where(tx, "identity", room.to_string())?
+                    .ok_or(Error::NotFound(Entity::Room))?,
+                actor: read_member(tx, room, actor)?,
+                message,
+            };
+            let Some(mut changed) = rule(&scene)? else {
+                return Ok((scene.message, false));
+            };
+            changed.rev = next_rev(tx, room)?.ok_or(Error::NotFound(Entity::Room))?;
+            tx.prepare_cached(
+                "UPDATE messages SET content = ?2, edited_at = ?3, deleted_at = ?4,
+                                     reactions = ?5, rev = ?6, last_change = ?7
+                 WHERE identity = ?1",
+            )
+            .and_then(|mut update| {
+                update.execute(params![
+                    identity.to_string(),
+                    changed.content,
+                    changed.edited_at.map(to_millis),
+                    changed.deleted_at.map(to_millis),
+                    reactions_to_stored(&changed.reactions),
+                    changed.rev,
+                    changed.change.as_str(),
+                ])
+            })
+            .map_err(db_error)?;
+            Ok((changed, true))
+        })
+        .await
+    }
+
+    async fn changes(&self, room: Uuid, after: i64, limit: usize) -> Result<Vec<Stored>> {
+        let limit_value = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let room_text = room.to_string();
+            let mut changes: Vec<Stored> = Vec::new();
+            let mut read =
+                |columns: &str,
+                 table: &str,
+                 from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<Stored>| {
+                    let mut statement = conn
+                        .prepare_cached(&format!(
+                            "SELECT {columns} FROM {table}
+                         WHERE room_identity = ?1 AND rev > ?2 ORDER BY rev LIMIT ?3"
+                        ))
+                        .map_err(db_error)?;
+                    let rows = statement
+                        .query_map(params![room_text, after, limit_value], from_row)
+                        .map_err(db_error)?;
+                    for row in rows {
+                        changes.push(row.map_err(db_error)?);
+                    }
+                    Ok::<_, Error>(())
+                };
+            read(MESSAGE_COLUMNS, "messages", |row| {
+                message_from_row(row).map(Stored::Message)
+            })?;
+            read(MEMBER_COLUMNS, "room_members", |row| {
+                member_from_row(row).map(Stored::Member)
+            })?;
+            read(DEPARTURE_COLUMNS, "room_departures", |row| {
+                departure_from_row(row).map(Stored::Departure)
+            })?;
+            if let Some(record) = room_where(conn, "identity", room_text.clone())?
+                && record.updated_rev > after
+            {
+                changes.push(Stored::Room(record));
+            }
+            changes.sort_by_key(Stored::rev);
+            changes.truncate(limit);
+            Ok(changes)
         })
         .await
     }

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use crate::{
     error::Result,
     store::{
-        MemberRecord, MessageRecord, Profile, RoomRecord, RoomType, Sex, UserRecord, nickname_key,
-        username_key,
+        DepartureRecord, MemberChange, MemberRecord, MessageChange, MessageRecord, Profile,
+        ReactionRecord, Role, RoomRecord, RoomType, Sex, UserRecord, nickname_key, username_key,
     },
 };
 
@@ -20,7 +20,7 @@ pub fn to_millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
-fn from_millis(millis: i64) -> rusqlite::Result<DateTime<Utc>> {
+pub fn from_millis(millis: i64) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::from_timestamp_millis(millis)
         .ok_or(rusqlite::Error::IntegralValueOutOfRange(0, millis))
 }
@@ -101,7 +101,7 @@ fn room_type_from_stored(value: &str) -> rusqlite::Result<RoomType> {
 }
 
 pub const ROOM_COLUMNS: &str = "identity, number, name, info, creator_identity, room_type, pair_key, \
-                            seq, last_message_at, created_at, updated_at";
+                            seq, last_message_at, created_at, updated_at, rev, updated_rev";
 
 pub fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomRecord> {
     Ok(RoomRecord {
@@ -116,6 +116,8 @@ pub fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomRecord> {
         last_message_at: row.get::<_, Option<i64>>(8)?.map(from_millis).transpose()?,
         created_at: from_millis(row.get(9)?)?,
         updated_at: from_millis(row.get(10)?)?,
+        rev: row.get(11)?,
+        updated_rev: row.get(12)?,
     })
 }
 
@@ -123,7 +125,16 @@ pub fn room_where(conn: &Connection, column: &str, value: String) -> Result<Opti
     one_where(conn, ROOM_COLUMNS, "rooms", column, value, room_from_row)
 }
 
-pub const MEMBER_COLUMNS: &str = "user_identity, room_identity, last_read_seq, joined_at";
+fn optional_millis(value: Option<i64>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    value.map(from_millis).transpose()
+}
+
+fn optional_uuid(value: Option<String>) -> rusqlite::Result<Option<Uuid>> {
+    value.as_deref().map(parse_uuid).transpose()
+}
+
+pub const MEMBER_COLUMNS: &str = "user_identity, room_identity, last_read_seq, joined_at, role, \
+                                  last_read_at, joined_rev, rev, last_change";
 
 pub fn member_from_row(row: &Row<'_>) -> rusqlite::Result<MemberRecord> {
     Ok(MemberRecord {
@@ -131,11 +142,33 @@ pub fn member_from_row(row: &Row<'_>) -> rusqlite::Result<MemberRecord> {
         room_identity: parse_uuid(&row.get::<_, String>(1)?)?,
         last_read_seq: row.get(2)?,
         joined_at: from_millis(row.get(3)?)?,
+        role: Role::from_stored(&row.get::<_, String>(4)?),
+        last_read_at: optional_millis(row.get(5)?)?,
+        joined_rev: row.get(6)?,
+        rev: row.get(7)?,
+        change: MemberChange::from_stored(&row.get::<_, String>(8)?),
     })
 }
 
-pub const MESSAGE_COLUMNS: &str =
-    "identity, room_identity, seq, sender_identity, content, client_id, created_at";
+pub const MESSAGE_COLUMNS: &str = "identity, room_identity, seq, sender_identity, content, \
+                                   client_id, created_at, reply_to, edited_at, deleted_at, \
+                                   reactions, posted_rev, rev, last_change";
+
+/// Reactions are kept as JSON, NULL while there are none (most messages).
+pub fn reactions_to_stored(reactions: &[ReactionRecord]) -> Option<String> {
+    match reactions.is_empty() {
+        true => None,
+        false => serde_json::to_string(reactions).ok(),
+    }
+}
+
+fn reactions_from_stored(value: Option<String>) -> rusqlite::Result<Vec<ReactionRecord>> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(10, Type::Text, Box::new(e))),
+    }
+}
 
 pub fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     Ok(MessageRecord {
@@ -146,6 +179,25 @@ pub fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
         content: row.get(4)?,
         client_id: row.get(5)?,
         created_at: from_millis(row.get(6)?)?,
+        reply_to: optional_uuid(row.get(7)?)?,
+        edited_at: optional_millis(row.get(8)?)?,
+        deleted_at: optional_millis(row.get(9)?)?,
+        reactions: reactions_from_stored(row.get(10)?)?,
+        posted_rev: row.get(11)?,
+        rev: row.get(12)?,
+        change: MessageChange::from_stored(&row.get::<_, String>(13)?),
+    })
+}
+
+pub const DEPARTURE_COLUMNS: &str = "room_identity, user_identity, removed_by, left_at, rev";
+
+pub fn departure_from_row(row: &Row<'_>) -> rusqlite::Result<DepartureRecord> {
+    Ok(DepartureRecord {
+        room_identity: parse_uuid(&row.get::<_, String>(0)?)?,
+        user_identity: parse_uuid(&row.get::<_, String>(1)?)?,
+        removed_by: optional_uuid(row.get(2)?)?,
+        left_at: from_millis(row.get(3)?)?,
+        rev: row.get(4)?,
     })
 }
 
@@ -191,7 +243,7 @@ pub fn insert_room(conn: &Connection, room: &RoomRecord, skip_existing: bool) ->
     let on_conflict = on_conflict("identity", skip_existing);
     conn.prepare_cached(&format!(
         "INSERT INTO rooms ({ROOM_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) {on_conflict}"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) {on_conflict}"
     ))
     .and_then(|mut insert| {
         insert.execute(params![
@@ -206,6 +258,8 @@ pub fn insert_room(conn: &Connection, room: &RoomRecord, skip_existing: bool) ->
             room.last_message_at.map(to_millis),
             to_millis(room.created_at),
             to_millis(room.updated_at),
+            room.rev,
+            room.updated_rev,
         ])
     })
     .map_err(db_error)
@@ -218,7 +272,8 @@ pub fn insert_member(
 ) -> Result<usize> {
     let on_conflict = on_conflict("user_identity, room_identity", skip_existing);
     conn.prepare_cached(&format!(
-        "INSERT INTO room_members ({MEMBER_COLUMNS}) VALUES (?1, ?2, ?3, ?4) {on_conflict}"
+        "INSERT INTO room_members ({MEMBER_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) {on_conflict}"
     ))
     .and_then(|mut insert| {
         insert.execute(params![
@@ -226,6 +281,11 @@ pub fn insert_member(
             member.room_identity.to_string(),
             member.last_read_seq,
             to_millis(member.joined_at),
+            member.role.as_str(),
+            member.last_read_at.map(to_millis),
+            member.joined_rev,
+            member.rev,
+            member.change.as_str(),
         ])
     })
     .map_err(db_error)
@@ -239,7 +299,7 @@ pub fn insert_stored_message(
     let on_conflict = on_conflict("identity", skip_existing);
     conn.prepare_cached(&format!(
         "INSERT INTO messages ({MESSAGE_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) {on_conflict}"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) {on_conflict}"
     ))
     .and_then(|mut insert| {
         insert.execute(params![
@@ -250,7 +310,47 @@ pub fn insert_stored_message(
             message.content,
             message.client_id,
             to_millis(message.created_at),
+            message.reply_to.map(|reply_to| reply_to.to_string()),
+            message.edited_at.map(to_millis),
+            message.deleted_at.map(to_millis),
+            reactions_to_stored(&message.reactions),
+            message.posted_rev,
+            message.rev,
+            message.change.as_str(),
         ])
     })
     .map_err(db_error)
+}
+
+/// Inserts a departure, replacing the room's earlier one of the same user.
+pub fn insert_departure(
+    conn: &Connection,
+    departure: &DepartureRecord,
+    skip_existing: bool,
+) -> Result<usize> {
+    let verb = match skip_existing {
+        true => "INSERT OR IGNORE",
+        false => "INSERT OR REPLACE",
+    };
+    conn.prepare_cached(&format!(
+        "{verb} INTO room_departures ({DEPARTURE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
+    ))
+    .and_then(|mut insert| {
+        insert.execute(params![
+            departure.room_identity.to_string(),
+            departure.user_identity.to_string(),
+            departure.removed_by.map(|user| user.to_string()),
+            to_millis(departure.left_at),
+            departure.rev,
+        ])
+    })
+    .map_err(db_error)
+}
+
+/// Takes the room's next revision; `None` when there is no such room.
+pub fn next_rev(conn: &Connection, room: Uuid) -> Result<Option<i64>> {
+    conn.prepare_cached("UPDATE rooms SET rev = rev + 1 WHERE identity = ?1 RETURNING rev")
+        .and_then(|mut statement| statement.query_row([room.to_string()], |row| row.get(0)))
+        .optional()
+        .map_err(db_error)
 }

@@ -11,8 +11,9 @@ use crate::error::{Error, Unique};
 
 /// Schema versions, applied in order and recorded in `PRAGMA user_version`.
 /// Append new steps; never edit a released one.
-pub const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE users (
+pub const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE users (
         identity      TEXT PRIMARY KEY,
         username      TEXT NOT NULL,
         username_key  TEXT NOT NULL UNIQUE,
@@ -63,7 +64,58 @@ pub const MIGRATIONS: &[M<'static>] = &[M::up(
     CREATE UNIQUE INDEX messages_client_id
         ON messages (room_identity, sender_identity, client_id)
         WHERE client_id IS NOT NULL;",
-)];
+    ),
+    // Version 2: room events. Every change of a room takes its next `rev`;
+    // messages and members keep the revision of their last change (and the
+    // change), departures are kept, and a room's changes after a revision
+    // are read by the `*_rev` indexes. A room of version 1 goes on from its
+    // seq: its messages' revisions are their seqs.
+    M::up(
+        "ALTER TABLE rooms ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rooms ADD COLUMN updated_rev INTEGER NOT NULL DEFAULT 0;
+    UPDATE rooms SET rev = seq;
+
+    ALTER TABLE room_members ADD COLUMN role TEXT NOT NULL DEFAULT 'MEMBER';
+    ALTER TABLE room_members ADD COLUMN last_read_at INTEGER;
+    ALTER TABLE room_members ADD COLUMN joined_rev INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE room_members ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE room_members ADD COLUMN last_change TEXT NOT NULL DEFAULT 'JOINED';
+    UPDATE room_members SET role = 'OWNER' WHERE rowid IN (
+        SELECT member FROM (
+            SELECT member.rowid AS member,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY member.room_identity
+                       ORDER BY member.user_identity = room.creator_identity DESC,
+                                member.joined_at, member.rowid
+                   ) AS place
+            FROM room_members AS member
+            JOIN rooms AS room ON room.identity = member.room_identity
+            WHERE room.room_type = 'GROUP'
+        ) WHERE place = 1
+    );
+    CREATE INDEX room_members_rev ON room_members (room_identity, rev);
+
+    ALTER TABLE messages ADD COLUMN reply_to TEXT;
+    ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+    ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+    ALTER TABLE messages ADD COLUMN reactions TEXT;
+    ALTER TABLE messages ADD COLUMN posted_rev INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN last_change TEXT NOT NULL DEFAULT 'POSTED';
+    UPDATE messages SET posted_rev = seq, rev = seq;
+    CREATE INDEX messages_rev ON messages (room_identity, rev);
+
+    CREATE TABLE room_departures (
+        room_identity TEXT NOT NULL REFERENCES rooms (identity) ON DELETE CASCADE,
+        user_identity TEXT NOT NULL,
+        removed_by    TEXT,
+        left_at       INTEGER NOT NULL,
+        rev           INTEGER NOT NULL,
+        PRIMARY KEY (room_identity, user_identity)
+    );
+    CREATE INDEX room_departures_rev ON room_departures (room_identity, rev);",
+    ),
+];
 
 /// What every connection is set to. WAL lets readers go on while one
 /// writer writes. In WAL mode `synchronous = NORMAL` syncs the log to disk at
@@ -111,9 +163,90 @@ fn unique_of(message: &str) -> Option<Unique> {
         "rooms.pair_key" => Unique::PrivatePair,
         "rooms.number" => Unique::RoomNumber,
         "users.identity" | "rooms.identity" | "messages.identity" => Unique::Identity,
+        "room_departures.room_identity, room_departures.user_identity" => Unique::Identity,
         "room_members.user_identity, room_members.room_identity" => Unique::Membership,
         "messages.room_identity, messages.sender_identity, messages.client_id" => Unique::ClientId,
         "messages.room_identity, messages.seq" => Unique::Seq,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+    use rusqlite_migration::Migrations;
+
+    use super::MIGRATIONS;
+
+    /// A database of version 1 with a group whose creator left, a group
+    /// whose creator stayed, and a PRIVATE room, each with messages.
+    fn version_1() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        Migrations::from_slice(MIGRATIONS)
+            .to_version(&mut conn, 1)
+            .expect("version 1");
+        conn.execute_batch(
+            "INSERT INTO rooms VALUES
+                 ('left', '1', 'a', '', 'ann', 'GROUP', NULL, 2, NULL, 0, 0),
+                 ('kept', '2', 'b', '', 'ann', 'GROUP', NULL, 1, NULL, 0, 0),
+                 ('pair', '3', '', '', 'ann', 'PRIVATE', 'ann:bob', 1, NULL, 0, 0);
+             INSERT INTO room_members VALUES
+                 ('bob', 'left', 0, 1), ('cat', 'left', 0, 2),
+                 ('cat', 'kept', 0, 1), ('ann', 'kept', 0, 1),
+                 ('ann', 'pair', 0, 0), ('bob', 'pair', 0, 0);
+             INSERT INTO messages VALUES
+                 ('m1', 'left', 1, 'bob', 'one', NULL, 0),
+                 ('m2', 'left', 2, 'cat', 'two', NULL, 0),
+                 ('m3', 'kept', 1, 'ann', 'three', NULL, 0),
+                 ('m4', 'pair', 1, 'ann', 'four', NULL, 0);",
+        )
+        .expect("version-1 rows");
+        conn
+    }
+
+    #[test]
+    fn version_2_gives_each_group_an_owner_and_goes_on_from_each_rooms_seq() {
+        let mut conn = version_1();
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut conn)
+            .expect("version 2");
+
+        let owners: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT room_identity, user_identity FROM room_members
+                 WHERE role = 'OWNER' ORDER BY room_identity",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .expect("owners");
+        assert_eq!(
+            owners,
+            [
+                ("kept".to_owned(), "ann".to_owned()),
+                ("left".to_owned(), "bob".to_owned())
+            ],
+            "the creator, else the first to join; none in a PRIVATE room"
+        );
+        let revs: Vec<(i64, i64, i64)> = conn
+            .prepare("SELECT seq, posted_rev, rev FROM messages ORDER BY identity")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect()
+            })
+            .expect("revisions");
+        assert_eq!(revs, [(1, 1, 1), (2, 2, 2), (1, 1, 1), (1, 1, 1)]);
+        let rooms: Vec<(i64, i64)> = conn
+            .prepare("SELECT seq, rev FROM rooms ORDER BY identity")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .expect("rooms");
+        assert_eq!(rooms, [(1, 1), (2, 2), (1, 1)]);
+    }
 }

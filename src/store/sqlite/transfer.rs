@@ -7,14 +7,14 @@ use tokio::sync::mpsc;
 
 use crate::{
     error::{Error, Result},
-    store::{Loaded, Record, RecordStream},
+    store::{Loaded, Record, RecordStream, revisions_by_room},
 };
 
 use super::{
     rows::{
-        MEMBER_COLUMNS, MESSAGE_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, insert_member, insert_room,
-        insert_stored_message, insert_user, member_from_row, message_from_row, room_from_row,
-        user_from_row,
+        DEPARTURE_COLUMNS, MEMBER_COLUMNS, MESSAGE_COLUMNS, ROOM_COLUMNS, USER_COLUMNS,
+        departure_from_row, insert_departure, insert_member, insert_room, insert_stored_message,
+        insert_user, member_from_row, message_from_row, room_from_row, user_from_row,
     },
     schema::db_error,
 };
@@ -63,6 +63,11 @@ fn export_all(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_identity = ?1 ORDER BY seq"
         ))
         .map_err(db_error)?;
+    let mut departures = tx
+        .prepare(&format!(
+            "SELECT {DEPARTURE_COLUMNS} FROM room_departures WHERE room_identity = ?1 ORDER BY rev"
+        ))
+        .map_err(db_error)?;
     let mut users = tx
         .prepare(&format!(
             "SELECT {USER_COLUMNS} FROM users ORDER BY identity"
@@ -91,6 +96,14 @@ fn export_all(
                 return Ok(());
             }
         }
+        for departure in departures
+            .query_map([&identity], departure_from_row)
+            .map_err(db_error)?
+        {
+            if !emit(Record::Departure(departure.map_err(db_error)?)) {
+                return Ok(());
+            }
+        }
     }
     for user in users.query_map([], user_from_row).map_err(db_error)? {
         if !emit(Record::User(user.map_err(db_error)?)) {
@@ -109,12 +122,20 @@ pub fn import(conn: &Connection, records: &[Record], skip_existing: bool) -> Res
             Record::Room(room) => insert_room(conn, room, skip_existing)?,
             Record::Member(member) => insert_member(conn, member, skip_existing)?,
             Record::Message(message) => insert_stored_message(conn, message, skip_existing)?,
+            Record::Departure(departure) => insert_departure(conn, departure, skip_existing)?,
         };
         if written == 0 {
             loaded.skipped += 1;
         } else {
             loaded.inserted += 1;
         }
+    }
+    for (room, rev) in revisions_by_room(records) {
+        conn.execute(
+            "UPDATE rooms SET rev = MAX(rev, ?2) WHERE identity = ?1",
+            rusqlite::params![room.to_string(), rev],
+        )
+        .map_err(db_error)?;
     }
     Ok(loaded)
 }

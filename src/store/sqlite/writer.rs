@@ -5,11 +5,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     error::{Entity, Error, Result},
-    store::{MessageRecord, NewMessage, Profile},
+    store::{MessageRecord, NewMessage, Profile, check_reply},
 };
 
 use super::{
-    rows::{MESSAGE_COLUMNS, insert_stored_message, message_from_row, profile_where, to_millis},
+    rows::{
+        MESSAGE_COLUMNS, insert_stored_message, message_from_row, one_where, profile_where,
+        room_where, to_millis,
+    },
     schema::db_error,
 };
 
@@ -188,8 +191,22 @@ fn check_send(conn: &Connection, message: &NewMessage) -> Result<Profile> {
     if !member {
         return Err(Error::Forbidden);
     }
-    profile_where(conn, "identity", message.sender_identity.to_string())?
-        .ok_or(Error::Unauthenticated)
+    let sender = profile_where(conn, "identity", message.sender_identity.to_string())?
+        .ok_or(Error::Unauthenticated)?;
+    if let Some(replied) = message.reply_to {
+        let room = room_where(conn, "identity", message.room_identity.to_string())?
+            .ok_or(Error::NotFound(Entity::Room))?;
+        let replied = one_where(
+            conn,
+            MESSAGE_COLUMNS,
+            "messages",
+            "identity",
+            replied.to_string(),
+            message_from_row,
+        )?;
+        check_reply(&room, replied.as_ref())?;
+    }
+    Ok(sender)
 }
 
 /// Stores one message with its room's next seq, or finds the one its
@@ -217,11 +234,11 @@ fn insert_new_message(conn: &Connection, message: &NewMessage) -> Result<(Messag
             return Ok((first, false));
         }
     }
-    let seq: i64 = conn
+    let (seq, rev): (i64, i64) = conn
         .prepare_cached(
-            "UPDATE rooms SET seq = seq + 1, last_message_at = ?2
+            "UPDATE rooms SET seq = seq + 1, rev = rev + 1, last_message_at = ?2
              WHERE identity = ?1
-             RETURNING seq",
+             RETURNING seq, rev",
         )
         .and_then(|mut statement| {
             statement.query_row(
@@ -229,13 +246,13 @@ fn insert_new_message(conn: &Connection, message: &NewMessage) -> Result<(Messag
                     message.room_identity.to_string(),
                     to_millis(message.created_at)
                 ],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
         })
         .optional()
         .map_err(db_error)?
         .ok_or(Error::NotFound(Entity::Room))?;
-    let stored = message.at(seq);
+    let stored = message.at(seq, rev);
     insert_stored_message(conn, &stored, false)?;
     Ok((stored, true))
 }

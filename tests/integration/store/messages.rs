@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chatroom::{
     error::{Entity, Error},
-    store::{HistoryRange, MessageRecord, NewMessage, RoomType, Store},
+    store::{HistoryRange, MessageRecord, NewMessage, RoomType, Store, now},
 };
 use chrono::Duration;
 use futures_util::future::join_all;
@@ -25,17 +25,10 @@ async fn a_stored_message_moves_the_room_seq_and_last_message_at(store: Arc<dyn 
     let (stored, new) = store.insert_message(&sent).await.unwrap();
 
     assert!(new);
+    assert_eq!(stored, sent.at(1, 1));
     assert_eq!(
-        stored,
-        MessageRecord {
-            identity: sent.identity,
-            room_identity: tea.identity,
-            seq: 1,
-            sender_identity: alice,
-            content: "你好".into(),
-            client_id: Some("c-1".into()),
-            created_at: later,
-        }
+        (stored.content.as_str(), stored.client_id.as_deref()),
+        ("你好", Some("c-1"))
     );
     let moved = store.room(tea.identity).await.unwrap().unwrap();
     assert_eq!((moved.seq, moved.last_message_at), (1, Some(later)));
@@ -331,7 +324,8 @@ async fn unread_counts_only_others_messages_after_the_last_read_and_mark_read_cl
     assert_eq!(unread(&*store, alice, &[tea, quiet]).await, [3, 0]);
     assert_eq!(unread(&*store, bob, &[tea]).await, [2]);
 
-    assert!(store.mark_read(tea, alice).await.unwrap());
+    let marked = store.mark_read(tea, alice, None, now()).await.unwrap();
+    assert!(marked.is_some_and(|(_, moved)| moved));
     let alice_member = store.member(tea, alice).await.unwrap().unwrap();
     assert_eq!(alice_member.last_read_seq, 5);
     assert_eq!(unread(&*store, alice, &[tea, quiet]).await, [0, 0]);
@@ -350,8 +344,10 @@ async fn mark_read_is_false_for_a_non_member_and_a_missing_room(store: Arc<dyn S
     let tea = create(&*store, RoomType::Group, &[alice]).await.identity;
     send(&*store, tea, alice, "hi").await;
 
-    assert!(!store.mark_read(tea, Uuid::new_v4()).await.unwrap());
-    assert!(!store.mark_read(Uuid::new_v4(), alice).await.unwrap());
+    let stranger = store.mark_read(tea, Uuid::new_v4(), None, now()).await;
+    assert!(stranger.unwrap().is_none());
+    let nowhere = store.mark_read(Uuid::new_v4(), alice, None, now()).await;
+    assert!(nowhere.unwrap().is_none());
     assert_eq!(
         store
             .member(tea, alice)

@@ -9,9 +9,12 @@ mod users;
 
 use std::sync::Arc;
 
-use chatroom::store::{
-    HistoryRange, MessageRecord, NewMessage, Profile, Record, RoomRecord, RoomType, Sex, Store,
-    UserRecord, now, pair_key,
+use chatroom::{
+    error::{Entity, Error},
+    store::{
+        HistoryRange, MessageRecord, NewMessage, Profile, Record, RoomEdit, RoomRecord, RoomScene,
+        RoomType, Sex, Store, UserRecord, now, pair_key,
+    },
 };
 use futures_util::TryStreamExt;
 use uuid::Uuid;
@@ -59,6 +62,8 @@ fn room(room_type: RoomType, members: &[Uuid]) -> RoomRecord {
         room_type,
         pair_key: pair,
         seq: 0,
+        rev: 0,
+        updated_rev: 0,
         last_message_at: None,
         created_at: at,
         updated_at: at,
@@ -81,6 +86,48 @@ fn message(room: Uuid, sender: Uuid, content: &str) -> NewMessage {
         content: content.into(),
         client_id: None,
         created_at: now(),
+        reply_to: None,
+    }
+}
+
+/// The (room, member) pairs of `rooms`, members in joining order.
+async fn member_pairs(store: &dyn Store, rooms: &[Uuid]) -> Vec<(Uuid, Uuid)> {
+    store
+        .members_of_rooms(rooms)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| (member.room_identity, member.user_identity))
+        .collect()
+}
+
+/// What came of a member leaving.
+#[derive(Debug, PartialEq, Eq)]
+enum Departure {
+    NotAMember,
+    Left,
+    LeftAndRoomDeleted,
+}
+
+/// `user` leaves `room` through [`Store::change_room`], as `leaveRoom` does.
+async fn leave(store: &dyn Store, room: Uuid, user: Uuid) -> Departure {
+    let rule = move |scene: &RoomScene| {
+        let member = scene.members.iter().any(|m| m.user_identity == user);
+        Ok(match member {
+            true => vec![RoomEdit::Remove {
+                user,
+                by: None,
+                at: now(),
+            }],
+            false => Vec::new(),
+        })
+    };
+    match store.change_room(room, Arc::new(rule)).await {
+        Err(Error::NotFound(Entity::Room)) => Departure::NotAMember,
+        Ok(made) if made.deleted => Departure::LeftAndRoomDeleted,
+        Ok(made) if made.changes.is_empty() => Departure::NotAMember,
+        Ok(_) => Departure::Left,
+        Err(error) => panic!("leaving failed: {error:?}"),
     }
 }
 

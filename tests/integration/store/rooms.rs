@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use chatroom::{
     error::{Entity, Error, Unique},
-    store::{Departure, MemberRecord, NewMessage, RoomRecord, RoomType, Store, now, pair_key},
+    store::{MemberRecord, NewMessage, Role, RoomRecord, RoomType, Store, now, pair_key},
 };
 use chrono::Duration;
 use futures_util::future::join_all;
 use uuid::Uuid;
 
-use super::{create, everything, message, record, room, send, unread, user};
+use super::{
+    Departure, create, everything, leave, member_pairs, message, record, room, send, unread, user,
+};
 
 async fn a_group_room_reads_back_with_its_members_in_joining_order(store: Arc<dyn Store>) {
     let mut members = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
@@ -25,12 +27,14 @@ async fn a_group_room_reads_back_with_its_members_in_joining_order(store: Arc<dy
     assert_eq!(store.room(Uuid::new_v4()).await.unwrap(), None);
     assert_eq!(
         store.member(tea.identity, members[1]).await.unwrap(),
-        Some(MemberRecord {
-            user_identity: members[1],
-            room_identity: tea.identity,
-            last_read_seq: 0,
-            joined_at: tea.created_at,
-        })
+        Some(MemberRecord::joining(
+            tea.identity,
+            members[1],
+            Role::Member,
+            0,
+            0,
+            tea.created_at
+        ))
     );
     assert_eq!(store.member(tea.identity, stranger).await.unwrap(), None);
 
@@ -46,10 +50,7 @@ async fn a_group_room_reads_back_with_its_members_in_joining_order(store: Arc<dy
     expected.sort();
     assert_eq!(rooms, expected);
 
-    let pairs = store
-        .members_of_rooms(&[tea.identity, chess.identity])
-        .await
-        .unwrap();
+    let pairs = member_pairs(&*store, &[tea.identity, chess.identity]).await;
     let members_of = |room: Uuid| -> Vec<Uuid> {
         pairs
             .iter()
@@ -85,10 +86,7 @@ async fn a_pair_has_one_private_room_and_a_second_is_a_conflict_on_pair_key(stor
         "{clash:?}"
     );
     assert_eq!(store.room(second.identity).await.unwrap(), None);
-    assert_eq!(
-        store.members_of_rooms(&[second.identity]).await.unwrap(),
-        []
-    );
+    assert_eq!(member_pairs(&*store, &[second.identity]).await, []);
 
     // GROUP rooms have no pair_key: the same two people may share many.
     create(&*store, RoomType::Group, &[alice, bob]).await;
@@ -132,7 +130,7 @@ async fn ten_concurrent_private_rooms_for_one_pair_leave_one(store: Arc<dyn Stor
     let found = store.private_room(&pair_key(alice, bob)).await.unwrap();
     assert_eq!(found.map(|r| r.identity), Some(winner));
     let identities: Vec<Uuid> = attempts.iter().map(|r| r.identity).collect();
-    let members = store.members_of_rooms(&identities).await.unwrap();
+    let members = member_pairs(&*store, &identities).await;
     assert_eq!(members, [(winner, alice), (winner, bob)]);
 }
 
@@ -174,23 +172,25 @@ async fn added_members_start_at_the_current_seq_and_existing_ones_are_ignored(
     }
     let joined_at = now() + Duration::seconds(1);
 
-    let mut added = store
+    let added: Vec<Uuid> = store
         .add_members(tea.identity, &[bob, carol, dave], joined_at)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|member| member.user_identity)
+        .collect();
 
-    added.sort();
-    let mut expected = vec![carol, dave];
-    expected.sort();
-    assert_eq!(added, expected);
+    assert_eq!(added, [carol, dave], "in the order given");
     assert_eq!(
         store.member(tea.identity, carol).await.unwrap(),
-        Some(MemberRecord {
-            user_identity: carol,
-            room_identity: tea.identity,
-            last_read_seq: 3,
-            joined_at,
-        })
+        Some(MemberRecord::joining(
+            tea.identity,
+            carol,
+            Role::Member,
+            3,
+            4,
+            joined_at
+        ))
     );
     let bob_member = store.member(tea.identity, bob).await.unwrap().unwrap();
     assert_eq!(
@@ -199,10 +199,8 @@ async fn added_members_start_at_the_current_seq_and_existing_ones_are_ignored(
         "an existing member is left as it was"
     );
     assert_eq!(unread(&*store, carol, &[tea.identity]).await, [0]);
-    let members: Vec<Uuid> = store
-        .members_of_rooms(&[tea.identity])
+    let members: Vec<Uuid> = member_pairs(&*store, &[tea.identity])
         .await
-        .unwrap()
         .into_iter()
         .map(|(_, user)| user)
         .collect();
@@ -261,10 +259,7 @@ async fn a_member_who_leaves_with_others_still_there_just_leaves(store: Arc<dyn 
     let tea = create(&*store, RoomType::Group, &[alice, bob]).await;
     send(&*store, tea.identity, alice, "hi").await;
 
-    assert_eq!(
-        store.remove_member(tea.identity, bob).await.unwrap(),
-        Departure::Left
-    );
+    assert_eq!(leave(&*store, tea.identity, bob).await, Departure::Left);
 
     assert_eq!(store.member(tea.identity, bob).await.unwrap(), None);
     assert!(store.member(tea.identity, alice).await.unwrap().is_some());
@@ -278,15 +273,15 @@ async fn a_member_who_leaves_with_others_still_there_just_leaves(store: Arc<dyn 
         1
     );
     assert_eq!(
-        store.remove_member(tea.identity, bob).await.unwrap(),
+        leave(&*store, tea.identity, bob).await,
         Departure::NotAMember
     );
     assert_eq!(
-        store.remove_member(tea.identity, carol).await.unwrap(),
+        leave(&*store, tea.identity, carol).await,
         Departure::NotAMember
     );
     assert_eq!(
-        store.remove_member(Uuid::new_v4(), alice).await.unwrap(),
+        leave(&*store, Uuid::new_v4(), alice).await,
         Departure::NotAMember
     );
 }
@@ -297,12 +292,9 @@ async fn the_last_member_to_leave_deletes_the_room_and_its_history(store: Arc<dy
     send(&*store, pair.identity, alice, "hi").await;
     send(&*store, pair.identity, bob, "bye").await;
 
+    assert_eq!(leave(&*store, pair.identity, alice).await, Departure::Left);
     assert_eq!(
-        store.remove_member(pair.identity, alice).await.unwrap(),
-        Departure::Left
-    );
-    assert_eq!(
-        store.remove_member(pair.identity, bob).await.unwrap(),
+        leave(&*store, pair.identity, bob).await,
         Departure::LeftAndRoomDeleted
     );
 
@@ -333,7 +325,7 @@ async fn deleting_a_room_takes_its_members_and_messages(store: Arc<dyn Store>) {
 
     assert_eq!(store.room(tea).await.unwrap(), None);
     assert_eq!(store.member(tea, bob).await.unwrap(), None);
-    assert_eq!(store.members_of_rooms(&[tea]).await.unwrap(), []);
+    assert_eq!(member_pairs(&*store, &[tea]).await, []);
     assert_eq!(store.history(tea, everything()).await.unwrap(), []);
     let rooms: Vec<Uuid> = store
         .rooms_of_user(alice)
@@ -377,14 +369,7 @@ async fn reads_over_more_rooms_than_fit_one_query_miss_nothing(store: Arc<dyn St
 
     let memberships = store.memberships(a, &around(first, last)).await.unwrap();
     assert_eq!(memberships.len(), 2);
-    assert_eq!(
-        store
-            .members_of_rooms(&around(first, last))
-            .await
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(member_pairs(&*store, &around(first, last)).await.len(), 4);
 
     let positions: Vec<(Uuid, i64)> = std::iter::once((first, 1))
         .chain(unknown.iter().map(|&room| (room, 1)))
@@ -403,12 +388,11 @@ async fn reads_over_more_rooms_than_fit_one_query_miss_nothing(store: Arc<dyn St
     let many: Vec<MemberRecord> = memberships
         .iter()
         .cloned()
-        .chain(unknown.iter().map(|&room| MemberRecord {
-            user_identity: a,
-            room_identity: room,
-            last_read_seq: 0,
-            joined_at: now(),
-        }))
+        .chain(
+            unknown
+                .iter()
+                .map(|&room| MemberRecord::joining(room, a, Role::Member, 0, 0, now())),
+        )
         .collect();
     let counts = store.unread_counts(a, &many).await.unwrap();
     assert_eq!(counts.get(&first), Some(&1));
@@ -433,3 +417,72 @@ super::store_suite!(
     deleting_a_room_takes_its_members_and_messages,
     reads_over_more_rooms_than_fit_one_query_miss_nothing,
 );
+
+/// A database written by version 1 (documents without roles or revisions)
+/// is brought to version 2 when a store connects to it.
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn a_mongodb_database_of_version_1_gets_owners_and_revisions_on_connect() {
+    use ::mongodb::bson::{DateTime, doc};
+
+    let uri = crate::helpers::service("CHATROOM_TEST_MONGODB_URI");
+    let name = crate::helpers::unique_name("mongo_version_1");
+    let db = ::mongodb::Client::with_uri_str(&uri)
+        .await
+        .expect("MongoDB connects")
+        .database(&name);
+    let [room, ann, bob, cat] = [(); 4].map(|()| Uuid::new_v4().to_string());
+    let at = DateTime::now();
+    db.collection::<::mongodb::bson::Document>("rooms")
+        .insert_one(doc! {
+            "identity": &room, "number": "12345678", "name": "tea", "info": "",
+            "creator_identity": &ann, "room_type": "GROUP", "seq": 2_i64,
+            "last_message_at": at, "created_at": at, "updated_at": at, "members_version": 3_i64,
+        })
+        .await
+        .expect("a room of version 1");
+    for (user, joined) in [(&bob, 1), (&cat, 2)] {
+        db.collection::<::mongodb::bson::Document>("room_members")
+            .insert_one(doc! {
+                "user_identity": user, "room_identity": &room, "last_read_seq": 0_i64,
+                "joined_at": DateTime::from_millis(joined),
+            })
+            .await
+            .expect("a member of version 1");
+    }
+    for seq in [1_i64, 2] {
+        db.collection::<::mongodb::bson::Document>("messages")
+            .insert_one(doc! {
+                "identity": Uuid::new_v4().to_string(), "room_identity": &room, "seq": seq,
+                "sender_identity": &bob, "content": "hi", "created_at": at,
+            })
+            .await
+            .expect("a message of version 1");
+    }
+
+    let store =
+        chatroom::store::MongoStore::connect(&uri, &name, std::time::Duration::from_secs(5))
+            .await
+            .expect("the store connects and migrates");
+
+    let room = Uuid::parse_str(&room).expect("a uuid");
+    let members = store.members_of_rooms(&[room]).await.expect("members");
+    let roles: Vec<Role> = members.iter().map(|member| member.role).collect();
+    assert_eq!(
+        roles,
+        [Role::Owner, Role::Member],
+        "the creator left: the first to join owns it"
+    );
+    assert_eq!(
+        store.room(room).await.expect("read").map(|r| r.rev),
+        Some(2)
+    );
+    let changes = store.changes(room, 1, 10).await.expect("changes");
+    assert_eq!(
+        changes.len(),
+        1,
+        "the message after revision 1: {changes:?}"
+    );
+    assert!(members.iter().all(|m| m.user_identity.to_string() != ann));
+    assert_eq!(members[1].user_identity.to_string(), cat);
+}

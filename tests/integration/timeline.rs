@@ -1,0 +1,444 @@
+//! Version 2 of a room's timeline: who may edit, delete, react, reply, read,
+//! type and manage a group (API.md, "Who may do what"), and `roomEvents`
+//! replaying and following every change, over every backend.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{
+    accounts::api_suite,
+    helpers::{Account, Backends, TestApp, error_code, error_field},
+};
+
+const EDIT: &str = "mutation($m: ID!, $c: String!) { editMessage(messageIdentity: $m, content: $c) \
+                    { content editedAt deletedAt } }";
+const DELETE: &str = "mutation($m: ID!) { deleteMessage(messageIdentity: $m) { content deletedAt \
+                      reactions { emoji } } }";
+const REACT: &str = "mutation($m: ID!, $e: String!) { addReaction(messageIdentity: $m, emoji: $e) \
+                     { reactions { emoji count byViewer } } }";
+const UNREACT: &str = "mutation($m: ID!, $e: String!) { removeReaction(messageIdentity: $m, emoji: $e) \
+                       { reactions { emoji count byViewer } } }";
+const REPLY: &str = "mutation($r: ID!, $c: String!, $to: ID) { sendMessage(roomIdentity: $r, \
+                     content: $c, replyTo: $to) { identity cursor replyTo { identity content } } }";
+const MARK: &str = "mutation($r: ID!, $up: String) { markRoomRead(roomIdentity: $r, upTo: $up) \
+                    { memberships { user { username } lastReadCursor } } }";
+const ROLES: &str =
+    "query($r: ID!) { room(identity: $r) { viewerRole memberships { user { username } role } } }";
+const SET_ROLE: &str = "mutation($r: ID!, $u: String!, $role: MemberRole!) { setMemberRole(roomIdentity: $r, \
+                        username: $u, role: $role) { identity } }";
+const REMOVE: &str = "mutation($r: ID!, $u: String!) { removeMember(roomIdentity: $r, username: $u) \
+                      { identity } }";
+const UPDATE: &str = "mutation($r: ID!, $n: String) { updateRoom(roomIdentity: $r, input: { name: $n }) \
+                      { name } }";
+const EVENTS: &str = "subscription($r: ID!, $after: String) { roomEvents(roomIdentity: $r, after: $after) { \
+    __typename \
+    ... on MessagePosted { cursor message { identity content } } \
+    ... on MessageEdited { cursor message { identity content } } \
+    ... on MessageDeleted { cursor message { identity content deletedAt } } \
+    ... on ReactionsChanged { cursor message { identity reactions { emoji count } } } \
+    ... on MemberJoined { cursor membership { user { username } role } } \
+    ... on MemberLeft { cursor user { username } removedBy { username } } \
+    ... on MemberRoleChanged { cursor membership { user { username } role } } \
+    ... on RoomUpdated { cursor room { name } } \
+    ... on ReadReceipt { cursor membership { user { username } lastReadCursor } } \
+    ... on Typing { user { username } typing } } }";
+
+/// Sends `content` to `room` as `sender`; the message's identity and cursor.
+async fn sent(app: &TestApp, sender: &Account, room: &str, content: &str) -> (String, String) {
+    let answer = app.send(sender, room, content).await;
+    let message = &answer["data"]["sendMessage"];
+    let identity = message["identity"].as_str();
+    let cursor = message["cursor"].as_str();
+    match (identity, cursor) {
+        (Some(identity), Some(cursor)) => (identity.to_owned(), cursor.to_owned()),
+        _ => panic!("sendMessage failed: {answer}"),
+    }
+}
+
+async fn call(app: &TestApp, who: &Account, query: &str, variables: Value) -> Value {
+    app.as_user(who, query, variables).await
+}
+
+/// Three people in a group owned by the first.
+async fn group_of_three(backends: Backends, test: &str) -> (TestApp, [Account; 3], String) {
+    let app = TestApp::spawn(backends, test).await;
+    let (ann, bob, cat) = (
+        app.register("ann").await,
+        app.register("bob").await,
+        app.register("cat").await,
+    );
+    let room = app.group(&ann, "tea", &[&bob, &cat]).await;
+    (app, [ann, bob, cat], room)
+}
+
+async fn only_the_sender_edits_and_a_deleted_message_is_a_conflict(backends: Backends) {
+    let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_edit").await;
+    let (message, _) = sent(&app, &bob, &room, "helo").await;
+
+    let by_other = call(&app, &ann, EDIT, json!({ "m": message, "c": "x" })).await;
+    assert_eq!(error_code(&by_other), "FORBIDDEN", "{by_other}");
+    let blank = call(&app, &bob, EDIT, json!({ "m": message, "c": "  " })).await;
+    assert_eq!(error_field(&blank), "content", "{blank}");
+
+    let edited = call(&app, &bob, EDIT, json!({ "m": message, "c": "hello" })).await;
+    assert_eq!(
+        edited["data"]["editMessage"]["content"], "hello",
+        "{edited}"
+    );
+    assert!(edited["data"]["editMessage"]["editedAt"].is_string());
+
+    call(&app, &bob, DELETE, json!({ "m": message })).await;
+    let after_delete = call(&app, &bob, EDIT, json!({ "m": message, "c": "again" })).await;
+    assert_eq!(error_code(&after_delete), "CONFLICT", "{after_delete}");
+    let unknown = json!({ "m": uuid::Uuid::new_v4().to_string(), "c": "x" });
+    assert_eq!(
+        error_code(&call(&app, &bob, EDIT, unknown).await),
+        "NOT_FOUND"
+    );
+}
+
+async fn owners_and_admins_delete_others_messages_members_do_not(backends: Backends) {
+    let (app, [ann, bob, cat], room) = group_of_three(backends, "timeline_delete").await;
+    let (by_cat, _) = sent(&app, &cat, &room, "from cat").await;
+    let (by_ann, _) = sent(&app, &ann, &room, "from ann").await;
+    call(&app, &cat, REACT, json!({ "m": by_cat, "e": "👍" })).await;
+
+    let by_member = call(&app, &bob, DELETE, json!({ "m": by_cat })).await;
+    assert_eq!(error_code(&by_member), "FORBIDDEN", "{by_member}");
+    let promoted = call(
+        &app,
+        &ann,
+        SET_ROLE,
+        json!({ "r": room, "u": "bob", "role": "ADMIN" }),
+    )
+    .await;
+    assert!(promoted["errors"].is_null(), "{promoted}");
+    let by_admin = call(&app, &bob, DELETE, json!({ "m": by_cat })).await;
+    let tombstone = &by_admin["data"]["deleteMessage"];
+    assert_eq!(tombstone["content"], "", "{by_admin}");
+    assert!(tombstone["deletedAt"].is_string());
+    assert_eq!(tombstone["reactions"], json!([]));
+    let again = call(&app, &bob, DELETE, json!({ "m": by_cat })).await;
+    assert_eq!(
+        again["data"]["deleteMessage"]["deletedAt"],
+        tombstone["deletedAt"]
+    );
+    let by_owner = call(&app, &ann, DELETE, json!({ "m": by_ann })).await;
+    assert!(by_owner["errors"].is_null(), "{by_owner}");
+}
+
+async fn reactions_count_once_per_user_up_to_twenty_emoji(backends: Backends) {
+    let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_react").await;
+    let (message, _) = sent(&app, &ann, &room, "react to me").await;
+
+    call(&app, &bob, REACT, json!({ "m": message, "e": "🎉" })).await;
+    call(&app, &ann, REACT, json!({ "m": message, "e": "👍" })).await;
+    let twice = call(&app, &bob, REACT, json!({ "m": message, "e": "👍" })).await;
+    call(&app, &bob, REACT, json!({ "m": message, "e": "👍" })).await;
+    assert_eq!(
+        twice["data"]["addReaction"]["reactions"],
+        json!([
+            { "emoji": "👍", "count": 2, "byViewer": true },
+            { "emoji": "🎉", "count": 1, "byViewer": true },
+        ]),
+        "{twice}"
+    );
+    let seen_by_ann = call(&app, &ann, UNREACT, json!({ "m": message, "e": "🎉" })).await;
+    assert_eq!(
+        seen_by_ann["data"]["removeReaction"]["reactions"],
+        json!([
+            { "emoji": "👍", "count": 2, "byViewer": true },
+            { "emoji": "🎉", "count": 1, "byViewer": false },
+        ])
+    );
+    for bad in ["♥", "1", "ab", "👍👍"] {
+        let answer = call(&app, &ann, REACT, json!({ "m": message, "e": bad })).await;
+        assert_eq!(error_field(&answer), "emoji", "{bad}: {answer}");
+    }
+    let more = [
+        "😀", "😃", "😄", "😁", "😆", "😅", "🤣", "😂", "🙂", "🙃", "😉", "😊", "😇", "🥰", "😍",
+        "🤩", "😘", "😗",
+    ];
+    for emoji in more {
+        let answer = call(&app, &ann, REACT, json!({ "m": message, "e": emoji })).await;
+        assert!(answer["errors"].is_null(), "{emoji}: {answer}");
+    }
+    let twenty_first = call(&app, &ann, REACT, json!({ "m": message, "e": "🤔" })).await;
+    assert_eq!(error_field(&twenty_first), "emoji", "{twenty_first}");
+}
+
+async fn replies_stay_in_their_room_and_reads_never_move_back(backends: Backends) {
+    let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_reply").await;
+    let other = app.group(&ann, "elsewhere", &[]).await;
+    let (first, first_cursor) = sent(&app, &ann, &room, "first").await;
+    let (elsewhere, elsewhere_cursor) = sent(&app, &ann, &other, "elsewhere").await;
+
+    let reply = call(
+        &app,
+        &bob,
+        REPLY,
+        json!({ "r": room, "c": "re", "to": first }),
+    )
+    .await;
+    assert_eq!(
+        reply["data"]["sendMessage"]["replyTo"]["content"], "first",
+        "{reply}"
+    );
+    let foreign = call(
+        &app,
+        &bob,
+        REPLY,
+        json!({ "r": room, "c": "re", "to": elsewhere }),
+    )
+    .await;
+    assert_eq!(error_field(&foreign), "replyTo", "{foreign}");
+
+    let newest = reply["data"]["sendMessage"]["cursor"].clone();
+    call(&app, &bob, MARK, json!({ "r": room, "up": newest })).await;
+    let back = call(&app, &bob, MARK, json!({ "r": room, "up": first_cursor })).await;
+    let bobs = back["data"]["markRoomRead"]["memberships"]
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["user"]["username"] == "bob"))
+        .cloned();
+    assert_eq!(
+        bobs.map(|m| m["lastReadCursor"].clone()),
+        Some(newest),
+        "{back}"
+    );
+    let wrong_room = call(
+        &app,
+        &bob,
+        MARK,
+        json!({ "r": room, "up": elsewhere_cursor }),
+    )
+    .await;
+    assert_eq!(error_field(&wrong_room), "upTo", "{wrong_room}");
+}
+
+async fn roles_decide_who_manages_a_group_and_ownership_passes_on(backends: Backends) {
+    let (app, [ann, bob, cat], room) = group_of_three(backends, "timeline_roles").await;
+    let renamed = call(&app, &bob, UPDATE, json!({ "r": room, "n": "mine" })).await;
+    assert_eq!(error_code(&renamed), "FORBIDDEN");
+    let by_member = call(
+        &app,
+        &bob,
+        SET_ROLE,
+        json!({ "r": room, "u": "cat", "role": "ADMIN" }),
+    )
+    .await;
+    assert_eq!(error_code(&by_member), "FORBIDDEN");
+    let yourself = call(&app, &ann, REMOVE, json!({ "r": room, "u": "ann" })).await;
+    assert_eq!(error_field(&yourself), "username");
+
+    call(
+        &app,
+        &ann,
+        SET_ROLE,
+        json!({ "r": room, "u": "bob", "role": "ADMIN" }),
+    )
+    .await;
+    call(
+        &app,
+        &ann,
+        SET_ROLE,
+        json!({ "r": room, "u": "cat", "role": "ADMIN" }),
+    )
+    .await;
+    let renamed = call(&app, &bob, UPDATE, json!({ "r": room, "n": "ours" })).await;
+    assert_eq!(renamed["data"]["updateRoom"]["name"], "ours", "{renamed}");
+    let admin_removes_admin = call(&app, &bob, REMOVE, json!({ "r": room, "u": "cat" })).await;
+    assert_eq!(error_code(&admin_removes_admin), "FORBIDDEN");
+
+    let left = call(
+        &app,
+        &ann,
+        "mutation($r: ID!) { leaveRoom(roomIdentity: $r) }",
+        json!({ "r": room }),
+    )
+    .await;
+    assert_eq!(left["data"]["leaveRoom"], true, "{left}");
+    let roles = call(&app, &bob, ROLES, json!({ "r": room })).await;
+    assert_eq!(
+        roles["data"]["room"],
+        json!({ "viewerRole": "OWNER", "memberships": [
+            { "user": { "username": "bob" }, "role": "OWNER" },
+            { "user": { "username": "cat" }, "role": "ADMIN" },
+        ] }),
+        "{roles}"
+    );
+    let handed = call(
+        &app,
+        &bob,
+        SET_ROLE,
+        json!({ "r": room, "u": "cat", "role": "OWNER" }),
+    )
+    .await;
+    assert!(handed["errors"].is_null(), "{handed}");
+    let roles = call(&app, &cat, ROLES, json!({ "r": room })).await;
+    assert_eq!(
+        roles["data"]["room"]["memberships"][0]["role"], "ADMIN",
+        "{roles}"
+    );
+    assert_eq!(roles["data"]["room"]["viewerRole"], "OWNER");
+}
+
+/// The next `roomEvents` payload of operation `id`, its event.
+async fn next_event(socket: &mut crate::helpers::Socket, id: &str) -> Value {
+    let payload = socket
+        .next_of_within(id, Duration::from_secs(8))
+        .await
+        .expect("an event in time");
+    assert!(payload["errors"].is_null(), "{payload}");
+    payload["data"]["roomEvents"].clone()
+}
+
+async fn room_events_follow_every_change_and_a_replay_ends_in_the_same_state(backends: Backends) {
+    let (app, [ann, bob, cat], room) = group_of_three(backends, "timeline_events").await;
+    let mut socket = app.connect(&bob).await;
+    socket
+        .subscribe("events", EVENTS, json!({ "r": room }))
+        .await;
+    // Live once a message sent now arrives.
+    let mut live = false;
+    for attempt in 0..50 {
+        sent(&app, &ann, &room, &format!("probe {attempt}")).await;
+        if let Some(payload) = socket
+            .next_of_within("events", Duration::from_millis(300))
+            .await
+        {
+            assert_eq!(payload["data"]["roomEvents"]["__typename"], "MessagePosted");
+            live = true;
+            while socket
+                .next_of_within("events", Duration::from_millis(300))
+                .await
+                .is_some()
+            {}
+            break;
+        }
+    }
+    assert!(live, "roomEvents never became live");
+
+    let (message, cursor) = sent(&app, &ann, &room, "hello").await;
+    call(&app, &ann, EDIT, json!({ "m": message, "c": "hello!" })).await;
+    call(&app, &cat, REACT, json!({ "m": message, "e": "👍" })).await;
+    call(&app, &ann, UPDATE, json!({ "r": room, "n": "renamed" })).await;
+    call(&app, &cat, MARK, json!({ "r": room })).await;
+    call(&app, &ann, REMOVE, json!({ "r": room, "u": "cat" })).await;
+    call(&app, &ann, DELETE, json!({ "m": message })).await;
+
+    let mut kinds = Vec::new();
+    for _ in 0..7 {
+        kinds.push(next_event(&mut socket, "events").await);
+    }
+    let names: Vec<&str> = kinds
+        .iter()
+        .map(|e| e["__typename"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "MessagePosted",
+            "MessageEdited",
+            "ReactionsChanged",
+            "RoomUpdated",
+            "ReadReceipt",
+            "MemberLeft",
+            "MessageDeleted"
+        ],
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds[0]["cursor"],
+        json!(cursor),
+        "a post's cursor is its message's"
+    );
+    assert_eq!(kinds[5]["removedBy"]["username"], "ann");
+
+    // Replayed from the message's own cursor: folded, newest state, same order.
+    let mut replay = app.connect(&bob).await;
+    replay
+        .subscribe("replay", EVENTS, json!({ "r": room, "after": cursor }))
+        .await;
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        replayed.push(next_event(&mut replay, "replay").await);
+    }
+    // cat's read receipt went with cat's membership.
+    let names: Vec<&str> = replayed
+        .iter()
+        .map(|e| e["__typename"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        ["RoomUpdated", "MemberLeft", "MessageDeleted"],
+        "{replayed:?}"
+    );
+    assert_eq!(replayed[2]["cursor"], kinds[6]["cursor"]);
+
+    // The removed member's own subscription ends after the event that says so.
+    let mut gone = app.connect(&cat).await;
+    let refused = {
+        gone.subscribe("gone", EVENTS, json!({ "r": room })).await;
+        gone.next_of_within("gone", Duration::from_secs(5)).await
+    };
+    assert!(refused.is_some_and(|payload| !payload["errors"].is_null()));
+}
+
+async fn typing_reaches_the_room_and_lapses(backends: Backends) {
+    let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_typing").await;
+    let mut socket = app.connect(&bob).await;
+    socket
+        .subscribe("events", EVENTS, json!({ "r": room }))
+        .await;
+    let mut live = false;
+    for attempt in 0..50 {
+        sent(&app, &ann, &room, &format!("probe {attempt}")).await;
+        if socket
+            .next_of_within("events", Duration::from_millis(300))
+            .await
+            .is_some()
+        {
+            live = true;
+            while socket
+                .next_of_within("events", Duration::from_millis(300))
+                .await
+                .is_some()
+            {}
+            break;
+        }
+    }
+    assert!(live);
+    let typing = "mutation($r: ID!, $t: Boolean!) { setTyping(roomIdentity: $r, typing: $t) }";
+    let answer = call(&app, &ann, typing, json!({ "r": room, "t": true })).await;
+    assert_eq!(answer["data"]["setTyping"], true, "{answer}");
+    let event = next_event(&mut socket, "events").await;
+    assert_eq!(
+        event,
+        json!({ "__typename": "Typing", "user": { "username": "ann" }, "typing": true })
+    );
+    let who = call(
+        &app,
+        &bob,
+        "query($r: ID!) { room(identity: $r) { typing { username } } }",
+        json!({ "r": room }),
+    )
+    .await;
+    assert_eq!(
+        who["data"]["room"]["typing"],
+        json!([{ "username": "ann" }]),
+        "{who}"
+    );
+    let lapsed = next_event(&mut socket, "events").await;
+    assert_eq!(lapsed["typing"], false, "a lapse says so: {lapsed}");
+}
+
+api_suite!(
+    only_the_sender_edits_and_a_deleted_message_is_a_conflict,
+    owners_and_admins_delete_others_messages_members_do_not,
+    reactions_count_once_per_user_up_to_twenty_emoji,
+    replies_stay_in_their_room_and_reads_never_move_back,
+    roles_decide_who_manages_a_group_and_ownership_passes_on,
+    room_events_follow_every_change_and_a_replay_ends_in_the_same_state,
+    typing_reaches_the_room_and_lapses,
+);
