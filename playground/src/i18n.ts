@@ -41,7 +41,6 @@ const en = {
   newGroup: 'New group',
   groupName: 'Group name',
   groupInfo: 'About the group',
-  membersToAdd: 'Usernames, separated by commas',
   create: 'Create',
   addMembers: 'Add members',
   add: 'Add',
@@ -69,6 +68,40 @@ const en = {
   oldPassword: 'Current password',
   newPassword: 'New password',
   passwordChanged: 'Password changed. Your other sessions have been signed out.',
+  today: 'Today',
+  yesterday: 'Yesterday',
+  edited: 'edited',
+  messageDeleted: 'message deleted',
+  reply: 'Reply',
+  edit: 'Edit',
+  delete: 'Delete',
+  react: 'React',
+  deleteMessage: 'Delete this message?',
+  replyingTo: 'Replying to {name}',
+  cancelReply: 'Cancel reply',
+  editMessage: 'Edit message',
+  typingOne: '{name} is typing…',
+  typingSome: '{names} are typing…',
+  typingMany: '{count} people are typing…',
+  readBy: 'Read by {names}',
+  groupSettings: 'Group settings',
+  close: 'Close',
+  memberList: 'Members',
+  roleOWNER: 'Owner',
+  roleADMIN: 'Admin',
+  roleMEMBER: 'Member',
+  makeAdmin: 'Make admin',
+  makeMember: 'Make member',
+  makeOwner: 'Hand over',
+  handOver: 'Make {name} the owner? You become an admin.',
+  removeMember: 'Remove',
+  removeAsk: 'Remove {name} from the group?',
+  leaveAsk: 'Leave this group?',
+  youLeft: 'You left {room}.',
+  youWereRemoved: '{by} removed you from {room}.',
+  roomGone: 'You are no longer in this chat.',
+  pickPeople: 'Type a name to find people…',
+  unpick: 'Take {name} off',
 };
 
 type Words = typeof en;
@@ -108,7 +141,6 @@ const zh: Words = {
   newGroup: '新建群聊',
   groupName: '群名称',
   groupInfo: '群简介',
-  membersToAdd: '用户名，用逗号分隔',
   create: '创建',
   addMembers: '添加成员',
   add: '添加',
@@ -136,6 +168,40 @@ const zh: Words = {
   oldPassword: '当前密码',
   newPassword: '新密码',
   passwordChanged: '密码已修改，其他设备上的登录已退出。',
+  today: '今天',
+  yesterday: '昨天',
+  edited: '已编辑',
+  messageDeleted: '消息已删除',
+  reply: '回复',
+  edit: '编辑',
+  delete: '删除',
+  react: '表情回应',
+  deleteMessage: '删除这条消息？',
+  replyingTo: '回复 {name}',
+  cancelReply: '取消回复',
+  editMessage: '编辑消息',
+  typingOne: '{name} 正在输入…',
+  typingSome: '{names} 正在输入…',
+  typingMany: '{count} 人正在输入…',
+  readBy: '{names} 已读',
+  groupSettings: '群设置',
+  close: '关闭',
+  memberList: '群成员',
+  roleOWNER: '群主',
+  roleADMIN: '管理员',
+  roleMEMBER: '成员',
+  makeAdmin: '设为管理员',
+  makeMember: '取消管理员',
+  makeOwner: '转让群主',
+  handOver: '把群主转让给 {name}？你将成为管理员。',
+  removeMember: '移出',
+  removeAsk: '将 {name} 移出群聊？',
+  leaveAsk: '确定退出这个群聊？',
+  youLeft: '你已退出 {room}。',
+  youWereRemoved: '{by} 已将你移出 {room}。',
+  roomGone: '你已不在这个聊天中。',
+  pickPeople: '输入名字查找用户…',
+  unpick: '移除 {name}',
 };
 
 export const language: 'en' | 'zh' = navigator.languages.some((tag) => tag.toLowerCase().startsWith('zh'))
@@ -147,6 +213,10 @@ const words = language === 'zh' ? zh : en;
 export function t(key: keyof Words, values: Record<string, string | number> = {}): string {
   return words[key].replace(/\{(\w+)\}/g, (_, name: string) => String(values[name] ?? ''));
 }
+
+/** "Ann, Bob and Cat" in the language of the page. */
+export const listOf = (names: string[]): string =>
+  new Intl.ListFormat(language, { type: 'conjunction' }).format(names);
 
 /** What to show for a failed operation: the server's own message, or ours
  * when the server could not be reached at all. */

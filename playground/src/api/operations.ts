@@ -22,7 +22,32 @@ export const MessageFields = graphql(`
     clientId
     createdAt
     cursor
+    editedAt
+    deletedAt
     sender {
+      ...UserFields
+    }
+    replyTo {
+      identity
+      content
+      deletedAt
+      sender {
+        ...UserFields
+      }
+    }
+    reactions {
+      emoji
+      count
+      byViewer
+    }
+  }
+`);
+
+export const MembershipFields = graphql(`
+  fragment MembershipFields on Membership {
+    role
+    lastReadCursor
+    user {
       ...UserFields
     }
   }
@@ -168,10 +193,12 @@ export const CreateGroup = graphql(`
   }
 `);
 
+/** Mutations of a room answer only its identity: the open chat shows
+ * their effect from the room's events, like everyone else's changes. */
 export const AddMembers = graphql(`
   mutation AddMembers($roomIdentity: ID!, $usernames: [String!]!) {
     addMembers(roomIdentity: $roomIdentity, usernames: $usernames) {
-      ...RoomFields
+      identity
     }
   }
 `);
@@ -182,11 +209,60 @@ export const LeaveRoom = graphql(`
   }
 `);
 
+export const UpdateRoom = graphql(`
+  mutation UpdateRoom($roomIdentity: ID!, $input: UpdateRoomInput!) {
+    updateRoom(roomIdentity: $roomIdentity, input: $input) {
+      identity
+    }
+  }
+`);
+
+export const RemoveMember = graphql(`
+  mutation RemoveMember($roomIdentity: ID!, $username: String!) {
+    removeMember(roomIdentity: $roomIdentity, username: $username) {
+      identity
+    }
+  }
+`);
+
+export const SetMemberRole = graphql(`
+  mutation SetMemberRole($roomIdentity: ID!, $username: String!, $role: MemberRole!) {
+    setMemberRole(roomIdentity: $roomIdentity, username: $username, role: $role) {
+      identity
+    }
+  }
+`);
+
 export const MarkRoomRead = graphql(`
-  mutation MarkRoomRead($roomIdentity: ID!) {
-    markRoomRead(roomIdentity: $roomIdentity) {
+  mutation MarkRoomRead($roomIdentity: ID!, $upTo: String) {
+    markRoomRead(roomIdentity: $roomIdentity, upTo: $upTo) {
       identity
       unreadCount
+    }
+  }
+`);
+
+export const SetTyping = graphql(`
+  mutation SetTyping($roomIdentity: ID!, $typing: Boolean!) {
+    setTyping(roomIdentity: $roomIdentity, typing: $typing)
+  }
+`);
+
+/** What the open chat shows besides its messages; read after the history,
+ * so that the events from the newest message on cover whatever changed
+ * since. */
+export const RoomDetails = graphql(`
+  query RoomDetails($identity: ID!) {
+    room(identity: $identity) {
+      identity
+      name
+      info
+      memberships {
+        ...MembershipFields
+      }
+      typing {
+        ...UserFields
+      }
     }
   }
 `);
@@ -209,17 +285,114 @@ export const History = graphql(`
 `);
 
 export const SendMessage = graphql(`
-  mutation SendMessage($roomIdentity: ID!, $content: String!, $clientId: String) {
-    sendMessage(roomIdentity: $roomIdentity, content: $content, clientId: $clientId) {
-      ...MessageFields
+  mutation SendMessage($roomIdentity: ID!, $content: String!, $clientId: String, $replyTo: ID) {
+    sendMessage(roomIdentity: $roomIdentity, content: $content, clientId: $clientId, replyTo: $replyTo) {
+      identity
     }
   }
 `);
 
-export const RoomMessages = graphql(`
-  subscription RoomMessages($roomIdentity: ID!, $after: String) {
-    messages(roomIdentity: $roomIdentity, after: $after) {
-      ...MessageFields
+export const EditMessage = graphql(`
+  mutation EditMessage($messageIdentity: ID!, $content: String!) {
+    editMessage(messageIdentity: $messageIdentity, content: $content) {
+      identity
+    }
+  }
+`);
+
+export const DeleteMessage = graphql(`
+  mutation DeleteMessage($messageIdentity: ID!) {
+    deleteMessage(messageIdentity: $messageIdentity) {
+      identity
+    }
+  }
+`);
+
+export const AddReaction = graphql(`
+  mutation AddReaction($messageIdentity: ID!, $emoji: String!) {
+    addReaction(messageIdentity: $messageIdentity, emoji: $emoji) {
+      identity
+    }
+  }
+`);
+
+export const RemoveReaction = graphql(`
+  mutation RemoveReaction($messageIdentity: ID!, $emoji: String!) {
+    removeReaction(messageIdentity: $messageIdentity, emoji: $emoji) {
+      identity
+    }
+  }
+`);
+
+/** Every change to one room, each carrying the state right after it. */
+export const RoomEvents = graphql(`
+  subscription RoomEvents($roomIdentity: ID!, $after: String) {
+    roomEvents(roomIdentity: $roomIdentity, after: $after) {
+      __typename
+      ... on MessagePosted {
+        cursor
+        message {
+          ...MessageFields
+        }
+      }
+      ... on MessageEdited {
+        cursor
+        message {
+          ...MessageFields
+        }
+      }
+      ... on MessageDeleted {
+        cursor
+        message {
+          ...MessageFields
+        }
+      }
+      ... on ReactionsChanged {
+        cursor
+        message {
+          ...MessageFields
+        }
+      }
+      ... on MemberJoined {
+        cursor
+        membership {
+          ...MembershipFields
+        }
+      }
+      ... on MemberLeft {
+        cursor
+        user {
+          ...UserFields
+        }
+        removedBy {
+          ...UserFields
+        }
+      }
+      ... on MemberRoleChanged {
+        cursor
+        membership {
+          ...MembershipFields
+        }
+      }
+      ... on RoomUpdated {
+        cursor
+        room {
+          name
+          info
+        }
+      }
+      ... on ReadReceipt {
+        cursor
+        membership {
+          ...MembershipFields
+        }
+      }
+      ... on Typing {
+        typing
+        user {
+          ...UserFields
+        }
+      }
     }
   }
 `);

@@ -1,30 +1,48 @@
 /**
- * One room: its history, scroll-back, live messages and the send box.
+ * One room: its history, scroll-back, live changes and the send box.
  *
- * What the view shows is the room's messages in order, each once. History
- * comes first; then a `messages(after:)` subscription from the newest
- * message shown, started again after every reconnect from whatever is
- * newest then, so a message sent while the socket was down arrives, and
- * nothing shows twice (every message is kept by identity).
+ * History comes first (the `messages` query, older pages on demand), then
+ * the room's details: members, their roles and read positions, who is
+ * typing. From then on the view follows `roomEvents`, from the newest
+ * message shown and, after every reconnect, from the last event seen, so
+ * nothing that happened while the socket was down is lost. Each event
+ * carries the current state of its message or member, put in place by
+ * identity (roomState.ts): an event seen twice changes nothing.
  */
-import { useCallback, useEffect, useLayoutEffect, useRef, useState, type FormEvent } from 'react';
-import { useClient, useMutation, type CombinedError } from 'urql';
+import { Fragment, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { useClient, type CombinedError, type OperationResult } from 'urql';
 
-import { AddMembers, History, LeaveRoom, MarkRoomRead, RoomMessages, SendMessage } from '../api/operations';
-import type { MessageFieldsFragment, RoomFieldsFragment, UserFieldsFragment } from '../gql/graphql';
-import { describe, t } from '../i18n';
+import {
+  AddReaction,
+  DeleteMessage,
+  EditMessage,
+  History,
+  MarkRoomRead,
+  RemoveReaction,
+  RoomDetails,
+  RoomEvents,
+  SendMessage,
+  SetTyping,
+} from '../api/operations';
+import type { RoomEventsSubscription, RoomFieldsFragment, UserFieldsFragment } from '../gql/graphql';
+import { describe, listOf, t } from '../i18n';
 import type { Bus } from './bus';
+import { Composer } from './Composer';
+import { GroupSettings, type About } from './GroupSettings';
 import { useLive } from './live';
-import { Avatar, ErrorLine, displayName, time } from './parts';
-import { roomTitle, usernames } from './RoomList';
+import { MessageRow, Quote, type MessageActions } from './MessageRow';
+import { ErrorLine, dayLabel, dayOf, displayName } from './parts';
+import { dropMembership, putMembership, readPositions, replaceMessage, type Membership, type Message } from './roomState';
+import { roomTitle } from './RoomList';
 import { useLink } from './session';
 
-type Message = MessageFieldsFragment;
+type RoomEvent = RoomEventsSubscription['roomEvents'];
 
 /** A message of ours the room has not delivered back to us yet. */
 interface Outgoing {
   clientId: string;
   content: string;
+  replyTo: Message | null;
   state: 'pending' | 'sent' | 'failed';
   error?: string;
   /** A network failure is worth retrying by itself; a refusal is not. */
@@ -32,122 +50,234 @@ interface Outgoing {
 }
 
 const PAGE = 30;
+/** One sender's messages closer together than this share one name and avatar. */
+const RUN_MS = 5 * 60_000;
+/** Someone whose typing we stop hearing about has stopped: the server's
+ * own lapse, for when its `typing: false` is lost with a connection. */
+const TYPING_LAPSE_MS = 6_000;
+/** Wait this long on what is in view before saying it was read. */
+const READ_DELAY_MS = 300;
 
 interface Props {
   room: RoomFieldsFragment;
   viewer: UserFieldsFragment;
   inbox: Bus<Message>;
-  /** The room changed on the server (read, members): show it anew. */
+  /** The room changed on the server (read, renamed): show it anew. */
   onRoomChanged(): void;
-  onLeft(): void;
+  /** The viewer is no longer in the room; `why` says how. */
+  onGone(why: string): void;
 }
 
-export function ChatView({ room, viewer, inbox, onRoomChanged, onLeft }: Props) {
+export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) {
   const client = useClient();
   const { generation } = useLink();
   const [messages, setMessages] = useState<Message[]>([]);
+  const [memberships, setMemberships] = useState<Membership[]>([]);
+  const [about, setAbout] = useState<About>({ name: room.name, info: room.info });
+  const [typers, setTyper] = useTypers(viewer);
   const [outbox, setOutbox] = useState<Outgoing[]>([]);
+  const [replyTo, setReplyTo] = useState<Message | null>(null);
+  const [settings, setSettings] = useState(false);
   const [hasOlder, setHasOlder] = useState(false);
   const [loaded, setLoaded] = useState(false);
   const [error, setError] = useState<CombinedError | null>(null);
-  const seen = useRef(new Set<string>());
-  // The newest message shown: where a resumed subscription starts.
-  const newest = useRef<string | null>(null);
+  // The last event seen, or before any the newest message: where a
+  // resumed subscription starts.
+  const lastCursor = useRef<string | null>(null);
   const list = useRef<HTMLDivElement>(null);
   // Distance from the bottom to keep when older messages are put on top.
   const keepFromBottom = useRef<number | null>(null);
+  // Whether the reader is at the bottom, as when the room opens.
+  const atBottom = useRef(true);
+  // The first word on why the viewer is out stands: the end of the
+  // subscription that follows "you were removed" finds no room either.
+  const out = useRef(false);
+  const gone = useCallback(
+    (why: string) => {
+      if (out.current) return;
+      out.current = true;
+      onGone(why);
+    },
+    [onGone],
+  );
 
-  const add = useCallback(
-    (incoming: Message[], where: 'older' | 'newer') => {
-      const fresh = incoming.filter((message) => !seen.current.has(message.identity));
-      if (fresh.length === 0) return;
-      fresh.forEach((message) => seen.current.add(message.identity));
-      if (where === 'newer' || newest.current === null) {
-        newest.current = fresh[fresh.length - 1]?.cursor ?? newest.current;
+  /** A message's current state: new ones go after those shown, shown
+   * ones are replaced; one older than the history loaded so far only
+   * updates the quotes of it, and paging back brings the rest. */
+  const receive = useCallback(
+    (message: Message) => {
+      setMessages((shown) => {
+        const oldest = shown[0];
+        if (shown.some((m) => m.identity === message.identity)) return replaceMessage(shown, message);
+        if (oldest && Date.parse(message.createdAt) < Date.parse(oldest.createdAt)) return replaceMessage(shown, message);
+        return [...shown, message];
+      });
+      if (message.sender.identity === viewer.identity && message.clientId) {
+        setOutbox((queued) => queued.filter((item) => item.clientId !== message.clientId));
       }
-      if (where === 'older' && list.current) {
-        keepFromBottom.current = list.current.scrollHeight - list.current.scrollTop;
-      }
-      setMessages((shown) => (where === 'newer' ? [...shown, ...fresh] : [...fresh, ...shown]));
-      const delivered = new Set(
-        fresh.filter((m) => m.sender.identity === viewer.identity && m.clientId).map((m) => m.clientId),
-      );
-      if (delivered.size > 0) setOutbox((queued) => queued.filter((item) => !delivered.has(item.clientId)));
     },
     [viewer.identity],
   );
 
   const loadPage = useCallback(
     async (before: string | null) => {
-      const result = await client
-        .query(History, { roomIdentity: room.identity, last: PAGE, before })
-        .toPromise();
+      const result = await client.query(History, { roomIdentity: room.identity, last: PAGE, before }).toPromise();
       if (result.error) setError(result.error);
       const page = result.data?.messages;
       if (!page) return;
-      add(
-        page.edges.map((edge) => edge.node),
-        'older',
-      );
+      const older = page.edges.map((edge) => edge.node);
+      lastCursor.current ??= older[older.length - 1]?.cursor ?? null;
+      if (before !== null && list.current) {
+        keepFromBottom.current = list.current.scrollHeight - list.current.scrollTop;
+      }
+      setMessages((shown) => [...older.filter((m) => !shown.some((s) => s.identity === m.identity)), ...shown]);
       setHasOlder(page.pageInfo.hasPreviousPage);
     },
-    [client, room.identity, add],
+    [client, room.identity],
   );
 
-  useEffect(() => {
-    void loadPage(null).then(() => setLoaded(true));
-  }, [loadPage]);
+  /** Members, read positions and who is typing, as the server has them
+   * now; no room at all means the viewer is no longer in it. A server
+   * shutting down answers with an error, or not at all: that is no
+   * leaving, and the link's state already tells that it is away. */
+  const loadDetails = useCallback(async () => {
+    const result = await client.query(RoomDetails, { identity: room.identity }).toPromise();
+    if (result.error?.graphQLErrors.length) setError(result.error);
+    if (!result.data) return;
+    const details = result.data.room;
+    if (!details) {
+      gone(t('roomGone'));
+      return;
+    }
+    setAbout({ name: details.name, info: details.info });
+    setMemberships(details.memberships);
+    details.typing.forEach((user) => setTyper(user, true));
+  }, [client, room.identity, gone, setTyper]);
 
-  useLive(RoomMessages, loaded ? room.identity : null, {
+  useEffect(() => {
+    void (async () => {
+      await loadPage(null);
+      await loadDetails();
+      setLoaded(true);
+    })();
+  }, [loadPage, loadDetails]);
+
+  const apply = (event: RoomEvent) => {
+    if ('cursor' in event) lastCursor.current = event.cursor;
+    switch (event.__typename) {
+      case 'MessagePosted':
+      case 'MessageEdited':
+      case 'MessageDeleted':
+      case 'ReactionsChanged':
+        receive(event.message);
+        break;
+      case 'MemberJoined':
+      case 'MemberRoleChanged':
+      case 'ReadReceipt':
+        setMemberships((shown) => putMembership(shown, event.membership));
+        break;
+      case 'MemberLeft':
+        if (event.user.identity === viewer.identity) {
+          gone(
+            event.removedBy
+              ? t('youWereRemoved', { by: displayName(event.removedBy), room: about.name })
+              : t('youLeft', { room: about.name }),
+          );
+        } else {
+          setMemberships((shown) => dropMembership(shown, event.user));
+        }
+        break;
+      case 'RoomUpdated':
+        setAbout({ name: event.room.name, info: event.room.info });
+        onRoomChanged();
+        break;
+      case 'Typing':
+        setTyper(event.user, event.typing);
+        break;
+    }
+  };
+
+  useLive(RoomEvents, loaded ? room.identity : null, {
     async variables() {
       // A room that shows nothing has no cursor to resume from: read what
-      // it holds now first, so a message sent while we were away still shows.
-      if (newest.current === null) await loadPage(null);
-      return { roomIdentity: room.identity, after: newest.current };
+      // it holds now first, so what happened while we were away still shows.
+      if (lastCursor.current === null) {
+        await loadPage(null);
+        await loadDetails();
+      }
+      return { roomIdentity: room.identity, after: lastCursor.current };
     },
-    onData: (data) => add([data.messages], 'newer'),
-    onError: setError,
+    onData: (data) => apply(data.roomEvents),
+    onError(failed) {
+      setError(failed);
+      void loadDetails();
+    },
+    // Leaving and being removed end the subscription after the event that
+    // says so; a deleted room, or a server going down, ends it without one.
+    onEnd: () => void loadDetails(),
   });
 
   // The inbox was subscribed before this room was opened; while the room
   // shows nothing yet, it covers the moment before our own subscription is
-  // in place. Once there is a cursor, the room's subscription alone is
-  // gap-free, and mixing in a second stream could move `newest` past a
-  // message not yet received.
+  // in place. Once there is a cursor, the room's events alone are
+  // gap-free, and mixing in a second stream could move the cursor past an
+  // event not yet received.
   useEffect(
     () =>
       inbox.listen((message) => {
-        if (message.roomIdentity === room.identity && newest.current === null) add([message], 'newer');
+        if (message.roomIdentity === room.identity && lastCursor.current === null) {
+          lastCursor.current = message.cursor;
+          receive(message);
+        }
       }),
-    [inbox, room.identity, add],
+    [inbox, room.identity, receive],
   );
 
-  // Keep the bottom in view as messages arrive, unless the reader has
-  // scrolled up; keep the reader's place when older messages are added.
+  // Open at the newest message and keep the bottom in view as messages
+  // arrive, unless the reader has scrolled up; keep the reader's place
+  // when older messages are added.
   useLayoutEffect(() => {
     const element = list.current;
     if (!element) return;
     if (keepFromBottom.current !== null) {
       element.scrollTop = element.scrollHeight - keepFromBottom.current;
       keepFromBottom.current = null;
-    } else if (element.scrollHeight - element.scrollTop - element.clientHeight < 120) {
+    } else if (atBottom.current) {
       element.scrollTop = element.scrollHeight;
     }
   }, [messages, outbox]);
 
-  // Reading the room marks it read, so its badge clears here and on the
-  // user's other devices.
-  const othersShown = messages.filter((m) => m.sender.identity !== viewer.identity).length;
+  // Reading the room marks it read up to the newest message in view, so
+  // its badge clears here and on the user's other devices, and the others
+  // see the receipt. Only messages from others make it worth saying.
+  const [inView, setInView] = useState<string | null>(null);
+  const look = useCallback(() => {
+    if (list.current && document.visibilityState === 'visible') setInView(newestInView(list.current));
+  }, []);
+  const scrolled = () => {
+    const element = list.current;
+    if (element) atBottom.current = element.scrollHeight - element.scrollTop - element.clientHeight < 120;
+    look();
+  };
+  useEffect(look, [look, messages]);
   useEffect(() => {
-    if (room.unreadCount === 0 && othersShown === 0) return;
+    document.addEventListener('visibilitychange', look);
+    return () => document.removeEventListener('visibilitychange', look);
+  }, [look]);
+  const marked = useRef<string | null>(null);
+  const viewerRead = memberships.find((m) => m.user.identity === viewer.identity)?.lastReadCursor ?? null;
+  useEffect(() => {
+    if (!loaded || inView === null || inView === marked.current) return;
+    const readAt = messages.findIndex((m) => m.cursor === viewerRead);
+    const seenAt = messages.findIndex((m) => m.cursor === inView);
+    const fresh = messages.slice(readAt + 1, seenAt + 1).some((m) => m.sender.identity !== viewer.identity);
+    if (!fresh) return;
     const timer = window.setTimeout(() => {
-      void client
-        .mutation(MarkRoomRead, { roomIdentity: room.identity })
-        .toPromise()
-        .then(onRoomChanged);
-    }, 300);
+      marked.current = inView;
+      void client.mutation(MarkRoomRead, { roomIdentity: room.identity, upTo: inView }).toPromise().then(onRoomChanged);
+    }, READ_DELAY_MS);
     return () => window.clearTimeout(timer);
-  }, [client, room.identity, room.unreadCount, othersShown, onRoomChanged]);
+  }, [client, room.identity, loaded, inView, viewerRead, messages, viewer.identity, onRoomChanged]);
 
   const deliver = useCallback(
     async (item: Outgoing) => {
@@ -156,7 +286,12 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onLeft }: Props) 
       update({ state: 'pending', error: undefined });
       // The same clientId on every try: the server stores the message once.
       const result = await client
-        .mutation(SendMessage, { roomIdentity: room.identity, content: item.content, clientId: item.clientId })
+        .mutation(SendMessage, {
+          roomIdentity: room.identity,
+          content: item.content,
+          clientId: item.clientId,
+          replyTo: item.replyTo?.identity ?? null,
+        })
         .toPromise();
       if (result.error) {
         update({ state: 'failed', error: describe(result.error), retriable: !result.error.graphQLErrors.length });
@@ -177,158 +312,195 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onLeft }: Props) 
   }, [generation, deliver]);
 
   const send = (content: string) => {
-    const item: Outgoing = { clientId: newClientId(), content, state: 'pending' };
+    const item: Outgoing = { clientId: newClientId(), content, replyTo, state: 'pending' };
+    setReplyTo(null);
     setOutbox((queued) => [...queued, item]);
     void deliver(item);
   };
 
+  // What a message's buttons do; the change itself shows when its event comes.
+  const act = async (answer: Promise<OperationResult>): Promise<boolean> => {
+    const { error: failed } = await answer;
+    setError(failed ?? null);
+    return !failed;
+  };
+  const actions: MessageActions = {
+    reply: setReplyTo,
+    edit: (message, content) =>
+      act(client.mutation(EditMessage, { messageIdentity: message.identity, content }).toPromise()),
+    remove: (message) => act(client.mutation(DeleteMessage, { messageIdentity: message.identity }).toPromise()),
+    react: (message, emoji, byViewer) =>
+      act(client.mutation(byViewer ? RemoveReaction : AddReaction, { messageIdentity: message.identity, emoji }).toPromise()),
+  };
+  // Telling others we type is a courtesy: a lost signal only costs a hint,
+  // so its failures are not shown.
+  const onTyping = (typing: boolean) => void client.mutation(SetTyping, { roomIdentity: room.identity, typing }).toPromise();
+
+  const viewerRole = memberships.find((m) => m.user.identity === viewer.identity)?.role;
+  const moderates = room.roomType === 'GROUP' && (viewerRole === 'OWNER' || viewerRole === 'ADMIN');
+  const readers = readersAt(messages, memberships, viewer);
+  const title = room.roomType === 'GROUP' ? about.name : roomTitle(room, viewer);
+
   return (
     <div className="chat" data-testid="chat">
-      <RoomHeader room={room} viewer={viewer} onChanged={onRoomChanged} onLeft={onLeft} />
-      <div className="messages" ref={list} data-testid="messages">
-        {hasOlder && (
-          <button className="quiet older" data-testid="older" onClick={() => void loadPage(messages[0]?.cursor ?? null)}>
-            {t('older')}
+      <header className="chat-header">
+        <div>
+          <h2>{title}</h2>
+          <span className="hint">
+            {room.roomType === 'GROUP'
+              ? `${t('members', { count: memberships.length || room.memberCount })}${about.info ? ` · ${about.info}` : ''}`
+              : `#${room.number}`}
+          </span>
+        </div>
+        {room.roomType === 'GROUP' && (
+          <button className="quiet" aria-expanded={settings} onClick={() => setSettings(!settings)} data-testid="settings">
+            {t('groupSettings')}
           </button>
         )}
-        {loaded && messages.length === 0 && outbox.length === 0 && <p className="hint">{t('noMessages')}</p>}
-        {messages.map((message) => (
-          <MessageRow key={message.identity} message={message} mine={message.sender.identity === viewer.identity} />
-        ))}
-        {outbox.map((item) => (
-          <div key={item.clientId} className={`message mine ${item.state}`} data-testid="outgoing">
-            <div className="bubble">
-              <p>{item.content}</p>
-              <span className="meta">
-                {item.state === 'failed' ? (
-                  <>
-                    <span role="alert">
-                      {t('failed')}: {item.error}
-                    </span>{' '}
-                    <button className="link-button" onClick={() => void deliver(item)} data-testid="retry">
-                      {t('retry')}
-                    </button>
-                  </>
-                ) : (
-                  t('sending')
-                )}
-              </span>
-            </div>
-          </div>
-        ))}
-      </div>
-      <ErrorLine error={error} />
-      <SendBox onSend={send} />
-    </div>
-  );
-}
-
-function MessageRow({ message, mine }: { message: Message; mine: boolean }) {
-  return (
-    <div className={mine ? 'message mine' : 'message'} data-testid="message">
-      {!mine && <Avatar name={displayName(message.sender)} image={message.sender.avatar} />}
-      <div className="bubble">
-        {!mine && <span className="sender">{displayName(message.sender)}</span>}
-        <p>{message.content}</p>
-        <time className="meta">{time(message.createdAt)}</time>
-      </div>
-    </div>
-  );
-}
-
-function SendBox({ onSend }: { onSend(content: string): void }) {
-  const [draft, setDraft] = useState('');
-  const submit = (event: FormEvent) => {
-    event.preventDefault();
-    if (!draft.trim()) return;
-    onSend(draft);
-    setDraft('');
-  };
-  return (
-    <form className="send" onSubmit={submit}>
-      <textarea
-        name="message"
-        value={draft}
-        aria-label={t('typeMessage')}
-        placeholder={t('typeMessage')}
-        rows={2}
-        onChange={(e) => setDraft(e.target.value)}
-        onKeyDown={(event) => {
-          if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) submit(event);
-        }}
-      />
-      <button type="submit">{t('send')}</button>
-    </form>
-  );
-}
-
-interface HeaderProps {
-  room: RoomFieldsFragment;
-  viewer: UserFieldsFragment;
-  onChanged(): void;
-  onLeft(): void;
-}
-
-function RoomHeader({ room, viewer, onChanged, onLeft }: HeaderProps) {
-  const [adding, setAdding] = useState(false);
-  const [names, setNames] = useState('');
-  const [added, addMembers] = useMutation(AddMembers);
-  const [left, leave] = useMutation(LeaveRoom);
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    const answer = await addMembers({ roomIdentity: room.identity, usernames: usernames(names) });
-    if (answer.data) {
-      setAdding(false);
-      setNames('');
-      onChanged();
-    }
-  };
-  return (
-    <header className="chat-header">
-      <div>
-        <h2>{roomTitle(room, viewer)}</h2>
-        <span className="hint">
-          {room.roomType === 'GROUP'
-            ? `${t('members', { count: room.memberCount })}${room.info ? ` · ${room.info}` : ''}`
-            : `#${room.number}`}
-        </span>
-      </div>
-      {room.roomType === 'GROUP' && (
-        <div className="row">
-          {adding ? (
-            <form className="row" onSubmit={submit} aria-label={t('addMembers')} data-testid="add-members-form">
-              <input
-                name="members"
-                value={names}
-                onChange={(e) => setNames(e.target.value)}
-                placeholder={t('membersToAdd')}
-                aria-label={t('membersToAdd')}
-              />
-              <button type="submit">{t('add')}</button>
-              <button type="button" className="quiet" onClick={() => setAdding(false)}>
-                {t('cancel')}
+      </header>
+      <div className="chat-body">
+        <div className="chat-main">
+          <div className="messages" ref={list} onScroll={scrolled} data-testid="messages">
+            {hasOlder && (
+              <button className="quiet older" data-testid="older" onClick={() => void loadPage(messages[0]?.cursor ?? null)}>
+                {t('older')}
               </button>
-            </form>
-          ) : (
-            <button className="quiet" onClick={() => setAdding(true)} data-testid="add-members">
-              {t('addMembers')}
-            </button>
-          )}
-          <button
-            className="quiet danger"
-            data-testid="leave"
-            onClick={async () => {
-              const answer = await leave({ roomIdentity: room.identity });
-              if (answer.data) onLeft();
-            }}
-          >
-            {t('leave')}
-          </button>
+            )}
+            {loaded && messages.length === 0 && outbox.length === 0 && <p className="hint">{t('noMessages')}</p>}
+            {messages.map((message, at) => {
+              const before = messages[at - 1];
+              const newDay = !before || dayOf(before.createdAt) !== dayOf(message.createdAt);
+              const first =
+                !before ||
+                newDay ||
+                before.sender.identity !== message.sender.identity ||
+                Date.parse(message.createdAt) - Date.parse(before.createdAt) > RUN_MS;
+              const mine = message.sender.identity === viewer.identity;
+              return (
+                <Fragment key={message.identity}>
+                  {newDay && (
+                    <div className="day" role="separator" data-testid="day">
+                      <span>{dayLabel(message.createdAt)}</span>
+                    </div>
+                  )}
+                  <MessageRow
+                    message={message}
+                    mine={mine}
+                    first={first}
+                    readers={readers.get(at) ?? []}
+                    mayDelete={mine || moderates}
+                    actions={actions}
+                  />
+                </Fragment>
+              );
+            })}
+            {outbox.map((item) => (
+              <div key={item.clientId} className={`message mine ${item.state}`} data-testid="outgoing">
+                <div className="message-body">
+                  <div className="bubble">
+                    {item.replyTo && (
+                      <Quote sender={item.replyTo.sender} content={item.replyTo.content} deleted={Boolean(item.replyTo.deletedAt)} />
+                    )}
+                    <p>{item.content}</p>
+                    <span className="meta">
+                      {item.state === 'failed' ? (
+                        <>
+                          <span role="alert">
+                            {t('failed')}: {item.error}
+                          </span>{' '}
+                          <button className="link-button" onClick={() => void deliver(item)} data-testid="retry">
+                            {t('retry')}
+                          </button>
+                        </>
+                      ) : (
+                        t('sending')
+                      )}
+                    </span>
+                  </div>
+                </div>
+              </div>
+            ))}
+          </div>
+          <p className="typing" aria-live="polite" data-testid="typing">
+            {typingLine(typers)}
+          </p>
+          <ErrorLine error={error} />
+          <Composer replyTo={replyTo} onCancelReply={() => setReplyTo(null)} onSend={send} onTyping={onTyping} />
         </div>
-      )}
-      <ErrorLine error={added.error ?? left.error} />
-    </header>
+        {settings && room.roomType === 'GROUP' && (
+          <GroupSettings
+            roomIdentity={room.identity}
+            about={about}
+            memberships={memberships}
+            viewer={viewer}
+            onLeft={() => gone(t('youLeft', { room: about.name }))}
+            onClose={() => setSettings(false)}
+          />
+        )}
+      </div>
+    </div>
   );
+}
+
+/** Others who are typing, each forgotten when the server's lapse would
+ * have ended it; the viewer's own typing (echoed to their sockets too) is
+ * left out. */
+function useTypers(viewer: UserFieldsFragment): [UserFieldsFragment[], (user: UserFieldsFragment, typing: boolean) => void] {
+  const [typers, setTypers] = useState<UserFieldsFragment[]>([]);
+  const lapses = useRef(new Map<string, number>());
+  const set = useCallback(
+    (user: UserFieldsFragment, typing: boolean) => {
+      if (user.identity === viewer.identity) return;
+      window.clearTimeout(lapses.current.get(user.identity));
+      lapses.current.delete(user.identity);
+      const others = (shown: UserFieldsFragment[]) => shown.filter((u) => u.identity !== user.identity);
+      if (!typing) {
+        setTypers(others);
+        return;
+      }
+      setTypers((shown) => (shown.some((u) => u.identity === user.identity) ? shown : [...shown, user]));
+      lapses.current.set(
+        user.identity,
+        window.setTimeout(() => {
+          lapses.current.delete(user.identity);
+          setTypers(others);
+        }, TYPING_LAPSE_MS),
+      );
+    },
+    [viewer.identity],
+  );
+  useEffect(() => {
+    const timers = lapses.current;
+    return () => timers.forEach((timer) => window.clearTimeout(timer));
+  }, []);
+  return [typers, set];
+}
+
+function typingLine(typers: UserFieldsFragment[]): string {
+  const [only] = typers;
+  if (typers.length === 0) return '';
+  if (typers.length === 1 && only) return t('typingOne', { name: displayName(only) });
+  if (typers.length <= 3) return t('typingSome', { names: listOf(typers.map(displayName)) });
+  return t('typingMany', { count: typers.length });
+}
+
+/** The members other than the viewer under the message each has read up to. */
+function readersAt(messages: Message[], memberships: Membership[], viewer: UserFieldsFragment): Map<number, UserFieldsFragment[]> {
+  const positions = readPositions(messages, memberships);
+  const at = new Map<number, UserFieldsFragment[]>();
+  memberships.forEach((m) => {
+    const position = positions.get(m.user.identity) ?? -1;
+    if (m.user.identity === viewer.identity || position < 0) return;
+    at.set(position, [...(at.get(position) ?? []), m.user]);
+  });
+  return at;
+}
+
+/** The cursor of the newest message at least partly in view. */
+function newestInView(list: HTMLElement): string | null {
+  const bottom = list.getBoundingClientRect().bottom;
+  const rows = [...list.querySelectorAll<HTMLElement>('[data-cursor]')].reverse();
+  return rows.find((row) => row.getBoundingClientRect().top < bottom)?.dataset.cursor ?? null;
 }
 
 /** Unique enough for an idempotency key, and available on plain http

@@ -6,8 +6,14 @@ import type { UserFieldsFragment } from '../gql/graphql';
 import { t } from '../i18n';
 import { Avatar, ErrorLine, displayName } from './parts';
 
+interface Props {
+  onOpenRoom(identity: string): void;
+  /** A friendship began or ended, and with it a PRIVATE room. */
+  onRoomsChanged(): void;
+}
+
 /** Find people, see whether they are friends, befriend or unfriend them. */
-export function FriendsView({ onOpenRoom }: { onOpenRoom(identity: string): void }) {
+export function FriendsView({ onOpenRoom, onRoomsChanged }: Props) {
   const [draft, setDraft] = useState('');
   const [query, setQuery] = useState('');
   const [selected, setSelected] = useState<string | null>(null);
@@ -38,7 +44,10 @@ export function FriendsView({ onOpenRoom }: { onOpenRoom(identity: string): void
         <ProfileCard
           username={selected}
           onOpenRoom={onOpenRoom}
-          onChanged={() => refetchFriends({ requestPolicy: 'network-only' })}
+          onChanged={() => {
+            refetchFriends({ requestPolicy: 'network-only' });
+            onRoomsChanged();
+          }}
         />
       )}
       <h3>{t('yourFriends')}</h3>

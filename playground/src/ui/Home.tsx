@@ -32,6 +32,8 @@ export function Home() {
   const link = useLink();
   const [tab, setTab] = useState<Tab>('chats');
   const [openRoom, setOpenRoom] = useState<string | null>(null);
+  // Why the chat that was open closed by itself (the viewer left, was removed).
+  const [notice, setNotice] = useState<string | null>(null);
   const [me, refetchMe] = useQuery({ query: Me });
   const [rooms, refetchRooms] = useQuery({ query: Rooms });
   const inbox = useMemo(() => new Bus<MessageFieldsFragment>(), []);
@@ -90,9 +92,18 @@ export function Home() {
 
   const open = (identity: string) => {
     setOpenRoom(identity);
+    setNotice(null);
     setTab('chats');
     refreshRooms();
   };
+  const gone = useCallback(
+    (why: string) => {
+      setOpenRoom(null);
+      setNotice(why);
+      refreshRooms();
+    },
+    [refreshRooms],
+  );
 
   return (
     <div className="home">
@@ -125,7 +136,7 @@ export function Home() {
         {tab === 'chats' && viewer && (
           <RoomList rooms={roomList} viewer={viewer} openRoom={openRoom} onOpen={open} />
         )}
-        {tab === 'friends' && <FriendsView onOpenRoom={open} />}
+        {tab === 'friends' && <FriendsView onOpenRoom={open} onRoomsChanged={refreshRooms} />}
         {tab === 'profile' && viewer && <ProfileView viewer={viewer} onSaved={() => refetchMe({ requestPolicy: 'network-only' })} />}
         {tab === 'profile' && <PasswordForm />}
         {tab === 'lobby' && <p className="hint">{t('lobbyHint')}</p>}
@@ -140,13 +151,17 @@ export function Home() {
             viewer={viewer}
             inbox={inbox}
             onRoomChanged={refreshRooms}
-            onLeft={() => {
-              setOpenRoom(null);
-              refreshRooms();
-            }}
+            onGone={gone}
           />
         ) : (
-          <p className="empty">{t('pickRoom')}</p>
+          <div className="empty">
+            {notice && (
+              <p className="notice" role="status" data-testid="notice">
+                {notice}
+              </p>
+            )}
+            <p>{t('pickRoom')}</p>
+          </div>
         )}
       </section>
     </div>

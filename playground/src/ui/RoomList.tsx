@@ -5,6 +5,7 @@ import { CreateGroup } from '../api/operations';
 import type { RoomFieldsFragment, UserFieldsFragment } from '../gql/graphql';
 import { t } from '../i18n';
 import { Avatar, ErrorLine, displayName, time } from './parts';
+import { UserPicker } from './UserPicker';
 
 /** A PRIVATE room is named after the other member; a GROUP by its name. */
 export function roomTitle(room: RoomFieldsFragment, viewer: UserFieldsFragment): string {
@@ -55,7 +56,9 @@ export function RoomList({ rooms, viewer, openRoom, onOpen }: Props) {
                   <span className="room-title">{roomTitle(room, viewer)}</span>
                   <span className="room-last">
                     {room.lastMessage
-                      ? `${displayName(room.lastMessage.sender)}: ${room.lastMessage.content}`
+                      ? `${displayName(room.lastMessage.sender)}: ${
+                          room.lastMessage.deletedAt ? t('messageDeleted') : room.lastMessage.content
+                        }`
                       : '\u00a0'}
                   </span>
                 </span>
@@ -79,12 +82,12 @@ export function RoomList({ rooms, viewer, openRoom, onOpen }: Props) {
 function NewGroup({ onDone }: { onDone(identity: string | null): void }) {
   const [name, setName] = useState('');
   const [info, setInfo] = useState('');
-  const [members, setMembers] = useState('');
+  const [members, setMembers] = useState<UserFieldsFragment[]>([]);
   const [result, create] = useMutation(CreateGroup);
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     const answer = await create({
-      input: { name: name.trim(), info: info.trim(), members: usernames(members) },
+      input: { name: name.trim(), info: info.trim(), members: members.map((user) => user.username) },
     });
     if (answer.data) onDone(answer.data.createGroup.identity);
   };
@@ -98,10 +101,10 @@ function NewGroup({ onDone }: { onDone(identity: string | null): void }) {
         {t('groupInfo')}
         <input name="info" value={info} onChange={(e) => setInfo(e.target.value)} />
       </label>
-      <label>
-        {t('membersToAdd')}
-        <input name="members" value={members} onChange={(e) => setMembers(e.target.value)} />
-      </label>
+      <div className="field">
+        {t('memberList')}
+        <UserPicker picked={members} onChange={setMembers} label={t('memberList')} />
+      </div>
       <ErrorLine error={result.error} />
       <div className="row">
         <button type="submit" disabled={result.fetching}>
@@ -114,9 +117,3 @@ function NewGroup({ onDone }: { onDone(identity: string | null): void }) {
     </form>
   );
 }
-
-export const usernames = (list: string): string[] =>
-  list
-    .split(/[\s,，]+/)
-    .map((name) => name.trim())
-    .filter(Boolean);

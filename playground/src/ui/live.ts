@@ -3,17 +3,24 @@
  * gracefully completes every subscription before closing the socket, so the
  * socket's own retry has nothing left to resume: each live view subscribes
  * again on every (re)connect, with variables read at that moment (a room
- * asks for what came after the last message it shows).
+ * asks for what came after the last event it saw).
+ *
+ * A socket that drops without that goodbye is another matter: graphql-ws
+ * sends the old subscription again, with its old variables, as soon as it
+ * reconnects, until this hook replaces it. What that stale copy delivers
+ * would replay from an outdated cursor, so it is dropped.
  */
 import { useEffect, useRef } from 'react';
 import { useClient, type AnyVariables, type CombinedError, type TypedDocumentNode } from 'urql';
 
-import { useLink } from './session';
+import { useLink, useSession } from './session';
 
 interface Live<Data, Variables> {
   variables(): Variables | Promise<Variables>;
   onData(data: Data): void;
   onError?(error: CombinedError): void;
+  /** The server ended the subscription (not our own unsubscribing). */
+  onEnd?(): void;
 }
 
 /** `key` null holds the subscription back; a new key starts it over. */
@@ -23,6 +30,7 @@ export function useLive<Data, Variables extends AnyVariables>(
   live: Live<Data, Variables>,
 ): void {
   const client = useClient();
+  const { connection } = useSession();
   const { generation } = useLink();
   const latest = useRef(live);
   latest.current = live;
@@ -36,13 +44,17 @@ export function useLive<Data, Variables extends AnyVariables>(
     void Promise.resolve(latest.current.variables()).then((variables) => {
       if (stopped) return;
       ({ unsubscribe } = client.subscription(query, variables).subscribe((result) => {
-        if (result.data) latest.current.onData(result.data);
+        if (connection.link.generation !== generation) return;
         if (result.error) latest.current.onError?.(result.error);
+        // urql ends a subscription with its last result again, marked
+        // hasNext: false; it is no new data.
+        if (result.hasNext === false) latest.current.onEnd?.();
+        else if (result.data) latest.current.onData(result.data);
       }));
     });
     return () => {
       stopped = true;
       unsubscribe?.();
     };
-  }, [client, query, key, generation]);
+  }, [client, connection, query, key, generation]);
 }
