@@ -85,7 +85,7 @@ fn fanout(c: &mut Criterion) {
             .variables(async_graphql::Variables::from_json(
                 serde_json::json!({ "r": event.message.room_identity }),
             ))
-            .data(Rendered(event.clone()))
+            .data(Rendered::Message(event.clone()))
             .data(viewer.clone())
             .data(graphql::loader(app.clone(), &viewer));
         let schema = schema.clone();

@@ -11,7 +11,7 @@ mod messages;
 mod rendering;
 mod rooms;
 mod social;
-mod timeline;
+pub mod timeline;
 mod types;
 
 use std::sync::Arc;

@@ -3,24 +3,31 @@
 //! async-graphql executes a subscription's selection for every subscriber
 //! and every message. A transport that shares payloads (`live`) instead has
 //! each message executed once per document and variables, by this schema:
-//! its subscription root has the serving schema's `messages` and `inbox`
-//! fields, with the same arguments and types (a test holds them equal), but
-//! each yields the one event it is given, or nothing, and touches neither
-//! the store nor the broker. Every type below the root is the serving
-//! schema's own, so a payload rendered here is the one the serving schema
-//! would have sent.
+//! its subscription root has the serving schema's `messages`, `inbox` and
+//! `roomEvents` fields, with the same arguments and types (a test holds them
+//! equal), but each yields the one event it is given, or nothing, and never
+//! subscribes; what an event does not carry (the user a membership or a
+//! typing event names, the message a reply answers) is read through the
+//! request's loader, once per render. Every type below the root is the
+//! serving schema's own, so a payload rendered here is the one the serving
+//! schema would have sent.
 
 use std::sync::Arc;
 
 use async_graphql::{Context, EmptyMutation, ID, Schema, Subscription};
 use futures_util::{Stream, stream};
 
-use super::{Query, types::Message};
-use crate::broker::MessageEvent;
+use super::{Query, timeline::RoomEvent, types::Message};
+use crate::{broker::MessageEvent, chat::delivery};
 
 /// The event a render executes on, in the request's data. Without one, a
 /// request only runs the schema's checks: it has no response unless they fail.
-pub struct Rendered(pub Arc<MessageEvent>);
+pub enum Rendered {
+    /// For `messages` and `inbox`.
+    Message(Arc<MessageEvent>),
+    /// For `roomEvents`.
+    Room(delivery::RoomEvent),
+}
 
 /// The subscription root of [`RenderingSchema`].
 pub struct RenderingSubscription;
@@ -39,14 +46,28 @@ impl RenderingSubscription {
     async fn inbox(&self, ctx: &Context<'_>) -> impl Stream<Item = Message> + use<> {
         rendered(ctx)
     }
+
+    async fn room_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "roomIdentity")] _room_identity: ID,
+        #[graphql(name = "after")] _after: Option<String>,
+    ) -> impl Stream<Item = RoomEvent> + use<> {
+        let event = match ctx.data_opt::<Rendered>() {
+            Some(Rendered::Room(event)) => Some(RoomEvent::from(event.clone())),
+            _ => None,
+        };
+        stream::iter(event)
+    }
 }
 
-/// The request's event as the one message of its stream; none without one.
+/// The request's message as the one message of its stream; none without one.
 fn rendered(ctx: &Context<'_>) -> impl Stream<Item = Message> + use<> {
-    let event = ctx
-        .data_opt::<Rendered>()
-        .map(|rendered| rendered.0.clone());
-    stream::iter(event.map(Message::from))
+    let event = match ctx.data_opt::<Rendered>() {
+        Some(Rendered::Message(event)) => Some(Message::from(event.clone())),
+        _ => None,
+    };
+    stream::iter(event)
 }
 
 pub type RenderingSchema = Schema<Query, EmptyMutation, RenderingSubscription>;
@@ -104,7 +125,7 @@ mod tests {
                 .finish()
                 .sdl(),
         );
-        assert_eq!(rendering.len(), 2, "{rendering:?}");
+        assert_eq!(rendering.len(), 3, "{rendering:?}");
         for field in &rendering {
             assert!(
                 serving.contains(field),

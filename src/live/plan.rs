@@ -1,5 +1,5 @@
 //! Which operations a socket serves with shared renders: a subscription to
-//! one `messages` or `inbox` field, and nothing else.
+//! one `messages`, `inbox` or `roomEvents` field, and nothing else.
 
 use async_graphql::{
     Request, Variables,
@@ -16,7 +16,7 @@ use crate::{error::Error, graphql, metrics::Feed};
 /// request itself is read back from the key for the rare render.
 pub struct Plan {
     pub feed: Feed,
-    /// `messages`'s arguments, variables resolved.
+    /// `messages`'s and `roomEvents`'s arguments, variables resolved.
     pub room: Option<String>,
     pub after: Option<String>,
     /// What a render of this request depends on, besides the event: the
@@ -101,6 +101,11 @@ impl Plan {
                 argument("after")?,
             ),
             "inbox" => (Feed::Inbox, None, None),
+            "roomEvents" => (
+                Feed::RoomEvents,
+                argument("roomIdentity")?,
+                argument("after")?,
+            ),
             _ => return None,
         };
         let key: std::sync::Arc<str> = serde_json::to_string(&operation).ok()?.into();

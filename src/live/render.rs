@@ -1,6 +1,6 @@
-//! Running one socket's operations: room and inbox subscriptions rendered
-//! once per message instead of once per subscriber, and everything else run
-//! through the serving schema.
+//! Running one socket's operations: room, inbox and room-event
+//! subscriptions rendered once per event instead of once per subscriber,
+//! and everything else run through the serving schema.
 //!
 //! async-graphql runs a subscription's selection for every subscriber and
 //! every message, and serializes each result on its own: with a thousand
@@ -12,9 +12,11 @@
 //! in the event's memo ([`crate::broker::Memo`]) and shared by every
 //! subscriber on this instance, which only wraps it in its own frame.
 //!
-//! A render depends on the event, the request and whether the subscriber
-//! sent the message (only the sender sees the sender's `email`), and on
-//! nothing else: that is the key. Validation and errors are the serving
+//! A render depends on the event, the request and the subscriber's
+//! [`Perspective`] on the event (only a user sees their own `email`, and
+//! `Reaction.byViewer` is the viewer's), and on nothing else: that is the
+//! key. Most subscribers of a room share one perspective, and one render.
+//! Validation and errors are the serving
 //! schema's own rules, so a client cannot tell a shared subscription from
 //! one the schema runs for it alone.
 
@@ -34,11 +36,12 @@ use super::plan::Plan;
 use crate::{
     app::App,
     auth::Credentials,
-    broker::MessageEvent,
-    chat::delivery,
+    broker::{Memo, MessageEvent},
+    chat::delivery::{self, RoomEvent},
     error::{Error, Lang},
     graphql::{self, ClientAddress, Rendered, RenderingSchema, Schemas},
     metrics::Feed,
+    store::{MessageRecord, Stored},
 };
 
 /// The payloads rendered of one event, one per kind of subscription (named
@@ -47,11 +50,106 @@ use crate::{
 /// again: the map's hasher is Fx, one multiply); a document's text is
 /// compared only with one of the same hash.
 #[derive(Default)]
-struct Renders(std::sync::Mutex<FxHashMap<Slot, SameHash>>);
+struct Renders(std::sync::Mutex<FxHashMap<(u64, Perspective), SameHash>>);
 
-/// A render's place: its key's hash, whether by the sender, and the one
-/// subscriber it is for when not shared (see [`RenderKey::alone`]).
-type Slot = (u64, bool, Option<Uuid>);
+/// What of an event a subscriber sees differently from others: only the
+/// user themself sees their email, and `Reaction.byViewer` is theirs.
+/// Subscribers with the same perspective share a render.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Perspective {
+    /// One bit for each user the event shows whom the subscriber is (the
+    /// sender, the member, the remover), and one for each reaction of the
+    /// message the subscriber is among.
+    bits: u64,
+    /// The subscriber, when what they see cannot be told by bits: a reply
+    /// shows the replied message (its sender and reactions), a renamed
+    /// room shows the room as the viewer sees it (unread count, role).
+    alone: Option<Uuid>,
+}
+
+impl Perspective {
+    /// Bits of whether `viewer` is each of `users`, from bit `from` on.
+    fn is(mut self, viewer: Option<Uuid>, users: &[Option<Uuid>], from: u32) -> Self {
+        for (bit, user) in (from..).zip(users) {
+            if viewer.is_some() && viewer == *user {
+                self.bits |= 1 << bit;
+            }
+        }
+        self
+    }
+
+    /// `message` as `viewer` sees it: its sender, its reactions, a reply.
+    fn of_message(message: &MessageRecord, viewer: Option<Uuid>) -> Self {
+        let mut perspective = Self::default().is(viewer, &[Some(message.sender_identity)], 0);
+        for (bit, reaction) in (1..63).zip(&message.reactions) {
+            if viewer.is_some_and(|viewer| reaction.users.contains(&viewer)) {
+                perspective.bits |= 1 << bit;
+            }
+        }
+        perspective.alone = message.reply_to.and(viewer);
+        perspective
+    }
+}
+
+/// An event a subscription renders.
+trait Shared: Send + 'static {
+    /// Where its renders are kept, shared by the subscribers on this instance.
+    fn memo(&self) -> &Memo;
+
+    fn perspective(&self, viewer: Option<Uuid>) -> Perspective;
+
+    /// It, as the rendering schema takes it.
+    fn rendered(self) -> Rendered;
+}
+
+impl Shared for Arc<MessageEvent> {
+    fn memo(&self) -> &Memo {
+        &self.memo
+    }
+
+    fn perspective(&self, viewer: Option<Uuid>) -> Perspective {
+        Perspective::of_message(&self.message, viewer)
+    }
+
+    fn rendered(self) -> Rendered {
+        Rendered::Message(self)
+    }
+}
+
+impl Shared for RoomEvent {
+    fn memo(&self) -> &Memo {
+        match self {
+            RoomEvent::Posted(event) => &event.memo,
+            RoomEvent::Changed(event) => &event.memo,
+            RoomEvent::Typing(event) => &event.memo,
+        }
+    }
+
+    fn perspective(&self, viewer: Option<Uuid>) -> Perspective {
+        let nobody = Perspective::default();
+        match self {
+            RoomEvent::Posted(event) => Perspective::of_message(&event.message, viewer),
+            RoomEvent::Typing(event) => nobody.is(viewer, &[Some(event.user)], 0),
+            RoomEvent::Changed(event) => match &event.change {
+                Stored::Message(message) => Perspective::of_message(message, viewer),
+                Stored::Member(member) => nobody.is(viewer, &[Some(member.user_identity)], 0),
+                Stored::Departure(departure) => nobody.is(
+                    viewer,
+                    &[Some(departure.user_identity), departure.removed_by],
+                    0,
+                ),
+                Stored::Room(_) => Perspective {
+                    alone: viewer,
+                    ..nobody
+                },
+            },
+        }
+    }
+
+    fn rendered(self) -> Rendered {
+        Rendered::Room(self)
+    }
+}
 
 /// The renders whose keys share a hash, by their request.
 type SameHash = Vec<(Arc<str>, Arc<RenderSlot>)>;
@@ -65,12 +163,8 @@ struct RenderKey {
     request: Arc<str>,
     /// `request`'s hash.
     hash: u64,
-    /// Whether the subscriber sent the message: it alone sees the sender's email.
-    by_sender: bool,
-    /// The subscriber, when the render is theirs alone: a reply shows the
-    /// replied message's sender (whose email only they see) and reactions
-    /// (`byViewer`), which this key does not tell apart otherwise.
-    alone: Option<Uuid>,
+    /// What of the event this subscriber sees differently.
+    perspective: Perspective,
 }
 
 impl Renders {
@@ -78,9 +172,7 @@ impl Renders {
     /// `get_or_init`, so concurrent subscribers wait for one render.
     fn slot(&self, key: &RenderKey) -> Arc<RenderSlot> {
         let mut slots = crate::lock(&self.0);
-        let same_hash = slots
-            .entry((key.hash, key.by_sender, key.alone))
-            .or_default();
+        let same_hash = slots.entry((key.hash, key.perspective)).or_default();
         let found = same_hash
             .iter()
             .find(|(request, _)| Arc::ptr_eq(request, &key.request) || **request == *key.request);
@@ -141,21 +233,38 @@ impl Executor {
         if let Some(refused) = self.first(&plan, &self.schemas.checking, None).await {
             return self.single(refused);
         }
-        let started = match self.credentials.viewer() {
-            Err(error) => Err(error),
-            Ok(viewer) => match plan.feed {
-                Feed::Inbox => delivery::inbox(self.app.clone(), viewer).await,
-                _ => {
-                    let room = plan.room.as_deref().unwrap_or_default();
-                    delivery::room_messages(self.app.clone(), viewer, room, plan.after.as_deref())
-                        .await
-                }
-            },
-        };
-        let events = match started {
-            Ok(events) => events,
+        let viewer = match self.credentials.viewer() {
+            Ok(viewer) => viewer,
             Err(error) => return self.single(graphql::error_response(error)),
         };
+        let (app, room, after) = (
+            self.app.clone(),
+            plan.room.as_deref().unwrap_or_default(),
+            plan.after.as_deref(),
+        );
+        match plan.feed {
+            Feed::RoomEvents => match delivery::room_events(app, viewer, room, after).await {
+                Ok(events) => self.deliver(plan, events),
+                Err(error) => self.single(graphql::error_response(error)),
+            },
+            Feed::Inbox => match delivery::inbox(app, viewer).await {
+                Ok(events) => self.deliver(plan, events),
+                Err(error) => self.single(graphql::error_response(error)),
+            },
+            _ => match delivery::room_messages(app, viewer, room, after).await {
+                Ok(events) => self.deliver(plan, events),
+                Err(error) => self.single(graphql::error_response(error)),
+            },
+        }
+    }
+
+    /// The payloads of `events` under `plan`, each rendered once for every
+    /// subscriber on this instance that sees it alike.
+    fn deliver<T: Shared>(
+        self,
+        plan: Arc<Plan>,
+        events: BoxStream<'static, crate::error::Result<T>>,
+    ) -> Payloads {
         let live = self.app.metrics.subscription_started(plan.feed);
         let viewer = self.credentials.viewer().ok().map(|viewer| viewer.identity);
         events
@@ -164,12 +273,11 @@ impl Executor {
                     let key = RenderKey {
                         request: plan.key.clone(),
                         hash: plan.hash,
-                        by_sender: viewer == Some(event.sender.identity),
-                        alone: event.message.reply_to.and(viewer),
+                        perspective: event.perspective(viewer),
                     };
                     // An event whose memo holds something else is rendered
                     // for this subscriber alone.
-                    let slot = match event.memo.get_or_init(Renders::default) {
+                    let slot = match event.memo().get_or_init(Renders::default) {
                         Some(renders) => renders.slot(&key),
                         None => Arc::new(RenderSlot::new()),
                     };
@@ -181,7 +289,7 @@ impl Executor {
                         None => {
                             let (this, plan) = (self.clone(), plan.clone());
                             Either::Right(Box::pin(async move {
-                                Ok(this.render(&plan, &slot, event).await)
+                                Ok(this.render(&plan, &slot, event.rendered()).await)
                             }))
                         }
                     }
@@ -208,7 +316,7 @@ impl Executor {
 
     /// Fills `slot` with the payload of `event` under `plan`, unless another
     /// subscriber is at it already: then waits for theirs.
-    async fn render(&self, plan: &Plan, slot: &RenderSlot, event: Arc<MessageEvent>) -> Arc<str> {
+    async fn render(&self, plan: &Plan, slot: &RenderSlot, event: Rendered) -> Arc<str> {
         slot.get_or_init(|| async {
             self.app.metrics.subscription_rendered();
             let response = self
@@ -231,14 +339,14 @@ impl Executor {
         &self,
         plan: &Plan,
         schema: &RenderingSchema,
-        event: Option<Arc<MessageEvent>>,
+        event: Option<Rendered>,
     ) -> Option<Response> {
         let request = match plan.request().and_then(|request| self.with_data(request)) {
             Ok(request) => request,
             Err(error) => return Some(graphql::error_response(error)),
         };
         let request = match event {
-            Some(event) => request.data(Rendered(event)),
+            Some(event) => request.data(event),
             None => request,
         };
         schema.execute_stream(request).next().await

@@ -240,3 +240,105 @@ async fn a_room_live_across_instances_loses_nothing_to_redis_pausing_all_clients
         assert_eq!(received, expected, "after a {pause_ms} ms pause");
     }
 }
+
+const ROOM_EVENTS: &str = "subscription($r: ID!) { roomEvents(roomIdentity: $r) { __typename
+    ... on MessagePosted { cursor message { identity content reactions { emoji count } } }
+    ... on MessageEdited { cursor message { identity content reactions { emoji count } } }
+    ... on ReactionsChanged { cursor message { identity content reactions { emoji count } } } } }";
+
+/// Posts, edits and reactions through `app`, from two people at once: `n`
+/// rounds, each a post by `poster` edited by them and reacted to by `reactor`.
+async fn mixed_changes(
+    app: &TestApp,
+    poster: &Account,
+    reactor: &Account,
+    room: &str,
+    rounds: std::ops::Range<usize>,
+) {
+    let edit = "mutation($m: ID!, $c: String!) { editMessage(messageIdentity: $m, content: $c) { identity } }";
+    let react =
+        "mutation($m: ID!) { addReaction(messageIdentity: $m, emoji: \"👍\") { identity } }";
+    for n in rounds {
+        let sent = app.send(poster, room, &format!("m{n}")).await;
+        let message = sent["data"]["sendMessage"]["identity"].clone();
+        assert!(
+            message.is_string(),
+            "sendMessage must store and answer: {sent}"
+        );
+        let (edited, reacted) = tokio::join!(
+            app.as_user(
+                poster,
+                edit,
+                json!({ "m": message, "c": format!("m{n} edited") })
+            ),
+            app.as_user(reactor, react, json!({ "m": message })),
+        );
+        assert!(edited["errors"].is_null(), "{edited}");
+        assert!(reacted["errors"].is_null(), "{reacted}");
+    }
+}
+
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn room_events_on_another_instance_end_in_the_stored_state_across_a_redis_restart() {
+    let test = "room_events_redis_restart";
+    let mut redis = ServerProcess::redis();
+    let a = TestApp::spawn_on_redis(Backends::MongoRedis, test, &redis, 2).await;
+    let b = a.sibling().await;
+    let (pia, quy, rae) = (
+        a.register("pia").await,
+        a.register("quy").await,
+        a.register("rae").await,
+    );
+    let room = a.group(&pia, "g", &[&quy, &rae]).await;
+    let mut on_b = b.connect(&quy).await;
+    on_b.subscribe("events", ROOM_EVENTS, json!({ "r": room }))
+        .await;
+    let mut live = false;
+    for attempt in 0..50 {
+        a.send(&pia, &room, &format!("probe {attempt}")).await;
+        if on_b
+            .next_of_within("events", Duration::from_millis(300))
+            .await
+            .is_some()
+        {
+            live = true;
+            break;
+        }
+    }
+    assert!(live, "roomEvents never became live across instances");
+
+    mixed_changes(&a, &pia, &rae, &room, 0..8).await;
+    redis.stop();
+    mixed_changes(&a, &pia, &rae, &room, 8..16).await;
+    redis.start();
+    mixed_changes(&a, &pia, &rae, &room, 16..24).await;
+
+    // Follow until every message shows its last state, as the store has it.
+    let mut shown = std::collections::BTreeMap::new();
+    let mut cursors = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (0..24).any(|n| {
+        shown.get(&format!("m{n} edited")) != Some(&json!([{ "emoji": "👍", "count": 1 }]))
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "not all changes arrived: {shown:?}"
+        );
+        let Some(payload) = on_b.next_of_within("events", Duration::from_secs(10)).await else {
+            continue;
+        };
+        let event = &payload["data"]["roomEvents"];
+        let cursor = event["cursor"].as_str().unwrap_or_default().to_owned();
+        assert!(cursors.insert(cursor), "an event came twice: {event}");
+        let message = &event["message"];
+        shown.insert(
+            message["content"].as_str().unwrap_or_default().to_owned(),
+            message["reactions"].clone(),
+        );
+    }
+    let extra = on_b
+        .next_of_within("events", Duration::from_millis(500))
+        .await;
+    assert_eq!(extra, None, "nothing after the last change");
+}

@@ -359,3 +359,58 @@ async fn listing_200_rooms_with_every_field_costs_a_bounded_number_of_store_call
     let used = calls.load(Ordering::SeqCst);
     assert!(used <= 16, "listing 200 rooms took {used} store calls");
 }
+
+#[tokio::test]
+async fn a_page_of_replies_with_reactions_costs_a_bounded_number_of_store_calls() {
+    let (inner, _dir) = crate::helpers::sqlite_store().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(CountingStore {
+        inner,
+        calls: calls.clone(),
+    });
+    let app = TestApp::spawn_on(
+        Backends::Embedded,
+        "n_plus_one_replies",
+        |_| {},
+        Some(store),
+    )
+    .await;
+    let (xia, yan) = (app.register("xia").await, app.register("yan").await);
+    let room = app.befriend(&xia, &yan).await;
+    let reply = "mutation($r: ID!, $c: String!, $to: ID) {
+        sendMessage(roomIdentity: $r, content: $c, replyTo: $to) { identity } }";
+    let react =
+        "mutation($m: ID!) { addReaction(messageIdentity: $m, emoji: \"👍\") { identity } }";
+    let mut previous = Value::Null;
+    for i in 0..100 {
+        let sender = if i % 2 == 0 { &xia } else { &yan };
+        let sent = app
+            .as_user(
+                sender,
+                reply,
+                json!({ "r": room, "c": format!("m{i}"), "to": previous }),
+            )
+            .await;
+        previous = sent["data"]["sendMessage"]["identity"].clone();
+        app.as_user(sender, react, json!({ "m": previous })).await;
+    }
+
+    calls.store(0, Ordering::SeqCst);
+    let page = app
+        .as_user(
+            &xia,
+            "query($r: ID!) { messages(roomIdentity: $r, last: 100) { edges { node {
+                content sender { username } reactions { emoji count byViewer }
+                replyTo { content sender { username } reactions { count } } } } } }",
+            json!({ "r": room }),
+        )
+        .await;
+    let edges = page["data"]["messages"]["edges"].as_array().expect("edges");
+    assert_eq!(edges.len(), 100, "{page}");
+    assert_eq!(edges[99]["node"]["replyTo"]["content"], "m98");
+    assert_eq!(edges[99]["node"]["reactions"][0]["count"], 1);
+    // The room, the membership, the page, the replied messages, their
+    // senders: one call each, not one per message.
+    let used = calls.load(Ordering::SeqCst);
+    assert!(used <= 8, "a page of 100 replies took {used} store calls");
+}

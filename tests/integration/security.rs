@@ -945,7 +945,7 @@ crate::accounts::api_suite!(
 
 /// The app's services without a server: the tests below drive the chat's
 /// functions themselves, to drop them at chosen points.
-async fn bare_app(backends: Backends, test: &str) -> (Arc<App>, tempfile::TempDir) {
+pub(crate) async fn bare_app(backends: Backends, test: &str) -> (Arc<App>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a data dir");
     let app = App::open(backends.config(test, &dir))
         .await
@@ -953,7 +953,7 @@ async fn bare_app(backends: Backends, test: &str) -> (Arc<App>, tempfile::TempDi
     (Arc::new(app), dir)
 }
 
-async fn member(app: &App, name: &str) -> Viewer {
+pub(crate) async fn member(app: &App, name: &str) -> Viewer {
     let profile = accounts::create_account(
         app,
         NewAccount {

@@ -122,7 +122,90 @@ async fn a_shared_subscription_answers_bad_documents_and_strangers_as_the_schema
     }
 }
 
+const REACTIONS: &str = "subscription($r: ID!) { roomEvents(roomIdentity: $r) { __typename
+    ... on MessagePosted { message { content } }
+    ... on ReactionsChanged { message { content reactions { emoji count byViewer } } } } }";
+
+/// Reads `id`'s room events up to the next `ReactionsChanged`; its reactions.
+async fn next_reactions(socket: &mut Socket) -> Value {
+    loop {
+        let payload = socket
+            .next_of_within("events", Duration::from_secs(8))
+            .await
+            .expect("an event in time");
+        let event = &payload["data"]["roomEvents"];
+        if event["__typename"] == "ReactionsChanged" {
+            return event["message"]["reactions"].clone();
+        }
+    }
+}
+
+async fn room_events_are_rendered_once_per_perspective_and_reactors_see_their_own(
+    backends: Backends,
+) {
+    let app = TestApp::spawn(backends, "shared_room_events").await;
+    let (ann, bob, cat) = (
+        app.register("ann").await,
+        app.register("bob").await,
+        app.register("cat").await,
+    );
+    let room = app.group(&ann, "team", &[&bob, &cat]).await;
+    let mut sockets = Vec::new();
+    for account in [&bob, &cat, &bob, &cat] {
+        let mut socket = app.connect(account).await;
+        socket
+            .subscribe("events", REACTIONS, json!({ "r": room }))
+            .await;
+        sockets.push(socket);
+    }
+    // Live once a message sent now reaches every socket.
+    'probing: for attempt in 0..50 {
+        let content = format!("probe {attempt}");
+        app.send(&ann, &room, &content).await;
+        for socket in &mut sockets {
+            let reached = socket
+                .next_of_within("events", Duration::from_millis(300))
+                .await;
+            if reached.is_none() {
+                continue 'probing;
+            }
+        }
+        break;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for socket in &mut sockets {
+        while socket
+            .next_of_within("events", Duration::from_millis(100))
+            .await
+            .is_some()
+        {}
+    }
+    let answer = app.send(&ann, &room, "react here").await;
+    let message = answer["data"]["sendMessage"]["identity"].clone();
+    let react = "mutation($m: ID!, $e: String!) { addReaction(messageIdentity: $m, emoji: $e) { identity } }";
+    for socket in &mut sockets {
+        socket
+            .next_of_within("events", Duration::from_secs(8))
+            .await;
+    }
+    let before = renders(&app).await;
+    app.as_user(&bob, react, json!({ "m": message, "e": "👍" }))
+        .await;
+
+    for (place, socket) in sockets.iter_mut().enumerate() {
+        let by_bob = place % 2 == 0;
+        assert_eq!(
+            next_reactions(socket).await,
+            json!([{ "emoji": "👍", "count": 1, "byViewer": by_bob }]),
+            "socket {place}"
+        );
+    }
+    // The reaction as bob sees it, and as everyone else does.
+    assert_eq!(renders(&app).await - before, 2.0);
+}
+
 api_suite!(
+    room_events_are_rendered_once_per_perspective_and_reactors_see_their_own,
     six_subscribers_of_a_room_share_one_render_per_message,
     only_the_sender_sees_their_email_when_renders_are_shared,
     a_shared_subscription_answers_bad_documents_and_strangers_as_the_schema_does,

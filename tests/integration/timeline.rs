@@ -2,13 +2,26 @@
 //! type and manage a group (API.md, "Who may do what"), and `roomEvents`
 //! replaying and following every change, over every backend.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use chatroom::{
+    app::App,
+    auth::Viewer,
+    chat::{
+        delivery::{self, RoomEvent},
+        messages, rooms, timeline,
+    },
+    store::{MessageRecord, Role, Stored},
+};
+use futures_util::StreamExt;
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::{
     accounts::api_suite,
-    helpers::{Account, Backends, TestApp, error_code, error_field},
+    helpers::{Account, Backends, Socket, TestApp, error_code, error_field},
+    security::{bare_app, member},
 };
 
 const EDIT: &str = "mutation($m: ID!, $c: String!) { editMessage(messageIdentity: $m, content: $c) \
@@ -385,6 +398,130 @@ async fn room_events_follow_every_change_and_a_replay_ends_in_the_same_state(bac
     assert!(refused.is_some_and(|payload| !payload["errors"].is_null()));
 }
 
+async fn outsiders_are_forbidden_and_private_rooms_have_no_roles(backends: Backends) {
+    let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_outsiders").await;
+    let eve = app.register("eve").await;
+    let pair = app.befriend(&ann, &bob).await;
+    let (message, _) = sent(&app, &ann, &room, "members only").await;
+    let typing = "mutation($r: ID!) { setTyping(roomIdentity: $r, typing: true) }";
+    let one = "query($m: ID!) { message(identity: $m) { content deletedAt } }";
+
+    let attempts = [
+        call(&app, &eve, EDIT, json!({ "m": message, "c": "x" })).await,
+        call(&app, &eve, DELETE, json!({ "m": message })).await,
+        call(&app, &eve, REACT, json!({ "m": message, "e": "👍" })).await,
+        call(&app, &eve, typing, json!({ "r": room })).await,
+        call(&app, &ann, UPDATE, json!({ "r": pair, "n": "ours" })).await,
+        call(
+            &app,
+            &ann,
+            SET_ROLE,
+            json!({ "r": pair, "u": "bob", "role": "ADMIN" }),
+        )
+        .await,
+        call(&app, &ann, REMOVE, json!({ "r": pair, "u": "bob" })).await,
+    ];
+    for answer in &attempts {
+        assert_eq!(error_code(answer), "FORBIDDEN", "{answer}");
+    }
+    let roles = call(&app, &ann, ROLES, json!({ "r": pair })).await;
+    assert_eq!(roles["data"]["room"]["viewerRole"], "MEMBER", "{roles}");
+    assert_eq!(
+        call(&app, &eve, one, json!({ "m": message })).await["data"]["message"],
+        Value::Null
+    );
+
+    call(&app, &ann, DELETE, json!({ "m": message })).await;
+    let tombstone = call(&app, &bob, one, json!({ "m": message })).await;
+    assert_eq!(tombstone["data"]["message"]["content"], "", "{tombstone}");
+    assert!(tombstone["data"]["message"]["deletedAt"].is_string());
+    let on_deleted = call(&app, &bob, REACT, json!({ "m": message, "e": "👍" })).await;
+    assert_eq!(error_code(&on_deleted), "CONFLICT", "{on_deleted}");
+}
+
+/// A subscription of `account` to the room's events, live.
+async fn live_events(app: &TestApp, account: &Account, sender: &Account, room: &str) -> Socket {
+    let mut socket = app.connect(account).await;
+    socket
+        .subscribe("events", EVENTS, json!({ "r": room }))
+        .await;
+    for attempt in 0..50 {
+        sent(app, sender, room, &format!("probe {attempt}")).await;
+        if socket
+            .next_of_within("events", Duration::from_millis(300))
+            .await
+            .is_some()
+        {
+            while socket
+                .next_of_within("events", Duration::from_millis(300))
+                .await
+                .is_some()
+            {}
+            return socket;
+        }
+    }
+    panic!("roomEvents never became live");
+}
+
+/// The next event of `socket` other than a message posted (the probes of
+/// making subscriptions live may still be arriving).
+async fn next_change(socket: &mut Socket) -> Value {
+    loop {
+        let event = next_event(socket, "events").await;
+        if event["__typename"] != "MessagePosted" {
+            return event;
+        }
+    }
+}
+
+async fn removal_and_leaving_end_room_events_after_the_event_that_says_so(backends: Backends) {
+    let (app, [ann, bob, cat], room) = group_of_three(backends, "timeline_ends").await;
+    let mut cats = live_events(&app, &cat, &ann, &room).await;
+    let mut bobs = live_events(&app, &bob, &ann, &room).await;
+
+    call(&app, &ann, REMOVE, json!({ "r": room, "u": "cat" })).await;
+    let told = next_change(&mut cats).await;
+    assert_eq!(told["__typename"], "MemberLeft", "{told}");
+    assert_eq!(told["user"]["username"], "cat");
+    assert_eq!(cats.next_of("events").await, None, "then it completes");
+
+    let leave = "mutation($r: ID!) { leaveRoom(roomIdentity: $r) }";
+    let seen_by_bob = next_change(&mut bobs).await;
+    assert_eq!(seen_by_bob["__typename"], "MemberLeft");
+    call(&app, &ann, leave, json!({ "r": room })).await;
+    let owner_left = next_change(&mut bobs).await;
+    assert_eq!(owner_left["user"]["username"], "ann", "{owner_left}");
+    let heir = next_change(&mut bobs).await;
+    assert_eq!(heir["__typename"], "MemberRoleChanged", "{heir}");
+    assert_eq!(heir["membership"]["role"], "OWNER");
+    call(&app, &bob, leave, json!({ "r": room })).await;
+    let last = next_change(&mut bobs).await;
+    assert_eq!(last["__typename"], "MemberLeft");
+    assert_eq!(bobs.next_of("events").await, None, "the room is gone");
+}
+
+async fn a_change_that_changes_nothing_makes_no_event(backends: Backends) {
+    let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_no_change").await;
+    let (message, cursor) = sent(&app, &ann, &room, "same").await;
+    call(&app, &bob, REACT, json!({ "m": message, "e": "👍" })).await;
+    call(&app, &bob, MARK, json!({ "r": room })).await;
+    let mut socket = live_events(&app, &bob, &ann, &room).await;
+    call(&app, &bob, MARK, json!({ "r": room, "up": cursor })).await;
+
+    call(&app, &ann, EDIT, json!({ "m": message, "c": "same" })).await;
+    call(&app, &bob, REACT, json!({ "m": message, "e": "👍" })).await;
+    call(&app, &bob, UNREACT, json!({ "m": message, "e": "🎉" })).await;
+    call(&app, &bob, MARK, json!({ "r": room, "up": cursor })).await;
+    call(&app, &ann, UPDATE, json!({ "r": room, "n": "tea" })).await;
+    call(&app, &ann, DELETE, json!({ "m": message })).await;
+
+    let next = next_event(&mut socket, "events").await;
+    assert_eq!(
+        next["__typename"], "MessageDeleted",
+        "nothing before it: {next}"
+    );
+}
+
 async fn typing_reaches_the_room_and_lapses(backends: Backends) {
     let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_typing").await;
     let mut socket = app.connect(&bob).await;
@@ -441,4 +578,206 @@ api_suite!(
     roles_decide_who_manages_a_group_and_ownership_passes_on,
     room_events_follow_every_change_and_a_replay_ends_in_the_same_state,
     typing_reaches_the_room_and_lapses,
+    a_subscriber_back_from_any_cursor_ends_in_the_state_of_one_that_never_left,
+    removal_and_leaving_end_room_events_after_the_event_that_says_so,
+    a_change_that_changes_nothing_makes_no_event,
+    outsiders_are_forbidden_and_private_rooms_have_no_roles,
 );
+
+/// A message as shown: its content, whether deleted, its reactions counted.
+type Shown = (String, bool, Vec<(String, usize)>);
+
+/// A room as a subscriber of `roomEvents` knows it: each message's content,
+/// deletion and reactions, and each member's role and read position.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Known {
+    messages: BTreeMap<Uuid, Shown>,
+    members: BTreeMap<Uuid, (Role, i64)>,
+}
+
+impl Known {
+    fn apply(&mut self, event: &RoomEvent) {
+        let mut message = |m: &MessageRecord| {
+            let reactions = m
+                .reactions
+                .iter()
+                .map(|r| (r.emoji.clone(), r.users.len()))
+                .collect();
+            self.messages.insert(
+                m.identity,
+                (m.content.clone(), m.deleted_at.is_some(), reactions),
+            );
+        };
+        match event {
+            RoomEvent::Posted(posted) => message(&posted.message),
+            RoomEvent::Typing(_) => {}
+            RoomEvent::Changed(changed) => match &changed.change {
+                Stored::Message(m) => message(m),
+                Stored::Member(m) => {
+                    self.members
+                        .insert(m.user_identity, (m.role, m.last_read_seq));
+                }
+                Stored::Departure(d) => {
+                    self.members.remove(&d.user_identity);
+                }
+                Stored::Room(_) => {}
+            },
+        }
+    }
+}
+
+/// An event's position, as a cursor of `room` names it after the event:
+/// a posted message by its own cursor, anything else by its revision.
+fn cursor_after(room: Uuid, event: &RoomEvent) -> Option<String> {
+    match event {
+        RoomEvent::Posted(posted) => Some(messages::encode_cursor(room, posted.message.seq)),
+        RoomEvent::Changed(changed) => {
+            Some(messages::encode_event_cursor(room, changed.change.rev()))
+        }
+        RoomEvent::Typing(_) => None,
+    }
+}
+
+/// One random change by one of `people` in `room`; errors (a message
+/// deleted meanwhile, someone else's message) are part of the game.
+async fn random_change(
+    app: &Arc<App>,
+    people: &[Viewer],
+    room: &str,
+    sent: &[Uuid],
+    rng: &mut StdRng,
+) -> Option<Uuid> {
+    let who = &people[rng.gen_range(0..people.len())];
+    let target = (!sent.is_empty()).then(|| sent[rng.gen_range(0..sent.len())].to_string());
+    let emoji = ["👍", "🎉", "❤️"][rng.gen_range(0..3)];
+    match (rng.gen_range(0..10), target) {
+        (0..=3, _) | (_, None) => {
+            let content = format!("post {}", rng.r#gen::<u16>());
+            let posted = messages::send(app, who, room, &content, None, None).await;
+            return posted.ok().map(|event| event.message.identity);
+        }
+        (4, Some(target)) => {
+            let content = format!("edit {}", rng.r#gen::<u16>());
+            timeline::edit(app, who, &target, &content).await.ok();
+        }
+        (5, Some(target)) => {
+            timeline::delete(app, who, &target).await.ok();
+        }
+        (6..=7, Some(target)) => {
+            timeline::react(app, who, &target, emoji, true).await.ok();
+        }
+        (8, Some(target)) => {
+            timeline::react(app, who, &target, emoji, false).await.ok();
+        }
+        (_, Some(_)) => {
+            rooms::mark_read(app, who, room, None).await.ok();
+        }
+    }
+    None
+}
+
+/// The revision of the room's state right after `event`.
+fn rev_of(event: &RoomEvent) -> Option<i64> {
+    match event {
+        RoomEvent::Posted(posted) => Some(posted.message.rev),
+        RoomEvent::Changed(changed) => Some(changed.change.rev()),
+        RoomEvent::Typing(_) => None,
+    }
+}
+
+/// The events of `events` up to the one that brings the room to revision
+/// `newest`, each within a few seconds.
+async fn take(
+    events: &mut futures_util::stream::BoxStream<'static, chatroom::error::Result<RoomEvent>>,
+    newest: i64,
+) -> Vec<RoomEvent> {
+    let mut taken = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream goes on")
+            .expect("no error");
+        let last = rev_of(&next) == Some(newest);
+        taken.push(next);
+        if last {
+            return taken;
+        }
+    }
+}
+
+async fn a_subscriber_back_from_any_cursor_ends_in_the_state_of_one_that_never_left(
+    backends: Backends,
+) {
+    for seed in [1_u64, 2, 3] {
+        let (app, _dir) = bare_app(backends, &format!("replay_{seed}")).await;
+        let people = [
+            member(&app, "ann").await,
+            member(&app, "bob").await,
+            member(&app, "cat").await,
+        ];
+        let names = ["bob".to_owned(), "cat".to_owned()];
+        let room = rooms::create_group(&app, &people[0], "g", "", &names)
+            .await
+            .expect("a group");
+        let (identity, room_text) = (room.identity, room.identity.to_string());
+        let mut never_left = delivery::room_events(app.clone(), &people[1], &room_text, None)
+            .await
+            .expect("subscribed");
+
+        // Random changes, two people at a time.
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut sent = Vec::new();
+        for _ in 0..30 {
+            let (mut first, mut second) = (
+                StdRng::seed_from_u64(rng.r#gen()),
+                StdRng::seed_from_u64(rng.r#gen()),
+            );
+            let (a, b) = tokio::join!(
+                random_change(&app, &people, &room_text, &sent, &mut first),
+                random_change(&app, &people, &room_text, &sent, &mut second),
+            );
+            sent.extend(a.into_iter().chain(b));
+        }
+        let newest = app
+            .store
+            .room(identity)
+            .await
+            .expect("read")
+            .expect("room")
+            .rev;
+        let seen = take(&mut never_left, newest).await;
+        let mut whole = Known::default();
+        for event in &seen {
+            whole.apply(event);
+        }
+
+        // Back from every cursor seen: what was known then, plus the replay.
+        let mut replays = 0;
+        for (place, event) in seen.iter().enumerate() {
+            let Some(cursor) = cursor_after(identity, event) else {
+                continue;
+            };
+            if rev_of(event) == Some(newest) {
+                continue;
+            }
+            let mut known = Known::default();
+            for earlier in &seen[..=place] {
+                known.apply(earlier);
+            }
+            let mut back =
+                delivery::room_events(app.clone(), &people[1], &room_text, Some(&cursor))
+                    .await
+                    .expect("subscribed again");
+            for replayed in take(&mut back, newest).await {
+                known.apply(&replayed);
+            }
+            assert_eq!(known, whole, "seed {seed}, back from event {place}");
+            replays += 1;
+        }
+        assert!(
+            replays >= 20,
+            "seed {seed}: only {replays} cursors to come back from"
+        );
+    }
+}
