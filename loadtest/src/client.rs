@@ -10,6 +10,15 @@ use url::Url;
 pub const SEND_MESSAGE: &str = "mutation($room: ID!, $content: String!) { \
     sendMessage(roomIdentity: $room, content: $content) { identity } }";
 
+pub const EDIT_MESSAGE: &str = "mutation($m: ID!, $content: String!) { \
+    editMessage(messageIdentity: $m, content: $content) { identity } }";
+
+pub const ADD_REACTION: &str =
+    "mutation($m: ID!) { addReaction(messageIdentity: $m, emoji: \"👍\") { identity } }";
+
+pub const REMOVE_REACTION: &str =
+    "mutation($m: ID!) { removeReaction(messageIdentity: $m, emoji: \"👍\") { identity } }";
+
 /// One keep-alive HTTP connection's worth of client: each sender has its
 /// own, so senders do not queue behind each other's requests.
 #[derive(Clone)]

@@ -121,6 +121,30 @@ pub struct Options {
     /// connection and CPU come from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// What the connections subscribe to: new messages (`messages`), or
+    /// every change of the room (`room-events`, which `--mix` needs).
+    #[arg(long, value_enum, default_value_t = Feed::Messages)]
+    pub subscription: Feed,
+    /// The share of measured changes that are not new messages: half of
+    /// them edits of the sender's last message (a new stamp, measured like
+    /// a message), half reactions to it (added, then taken back; counted).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub mix: f64,
+}
+
+/// The subscription each connection holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Feed {
+    Messages,
+    RoomEvents,
+}
+
+fn share(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err("a share from 0 to 1".into()),
+    }
 }
 
 fn seconds(value: &str) -> Result<Duration, String> {
@@ -157,6 +181,9 @@ impl Options {
 /// take: setup failed, or no connection subscribed.
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let ws_url = options.ws_url()?;
+    if options.mix > 0.0 && options.subscription != Feed::RoomEvents {
+        bail!("--mix needs --subscription room-events: `messages` carries new messages only");
+    }
     tracing::info!(url = %options.url, ws = %ws_url, "load testing");
     let run = Arc::new(Run::new());
     let api = GraphQl::new(options.url.clone(), options.request_timeout)?;
@@ -190,6 +217,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         connections: options.connections,
         at_once: options.connect_concurrency,
         deadline: ready_deadline,
+        feed: options.subscription,
     })?;
     connections.settled(ready_deadline).await;
     let connect_s = epoch.elapsed();
@@ -229,6 +257,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         warm_until,
         until: warm_until + options.duration,
         pad: options.pad,
+        mix: options.mix,
     };
     let target = senders::Target {
         url: options.url.clone(),
@@ -247,7 +276,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let send_s = measuring.elapsed();
 
     let draining = Instant::now();
-    drain(&connections, sent.ok_count * subscribed as u64, options).await;
+    let owed = (sent.ok_count + sent.reactions_ok) * subscribed as u64;
+    drain(&connections, owed, options).await;
     let drain_s = draining.elapsed();
     let (server_cpu, own_cpu) = cpu.percentages(measuring.elapsed());
     tracing::info!("sending done; closing the connections");
@@ -276,6 +306,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             rate: options.rate,
             duration_s: options.duration.as_secs_f64(),
             warmup_s: options.warmup.as_secs_f64(),
+            subscription: options.subscription,
+            mix: options.mix,
         },
         phases_s: Phases {
             setup: round(setup_s.as_secs_f64(), 2),
@@ -391,6 +423,8 @@ fn send_figures(sent: &Sent) -> SendFigures {
         .map_or(0, |first| sent.last_answer_us.saturating_sub(first));
     SendFigures {
         ok: sent.ok_count,
+        edits: sent.edits_ok,
+        reactions: sent.reactions_ok,
         errors: sent.error_count(),
         error_codes: sent.errors.clone(),
         first_error: sent.first_error.clone(),
@@ -411,7 +445,8 @@ fn delivery(
     let received: u64 = subscribed_listeners()
         .map(|l| l.seen.common(&sent.ok))
         .sum();
-    let all_received: u64 = subscribed_listeners().map(Listener::received).sum();
+    let reactions: u64 = subscribed_listeners().map(|l| l.reactions).sum();
+    let all_received: u64 = subscribed_listeners().map(Listener::received).sum::<u64>() + reactions;
     let last_delivery_us = subscribed_listeners()
         .map(|l| l.last_delivery_us)
         .max()
@@ -429,6 +464,8 @@ fn delivery(
             .map(|l| l.seen.common(&sent.ok))
             .min()
             .unwrap_or(0),
+        reactions_expected: sent.reactions_ok * subscribed as u64,
+        reactions_received: reactions,
         per_s: per_second(all_received, window_us),
         latency: Percentiles::of(end_to_end),
     }

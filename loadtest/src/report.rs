@@ -39,6 +39,9 @@ pub struct ConfigFigures {
     pub rate: f64,
     pub duration_s: f64,
     pub warmup_s: f64,
+    pub subscription: crate::Feed,
+    /// The share of measured changes that are edits and reactions.
+    pub mix: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +68,12 @@ pub struct SubscriberFigures {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SendFigures {
+    /// Successful changes that carry a stamp: messages sent and edits.
     pub ok: u64,
+    /// Of `ok`, edits (with `--mix`).
+    pub edits: u64,
+    /// Reactions added or taken back (with `--mix`).
+    pub reactions: u64,
     pub errors: u64,
     pub error_codes: BTreeMap<String, u64>,
     pub first_error: Option<String>,
@@ -85,7 +93,12 @@ pub struct DeliveryFigures {
     pub duplicates: u64,
     pub out_of_order: u64,
     pub min_per_subscriber: u64,
-    /// Deliveries over the time from the first send to the last delivery.
+    /// With `--mix`: reactions sent times subscribed connections, and the
+    /// reaction events received (not stamped: counted, not timed).
+    pub reactions_expected: u64,
+    pub reactions_received: u64,
+    /// Deliveries (messages, edits and reactions) over the time from the
+    /// first send to the last delivery.
     pub per_s: f64,
     /// From the start of `sendMessage` to the frame read by a subscriber.
     pub latency: Percentiles,
@@ -171,8 +184,16 @@ impl fmt::Display for Report {
         writeln!(f, "target      {} (WebSocket {})", t.url, t.ws_url)?;
         writeln!(
             f,
-            "run         room {}, {} tokens, C={} S={} {pace}, {}s after {}s warm-up",
-            t.room, t.tokens, c.connections, c.senders, c.duration_s, c.warmup_s
+            "run         room {}, {} tokens, C={} S={} {pace}, {}s after {}s warm-up; \
+             {:?} subscriptions, {}% edits and reactions",
+            t.room,
+            t.tokens,
+            c.connections,
+            c.senders,
+            c.duration_s,
+            c.warmup_s,
+            c.subscription,
+            c.mix * 100.0
         )?;
         writeln!(
             f,
@@ -186,9 +207,11 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "send        {} ok, {} errors {:?}, {:.1} msg/s, behind schedule {}; \
-             latency p50 {} ms p99 {} ms",
+            "send        {} ok ({} edits, and {} reactions), {} errors {:?}, {:.1} msg/s, \
+             behind schedule {}; latency p50 {} ms p99 {} ms",
             m.ok,
+            m.edits,
+            m.reactions,
             m.errors,
             m.error_codes,
             m.rate_per_s,
@@ -202,13 +225,15 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "delivery    {} of {} expected, {} lost, {} duplicates, {} out of order, \
-             worst subscriber {}; {:.0} deliveries/s",
+             worst subscriber {}; reactions {} of {}; {:.0} deliveries/s",
             d.received,
             d.expected,
             d.lost,
             d.duplicates,
             d.out_of_order,
             d.min_per_subscriber,
+            d.reactions_received,
+            d.reactions_expected,
             d.per_s
         )?;
         writeln!(

@@ -1,5 +1,7 @@
 //! S senders calling `sendMessage`, each with one request in flight: open
 //! loop at a total rate, or closed loop (the next as soon as one is answered).
+//! With a mix, a share of the changes edit or react to the sender's last
+//! message instead.
 
 use std::{
     collections::BTreeMap,
@@ -16,7 +18,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::{
-    client::{Failure, GraphQl, SEND_MESSAGE},
+    client::{ADD_REACTION, EDIT_MESSAGE, Failure, GraphQl, REMOVE_REACTION, SEND_MESSAGE},
     stamp::{Run, SeqSet, Stamp},
     subscribers::{latency_histogram, micros},
 };
@@ -31,6 +33,8 @@ pub struct Schedule {
     pub warm_until: Instant,
     pub until: Instant,
     pub pad: usize,
+    /// The share of measured changes that are edits and reactions.
+    pub mix: f64,
 }
 
 /// Where the senders send, and the numbering they share with the receivers.
@@ -59,6 +63,10 @@ pub struct Sent {
     pub behind_schedule: u64,
     pub first_send_us: Option<u64>,
     pub last_answer_us: u64,
+    /// Of `ok_count`, edits.
+    pub edits_ok: u64,
+    /// Reactions added or taken back.
+    pub reactions_ok: u64,
 }
 
 impl Sent {
@@ -72,6 +80,8 @@ impl Sent {
             behind_schedule: 0,
             first_send_us: None,
             last_answer_us: 0,
+            edits_ok: 0,
+            reactions_ok: 0,
         })
     }
 
@@ -91,6 +101,8 @@ impl Sent {
             (a, b) => a.or(b),
         };
         self.last_answer_us = self.last_answer_us.max(other.last_answer_us);
+        self.edits_ok += other.edits_ok;
+        self.reactions_ok += other.reactions_ok;
         Ok(())
     }
 
@@ -128,6 +140,12 @@ async fn sender(index: usize, target: Target, schedule: Schedule) -> anyhow::Res
     let token = &target.tokens[index % target.tokens.len()];
     let senders = schedule.senders.max(1) as f64;
     let interval = (schedule.rate > 0.0).then(|| Duration::from_secs_f64(senders / schedule.rate));
+    // The mix's state: credit towards the next change that is not a new
+    // message, how many there were, the last message sent, and whether
+    // this sender's reaction is on it.
+    let (mut mixed, mut others) = (0.0_f64, 0_u64);
+    let mut last_message: Option<String> = None;
+    let mut reacting = false;
     // Senders start spread over one interval, not all at once.
     let mut next = Instant::now()
         + interval.map_or(Duration::ZERO, |_| {
@@ -161,6 +179,40 @@ async fn sender(index: usize, target: Target, schedule: Schedule) -> anyhow::Res
                 .await;
             continue;
         }
+        // With a mix, some changes are not new messages: they go to the
+        // sender's last message, edits and reactions taking turns.
+        mixed += schedule.mix;
+        let other = match (&last_message, mixed >= 1.0) {
+            (Some(message), true) => {
+                mixed -= 1.0;
+                others += 1;
+                Some((message.clone(), others % 2 == 1))
+            }
+            _ => None,
+        };
+        if let Some((message, false)) = other {
+            let reacted = !reacting;
+            let mutation = if reacted {
+                ADD_REACTION
+            } else {
+                REMOVE_REACTION
+            };
+            let started = Instant::now();
+            let answer = api
+                .call(Some(token), mutation, json!({ "m": message }))
+                .await;
+            sent.last_answer_us = micros(target.epoch.elapsed());
+            match answer {
+                Ok(_) => {
+                    reacting = reacted;
+                    sent.reactions_ok += 1;
+                    sent.latency
+                        .saturating_record(micros(started.elapsed()).max(1));
+                }
+                Err(failure) => sent.failed(&failure),
+            }
+            continue;
+        }
         let seq = target.issued.fetch_add(1, Relaxed);
         let sent_us = micros(target.epoch.elapsed());
         sent.first_send_us.get_or_insert(sent_us);
@@ -171,20 +223,32 @@ async fn sender(index: usize, target: Target, schedule: Schedule) -> anyhow::Res
         };
         let content = target.run.measured(stamp, schedule.pad);
         let started = Instant::now();
-        let answer = api
-            .call(
-                Some(token),
+        let (mutation, variables, answered) = match &other {
+            Some((message, true)) => (
+                EDIT_MESSAGE,
+                json!({ "m": message, "content": content }),
+                "/editMessage/identity",
+            ),
+            _ => (
                 SEND_MESSAGE,
                 json!({ "room": target.room, "content": content }),
-            )
-            .await;
+                "/sendMessage/identity",
+            ),
+        };
+        let answer = api.call(Some(token), mutation, variables).await;
         let took = micros(started.elapsed());
         sent.last_answer_us = micros(target.epoch.elapsed());
         match answer {
-            Ok(data) if data.pointer("/sendMessage/identity").is_some() => {
+            Ok(data) if data.pointer(answered).is_some() => {
                 sent.ok.insert(seq);
                 sent.ok_count += 1;
                 sent.latency.saturating_record(took.max(1));
+                if other.is_some() {
+                    sent.edits_ok += 1;
+                } else if let Some(identity) = data.pointer(answered).and_then(|v| v.as_str()) {
+                    last_message = Some(identity.to_owned());
+                    reacting = false;
+                }
             }
             Ok(data) => sent.failed(&Failure::Http {
                 status: 200,

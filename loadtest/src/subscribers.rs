@@ -26,8 +26,19 @@ use super::stamp::{Run, Seen, SeqSet, Stamp};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const SUBSCRIPTION: &str =
+const MESSAGES: &str =
     "subscription($room: ID!) { messages(roomIdentity: $room) { identity content } }";
+
+/// Every change of the room: messages and edits carry their stamp in their
+/// content; a reaction event carries none, and is counted by its type.
+const ROOM_EVENTS: &str = "subscription($room: ID!) { roomEvents(roomIdentity: $room) { \
+    __typename \
+    ... on MessagePosted { message { identity content } } \
+    ... on MessageEdited { message { identity content } } \
+    ... on ReactionsChanged { cursor } } }";
+
+/// How a reaction event starts, as the server serializes it.
+const REACTION_EVENT: &str = r#"{"__typename":"ReactionsChanged""#;
 
 /// Latency histograms, one per few connections: one each would cost
 /// hundreds of megabytes at thousands of connections, one for all would be
@@ -43,7 +54,8 @@ pub struct Counters {
     pub ready: AtomicUsize,
     /// Connections the server ended (close, `complete`, `error`) before the run did.
     pub closed: AtomicUsize,
-    /// Counted messages received, duplicates left out: the drain watches it.
+    /// Counted messages and reactions received, duplicates left out: the
+    /// drain watches it.
     pub delivered: AtomicU64,
     first_failure: Mutex<Option<String>>,
     first_close: Mutex<Option<String>>,
@@ -82,6 +94,8 @@ pub struct Listener {
     pub seen: SeqSet,
     pub duplicates: u64,
     pub out_of_order: u64,
+    /// Reaction events received after the warm-up.
+    pub reactions: u64,
     /// Microseconds since the run's epoch; 0 when nothing arrived.
     pub last_delivery_us: u64,
     received: u64,
@@ -113,6 +127,7 @@ pub struct Plan {
     pub at_once: usize,
     /// By when every connection must be subscribed.
     pub deadline: Instant,
+    pub feed: crate::Feed,
 }
 
 /// The running connections.
@@ -240,7 +255,11 @@ impl Connection {
             send_json(
                 &mut socket,
                 json!({"id": "1", "type": "subscribe", "payload": {
-                    "query": SUBSCRIPTION, "variables": {"room": self.plan.room},
+                    "query": match self.plan.feed {
+                        crate::Feed::Messages => MESSAGES,
+                        crate::Feed::RoomEvents => ROOM_EVENTS,
+                    },
+                    "variables": {"room": self.plan.room},
                 }}),
             )
             .await?;
@@ -336,6 +355,13 @@ impl Connection {
                     self.counters.ready.fetch_add(1, Relaxed);
                 }
                 Some(Seen::Probe | Seen::Warmup) => {}
+                None if text.contains(REACTION_EVENT) => {
+                    if self.plan.issued.load(Relaxed) > 0 {
+                        listener.reactions += 1;
+                        listener.last_delivery_us = micros(self.plan.epoch.elapsed());
+                        self.counters.delivered.fetch_add(1, Relaxed);
+                    }
+                }
                 None => {
                     if let Err(ended) = self.control(&mut socket, &text).await {
                         self.counters.closed(ended);

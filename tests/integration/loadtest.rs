@@ -57,6 +57,51 @@ async fn loadtest_registers_users_through_the_outbox_and_counts_every_delivery()
 }
 
 #[tokio::test]
+async fn loadtest_on_room_events_with_a_mix_counts_edits_and_reactions_too() {
+    let app = TestApp::spawn(Backends::Embedded, "loadtest_mix").await;
+    let url = app.url("/graphql");
+    let outbox = app.outbox.display().to_string();
+
+    let report = loadtest::run(&options(&[
+        "--url",
+        &url,
+        "--outbox",
+        &outbox,
+        "--users",
+        "3",
+        "-c",
+        "20",
+        "-s",
+        "2",
+        "-r",
+        "100",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+        "--subscription",
+        "room-events",
+        "--mix",
+        "0.2",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+    assert!(report.send.edits > 0, "{report}");
+    assert!(report.send.reactions > 0, "{report}");
+    assert_eq!(
+        report.delivery.reactions_received, report.delivery.reactions_expected,
+        "{report}"
+    );
+    let refused = loadtest::run(&options(&[
+        "--url", &url, "--outbox", &outbox, "--mix", "0.1",
+    ]))
+    .await;
+    assert!(refused.is_err(), "a mix needs room events");
+}
+
+#[tokio::test]
 async fn loadtest_with_given_tokens_and_room_sends_at_the_asked_rate() {
     let app = TestApp::spawn(Backends::Embedded, "loadtest_given_tokens").await;
     let ann = app.register("ann").await;
