@@ -67,11 +67,9 @@ pub enum RoomEvent {
 trait Feed: Send + Sync + 'static {
     type Item: Send + 'static;
 
-    /// The item a live event carries, at its position.
-    fn ordered(&self, event: &Event) -> Option<(i64, Self::Item)>;
-
-    /// An item a live event carries outside the order (typing).
-    fn unordered(&self, event: &Event) -> Option<Self::Item>;
+    /// What a live event is to this feed; it takes the event, so an item
+    /// is the event's own and costs no copy.
+    fn take(&self, event: Event) -> Taken<Self::Item>;
 
     /// Whether the follower ends after delivering `item`: the viewer's own
     /// departure, which `messages` does not deliver and `roomEvents` does.
@@ -91,8 +89,22 @@ trait Feed: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<(i64, Self::Item)>>> + Send;
 }
 
+/// What a live event is to a feed.
+enum Taken<Item> {
+    /// An item at its position, delivered in order.
+    Ordered(i64, Item),
+    /// An item delivered as it comes (typing).
+    Unordered(Item),
+    /// The viewer's departure, which ends the feed unsaid.
+    End,
+    /// Nothing for this feed.
+    Nothing,
+}
+
 /// `messages`: new messages by seq; the viewer's departure ends it unsaid.
-struct MessageFeed;
+struct MessageFeed {
+    viewer: Uuid,
+}
 
 /// Whether `change` says `viewer` left or was removed.
 fn departs(change: &Stored, viewer: Uuid) -> bool {
@@ -103,15 +115,12 @@ impl Feed for MessageFeed {
     type Item = Arc<MessageEvent>;
     const TELLS_DEPARTURE: bool = false;
 
-    fn ordered(&self, event: &Event) -> Option<(i64, Self::Item)> {
+    fn take(&self, event: Event) -> Taken<Self::Item> {
         match event {
-            Event::Message(event) => Some((event.message.seq, event.clone())),
-            _ => None,
+            Event::Message(event) => Taken::Ordered(event.message.seq, event),
+            Event::Change(change) if departs(&change.change, self.viewer) => Taken::End,
+            _ => Taken::Nothing,
         }
-    }
-
-    fn unordered(&self, _: &Event) -> Option<Self::Item> {
-        None
     }
 
     fn ends_after(&self, _: &Self::Item) -> bool {
@@ -143,20 +152,14 @@ impl Feed for EventFeed {
     type Item = RoomEvent;
     const TELLS_DEPARTURE: bool = true;
 
-    fn ordered(&self, event: &Event) -> Option<(i64, Self::Item)> {
+    fn take(&self, event: Event) -> Taken<Self::Item> {
         match event {
-            Event::Message(event) => Some((event.message.rev, RoomEvent::Posted(event.clone()))),
+            Event::Message(event) => Taken::Ordered(event.message.rev, RoomEvent::Posted(event)),
             Event::Change(change) => {
-                Some((change.change.rev(), RoomEvent::Changed(change.clone())))
+                Taken::Ordered(change.change.rev(), RoomEvent::Changed(change))
             }
-            _ => None,
-        }
-    }
-
-    fn unordered(&self, event: &Event) -> Option<Self::Item> {
-        match event {
-            Event::Typing(typing) => Some(RoomEvent::Typing(typing.clone())),
-            _ => None,
+            Event::Typing(typing) => Taken::Unordered(RoomEvent::Typing(typing)),
+            _ => Taken::Nothing,
         }
     }
 
@@ -279,7 +282,14 @@ async fn start(app: Arc<App>, viewer: Uuid, room: Uuid, after: Option<i64>) -> R
             .await?
             .map_or(0, |room| room.seq),
     };
-    Ok(follow(app, MessageFeed, viewer, room, sent, subscription))
+    Ok(follow(
+        app,
+        MessageFeed { viewer },
+        viewer,
+        room,
+        sent,
+        subscription,
+    ))
 }
 
 /// Delivers the items of `feed` in `room` after position `sent` (see the
@@ -368,18 +378,14 @@ fn follow<F: Feed>(
                     continue;
                 }
             };
-            if let Some(item) = feed.unordered(&event) {
-                yield Ok(item);
-                continue;
-            }
-            let Some((position, item)) = feed.ordered(&event) else {
-                // `messages` ends with the viewer's departure, unsaid.
-                if let Event::Change(change) = &event
-                    && departs(&change.change, viewer)
-                {
-                    return;
+            let (position, item) = match feed.take(event) {
+                Taken::Ordered(position, item) => (position, item),
+                Taken::Unordered(item) => {
+                    yield Ok(item);
+                    continue;
                 }
-                continue;
+                Taken::End => return,
+                Taken::Nothing => continue,
             };
             // Saturating: a client's cursor may name the last position there can be.
             if position == sent.saturating_add(1) {

@@ -522,6 +522,33 @@ async fn a_change_that_changes_nothing_makes_no_event(backends: Backends) {
     );
 }
 
+async fn typing_reaches_the_room_at_most_once_a_second_per_member(backends: Backends) {
+    let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_typing_throttle").await;
+    let mut socket = live_events(&app, &bob, &ann, &room).await;
+    let typing = "mutation($r: ID!, $t: Boolean!) { setTyping(roomIdentity: $r, typing: $t) }";
+
+    let started = std::time::Instant::now();
+    for state in [true, false, true, false] {
+        call(&app, &ann, typing, json!({ "r": room, "t": state })).await;
+    }
+    let first = next_change(&mut socket).await;
+    assert_eq!(first["typing"], true, "the first goes out at once: {first}");
+    let held = next_change(&mut socket).await;
+    assert_eq!(
+        held["typing"], false,
+        "the last of the second, at its end: {held}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "held for the rest of the second: {:?}",
+        started.elapsed()
+    );
+    let more = socket
+        .next_of_within("events", Duration::from_millis(1500))
+        .await;
+    assert_eq!(more, None, "nothing else: the changes between were held");
+}
+
 async fn typing_reaches_the_room_and_lapses(backends: Backends) {
     let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_typing").await;
     let mut socket = app.connect(&bob).await;
@@ -582,6 +609,7 @@ api_suite!(
     removal_and_leaving_end_room_events_after_the_event_that_says_so,
     a_change_that_changes_nothing_makes_no_event,
     outsiders_are_forbidden_and_private_rooms_have_no_roles,
+    typing_reaches_the_room_at_most_once_a_second_per_member,
 );
 
 /// A message as shown: its content, whether deleted, its reactions counted.
