@@ -54,14 +54,26 @@ fn key(room: Uuid) -> String {
     format!("typing:{room}")
 }
 
-/// Members other than `viewer` typing in `room` now.
-pub async fn typing_in(app: &App, room: Uuid, viewer: Uuid) -> Result<Vec<Uuid>> {
-    let marked = app.kv.marked(&key(room)).await?;
+/// Who types in each of `rooms` now, in their order: one kv call for all.
+pub async fn typing_in_rooms(app: &App, rooms: &[Uuid]) -> Result<Vec<Vec<Uuid>>> {
+    let keys: Vec<String> = rooms.iter().copied().map(key).collect();
+    let marked = app.kv.marked_many(&keys).await?;
     Ok(marked
-        .iter()
-        .filter_map(|member| Uuid::parse_str(member).ok())
-        .filter(|member| *member != viewer)
+        .into_iter()
+        .map(|members| {
+            members
+                .iter()
+                .filter_map(|member| Uuid::parse_str(member).ok())
+                .collect()
+        })
         .collect())
+}
+
+/// Whether `user` types in `room` now.
+async fn types(app: &App, room: Uuid, user: Uuid) -> bool {
+    typing_in_rooms(app, &[room])
+        .await
+        .is_ok_and(|typing| typing.iter().flatten().any(|typer| *typer == user))
 }
 
 /// The viewer starts (`true`) or stops typing in a room they are in.
@@ -155,10 +167,7 @@ async fn lapse(app: &Arc<App>, room: Uuid, user: Uuid, trues: u64) {
     if latest != Some(trues) {
         return;
     }
-    let still = typing_in(app, room, Uuid::nil())
-        .await
-        .is_ok_and(|typers| typers.contains(&user));
-    if still {
+    if types(app, room, user).await {
         return;
     }
     change(app, room, user, false);

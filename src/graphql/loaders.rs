@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     app::App,
     auth::Credentials,
+    chat::typing,
     store::{MemberRecord, MessageRecord, Profile},
 };
 
@@ -37,6 +38,10 @@ pub struct UserKey(pub Uuid);
 /// A room's members, in joining order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembersKey(pub Uuid);
+
+/// Who types in a room, the viewer left out by the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TypingKey(pub Uuid);
 
 /// A message by identity: the one another replies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,6 +88,21 @@ impl Loader<MembersKey> for StoreLoader {
                 .push(member);
         }
         Ok(members)
+    }
+}
+
+impl Loader<TypingKey> for StoreLoader {
+    type Value = Vec<Uuid>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[TypingKey]) -> Loaded<TypingKey, Vec<Uuid>> {
+        let rooms: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+        let typing = typing::typing_in_rooms(&self.app, &rooms).await?;
+        Ok(rooms
+            .into_iter()
+            .zip(typing)
+            .map(|(room, typers)| (TypingKey(room), typers))
+            .collect())
     }
 }
 

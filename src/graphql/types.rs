@@ -10,11 +10,13 @@ use chrono::{SecondsFormat, Utc};
 
 use super::{
     ContextExt,
-    loaders::{MembersKey, MessageByIdentity, MessageKey, StoreLoader, UnreadKey, UserKey},
+    loaders::{
+        MembersKey, MessageByIdentity, MessageKey, StoreLoader, TypingKey, UnreadKey, UserKey,
+    },
 };
 use crate::{
     broker::{LobbyEvent, MessageEvent},
-    chat::{accounts, messages, social, typing},
+    chat::{accounts, messages, social},
     error::Error,
     store::{self, MemberRecord, MessageRecord, Profile, RoomRecord},
 };
@@ -318,7 +320,13 @@ impl Room {
     /// Members other than the viewer who are typing now.
     async fn typing(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         let viewer = ctx.viewer()?.identity;
-        let typers = typing::typing_in(ctx.app(), self.0.identity, viewer).await?;
+        let typers: Vec<uuid::Uuid> = loader(ctx)
+            .load_one(TypingKey(self.0.identity))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|typer| *typer != viewer)
+            .collect();
         let users = loader(ctx)
             .load_many(typers.iter().copied().map(UserKey))
             .await?;

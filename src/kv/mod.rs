@@ -56,4 +56,14 @@ pub trait Kv: Send + Sync {
 
     /// The members of the set at `key` whose time has not run out.
     async fn marked(&self, key: &str) -> Result<Vec<String>>;
+
+    /// [`Kv::marked`] of each of `keys`, in their order: who types in each
+    /// of a page of rooms, in one round trip where the backend has one.
+    async fn marked_many(&self, keys: &[String]) -> Result<Vec<Vec<String>>> {
+        let mut all = Vec::with_capacity(keys.len());
+        for key in keys {
+            all.push(self.marked(key).await?);
+        }
+        Ok(all)
+    }
 }

@@ -138,9 +138,9 @@ impl Kv for RedisKv {
     }
 
     async fn unmark(&self, key: &str, member: &str) -> Result<bool> {
-        const SCRIPT: &str = "local until = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) \
+        const SCRIPT: &str = "local expiry = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) \
             redis.call('ZREM', KEYS[1], ARGV[1]) \
-            if until and until > tonumber(ARGV[2]) then return 1 end return 0";
+            if expiry and expiry > tonumber(ARGV[2]) then return 1 end return 0";
         let command = redis::cmd("EVAL")
             .arg(SCRIPT)
             .arg(1)
@@ -153,12 +153,23 @@ impl Kv for RedisKv {
     }
 
     async fn marked(&self, key: &str) -> Result<Vec<String>> {
-        let command = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.key(key))
-            .arg(format!("({}", epoch_millis()))
-            .arg("+inf")
-            .clone();
-        self.link.query(&command).await
+        let mut all = self.marked_many(&[key.to_owned()]).await?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    async fn marked_many(&self, keys: &[String]) -> Result<Vec<Vec<String>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = format!("({}", epoch_millis());
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("ZRANGEBYSCORE")
+                .arg(self.key(key))
+                .arg(&now)
+                .arg("+inf");
+        }
+        self.link.query_pipeline(&pipe).await
     }
 }
 

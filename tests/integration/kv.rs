@@ -69,6 +69,32 @@ async fn concurrent_removers_take_a_value_once(kv: Arc<dyn Kv>) {
     assert_eq!(winners, 1);
 }
 
+async fn members_of_a_set_lapse_each_on_its_own(kv: Arc<dyn Kv>) {
+    kv.mark("room:a", "ann", SHORT).await.unwrap();
+    kv.mark("room:a", "bob", LONG).await.unwrap();
+    kv.mark("room:b", "cat", LONG).await.unwrap();
+    let sorted = |mut members: Vec<String>| {
+        members.sort();
+        members
+    };
+    assert_eq!(sorted(kv.marked("room:a").await.unwrap()), ["ann", "bob"]);
+
+    tokio::time::sleep(SHORT * 2).await;
+
+    let keys = ["room:a", "room:b", "room:c"].map(str::to_owned);
+    assert_eq!(
+        kv.marked_many(&keys).await.unwrap(),
+        [vec!["bob".to_owned()], vec!["cat".to_owned()], Vec::new()],
+        "ann lapsed; the others stay, each set in the order asked"
+    );
+    assert!(
+        !kv.unmark("room:a", "ann").await.unwrap(),
+        "a lapsed member is not taken"
+    );
+    assert!(kv.unmark("room:a", "bob").await.unwrap());
+    assert_eq!(kv.marked("room:a").await.unwrap(), Vec::<String>::new());
+}
+
 macro_rules! kv_suite {
     ($($behaviour:ident),* $(,)?) => {
         mod memory {
@@ -99,4 +125,5 @@ kv_suite!(
     a_counter_gives_back_a_reservation_but_never_goes_below_zero,
     values_expire_after_their_time_to_live,
     concurrent_removers_take_a_value_once,
+    members_of_a_set_lapse_each_on_its_own,
 );

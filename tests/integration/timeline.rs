@@ -529,7 +529,8 @@ async fn typing_reaches_the_room_at_most_once_a_second_per_member(backends: Back
 
     let started = std::time::Instant::now();
     for state in [true, false, true, false] {
-        call(&app, &ann, typing, json!({ "r": room, "t": state })).await;
+        let answer = call(&app, &ann, typing, json!({ "r": room, "t": state })).await;
+        assert_eq!(answer["data"]["setTyping"], true, "{answer}");
     }
     let first = next_change(&mut socket).await;
     assert_eq!(first["typing"], true, "the first goes out at once: {first}");
