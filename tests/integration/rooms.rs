@@ -409,8 +409,10 @@ async fn a_page_of_replies_with_reactions_costs_a_bounded_number_of_store_calls(
     assert_eq!(edges.len(), 100, "{page}");
     assert_eq!(edges[99]["node"]["replyTo"]["content"], "m98");
     assert_eq!(edges[99]["node"]["reactions"][0]["count"], 1);
-    // The room, the membership, the page, the replied messages, their
-    // senders: one call each, not one per message.
+    // The room, the membership, the page, the replied messages, the
+    // senders: one call each, not one per message (which would be 200 and
+    // more); a batch may split in two when its keys arrive across the
+    // loader's batching window.
     let used = calls.load(Ordering::SeqCst);
-    assert!(used <= 8, "a page of 100 replies took {used} store calls");
+    assert!(used <= 12, "a page of 100 replies took {used} store calls");
 }
