@@ -162,30 +162,46 @@ pub fn reactions_to_stored(reactions: &[ReactionRecord]) -> Option<String> {
     }
 }
 
-fn reactions_from_stored(value: Option<String>) -> rusqlite::Result<Vec<ReactionRecord>> {
+fn reactions_from_stored(value: Option<&str>) -> rusqlite::Result<Vec<ReactionRecord>> {
     match value {
         None => Ok(Vec::new()),
-        Some(json) => serde_json::from_str(&json)
+        Some(json) => serde_json::from_str(json)
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(10, Type::Text, Box::new(e))),
     }
 }
 
+/// The text at `column`, borrowed from the row: what is only parsed needs
+/// no copy (a page of history reads thousands of these).
+fn text_at<'row>(row: &'row Row<'_>, column: usize) -> rusqlite::Result<Option<&'row str>> {
+    let conversion =
+        |error| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(error));
+    match row.get_ref(column)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        value => value.as_str().map(Some).map_err(conversion),
+    }
+}
+
+/// The identity at `column`, parsed from the row's text in place.
+fn uuid_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Uuid> {
+    parse_uuid(text_at(row, column)?.unwrap_or_default())
+}
+
 pub fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     Ok(MessageRecord {
-        identity: parse_uuid(&row.get::<_, String>(0)?)?,
-        room_identity: parse_uuid(&row.get::<_, String>(1)?)?,
+        identity: uuid_at(row, 0)?,
+        room_identity: uuid_at(row, 1)?,
         seq: row.get(2)?,
-        sender_identity: parse_uuid(&row.get::<_, String>(3)?)?,
+        sender_identity: uuid_at(row, 3)?,
         content: row.get(4)?,
         client_id: row.get(5)?,
         created_at: from_millis(row.get(6)?)?,
-        reply_to: optional_uuid(row.get(7)?)?,
+        reply_to: text_at(row, 7)?.map(parse_uuid).transpose()?,
         edited_at: optional_millis(row.get(8)?)?,
         deleted_at: optional_millis(row.get(9)?)?,
-        reactions: reactions_from_stored(row.get(10)?)?,
+        reactions: reactions_from_stored(text_at(row, 10)?)?,
         posted_rev: row.get(11)?,
         rev: row.get(12)?,
-        change: MessageChange::from_stored(&row.get::<_, String>(13)?),
+        change: MessageChange::from_stored(text_at(row, 13)?.unwrap_or_default()),
     })
 }
 
