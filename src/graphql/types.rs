@@ -317,6 +317,13 @@ impl Room {
             .map_or(MemberRole::Member, |member| member.role.into()))
     }
 
+    /// The cursor of the room's newest change as this room was read: with it
+    /// as `roomEvents(after:)`, a client that read the room (its members,
+    /// its history) follows every change since, with no gap.
+    async fn event_cursor(&self) -> String {
+        messages::encode_event_cursor(self.0.identity, self.0.rev)
+    }
+
     /// Members other than the viewer who are typing now.
     async fn typing(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         let viewer = ctx.viewer()?.identity;

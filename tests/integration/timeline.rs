@@ -463,6 +463,34 @@ async fn live_events(app: &TestApp, account: &Account, sender: &Account, room: &
     panic!("roomEvents never became live");
 }
 
+async fn a_rooms_event_cursor_follows_every_change_after_it_was_read(backends: Backends) {
+    let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_event_cursor").await;
+    let read = call(
+        &app,
+        &bob,
+        "query($r: ID!) { room(identity: $r) { eventCursor } }",
+        json!({ "r": room }),
+    )
+    .await;
+    let cursor = read["data"]["room"]["eventCursor"].clone();
+    assert!(cursor.is_string(), "{read}");
+    call(
+        &app,
+        &ann,
+        SET_ROLE,
+        json!({ "r": room, "u": "bob", "role": "ADMIN" }),
+    )
+    .await;
+
+    let mut socket = app.connect(&bob).await;
+    socket
+        .subscribe("events", EVENTS, json!({ "r": room, "after": cursor }))
+        .await;
+    let first = next_event(&mut socket, "events").await;
+    assert_eq!(first["__typename"], "MemberRoleChanged", "{first}");
+    assert_eq!(first["membership"]["role"], "ADMIN");
+}
+
 /// The next event of `socket` other than a message posted (the probes of
 /// making subscriptions live may still be arriving).
 async fn next_change(socket: &mut Socket) -> Value {
@@ -611,6 +639,7 @@ api_suite!(
     a_change_that_changes_nothing_makes_no_event,
     outsiders_are_forbidden_and_private_rooms_have_no_roles,
     typing_reaches_the_room_at_most_once_a_second_per_member,
+    a_rooms_event_cursor_follows_every_change_after_it_was_read,
 );
 
 /// A message as shown: its content, whether deleted, its reactions counted.

@@ -255,6 +255,7 @@ export const RoomDetails = graphql(`
   query RoomDetails($identity: ID!) {
     room(identity: $identity) {
       identity
+      eventCursor
       name
       info
       memberships {

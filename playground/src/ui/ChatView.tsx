@@ -1,11 +1,12 @@
 /**
  * One room: its history, scroll-back, live changes and the send box.
  *
- * History comes first (the `messages` query, older pages on demand), then
- * the room's details: members, their roles and read positions, who is
- * typing. From then on the view follows `roomEvents`, from the newest
- * message shown and, after every reconnect, from the last event seen, so
- * nothing that happened while the socket was down is lost. Each event
+ * The room's details come first (members, their roles and read positions,
+ * who is typing, and the cursor of its newest change), then its history
+ * (the `messages` query, older pages on demand). From then on the view
+ * follows `roomEvents`, from that cursor and, after every reconnect, from
+ * the last event seen, so nothing that happened while the room loaded or
+ * the socket was down is lost. Each event
  * carries the current state of its message or member, put in place by
  * identity (roomState.ts): an event seen twice changes nothing.
  */
@@ -137,9 +138,12 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
   );
 
   /** Members, read positions and who is typing, as the server has them
-   * now; no room at all means the viewer is no longer in it. A server
-   * shutting down answers with an error, or not at all: that is no
-   * leaving, and the link's state already tells that it is away. */
+   * now, and the cursor of the room's newest change when they were read:
+   * with nothing seen yet, the room's events follow from there, so that a
+   * change made while the room loads is not missed (an event seen twice
+   * changes nothing). No room at all means the viewer is no longer in it.
+   * A server shutting down answers with an error, or not at all: that is
+   * no leaving, and the link's state already tells that it is away. */
   const loadDetails = useCallback(async () => {
     const result = await client.query(RoomDetails, { identity: room.identity }).toPromise();
     if (result.error?.graphQLErrors.length) setError(result.error);
@@ -149,6 +153,7 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
       gone(t('roomGone'));
       return;
     }
+    lastCursor.current ??= details.eventCursor;
     setAbout({ name: details.name, info: details.info });
     setMemberships(details.memberships);
     details.typing.forEach((user) => setTyper(user, true));
@@ -156,8 +161,8 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
 
   useEffect(() => {
     void (async () => {
-      await loadPage(null);
       await loadDetails();
+      await loadPage(null);
       setLoaded(true);
     })();
   }, [loadPage, loadDetails]);
@@ -202,8 +207,8 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
       // A room that shows nothing has no cursor to resume from: read what
       // it holds now first, so what happened while we were away still shows.
       if (lastCursor.current === null) {
-        await loadPage(null);
         await loadDetails();
+        await loadPage(null);
       }
       return { roomIdentity: room.identity, after: lastCursor.current };
     },
