@@ -95,8 +95,6 @@ pub enum Problem {
     Emoji,
     /// One more distinct emoji than a message may carry.
     Reactions { max: usize },
-    /// A search with no letter or digit in it.
-    NoWords,
 }
 
 impl Problem {
@@ -148,8 +146,6 @@ impl Problem {
                 format!("a message carries at most {max} different reactions")
             }
             (Problem::Reactions { max }, Lang::Zh) => format!("一条消息最多有 {max} 种表情回应"),
-            (Problem::NoWords, Lang::En) => "must hold a letter or a digit".into(),
-            (Problem::NoWords, Lang::Zh) => "须包含字母或数字".into(),
         }
     }
 }

@@ -17,8 +17,8 @@ use crate::{
     broker::{Event, Topic},
     error::{Entity, Error, Problem, Result, Unique},
     store::{
-        MemberRecord, Profile, Role, RoomChange, RoomEdit, RoomRecord, RoomRule, RoomScene,
-        RoomType, Stored, now,
+        MemberRecord, Profile, Role, RoomEdit, RoomRecord, RoomRule, RoomScene, RoomType, Stored,
+        now,
     },
 };
 
@@ -296,17 +296,12 @@ pub async fn leave_room(app: &Arc<App>, viewer: &Viewer, identity: &str) -> Resu
 
 /// Stores what `rule` decides for `room` and announces each change, or
 /// the room's end; the changes made.
-async fn change_room(app: &Arc<App>, room: Uuid, rule: Arc<RoomRule>) -> Result<Vec<RoomChange>> {
+async fn change_room(app: &Arc<App>, room: Uuid, rule: Arc<RoomRule>) -> Result<Vec<Stored>> {
     let app = app.clone();
     outliving(async move {
         let made = app.store.change_room(room, rule).await?;
         for change in &made.changes {
-            let stored = match change.clone() {
-                RoomChange::Updated(room) => Stored::Room(room),
-                RoomChange::RoleChanged(member) => Stored::Member(member),
-                RoomChange::Left(departure) => Stored::Departure(departure),
-            };
-            announce(&app, room, stored, false).await;
+            announce(&app, room, change.clone(), false).await;
         }
         if made.deleted {
             app.broker

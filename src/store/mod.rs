@@ -451,25 +451,19 @@ pub enum RoomEdit {
 /// may not be; like a [`MessageRule`], run inside the transaction.
 pub type RoomRule = dyn Fn(&RoomScene) -> Result<Vec<RoomEdit>> + Send + Sync;
 
-/// A change [`Store::change_room`] made, with its revision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoomChange {
-    Updated(RoomRecord),
-    RoleChanged(MemberRecord),
-    Left(DepartureRecord),
-}
-
-/// What [`Store::change_room`] did: the changes, and whether the room is
-/// gone (its last member left).
+/// What [`Store::change_room`] did: the changes with their revisions (a
+/// room renamed, a membership's new role, a departure), and whether the
+/// room is gone (its last member left).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoomChanges {
-    pub changes: Vec<RoomChange>,
+    pub changes: Vec<Stored>,
     pub deleted: bool,
 }
 
-/// One stored change of a room, newer than some revision: what a replay
-/// reads. Each names the state now, so several changes of one message or
-/// member since that revision come as one, at its last revision.
+/// One stored change of a room, with the state right after it: what a
+/// change makes, and what a replay reads. A replay reads the state now, so
+/// several changes of one message or member since its revision come as
+/// one, at the last revision.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Stored {
     Message(MessageRecord),

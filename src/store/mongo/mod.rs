@@ -30,8 +30,8 @@ use crate::{
     store::{
         Counts, DepartureRecord, HistoryRange, Loaded, MemberChange, MemberRecord, MessageRecord,
         MessageRule, MessageScene, NewMessage, Profile, ProfileUpdate, Record, RecordStream, Role,
-        RoomChange, RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, RoomType, Store,
-        Stored, UserRecord, first_role, nickname_key, username_key,
+        RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, RoomType, Store, Stored,
+        UserRecord, first_role, nickname_key, username_key,
     },
 };
 
@@ -190,7 +190,7 @@ impl MongoStore {
         edit: RoomEdit,
         rev: i64,
         session: &mut ClientSession,
-    ) -> mongodb::error::Result<Result<RoomChange>> {
+    ) -> mongodb::error::Result<Result<Stored>> {
         let not_a_member = || {
             Err(Error::bad_input(
                 "username",
@@ -214,7 +214,7 @@ impl MongoStore {
                     .session(&mut *session)
                     .await?;
                 Ok(match found {
-                    Some(found) => found.into_record().map(RoomChange::Updated),
+                    Some(found) => found.into_record().map(Stored::Room),
                     None => Err(Error::NotFound(Entity::Room)),
                 })
             }
@@ -233,7 +233,7 @@ impl MongoStore {
                     .session(&mut *session)
                     .await?;
                 Ok(match changed {
-                    Some(member) => member.into_record().map(RoomChange::RoleChanged),
+                    Some(member) => member.into_record().map(Stored::Member),
                     None => not_a_member(),
                 })
             }
@@ -264,7 +264,7 @@ impl MongoStore {
                     .upsert(true)
                     .session(&mut *session)
                     .await?;
-                Ok(Ok(RoomChange::Left(departure)))
+                Ok(Ok(Stored::Departure(departure)))
             }
         }
     }
@@ -760,7 +760,7 @@ impl Store for MongoStore {
                         .await?
                     {
                         Ok(change) => {
-                            if matches!(change, RoomChange::Left(_)) {
+                            if matches!(change, Stored::Departure(_)) {
                                 remaining = remaining.saturating_sub(1);
                             }
                             changes.changes.push(change);

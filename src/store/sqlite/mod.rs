@@ -34,8 +34,8 @@ use crate::{
     store::{
         Counts, DepartureRecord, HistoryRange, Loaded, MemberChange, MemberRecord, MessageRecord,
         MessageRule, MessageScene, NewMessage, Profile, ProfileUpdate, Record, RecordStream, Role,
-        RoomChange, RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, Sent, Store, Stored,
-        UserRecord, first_role, nickname_key, username_key,
+        RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, Sent, Store, Stored, UserRecord,
+        first_role, nickname_key, username_key,
     },
 };
 
@@ -166,7 +166,7 @@ fn write_member(conn: &Connection, member: &MemberRecord) -> Result<()> {
 }
 
 /// Makes one edit of [`Store::change_room`] at revision `rev`.
-fn apply_room_edit(conn: &Connection, room: Uuid, edit: RoomEdit, rev: i64) -> Result<RoomChange> {
+fn apply_room_edit(conn: &Connection, room: Uuid, edit: RoomEdit, rev: i64) -> Result<Stored> {
     match edit {
         RoomEdit::Rename { name, info, at } => {
             conn.execute(
@@ -177,7 +177,7 @@ fn apply_room_edit(conn: &Connection, room: Uuid, edit: RoomEdit, rev: i64) -> R
             .map_err(db_error)?;
             let record = room_where(conn, "identity", room.to_string())?
                 .ok_or(Error::NotFound(Entity::Room))?;
-            Ok(RoomChange::Updated(record))
+            Ok(Stored::Room(record))
         }
         RoomEdit::SetRole { user, role } => {
             let mut member = read_member(conn, room, user)?
@@ -186,7 +186,7 @@ fn apply_room_edit(conn: &Connection, room: Uuid, edit: RoomEdit, rev: i64) -> R
             member.rev = rev;
             member.change = MemberChange::Role;
             write_member(conn, &member)?;
-            Ok(RoomChange::RoleChanged(member))
+            Ok(Stored::Member(member))
         }
         RoomEdit::Remove { user, by, at } => {
             let removed = conn
@@ -206,7 +206,7 @@ fn apply_room_edit(conn: &Connection, room: Uuid, edit: RoomEdit, rev: i64) -> R
                 rev,
             };
             insert_departure(conn, &departure, false)?;
-            Ok(RoomChange::Left(departure))
+            Ok(Stored::Departure(departure))
         }
     }
 }
