@@ -11,7 +11,7 @@ mod messages;
 mod rendering;
 mod rooms;
 mod social;
-pub mod timeline;
+mod timeline;
 mod types;
 
 use std::sync::Arc;
