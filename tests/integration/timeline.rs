@@ -308,29 +308,7 @@ async fn next_event(socket: &mut crate::helpers::Socket, id: &str) -> Value {
 
 async fn room_events_follow_every_change_and_a_replay_ends_in_the_same_state(backends: Backends) {
     let (app, [ann, bob, cat], room) = group_of_three(backends, "timeline_events").await;
-    let mut socket = app.connect(&bob).await;
-    socket
-        .subscribe("events", EVENTS, json!({ "r": room }))
-        .await;
-    // Live once a message sent now arrives.
-    let mut live = false;
-    for attempt in 0..50 {
-        sent(&app, &ann, &room, &format!("probe {attempt}")).await;
-        if let Some(payload) = socket
-            .next_of_within("events", Duration::from_millis(300))
-            .await
-        {
-            assert_eq!(payload["data"]["roomEvents"]["__typename"], "MessagePosted");
-            live = true;
-            while socket
-                .next_of_within("events", Duration::from_millis(300))
-                .await
-                .is_some()
-            {}
-            break;
-        }
-    }
-    assert!(live, "roomEvents never became live");
+    let mut socket = live_events(&app, &bob, &ann, &room).await;
 
     let (message, cursor) = sent(&app, &ann, &room, "hello").await;
     call(&app, &ann, EDIT, json!({ "m": message, "c": "hello!" })).await;
@@ -447,11 +425,12 @@ async fn live_events(app: &TestApp, account: &Account, sender: &Account, room: &
         .await;
     for attempt in 0..50 {
         sent(app, sender, room, &format!("probe {attempt}")).await;
-        if socket
+        if let Some(payload) = socket
             .next_of_within("events", Duration::from_millis(300))
             .await
-            .is_some()
         {
+            let probe = &payload["data"]["roomEvents"]["__typename"];
+            assert_eq!(probe, "MessagePosted", "{payload}");
             while socket
                 .next_of_within("events", Duration::from_millis(300))
                 .await
@@ -580,28 +559,7 @@ async fn typing_reaches_the_room_at_most_once_a_second_per_member(backends: Back
 
 async fn typing_reaches_the_room_and_lapses(backends: Backends) {
     let (app, [ann, bob, _], room) = group_of_three(backends, "timeline_typing").await;
-    let mut socket = app.connect(&bob).await;
-    socket
-        .subscribe("events", EVENTS, json!({ "r": room }))
-        .await;
-    let mut live = false;
-    for attempt in 0..50 {
-        sent(&app, &ann, &room, &format!("probe {attempt}")).await;
-        if socket
-            .next_of_within("events", Duration::from_millis(300))
-            .await
-            .is_some()
-        {
-            live = true;
-            while socket
-                .next_of_within("events", Duration::from_millis(300))
-                .await
-                .is_some()
-            {}
-            break;
-        }
-    }
-    assert!(live);
+    let mut socket = live_events(&app, &bob, &ann, &room).await;
     let typing = "mutation($r: ID!, $t: Boolean!) { setTyping(roomIdentity: $r, typing: $t) }";
     let answer = call(&app, &ann, typing, json!({ "r": room, "t": true })).await;
     assert_eq!(answer["data"]["setTyping"], true, "{answer}");

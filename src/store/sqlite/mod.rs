@@ -102,6 +102,33 @@ impl SqliteStore {
         .await
     }
 
+    /// The rows of `table` whose identity is among `identities`, in any
+    /// order, in as few statements as the bound parameters allow.
+    async fn by_identities<T: Send + 'static>(
+        &self,
+        columns: &'static str,
+        table: &'static str,
+        identities: &[Uuid],
+        from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let identities = distinct(identities);
+        self.run(move |conn| {
+            chunked(
+                conn,
+                &identities,
+                |count| {
+                    format!(
+                        "SELECT {columns} FROM {table} WHERE identity IN ({})",
+                        marks(count)
+                    )
+                },
+                |chunk| chunk.iter().copied().map(text).collect(),
+                from_row,
+            )
+        })
+        .await
+    }
+
     /// Runs `work` with a pooled connection on the blocking pool.
     async fn run<T, F>(&self, work: F) -> Result<T>
     where
@@ -310,22 +337,8 @@ impl Store for SqliteStore {
     }
 
     async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<Profile>> {
-        let identities = distinct(identities);
-        self.run(move |conn| {
-            chunked(
-                conn,
-                &identities,
-                |count| {
-                    format!(
-                        "SELECT {PROFILE_COLUMNS} FROM users WHERE identity IN ({})",
-                        marks(count)
-                    )
-                },
-                |chunk| chunk.iter().copied().map(text).collect(),
-                profile_from_row,
-            )
-        })
-        .await
+        self.by_identities(PROFILE_COLUMNS, "users", identities, profile_from_row)
+            .await
     }
 
     async fn search_users(
@@ -522,22 +535,8 @@ impl Store for SqliteStore {
     }
 
     async fn messages_by_identities(&self, identities: &[Uuid]) -> Result<Vec<MessageRecord>> {
-        let identities = distinct(identities);
-        self.run(move |conn| {
-            chunked(
-                conn,
-                &identities,
-                |count| {
-                    format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE identity IN ({})",
-                        marks(count)
-                    )
-                },
-                |chunk| chunk.iter().copied().map(text).collect(),
-                message_from_row,
-            )
-        })
-        .await
+        self.by_identities(MESSAGE_COLUMNS, "messages", identities, message_from_row)
+            .await
     }
 
     async fn add_members(
