@@ -54,13 +54,20 @@ pub async fn sqlite_store() -> (Arc<dyn Store>, TempDir) {
     (Arc::new(store), dir)
 }
 
+/// How long a store call of the store suite may take on MongoDB. The
+/// suite checks what the store does, not how fast: its stand-in is about
+/// ten times slower than mongod and serves every test running at once, and
+/// eight writers racing for one room's seq were seen to need more than the
+/// five seconds a deployment gets by default (`Unavailable`) while the
+/// room-event tests loaded it too.
+const MONGO_SUITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A MongoDB store on a database of its own.
 pub async fn mongo_store(test: &str) -> Arc<dyn Store> {
     let uri = service("CHATROOM_TEST_MONGODB_URI");
-    let store =
-        chatroom::store::MongoStore::connect(&uri, &unique_name(test), Duration::from_secs(5))
-            .await
-            .expect("MongoDB connects");
+    let store = chatroom::store::MongoStore::connect(&uri, &unique_name(test), MONGO_SUITE_TIMEOUT)
+        .await
+        .expect("MongoDB connects");
     Arc::new(store)
 }
 
