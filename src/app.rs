@@ -44,6 +44,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Recent typing events of this instance (`chat::typing`).
     pub typing: crate::chat::typing::Typing,
+    /// This instance's sockets per user (`chat::presence`).
+    pub presence: crate::chat::presence::Presence,
 }
 
 impl App {
@@ -106,6 +108,7 @@ impl App {
             config,
             metrics: Arc::default(),
             typing: Default::default(),
+            presence: Default::default(),
         })
     }
 

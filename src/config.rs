@@ -21,6 +21,9 @@ const DEFAULT_CODE_MAX_TRIES: u32 = 5;
 const DEFAULT_STORE_TIMEOUT_SECS: u64 = 5;
 const DEFAULT_TOPIC_BUFFER: usize = 1024;
 const DEFAULT_SHUTDOWN_SECS: u64 = 10;
+const DEFAULT_PRESENCE_TIMEOUT_SECS: u64 = 60;
+const DEFAULT_DIGEST_AFTER_SECS: u64 = 1800;
+const DEFAULT_DIGESTS_PER_DAY: u32 = 4;
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -115,6 +118,27 @@ pub struct Config {
     /// finish before the process exits anyway, in seconds.
     #[arg(long, env = "CHATROOM_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_SECS)]
     pub shutdown_timeout_secs: u64,
+
+    /// How long after an instance stops answering (killed, cut off) its
+    /// users are taken offline on the others, in seconds; each instance
+    /// renews its users' presence three times in this time.
+    #[arg(long, env = "CHATROOM_PRESENCE_TIMEOUT", default_value_t = DEFAULT_PRESENCE_TIMEOUT_SECS)]
+    pub presence_timeout_secs: u64,
+
+    /// Seconds without an open connection after which a user with unread
+    /// messages gets one digest mail; 0 turns digests off.
+    #[arg(long, env = "CHATROOM_DIGEST_AFTER", default_value_t = DEFAULT_DIGEST_AFTER_SECS)]
+    pub digest_after_secs: u64,
+
+    /// Most digest mails one user gets in a day, however often they come
+    /// and go.
+    #[arg(long, env = "CHATROOM_DIGESTS_PER_DAY", default_value_t = DEFAULT_DIGESTS_PER_DAY)]
+    pub digests_per_day: u32,
+
+    /// Where people reach the web client, for links in mail; unset: the
+    /// listen address over http.
+    #[arg(long, env = "CHATROOM_PUBLIC_URL")]
+    pub public_url: Option<String>,
 
     #[command(flatten)]
     pub limits: Limits,
@@ -358,6 +382,10 @@ impl Default for Config {
             dev: false,
             trust_forwarded_for: false,
             shutdown_timeout_secs: DEFAULT_SHUTDOWN_SECS,
+            presence_timeout_secs: DEFAULT_PRESENCE_TIMEOUT_SECS,
+            digest_after_secs: DEFAULT_DIGEST_AFTER_SECS,
+            digests_per_day: DEFAULT_DIGESTS_PER_DAY,
+            public_url: None,
             limits: Limits::default(),
             rates: RateLimits::default(),
         }
@@ -382,6 +410,10 @@ impl Config {
             url::Url::parse(origin)
                 .map_err(|e| anyhow::anyhow!("CHATROOM_ALLOWED_ORIGINS: {origin:?}: {e}"))?;
         }
+        if let Some(url) = &self.public_url {
+            url::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("CHATROOM_PUBLIC_URL: {url:?}: {e}"))?;
+        }
         Ok(())
     }
 
@@ -396,6 +428,11 @@ impl Config {
             ("CHATROOM_CODE_TTL", wide(self.code_ttl_secs)),
             ("CHATROOM_CODE_MAX_TRIES", self.code_max_tries.into()),
             ("CHATROOM_STORE_TIMEOUT", wide(self.store_timeout_secs)),
+            (
+                "CHATROOM_PRESENCE_TIMEOUT",
+                wide(self.presence_timeout_secs),
+            ),
+            ("CHATROOM_DIGESTS_PER_DAY", self.digests_per_day.into()),
             ("CHATROOM_TOPIC_BUFFER", size(self.topic_buffer)),
             ("CHATROOM_MAX_BODY_BYTES", size(limits.max_body_bytes)),
             ("CHATROOM_MAX_DEPTH", size(limits.max_depth)),
@@ -482,6 +519,18 @@ impl Config {
         Duration::from_secs(self.store_timeout_secs)
     }
 
+    pub fn presence_timeout(&self) -> Duration {
+        Duration::from_secs(self.presence_timeout_secs)
+    }
+
+    /// The web client's address, for links in mail.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}/", self.listen),
+        }
+    }
+
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
     }
@@ -538,6 +587,7 @@ mod tests {
             "CHATROOM_JWT_TTL" => config.jwt_ttl_secs = 0,
             "CHATROOM_CODE_TTL" => config.code_ttl_secs = 0,
             "CHATROOM_STORE_TIMEOUT" => config.store_timeout_secs = 0,
+            "CHATROOM_PRESENCE_TIMEOUT" => config.presence_timeout_secs = 0,
             "CHATROOM_SLOW_CLIENT_SECS" => config.limits.slow_client_secs = 0,
             other => panic!("{other} has neither a flag of its name nor a setter here"),
         }

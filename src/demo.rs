@@ -212,7 +212,7 @@ pub async fn seed(app: &Arc<App>) -> Result<Seeding> {
 
 /// Whether anyone has an account: an empty search prefix matches every user.
 async fn holds_users(app: &App) -> Result<bool> {
-    let anyone = app.store.search_users("", Uuid::nil(), 1).await?;
+    let anyone = app.store.search_users("", &[], 1).await?;
     Ok(!anyone.is_empty())
 }
 

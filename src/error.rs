@@ -95,6 +95,8 @@ pub enum Problem {
     Emoji,
     /// One more distinct emoji than a message may carry.
     Reactions { max: usize },
+    /// One more user than one may block.
+    Blocks { max: usize },
 }
 
 impl Problem {
@@ -146,6 +148,8 @@ impl Problem {
                 format!("a message carries at most {max} different reactions")
             }
             (Problem::Reactions { max }, Lang::Zh) => format!("一条消息最多有 {max} 种表情回应"),
+            (Problem::Blocks { max }, Lang::En) => format!("one may block at most {max} users"),
+            (Problem::Blocks { max }, Lang::Zh) => format!("最多只能屏蔽 {max} 个用户"),
         }
     }
 }
@@ -169,6 +173,8 @@ pub enum Unique {
     Membership,
     /// A message's place in its room.
     Seq,
+    /// One user's block of another.
+    Block,
 }
 
 impl Unique {
@@ -184,6 +190,7 @@ impl Unique {
             Unique::Identity => "identity",
             Unique::Membership => "member",
             Unique::Seq => "seq",
+            Unique::Block => "username",
         }
     }
 }

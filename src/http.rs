@@ -155,6 +155,7 @@ fn prepare(
     mut operation: GraphQLOperation,
     credentials: &Credentials,
     client: IpAddr,
+    lang: Lang,
 ) -> Result<GraphQLOperation, Error> {
     operation
         .data
@@ -162,7 +163,8 @@ fn prepare(
     Ok(
         graphql::parsed(operation, app.config.limits.max_complexity)?
             .data(credentials.clone())
-            .data(ClientAddress(client)),
+            .data(ClientAddress(client))
+            .data(lang),
     )
 }
 
@@ -194,14 +196,15 @@ async fn execute(
     let app = &state.app;
     match batch {
         BatchRequest::Single(operation) => {
-            let response = run(state, prepare(app, operation, &credentials, client)).await;
+            let response = run(state, prepare(app, operation, &credentials, client, lang)).await;
             graphql::finish(response, lang, app).into()
         }
         // One after another, as the engine runs a batch.
         BatchRequest::Batch(operations) => {
             let mut responses = Vec::with_capacity(operations.len());
             for operation in operations {
-                let response = run(state, prepare(app, operation, &credentials, client)).await;
+                let response =
+                    run(state, prepare(app, operation, &credentials, client, lang)).await;
                 responses.push(graphql::finish(response, lang, app));
             }
             BatchResponse::Batch(responses).into()

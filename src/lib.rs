@@ -119,6 +119,13 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = self.app;
+        if app.shared_kv.is_none() {
+            chat::presence::start_alone(&app)
+                .await
+                .context("recording everyone offline at start")?;
+        }
+        tokio::spawn(chat::presence::keep(app.clone()));
+        tokio::spawn(chat::digest::keep(app.clone()));
         let service = http::router(app.clone()).into_make_service_with_connect_info::<Peer>();
         let listener = CountingListener::new(self.listener, app.connections.clone());
         let signal = {

@@ -83,6 +83,7 @@ pub struct Metrics {
     websocket_connections_opened: Counter,
     subscriptions_active: Family<FeedLabels, Gauge>,
     messages_stored: Counter,
+    presence_writes: Counter,
     deliveries: Family<FeedLabels, Counter>,
     subscription_renders: Counter,
     gap_fills: Counter,
@@ -124,6 +125,13 @@ impl Default for Metrics {
             "messages_stored",
             "Messages stored by sendMessage; a retry with a known clientId stores nothing",
             messages_stored.clone(),
+        );
+        let presence_writes = Counter::default();
+        registry.register(
+            "presence_store_writes",
+            "Store writes of users coming online and going: one per tick with a change, \
+             however many sockets opened and closed",
+            presence_writes.clone(),
         );
         let deliveries = Family::<FeedLabels, Counter>::default();
         registry.register(
@@ -170,6 +178,7 @@ impl Default for Metrics {
             websocket_connections_opened,
             subscriptions_active,
             messages_stored,
+            presence_writes,
             deliveries,
             subscription_renders,
             gap_fills,
@@ -222,6 +231,11 @@ impl Metrics {
 
     pub fn message_stored(&self) {
         self.messages_stored.inc();
+    }
+
+    /// One store write of the comings and goings of a presence tick.
+    pub fn presence_recorded(&self) {
+        self.presence_writes.inc();
     }
 
     /// One message executed and serialized for a kind of subscription.

@@ -43,6 +43,9 @@ const SWEEP_EVERY: u64 = 4096;
 /// code, registering).
 const HOUR: Duration = Duration::from_secs(60 * 60);
 
+/// The window of the digest mails one user gets.
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The window in which failed logins are counted.
 const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -272,6 +275,18 @@ impl RateLimiter {
     pub async fn claim_code_resend(&self, email: &str) -> Result<()> {
         self.on_windows(Count::Add(&self.resend_window(email)))
             .await
+    }
+
+    /// Claims one of the `per_day` digest mails `user` may get in a day:
+    /// `RATE_LIMITED` past them. The address of a user is theirs alone, so
+    /// this is the address's limit too.
+    pub async fn claim_digest_mail(&self, user: Uuid, per_day: u32) -> Result<()> {
+        let window = Window {
+            key: format!("digest:{user}"),
+            limit: per_day,
+            length: DAY,
+        };
+        self.on_windows(Count::Add(&window)).await
     }
 
     /// Gives back a claim whose code nobody got, so the client may ask again at once.

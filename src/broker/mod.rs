@@ -47,6 +47,9 @@ pub enum Topic {
     Lobby,
     /// Changes to which tokens count: every instance follows it.
     Sessions,
+    /// Users coming online and going: every instance with a `presence`
+    /// subscriber follows it.
+    Presence,
 }
 
 /// A stored message with its sender, so a subscriber renders it without
@@ -138,6 +141,19 @@ impl std::fmt::Debug for Memo {
     }
 }
 
+/// A user came online or went: live only (the store keeps when they were
+/// last seen, not the change).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PresenceEvent {
+    pub user: Uuid,
+    pub online: bool,
+    pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Who may see it, sorted: whoever shares a room with the user, with no
+    /// block between them. Worked out once, by the instance that saw the
+    /// change.
+    pub audience: Vec<Uuid>,
+}
+
 /// A lobby message: live only, never stored.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LobbyEvent {
@@ -165,6 +181,8 @@ pub enum Event {
     /// On `Sessions`: `user` changed their password; the tokens issued
     /// under the old one stop counting, and the sockets they opened close.
     PasswordChanged { user: Uuid },
+    /// On `Presence`.
+    Presence(Arc<PresenceEvent>),
     /// On any topic, from the broker itself: events may have been lost.
     Resync,
 }

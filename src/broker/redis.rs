@@ -84,6 +84,7 @@ fn channel(prefix: &str, topic: Topic) -> String {
         Topic::User(user) => format!("{prefix}user:{user}"),
         Topic::Lobby => format!("{prefix}lobby"),
         Topic::Sessions => format!("{prefix}sessions"),
+        Topic::Presence => format!("{prefix}presence"),
     }
 }
 
@@ -92,6 +93,7 @@ fn topic_of(prefix: &str, channel: &str) -> Option<Topic> {
     match name {
         "lobby" => return Some(Topic::Lobby),
         "sessions" => return Some(Topic::Sessions),
+        "presence" => return Some(Topic::Presence),
         _ => {}
     }
     let (kind, identity) = name.split_once(':')?;

@@ -15,7 +15,7 @@ use crate::{
         sessions::{self, Change},
     },
     broker::{Event, Topic},
-    error::{Error, Result, Unique},
+    error::{Error, Lang, Result, Unique},
     rate_limit::Action,
     store::{Profile, ProfileUpdate, Sex, UserRecord, now},
 };
@@ -59,6 +59,7 @@ pub struct ProfileChange {
     pub nickname: Option<String>,
     pub sex: Option<Sex>,
     pub avatar: Option<Option<String>>,
+    pub email_digest: Option<bool>,
 }
 
 fn code_key(email: &Email) -> String {
@@ -253,7 +254,14 @@ pub async fn create_account(app: &App, account: NewAccount) -> Result<Profile> {
 ///
 /// [`RateLimiter::reserve_login`]: crate::rate_limit::RateLimiter::reserve_login
 #[tracing::instrument(skip_all, fields(username = %username.chars().take(32).collect::<String>()))]
-pub async fn login(app: &App, username: &str, password: &str, client: IpAddr) -> Result<Session> {
+/// Logs in; the language the client reads is kept for the user's mail.
+pub async fn login(
+    app: &App,
+    username: &str,
+    password: &str,
+    client: IpAddr,
+    lang: Lang,
+) -> Result<Session> {
     let username = Username::parse(username).ok();
     let username = username.as_ref().map(Username::as_str);
     app.limiter.reserve_login(username, client).await?;
@@ -269,6 +277,7 @@ pub async fn login(app: &App, username: &str, password: &str, client: IpAddr) ->
     ) {
         (true, Some(user), Some(username)) => {
             app.limiter.login_succeeded(username, client).await?;
+            app.store.set_language(user.profile.identity, lang).await?;
             session(app, user.profile, Uuid::new_v4(), &user.password_hash)
         }
         _ => Err(Error::BadCredentials),
@@ -362,6 +371,9 @@ pub async fn update_profile(app: &App, viewer: &Viewer, change: ProfileChange) -
         },
         updated_at: now(),
     };
+    if let Some(on) = change.email_digest {
+        app.store.set_email_digest(viewer.identity, on).await?;
+    }
     app.store
         .update_profile(viewer.identity, &update)
         .await?

@@ -4,8 +4,11 @@
 //! viewer and the raw arguments, and return what comes back.
 
 pub mod accounts;
+pub mod blocking;
 pub mod delivery;
+pub mod digest;
 pub mod messages;
+pub mod presence;
 pub mod rooms;
 pub mod social;
 pub mod timeline;

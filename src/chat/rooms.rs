@@ -6,6 +6,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use super::{
+    blocking,
     messages::decode_cursor,
     outliving,
     timeline::announce,
@@ -198,6 +199,7 @@ pub async fn create_group(
     let others = users_named(app, members, viewer.identity, "members").await?;
     let mut identities = vec![viewer.identity];
     identities.extend(others.iter().map(|u| u.identity));
+    blocking::check_adding(app, viewer.identity, &identities[1..]).await?;
     check_group_size(app, identities.len(), "members")?;
     check_room_caps(app, &identities, "members").await?;
     let room = new_room(
@@ -230,6 +232,7 @@ pub async fn add_members(
         .map(|u| u.identity)
         .filter(|user| members.iter().all(|member| member.user_identity != *user))
         .collect();
+    blocking::check_adding(app, viewer.identity, &identities).await?;
     check_group_size(app, members.len() + identities.len(), "usernames")?;
     check_room_caps(app, &identities, "usernames").await?;
     let (store, broker) = (app.store.clone(), app.broker.clone());

@@ -1,7 +1,7 @@
 //! Other users: profiles, search, and friendship, which is a PRIVATE room.
 
 use super::{
-    outliving, rooms,
+    blocking, outliving, rooms,
     values::{PageSize, SearchPrefix},
 };
 use crate::{
@@ -22,7 +22,7 @@ pub struct Contact {
     pub private_room: Option<RoomRecord>,
 }
 
-async fn user_named(app: &App, username: &str) -> Result<Profile> {
+pub(super) async fn user_named(app: &App, username: &str) -> Result<Profile> {
     app.store
         .user_by_username(username)
         .await?
@@ -54,8 +54,10 @@ pub async fn search_users(
         first.unwrap_or(DEFAULT_SEARCH_SIZE),
         app.config.limits.max_page_size,
     )?;
+    let mut hidden = blocking::hidden_from(app, viewer.identity).await?;
+    hidden.push(viewer.identity);
     app.store
-        .search_users(prefix.as_str(), viewer.identity, size.get())
+        .search_users(prefix.as_str(), &hidden, size.get())
         .await
 }
 
@@ -72,6 +74,7 @@ pub async fn add_friend(app: &App, viewer: &Viewer, username: &str) -> Result<Ro
     if friend.identity == viewer.identity {
         return Err(Error::bad_input("username", Problem::Yourself));
     }
+    blocking::check_pair(app, viewer.identity, friend.identity).await?;
     let key = pair_key(viewer.identity, friend.identity);
     if let Some(room) = app.store.private_room(&key).await? {
         return Ok(room);

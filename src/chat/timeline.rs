@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{outliving, values::Content};
+use super::{blocking, outliving, values::Content};
 use crate::{
     app::App,
     auth::Viewer,
@@ -147,6 +147,14 @@ pub async fn react(
     add: bool,
 ) -> Result<MessageRecord> {
     let emoji = parse_emoji(emoji)?;
+    if add {
+        let identity = parse_message(message)?;
+        if let Some(found) = app.store.message(identity).await?
+            && let Some(room) = app.store.room(found.room_identity).await?
+        {
+            blocking::check_speaking(app, &room, viewer.identity).await?;
+        }
+    }
     let rule = move |scene: &MessageScene| {
         let actor = member_of(scene)?.user_identity;
         not_deleted(&scene.message)?;

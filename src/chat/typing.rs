@@ -17,7 +17,7 @@ use std::{
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::rooms::member_room;
+use super::{blocking, rooms::member_room};
 use crate::{
     app::App,
     auth::Viewer,
@@ -79,6 +79,7 @@ async fn types(app: &App, room: Uuid, user: Uuid) -> bool {
 /// The viewer starts (`true`) or stops typing in a room they are in.
 pub async fn set_typing(app: &Arc<App>, viewer: &Viewer, room: &str, typing: bool) -> Result<bool> {
     let (room, _) = member_room(app, viewer, room).await?;
+    blocking::check_speaking(app, &room, viewer.identity).await?;
     let (room, user) = (room.identity, viewer.identity);
     match typing {
         true => app.kv.mark(&key(room), &user.to_string(), LAPSE).await?,

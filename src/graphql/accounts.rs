@@ -33,6 +33,8 @@ pub struct UpdateProfileInput {
     sex: Option<Sex>,
     /// An http(s) URL; null removes the avatar.
     avatar: MaybeUndefined<String>,
+    /// Whether to get digest mails of what one missed while away.
+    email_digest: Option<bool>,
 }
 
 #[derive(Default)]
@@ -82,11 +84,15 @@ impl AccountMutation {
         username: String,
         password: String,
     ) -> Result<AuthPayload> {
-        Ok(
-            accounts::login(ctx.app(), &username, &password, ctx.client_address())
-                .await?
-                .into(),
+        Ok(accounts::login(
+            ctx.app(),
+            &username,
+            &password,
+            ctx.client_address(),
+            ctx.lang(),
         )
+        .await?
+        .into())
     }
 
     /// Change one's password (8 to 128 characters, like register's); every
@@ -130,6 +136,7 @@ impl AccountMutation {
                 MaybeUndefined::Null => Some(None),
                 MaybeUndefined::Value(avatar) => Some(Some(avatar)),
             },
+            email_digest: input.email_digest,
         };
         let viewer = writer(ctx, Action::Write).await?;
         Ok(User::to_self(

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     app::App,
     auth::Credentials,
-    chat::typing,
+    chat::{presence, typing},
     store::{MemberRecord, MessageRecord, Profile},
 };
 
@@ -50,6 +50,10 @@ pub struct MessageByIdentity(pub Uuid);
 /// The message at (room, seq): a room's last message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MessageKey(pub Uuid, pub i64);
+
+/// A user's presence as the viewer sees it (none: not theirs to see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PresenceKey(pub Uuid);
 
 /// The viewer's unread count in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,6 +106,23 @@ impl Loader<TypingKey> for StoreLoader {
             .into_iter()
             .zip(typing)
             .map(|(room, typers)| (TypingKey(room), typers))
+            .collect())
+    }
+}
+
+impl Loader<PresenceKey> for StoreLoader {
+    type Value = presence::Status;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[PresenceKey]) -> Loaded<PresenceKey, presence::Status> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let users: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+        Ok(presence::status_of(&self.app, viewer, &users)
+            .await?
+            .into_iter()
+            .map(|(user, status)| (PresenceKey(user), status))
             .collect())
     }
 }

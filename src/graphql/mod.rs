@@ -8,6 +8,7 @@ mod documents;
 mod errors;
 mod loaders;
 mod messages;
+mod people;
 mod rendering;
 mod rooms;
 mod social;
@@ -39,6 +40,7 @@ pub use rendering::{Rendered, RenderingSchema, RenderingSubscription};
 pub struct Query(
     accounts::AccountQuery,
     social::SocialQuery,
+    people::PeopleQuery,
     rooms::RoomQuery,
     messages::MessageQuery,
     timeline::TimelineQuery,
@@ -48,6 +50,7 @@ pub struct Query(
 pub struct Mutation(
     accounts::AccountMutation,
     social::SocialMutation,
+    people::PeopleMutation,
     rooms::RoomMutation,
     messages::MessageMutation,
     timeline::TimelineMutation,
@@ -57,6 +60,7 @@ pub struct Mutation(
 pub struct Subscription(
     messages::MessageSubscription,
     timeline::TimelineSubscription,
+    people::PeopleSubscription,
 );
 
 pub type ChatSchema = Schema<Query, Mutation, Subscription>;
@@ -144,6 +148,9 @@ trait ContextExt {
     }
 
     fn client_address(&self) -> std::net::IpAddr;
+
+    /// The language the client reads, from its `Accept-Language`.
+    fn lang(&self) -> crate::error::Lang;
 }
 
 impl ContextExt for Context<'_> {
@@ -154,6 +161,12 @@ impl ContextExt for Context<'_> {
     fn client_address(&self) -> std::net::IpAddr {
         self.data_opt::<ClientAddress>()
             .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |client| client.0)
+    }
+
+    fn lang(&self) -> crate::error::Lang {
+        self.data_opt::<crate::error::Lang>()
+            .copied()
+            .unwrap_or_default()
     }
 
     fn credentials(&self) -> &Credentials {

@@ -11,12 +11,13 @@ use chrono::{SecondsFormat, Utc};
 use super::{
     ContextExt,
     loaders::{
-        MembersKey, MessageByIdentity, MessageKey, StoreLoader, TypingKey, UnreadKey, UserKey,
+        MembersKey, MessageByIdentity, MessageKey, PresenceKey, StoreLoader, TypingKey, UnreadKey,
+        UserKey,
     },
 };
 use crate::{
     broker::{LobbyEvent, MessageEvent},
-    chat::{accounts, messages, social},
+    chat::{accounts, messages, presence, social},
     error::Error,
     store::{self, MemberRecord, MessageRecord, Profile, RoomRecord},
 };
@@ -133,6 +134,43 @@ impl User {
 
     async fn updated_at(&self) -> DateTime {
         DateTime(self.record.updated_at)
+    }
+
+    /// Null unless the viewer is this user, a friend of theirs, or shares a
+    /// room with them, and neither has blocked the other.
+    async fn presence(&self, ctx: &Context<'_>) -> Result<Option<Presence>> {
+        Ok(loader(ctx)
+            .load_one(PresenceKey(self.record.identity))
+            .await?
+            .map(Presence))
+    }
+
+    /// Whether this user gets digest mails of what they missed; null for
+    /// everyone but the user themself.
+    async fn email_digest(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
+        let is_self = self.to_self
+            || ctx
+                .viewer()
+                .is_ok_and(|viewer| viewer.identity == self.record.identity);
+        if !is_self {
+            return Ok(None);
+        }
+        Ok(ctx.app().store.email_digest(self.record.identity).await?)
+    }
+}
+
+/// Whether a user has a live connection, as the people allowed to see it see it.
+pub struct Presence(pub presence::Status);
+
+#[Object]
+impl Presence {
+    async fn online(&self) -> bool {
+        self.0.online
+    }
+
+    /// When their last connection closed; null while online or if never seen.
+    async fn last_seen_at(&self) -> Option<DateTime> {
+        self.0.last_seen_at.map(DateTime)
     }
 }
 

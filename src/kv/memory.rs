@@ -29,7 +29,25 @@ struct State {
     entries: HashMap<String, Entry>,
     /// Sets of members, each member with its own expiry ([`Kv::mark`]).
     sets: HashMap<String, HashMap<String, Instant>>,
+    /// Rosters: their entries, each with the end of each holder's hold
+    /// ([`Kv::hold`]). An entry stays until its lapse is taken.
+    rosters: HashMap<String, HashMap<String, HashMap<String, Instant>>>,
     writes: u64,
+}
+
+/// The end of the latest of an entry's holds.
+fn last_end(holds: &HashMap<String, Instant>) -> Option<Instant> {
+    holds.values().max().copied()
+}
+
+/// `at` as Unix milliseconds, read against the wall clock now.
+fn wall_millis(at: Instant) -> i64 {
+    let now = Instant::now();
+    let wall = chrono::Utc::now().timestamp_millis();
+    match at.checked_duration_since(now) {
+        Some(ahead) => wall.saturating_add(i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX)),
+        None => wall.saturating_sub(i64::try_from((now - at).as_millis()).unwrap_or(i64::MAX)),
+    }
 }
 
 struct Entry {
@@ -147,6 +165,94 @@ impl Kv for MemoryKv {
             state.sets.remove(key);
         }
         Ok(was_live)
+    }
+
+    async fn hold(&self, roster: &str, entry: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let held = self
+            .hold_many(roster, &[entry.to_owned()], holder, ttl)
+            .await?;
+        Ok(!held.is_empty())
+    }
+
+    async fn hold_many(
+        &self,
+        roster: &str,
+        entries: &[String],
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Vec<String>> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let roster = state.rosters.entry(roster.to_owned()).or_default();
+        let mut new = Vec::new();
+        for entry in entries {
+            let holds = roster.entry(entry.clone()).or_insert_with(|| {
+                new.push(entry.clone());
+                HashMap::new()
+            });
+            holds.retain(|_, end| *end > now);
+            holds.insert(holder.to_owned(), now + ttl);
+        }
+        Ok(new)
+    }
+
+    async fn release(
+        &self,
+        roster: &str,
+        entries: &[String],
+        holder: &str,
+        after: Duration,
+    ) -> Result<()> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let Some(roster) = state.rosters.get_mut(roster) else {
+            return Ok(());
+        };
+        for entry in entries {
+            if let Some(holds) = roster.get_mut(entry) {
+                holds.retain(|_, end| *end > now);
+                holds.insert(holder.to_owned(), now + after);
+            }
+        }
+        Ok(())
+    }
+
+    async fn take_lapsed(&self, roster: &str, limit: usize) -> Result<Vec<(String, i64)>> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let Some(roster) = state.rosters.get_mut(roster) else {
+            return Ok(Vec::new());
+        };
+        let lapsed: Vec<(String, Instant)> = roster
+            .iter()
+            .filter_map(|(entry, holds)| {
+                let end = last_end(holds).unwrap_or(now);
+                (end <= now).then(|| (entry.clone(), end))
+            })
+            .take(limit)
+            .collect();
+        for (entry, _) in &lapsed {
+            roster.remove(entry);
+        }
+        Ok(lapsed
+            .into_iter()
+            .map(|(entry, end)| (entry, wall_millis(end)))
+            .collect())
+    }
+
+    async fn held(&self, roster: &str, entries: &[String]) -> Result<Vec<bool>> {
+        let now = Instant::now();
+        let state = self.state();
+        let roster = state.rosters.get(roster);
+        Ok(entries
+            .iter()
+            .map(|entry| {
+                roster
+                    .and_then(|roster| roster.get(entry))
+                    .and_then(last_end)
+                    .is_some_and(|end| end > now)
+            })
+            .collect())
     }
 
     async fn marked(&self, key: &str) -> Result<Vec<String>> {

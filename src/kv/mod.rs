@@ -1,5 +1,5 @@
-//! Short-lived values with a time to live: email codes and their tries, and
-//! the rate limiter's counters.
+//! Short-lived values with a time to live: email codes and their tries, the
+//! rate limiter's counters, who is typing, and who is online.
 //!
 //! `memory` is the zero-setup default for one instance; `redis` shares the
 //! values between instances, so a code mailed by one verifies on another
@@ -66,4 +66,46 @@ pub trait Kv: Send + Sync {
         }
         Ok(all)
     }
+
+    // --- rosters: entries held by holders, each hold with its own end ---
+    //
+    // Who is online: a user (entry) is held by every instance (holder) with
+    // a socket of theirs, each hold renewed while the instance lives. An
+    // entry whose last hold ran out stays in its roster until one caller
+    // takes its lapse, so a coming and a going are each seen exactly once
+    // across instances.
+
+    /// Holds `entry` of `roster` for `holder` until `ttl` from now (again:
+    /// from now). True when the entry was not in the roster, so of
+    /// concurrent holders exactly one learns it came to be held.
+    async fn hold(&self, roster: &str, entry: &str, holder: &str, ttl: Duration) -> Result<bool>;
+
+    /// [`Kv::hold`] of each of `entries`, in one round trip: the ones that
+    /// were not in the roster.
+    async fn hold_many(
+        &self,
+        roster: &str,
+        entries: &[String],
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Vec<String>>;
+
+    /// Lets `holder`'s hold of each of `entries` end `after` from now,
+    /// however long it had left; nothing for an entry no longer in the
+    /// roster. One round trip.
+    async fn release(
+        &self,
+        roster: &str,
+        entries: &[String],
+        holder: &str,
+        after: Duration,
+    ) -> Result<()>;
+
+    /// Takes out of `roster` up to `limit` entries whose every hold has
+    /// ended, with when the last one ended (Unix milliseconds): each goes
+    /// to exactly one caller.
+    async fn take_lapsed(&self, roster: &str, limit: usize) -> Result<Vec<(String, i64)>>;
+
+    /// Whether each of `entries` is held now, in their order.
+    async fn held(&self, roster: &str, entries: &[String]) -> Result<Vec<bool>>;
 }

@@ -171,7 +171,131 @@ impl Kv for RedisKv {
         }
         self.link.query_pipeline(&pipe).await
     }
+
+    async fn hold(&self, roster: &str, entry: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let held = self
+            .hold_many(roster, &[entry.to_owned()], holder, ttl)
+            .await?;
+        Ok(!held.is_empty())
+    }
+
+    async fn hold_many(
+        &self,
+        roster: &str,
+        entries: &[String],
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Vec<String>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = epoch_millis().saturating_add(millis(ttl));
+        let command = redis::cmd("EVAL")
+            .arg(HOLD)
+            .arg(1)
+            .arg(self.key(roster))
+            .arg(holder)
+            .arg(until)
+            .arg(epoch_millis())
+            .arg(entries)
+            .clone();
+        self.link.query(&command).await
+    }
+
+    async fn release(
+        &self,
+        roster: &str,
+        entries: &[String],
+        holder: &str,
+        after: Duration,
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let command = redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(self.key(roster))
+            .arg(holder)
+            .arg(epoch_millis().saturating_add(millis(after)))
+            .arg(epoch_millis())
+            .arg(entries)
+            .clone();
+        let _: i64 = self.link.query(&command).await?;
+        Ok(())
+    }
+
+    async fn take_lapsed(&self, roster: &str, limit: usize) -> Result<Vec<(String, i64)>> {
+        let command = redis::cmd("EVAL")
+            .arg(TAKE_LAPSED)
+            .arg(1)
+            .arg(self.key(roster))
+            .arg(epoch_millis())
+            .arg(limit.max(1))
+            .clone();
+        let flat: Vec<(String, f64)> = self.link.query(&command).await?;
+        Ok(flat
+            .into_iter()
+            .map(|(entry, ended)| (entry, ended as i64))
+            .collect())
+    }
+
+    async fn held(&self, roster: &str, entries: &[String]) -> Result<Vec<bool>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let command = redis::cmd("ZMSCORE")
+            .arg(self.key(roster))
+            .arg(entries)
+            .clone();
+        let scores: Vec<Option<f64>> = self.link.query(&command).await?;
+        let now = epoch_millis() as f64;
+        Ok(scores
+            .into_iter()
+            .map(|score| score.is_some_and(|until| until > now))
+            .collect())
+    }
 }
+
+// A roster is a sorted set of entries, each scored with the end of its
+// latest hold; each entry's holds are a sorted set of holders, scored with
+// the end of each hold, at `<roster>:<entry>`, expiring with its last hold.
+// Every script keeps the roster's score equal to the latest end among the
+// entry's holds, so a lapse is read off the roster alone.
+
+/// ARGV: holder, until, now, entries…; returns the entries that were new.
+const HOLD: &str = "local new = {} \
+    for i = 4, #ARGV do \
+        local holds = KEYS[1] .. ':' .. ARGV[i] \
+        redis.call('ZADD', holds, ARGV[2], ARGV[1]) \
+        redis.call('ZREMRANGEBYSCORE', holds, '-inf', ARGV[3]) \
+        local last = redis.call('ZRANGE', holds, -1, -1, 'WITHSCORES') \
+        redis.call('PEXPIREAT', holds, last[2]) \
+        if redis.call('ZADD', KEYS[1], last[2], ARGV[i]) == 1 then new[#new + 1] = ARGV[i] end \
+    end \
+    return new";
+
+/// ARGV: holder, until, now, entries….
+const RELEASE: &str = "for i = 4, #ARGV do \
+        if redis.call('ZSCORE', KEYS[1], ARGV[i]) then \
+            local holds = KEYS[1] .. ':' .. ARGV[i] \
+            redis.call('ZADD', holds, ARGV[2], ARGV[1]) \
+            redis.call('ZREMRANGEBYSCORE', holds, '-inf', ARGV[3]) \
+            local last = redis.call('ZRANGE', holds, -1, -1, 'WITHSCORES') \
+            redis.call('PEXPIREAT', holds, last[2]) \
+            redis.call('ZADD', KEYS[1], last[2], ARGV[i]) \
+        end \
+    end \
+    return 0";
+
+/// ARGV: now, limit; returns entry, end, entry, end, …
+const TAKE_LAPSED: &str = "local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], \
+        'WITHSCORES', 'LIMIT', 0, ARGV[2]) \
+    for i = 1, #lapsed, 2 do \
+        redis.call('ZREM', KEYS[1], lapsed[i]) \
+        redis.call('DEL', KEYS[1] .. ':' .. lapsed[i]) \
+    end \
+    return lapsed";
 
 /// Now, in Unix milliseconds.
 fn epoch_millis() -> u64 {

@@ -24,6 +24,12 @@ pub struct Plan {
     pub key: std::sync::Arc<str>,
     /// The key's hash, computed once: renders are looked up by it.
     pub hash: u64,
+    /// Whether the document may select what no perspective tells: a user's
+    /// `presence`, which depends on who shares a room with whom and who
+    /// blocked whom. Such a plan is rendered for each subscriber alone. Read
+    /// off the text, so a document that only mentions the word is too: that
+    /// costs renders, never a wrong payload.
+    pub personal: bool,
 }
 
 /// A `subscribe` frame's payload.
@@ -114,12 +120,14 @@ impl Plan {
             key.hash(&mut hasher);
             hasher.finish()
         };
+        let personal = operation.query.contains("presence");
         Some(Self {
             feed,
             room,
             after,
             key,
             hash,
+            personal,
         })
     }
 

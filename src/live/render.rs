@@ -68,6 +68,14 @@ pub struct Perspective {
 }
 
 impl Perspective {
+    /// `viewer`'s own, shared with nobody.
+    fn alone(viewer: Option<Uuid>) -> Self {
+        Self {
+            alone: viewer,
+            ..Self::default()
+        }
+    }
+
     /// Bits of whether `viewer` is each of `users`, from bit `from` on.
     fn is(mut self, viewer: Option<Uuid>, users: &[Option<Uuid>], from: u32) -> Self {
         for (bit, user) in (from..).zip(users) {
@@ -138,10 +146,7 @@ impl Shared for RoomEvent {
                     &[Some(departure.user_identity), departure.removed_by],
                     0,
                 ),
-                Stored::Room(_) => Perspective {
-                    alone: viewer,
-                    ..nobody
-                },
+                Stored::Room(_) => Perspective::alone(viewer),
             },
         }
     }
@@ -273,7 +278,10 @@ impl Executor {
                     let key = RenderKey {
                         request: plan.key.clone(),
                         hash: plan.hash,
-                        perspective: event.perspective(viewer),
+                        perspective: match plan.personal {
+                            true => Perspective::alone(viewer),
+                            false => event.perspective(viewer),
+                        },
                     };
                     // An event whose memo holds something else is rendered
                     // for this subscriber alone.
@@ -359,7 +367,8 @@ impl Executor {
         Ok(request
             .data(self.credentials.clone())
             .data(graphql::loader(self.app.clone(), &self.credentials))
-            .data(ClientAddress(self.client)))
+            .data(ClientAddress(self.client))
+            .data(self.lang))
     }
 
     /// `error` as the errors of a response, in the socket's language.

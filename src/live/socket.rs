@@ -37,6 +37,7 @@ use super::{
 use crate::{
     app::App,
     auth::{Credentials, sessions},
+    chat::presence,
     connections::Seat,
     error::{Error, Lang},
     graphql::Schemas,
@@ -128,6 +129,8 @@ struct Session {
     protocol: Protocol,
     /// Who the client is, once its `connection_init` was accepted.
     credentials: Option<Credentials>,
+    /// Counts the socket towards its user's presence while it lives.
+    present: Option<presence::Present>,
     /// When its token expires: the socket closes then (4403).
     expires: Option<Instant>,
     /// Woken when the token may have stopped counting.
@@ -174,6 +177,7 @@ impl Session {
             handshake,
             protocol,
             credentials: None,
+            present: None,
             expires: None,
             signal: Arc::default(),
             operations: StreamMap::new(),
@@ -369,11 +373,12 @@ impl Session {
         match sessions::checked(&self.app, presented).await {
             Credentials::Invalid => Reply::Refuse(Closing::forbidden()),
             credentials => {
-                if let Credentials::Valid(_, grant) = &credentials {
+                if let Credentials::Valid(viewer, grant) = &credentials {
                     let left = (grant.expires_at - chrono::Utc::now())
                         .to_std()
                         .unwrap_or_default();
                     self.expires = Some(Instant::now() + left);
+                    self.present = Some(presence::arrive(&self.app, viewer.identity));
                 }
                 self.credentials = Some(credentials);
                 Reply::Frame(text(Protocol::ack()))

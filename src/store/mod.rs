@@ -13,6 +13,7 @@
 //! record reads back exactly as it was written.
 
 mod mongo;
+mod people;
 mod sqlite;
 
 use std::{collections::HashMap, sync::Arc};
@@ -28,6 +29,7 @@ use crate::{
 };
 
 pub use mongo::MongoStore;
+pub use people::{BlockRecord, DigestDue, People, Seen};
 pub use sqlite::SqliteStore;
 
 /// The current time, at the precision the stores keep.
@@ -147,6 +149,14 @@ pub struct RoomRecord {
 }
 
 impl RoomRecord {
+    /// The member of a PRIVATE room other than `user`, read off its pair
+    /// key; `None` for a group.
+    pub fn other_member(&self, user: Uuid) -> Option<Uuid> {
+        let (a, b) = self.pair_key.as_deref()?.split_once(':')?;
+        let other = if a == user.to_string() { b } else { a };
+        Uuid::parse_str(other).ok()
+    }
+
     /// What `rooms` orders by, newest first.
     pub fn last_activity(&self) -> DateTime<Utc> {
         self.last_message_at.unwrap_or(self.created_at)
@@ -579,7 +589,7 @@ pub type RecordStream = BoxStream<'static, Result<Record>>;
 /// for a unique value taken, [`Error::Unavailable`] when the database cannot be
 /// reached within the configured timeout, [`Error::Internal`] otherwise.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: People + Send + Sync {
     /// Succeeds when the database answers; `/readyz` asks this.
     async fn ping(&self) -> Result<()>;
 
@@ -612,9 +622,14 @@ pub trait Store: Send + Sync {
     async fn users_by_identities(&self, identities: &[Uuid]) -> Result<Vec<Profile>>;
 
     /// Users whose username or nickname starts with `prefix` ignoring case,
-    /// except `exclude`, ordered by username (ignoring case), at most `limit`.
-    async fn search_users(&self, prefix: &str, exclude: Uuid, limit: usize)
-    -> Result<Vec<Profile>>;
+    /// except those in `exclude`, ordered by username (ignoring case), at
+    /// most `limit`.
+    async fn search_users(
+        &self,
+        prefix: &str,
+        exclude: &[Uuid],
+        limit: usize,
+    ) -> Result<Vec<Profile>>;
 
     /// The users sharing a PRIVATE room with `user`, ordered by username (ignoring case).
     async fn friends(&self, user: Uuid) -> Result<Vec<Profile>>;
@@ -696,7 +711,8 @@ pub trait Store: Send + Sync {
     /// the room does not exist, `Forbidden` when the sender is not a member
     /// of it, `Unauthenticated` when no user has the sender's identity (a
     /// token can outlive its user's record in a store restored from a
-    /// backup), `BadInput` on `replyTo` when `reply_to` is not a message of
+    /// backup), `Forbidden` when the other member of a PRIVATE room blocked
+    /// the sender (`chat::blocking`), `BadInput` on `replyTo` when `reply_to` is not a message of
     /// the room. Nothing is stored when a check fails.
     ///
     /// By default three reads at once, then the insert. This runs for every
@@ -713,6 +729,11 @@ pub trait Store: Send + Sync {
         let room = room.ok_or(Error::NotFound(Entity::Room))?;
         member.ok_or(Error::Forbidden)?;
         let sender = sender.ok_or(Error::Unauthenticated)?;
+        if let Some(other) = room.other_member(user)
+            && self.has_blocked(other, user).await?
+        {
+            return Err(Error::Forbidden);
+        }
         if let Some(replied) = message.reply_to {
             let replied = self.message(replied).await?;
             check_reply(&room, replied.as_ref())?;

@@ -95,6 +95,56 @@ async fn members_of_a_set_lapse_each_on_its_own(kv: Arc<dyn Kv>) {
     assert_eq!(kv.marked("room:a").await.unwrap(), Vec::<String>::new());
 }
 
+async fn a_roster_entry_stays_while_any_holder_holds_it_and_lapses_once(kv: Arc<dyn Kv>) {
+    let users = ["ann", "bob"].map(str::to_owned);
+    assert!(kv.hold("online", "ann", "one", LONG).await.unwrap(), "new");
+    assert!(
+        !kv.hold("online", "ann", "two", LONG).await.unwrap(),
+        "held already"
+    );
+    assert_eq!(
+        kv.hold_many("online", &users, "one", LONG).await.unwrap(),
+        ["bob"],
+        "only bob was new"
+    );
+    assert_eq!(kv.held("online", &users).await.unwrap(), [true, true]);
+
+    // One holder lets go: the other still holds ann.
+    kv.release("online", &users, "one", SHORT).await.unwrap();
+    tokio::time::sleep(SHORT * 2).await;
+    assert_eq!(kv.held("online", &users).await.unwrap(), [true, false]);
+    let lapsed = kv.take_lapsed("online", 10).await.unwrap();
+    assert_eq!(
+        lapsed
+            .iter()
+            .map(|(user, _)| user.as_str())
+            .collect::<Vec<_>>(),
+        ["bob"]
+    );
+    assert!(
+        kv.take_lapsed("online", 10).await.unwrap().is_empty(),
+        "a lapse is taken once"
+    );
+    assert!(
+        kv.hold("online", "bob", "one", LONG).await.unwrap(),
+        "after its lapse was taken, bob is new again"
+    );
+
+    // Holds that are not renewed end by themselves: a holder that died.
+    kv.hold("online", "cat", "gone", SHORT).await.unwrap();
+    tokio::time::sleep(SHORT * 2).await;
+    let takers = futures_util::future::join_all(
+        (0..4).map(|_| async { kv.take_lapsed("online", 10).await.unwrap() }),
+    )
+    .await;
+    let taken: Vec<&str> = takers
+        .iter()
+        .flatten()
+        .map(|(user, _)| user.as_str())
+        .collect();
+    assert_eq!(taken, ["cat"], "one of four concurrent takers gets it");
+}
+
 macro_rules! kv_suite {
     ($($behaviour:ident),* $(,)?) => {
         mod memory {
@@ -126,4 +176,5 @@ kv_suite!(
     values_expire_after_their_time_to_live,
     concurrent_removers_take_a_value_once,
     members_of_a_set_lapse_each_on_its_own,
+    a_roster_entry_stays_while_any_holder_holds_it_and_lapses_once,
 );

@@ -279,6 +279,42 @@ macro_rules! counted {
     };
 }
 
+macro_rules! counted_people {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        #[async_trait::async_trait]
+        impl chatroom::store::People for CountingStore {
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> chatroom::error::Result<$out> {
+                    self.calls.fetch_add(1, Ordering::SeqCst);
+                    self.inner.$name($($arg),*).await
+                }
+            )*
+        }
+    };
+}
+
+type Time = chrono::DateTime<chrono::Utc>;
+
+counted_people! {
+    block(blocker: Uuid, blocked: Uuid, at: Time) -> bool;
+    unblock(blocker: Uuid, blocked: Uuid) -> bool;
+    blocked_by(blocker: Uuid) -> Vec<Profile>;
+    blocks_of(user: Uuid) -> Vec<Uuid>;
+    blocks_between(user: Uuid, others: &[Uuid]) -> Vec<Uuid>;
+    has_blocked(blocker: Uuid, blocked: Uuid) -> bool;
+    sharing_rooms(user: Uuid, others: &[Uuid]) -> Vec<Uuid>;
+    contacts(user: Uuid) -> Vec<Uuid>;
+    record_seen(seen: &[(Uuid, chatroom::store::Seen)]) -> ();
+    all_gone(at: Time) -> u64;
+    last_seen(users: &[Uuid]) -> Vec<(Uuid, Time)>;
+    set_language(user: Uuid, lang: chatroom::error::Lang) -> ();
+    email_digest(user: Uuid) -> Option<bool>;
+    set_email_digest(user: Uuid, on: bool) -> ();
+    digests_due(away_before: Time, checked_before: Time, limit: usize) -> Vec<chatroom::store::DigestDue>;
+    digest_checked(user: Uuid, at: Time) -> ();
+    claim_digest(user: Uuid, away_since: Time) -> bool;
+}
+
 use chatroom::store::{
     Counts, HistoryRange, Loaded, MemberRecord, MessageRecord, MessageRule, NewMessage, Profile,
     ProfileUpdate, Record, RoomChanges, RoomRecord, RoomRule, Sent, Stored, UserRecord,
@@ -295,7 +331,7 @@ counted! {
     update_profile(identity: Uuid, update: &ProfileUpdate) -> Option<Profile>;
     set_password_hash(identity: Uuid, password_hash: &str) -> bool;
     users_by_identities(identities: &[Uuid]) -> Vec<Profile>;
-    search_users(prefix: &str, exclude: Uuid, limit: usize) -> Vec<Profile>;
+    search_users(prefix: &str, exclude: &[Uuid], limit: usize) -> Vec<Profile>;
     friends(user: Uuid) -> Vec<Profile>;
     create_room(room: &RoomRecord, members: &[Uuid]) -> ();
     room(identity: Uuid) -> Option<RoomRecord>;

@@ -413,6 +413,43 @@ impl chatroom::kv::Kv for CodeReads {
     async fn marked(&self, key: &str) -> chatroom::error::Result<Vec<String>> {
         self.inner.marked(key).await
     }
+    async fn hold(
+        &self,
+        roster: &str,
+        entry: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> chatroom::error::Result<bool> {
+        self.inner.hold(roster, entry, holder, ttl).await
+    }
+    async fn hold_many(
+        &self,
+        roster: &str,
+        entries: &[String],
+        holder: &str,
+        ttl: Duration,
+    ) -> chatroom::error::Result<Vec<String>> {
+        self.inner.hold_many(roster, entries, holder, ttl).await
+    }
+    async fn release(
+        &self,
+        roster: &str,
+        entries: &[String],
+        holder: &str,
+        after: Duration,
+    ) -> chatroom::error::Result<()> {
+        self.inner.release(roster, entries, holder, after).await
+    }
+    async fn take_lapsed(
+        &self,
+        roster: &str,
+        limit: usize,
+    ) -> chatroom::error::Result<Vec<(String, i64)>> {
+        self.inner.take_lapsed(roster, limit).await
+    }
+    async fn held(&self, roster: &str, entries: &[String]) -> chatroom::error::Result<Vec<bool>> {
+        self.inner.held(roster, entries).await
+    }
 }
 
 async fn concurrent_wrong_codes_are_counted_before_they_are_compared(backends: Backends) {

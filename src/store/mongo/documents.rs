@@ -73,6 +73,14 @@ impl UserDoc {
     }
 }
 
+/// `blocker` blocked `blocked`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BlockDoc {
+    pub blocker: String,
+    pub blocked: String,
+    pub created_at: bson::DateTime,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RoomDoc {
     pub identity: String,
@@ -337,7 +345,7 @@ pub fn to_bson_time(time: DateTime<Utc>) -> bson::DateTime {
     bson::DateTime::from_millis(time.timestamp_millis())
 }
 
-fn from_bson_time(time: bson::DateTime) -> Result<DateTime<Utc>> {
+pub fn from_bson_time(time: bson::DateTime) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_millis(time.timestamp_millis())
         .ok_or_else(|| Error::internal(anyhow::anyhow!("stored time out of range: {time}")))
 }

@@ -8,6 +8,7 @@
 //! this file holds the store and its queries.
 
 mod documents;
+mod people;
 mod schema;
 mod transaction;
 mod transfer;
@@ -37,7 +38,7 @@ use crate::{
 
 use self::{
     documents::{
-        Counted, DepartureDoc, MemberDoc, MessageDoc, RoomDoc, UserDoc, identity_strings,
+        BlockDoc, Counted, DepartureDoc, MemberDoc, MessageDoc, RoomDoc, UserDoc, identity_strings,
         parse_identity, profile_fields, reaction_docs, to_bson_time,
     },
     schema::db_error,
@@ -52,6 +53,7 @@ pub struct MongoStore {
     members: Collection<MemberDoc>,
     messages: Collection<MessageDoc>,
     departures: Collection<DepartureDoc>,
+    blocks: Collection<BlockDoc>,
     timeout: Duration,
 }
 
@@ -109,6 +111,7 @@ impl MongoStore {
             members: db.collection("room_members"),
             messages: db.collection("messages"),
             departures: db.collection("room_departures"),
+            blocks: db.collection("blocks"),
             client,
             db,
             timeout,
@@ -382,7 +385,7 @@ impl Store for MongoStore {
     async fn search_users(
         &self,
         prefix: &str,
-        exclude: Uuid,
+        exclude: &[Uuid],
         limit: usize,
     ) -> Result<Vec<Profile>> {
         if limit == 0 {
@@ -396,7 +399,7 @@ impl Store for MongoStore {
                 { "username_key": { "$regex": &pattern } },
                 { "nickname_key": { "$regex": &pattern } },
             ],
-            "identity": { "$ne": exclude.to_string() },
+            "identity": { "$nin": identity_strings(exclude) },
         };
         self.all(
             self.users

@@ -38,6 +38,7 @@ fn unique_of(message: &str) -> Option<Unique> {
         }
         "room_members_user_room" => Unique::Membership,
         "messages_room_seq" => Unique::Seq,
+        "blocks_blocker_blocked" => Unique::Block,
         _ => return None,
     })
 }
@@ -103,7 +104,7 @@ pub fn db_error(error: mongodb::error::Error) -> Error {
 
 impl MongoStore {
     pub(super) async fn create_indexes(&self) -> anyhow::Result<()> {
-        let indexes: [(&str, Vec<IndexModel>); 5] = [
+        let indexes: [(&str, Vec<IndexModel>); 6] = [
             (
                 "users",
                 vec![
@@ -111,6 +112,20 @@ impl MongoStore {
                     unique(doc! { "username_key": 1 }, "users_username_key"),
                     unique(doc! { "email": 1 }, "users_email"),
                     plain(doc! { "nickname_key": 1 }, "users_nickname_key"),
+                    plain(
+                        doc! { "digest_done": 1, "away_since": 1, "created_at": 1 },
+                        "users_digests",
+                    ),
+                ],
+            ),
+            (
+                "blocks",
+                vec![
+                    unique(
+                        doc! { "blocker": 1, "blocked": 1 },
+                        "blocks_blocker_blocked",
+                    ),
+                    plain(doc! { "blocked": 1 }, "blocks_blocked"),
                 ],
             ),
             (

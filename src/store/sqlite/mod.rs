@@ -10,6 +10,7 @@
 //! holds the store and its queries.
 
 mod batches;
+mod people;
 mod rows;
 mod schema;
 mod transfer;
@@ -344,26 +345,36 @@ impl Store for SqliteStore {
     async fn search_users(
         &self,
         prefix: &str,
-        exclude: Uuid,
+        exclude: &[Uuid],
         limit: usize,
     ) -> Result<Vec<Profile>> {
         let prefix = nickname_key(prefix);
         let end = prefix_end(&prefix);
+        let exclude = distinct(exclude);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |conn| {
             let starts_with = |column: &str| match end {
-                Some(_) => format!("({column} >= ?1 AND {column} < ?4)"),
+                Some(_) => format!("({column} >= ?1 AND {column} < ?3)"),
                 None => format!("{column} >= ?1"),
             };
+            // The excluded go in a bound JSON array: one statement however
+            // many there are.
             let sql = format!(
                 "SELECT {PROFILE_COLUMNS} FROM users
-                 WHERE ({} OR {}) AND identity <> ?2
-                 ORDER BY username_key LIMIT ?3",
+                 WHERE ({} OR {})
+                   AND identity NOT IN (SELECT value FROM json_each(?4))
+                 ORDER BY username_key LIMIT ?2",
                 starts_with("username_key"),
                 starts_with("nickname_key"),
             );
-            let mut values = vec![Value::Text(prefix), text(exclude), Value::Integer(limit)];
-            values.extend(end.map(Value::Text));
+            let excluded: Vec<String> = exclude.iter().map(Uuid::to_string).collect();
+            let excluded = serde_json::to_string(&excluded).map_err(Error::internal)?;
+            let values = vec![
+                Value::Text(prefix),
+                Value::Integer(limit),
+                end.map_or(Value::Null, Value::Text),
+                Value::Text(excluded),
+            ];
             let mut statement = conn.prepare(&sql).map_err(db_error)?;
             let users = statement
                 .query_map(params_from_iter(values), profile_from_row)

@@ -115,6 +115,31 @@ pub const MIGRATIONS: &[M<'static>] = &[
     );
     CREATE INDEX room_departures_rev ON room_departures (room_identity, rev);",
     ),
+    // Version 3: people. Blocks; and per user the digest setting, the
+    // language of the last login, and presence as the store keeps it (one
+    // write per coming or going, not per connection): `online`, `seen_at`
+    // (the last connection's close), `away_since` (that, or registration
+    // while null) and whether this absence's digest is done or was looked
+    // at.
+    M::up(
+        "CREATE TABLE blocks (
+        blocker_identity TEXT NOT NULL,
+        blocked_identity TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        PRIMARY KEY (blocker_identity, blocked_identity)
+    );
+    CREATE INDEX blocks_blocked ON blocks (blocked_identity);
+
+    ALTER TABLE users ADD COLUMN email_digest INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
+    ALTER TABLE users ADD COLUMN online INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN seen_at INTEGER;
+    ALTER TABLE users ADD COLUMN away_since INTEGER;
+    ALTER TABLE users ADD COLUMN digest_done INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN digest_checked_at INTEGER;
+    CREATE INDEX users_digests ON users (coalesce(away_since, created_at))
+        WHERE online = 0 AND digest_done = 0 AND email_digest = 1;",
+    ),
 ];
 
 /// What every connection is set to. WAL lets readers go on while one
@@ -167,6 +192,7 @@ fn unique_of(message: &str) -> Option<Unique> {
         "room_members.user_identity, room_members.room_identity" => Unique::Membership,
         "messages.room_identity, messages.sender_identity, messages.client_id" => Unique::ClientId,
         "messages.room_identity, messages.seq" => Unique::Seq,
+        "blocks.blocker_identity, blocks.blocked_identity" => Unique::Block,
         _ => return None,
     })
 }

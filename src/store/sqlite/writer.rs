@@ -169,11 +169,17 @@ fn write_one(conn: &Connection, request: &WriteRequest) -> WriteOutcome {
 /// The sender of `message`, or why it may not be sent: the checks of
 /// [`Store::send_message`](crate::store::Store::send_message), in its order.
 fn check_send(conn: &Connection, message: &NewMessage) -> Result<Profile> {
-    let (room, member) = conn
+    // A block counts only in a PRIVATE room, whose pair key names its two
+    // members: the other one is the pair's member who is not the sender.
+    let (room, member, blocked) = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM rooms WHERE identity = ?1),
                     EXISTS (SELECT 1 FROM room_members
-                            WHERE room_identity = ?1 AND user_identity = ?2)",
+                            WHERE room_identity = ?1 AND user_identity = ?2),
+                    EXISTS (SELECT 1 FROM rooms JOIN blocks
+                              ON blocks.blocked_identity = ?2
+                             AND instr(rooms.pair_key, blocks.blocker_identity) > 0
+                            WHERE rooms.identity = ?1 AND rooms.pair_key IS NOT NULL)",
         )
         .and_then(|mut statement| {
             statement.query_row(
@@ -181,14 +187,20 @@ fn check_send(conn: &Connection, message: &NewMessage) -> Result<Profile> {
                     message.room_identity.to_string(),
                     message.sender_identity.to_string(),
                 ],
-                |row| Ok((row.get::<_, bool>(0)?, row.get::<_, bool>(1)?)),
+                |row| {
+                    Ok((
+                        row.get::<_, bool>(0)?,
+                        row.get::<_, bool>(1)?,
+                        row.get::<_, bool>(2)?,
+                    ))
+                },
             )
         })
         .map_err(db_error)?;
     if !room {
         return Err(Error::NotFound(Entity::Room));
     }
-    if !member {
+    if !member || blocked {
         return Err(Error::Forbidden);
     }
     let sender = profile_where(conn, "identity", message.sender_identity.to_string())?

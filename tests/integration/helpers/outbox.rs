@@ -36,6 +36,53 @@ impl TestApp {
     }
 }
 
+/// A digest mail as the outbox holds it.
+#[derive(Debug, Clone)]
+pub struct DigestMail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl TestApp {
+    /// Every digest mail to `email` in the outbox (mails whose subject is
+    /// not a code's).
+    pub fn digests_to(&self, email: &str) -> Vec<DigestMail> {
+        let mut digests = Vec::new();
+        for entry in std::fs::read_dir(&self.outbox).expect("the outbox exists") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_none_or(|e| e != "eml") {
+                continue;
+            }
+            let raw = std::fs::read(&path).expect("a readable mail");
+            let message = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .expect("a well-formed mail");
+            let to_email = message
+                .to()
+                .and_then(|to| to.first())
+                .and_then(|address| address.address())
+                .is_some_and(|address| address.eq_ignore_ascii_case(email));
+            let subject = message.subject().unwrap_or_default().to_owned();
+            if !to_email || subject.contains("code") {
+                continue;
+            }
+            digests.push(DigestMail {
+                subject,
+                text: message
+                    .body_text(0)
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default(),
+                html: message
+                    .body_html(0)
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default(),
+            });
+        }
+        digests
+    }
+}
+
 fn entry_time(path: &Path) -> std::time::SystemTime {
     std::fs::metadata(path)
         .and_then(|m| m.modified())

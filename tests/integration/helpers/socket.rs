@@ -138,7 +138,35 @@ impl TestApp {
         protocol: &str,
         headers: &[(&str, &str)],
     ) -> Result<Socket, u16> {
-        let mut request = format!("ws://{}/graphql", self.address)
+        Socket::try_open(self.address, protocol, headers).await
+    }
+
+    /// Opens a GraphQL WebSocket offering `protocol`.
+    pub async fn socket(&self, protocol: &str) -> Socket {
+        self.try_socket(protocol, &[])
+            .await
+            .unwrap_or_else(|status| panic!("the upgrade was refused with {status}"))
+    }
+}
+
+impl Socket {
+    /// A socket of `account` to a server at `address` (one the test runs
+    /// as a process of its own), initialized.
+    pub async fn connect_to(address: std::net::SocketAddr, account: &Account) -> Socket {
+        let mut socket = Self::try_open(address, "graphql-transport-ws", &[])
+            .await
+            .unwrap_or_else(|status| panic!("the upgrade was refused with {status}"));
+        socket.init_ok(json!({ "token": account.token })).await;
+        socket
+    }
+
+    /// Tries a WebSocket upgrade at `address`; the HTTP status of a refusal.
+    async fn try_open(
+        address: std::net::SocketAddr,
+        protocol: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Socket, u16> {
+        let mut request = format!("ws://{address}/graphql")
             .into_client_request()
             .expect("a WebSocket request");
         request.headers_mut().insert(
@@ -172,15 +200,6 @@ impl TestApp {
         }
     }
 
-    /// Opens a GraphQL WebSocket offering `protocol`.
-    pub async fn socket(&self, protocol: &str) -> Socket {
-        self.try_socket(protocol, &[])
-            .await
-            .unwrap_or_else(|status| panic!("the upgrade was refused with {status}"))
-    }
-}
-
-impl Socket {
     /// Sends a text frame as it is, well-formed or not.
     pub async fn send_raw(&mut self, text: &str) -> bool {
         self.stream

@@ -199,7 +199,7 @@ async fn search_finds_a_prefix_of_username_or_nickname_ignoring_case(store: Arc<
     }
     let search = async |prefix: &str, limit: usize| -> Vec<String> {
         store
-            .search_users(prefix, viewer.identity, limit)
+            .search_users(prefix, &[viewer.identity], limit)
             .await
             .unwrap()
             .into_iter()
@@ -228,7 +228,7 @@ async fn search_finds_a_prefix_of_username_or_nickname_ignoring_case(store: Arc<
         "a prefix, not a substring"
     );
     let found = store
-        .search_users("wOnDeR", viewer.identity, 10)
+        .search_users("wOnDeR", &[viewer.identity], 10)
         .await
         .unwrap();
     assert_eq!(found, [everyone[1].clone()]);
