@@ -102,6 +102,9 @@ const en = {
   roomGone: 'You are no longer in this chat.',
   pickPeople: 'Type a name to find people…',
   unpick: 'Take {name} off',
+  presenceOnline: 'online',
+  presenceOffline: 'offline',
+  lastSeen: 'last seen {time}',
 };
 
 type Words = typeof en;
@@ -202,6 +205,9 @@ const zh: Words = {
   roomGone: '你已不在这个聊天中。',
   pickPeople: '输入名字查找用户…',
   unpick: '移除 {name}',
+  presenceOnline: '在线',
+  presenceOffline: '离线',
+  lastSeen: '最后在线 {time}',
 };
 
 export const language: 'en' | 'zh' = navigator.languages.some((tag) => tag.toLowerCase().startsWith('zh'))

@@ -14,6 +14,15 @@ export const UserFields = graphql(`
   }
 `);
 
+/** Whether a user is online, and when they were last; null where the
+ * viewer may not see it (they share no room, or a block stands between). */
+export const PresenceFields = graphql(`
+  fragment PresenceFields on Presence {
+    online
+    lastSeenAt
+  }
+`);
+
 export const MessageFields = graphql(`
   fragment MessageFields on Message {
     identity
@@ -145,6 +154,9 @@ export const Friends = graphql(`
   query Friends {
     friends {
       ...UserFields
+      presence {
+        ...PresenceFields
+      }
     }
   }
 `);
@@ -163,6 +175,9 @@ export const UserProfile = graphql(`
       isFriend
       user {
         ...UserFields
+        presence {
+          ...PresenceFields
+        }
       }
       privateRoom {
         identity
@@ -263,6 +278,22 @@ export const RoomDetails = graphql(`
       }
       typing {
         ...UserFields
+      }
+    }
+  }
+`);
+
+/** The members' presence, apart from the room's details: the room's
+ * events carry no presence, and it changes on its own subscription. */
+export const RoomPresence = graphql(`
+  query RoomPresence($identity: ID!) {
+    room(identity: $identity) {
+      identity
+      members {
+        identity
+        presence {
+          ...PresenceFields
+        }
       }
     }
   }
@@ -402,6 +433,20 @@ export const Inbox = graphql(`
   subscription Inbox {
     inbox {
       ...MessageFields
+    }
+  }
+`);
+
+/** Friends and fellow members coming online and going away. */
+export const PresenceChanges = graphql(`
+  subscription PresenceChanges {
+    presence {
+      user {
+        identity
+      }
+      presence {
+        ...PresenceFields
+      }
     }
   }
 `);

@@ -22,6 +22,7 @@ import {
   RemoveReaction,
   RoomDetails,
   RoomEvents,
+  RoomPresence,
   SendMessage,
   SetTyping,
 } from '../api/operations';
@@ -33,6 +34,7 @@ import { GroupSettings, type About } from './GroupSettings';
 import { useLive } from './live';
 import { MessageRow, Quote, type MessageActions } from './MessageRow';
 import { ErrorLine, dayLabel, dayOf, displayName } from './parts';
+import { PresenceDot, usePresenceBook } from './presence';
 import { dropMembership, putMembership, readPositions, replaceMessage, type Membership, type Message } from './roomState';
 import { roomTitle } from './RoomList';
 import { useLink } from './session';
@@ -167,6 +169,21 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
     })();
   }, [loadPage, loadDetails]);
 
+  /** Whether each member is online now; the presence subscription says
+   * each change after this. */
+  const presence = usePresenceBook();
+  const loadPresence = useCallback(async () => {
+    const result = await client.query(RoomPresence, { identity: room.identity }).toPromise();
+    result.data?.room?.members.forEach((member) => presence.put(member.identity, member.presence));
+  }, [client, room.identity, presence]);
+  useEffect(() => {
+    void loadPresence();
+  }, [loadPresence]);
+  // Changes while the socket was down went unheard: ask again.
+  useEffect(() => {
+    if (generation > 1) void loadPresence();
+  }, [generation, loadPresence]);
+
   const apply = (event: RoomEvent) => {
     if ('cursor' in event) lastCursor.current = event.cursor;
     switch (event.__typename) {
@@ -177,6 +194,9 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
         receive(event.message);
         break;
       case 'MemberJoined':
+        setMemberships((shown) => putMembership(shown, event.membership));
+        void loadPresence();
+        break;
       case 'MemberRoleChanged':
       case 'ReadReceipt':
         setMemberships((shown) => putMembership(shown, event.membership));
@@ -345,6 +365,7 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
   const moderates = room.roomType === 'GROUP' && (viewerRole === 'OWNER' || viewerRole === 'ADMIN');
   const readers = readersAt(messages, memberships, viewer);
   const title = room.roomType === 'GROUP' ? about.name : roomTitle(room, viewer);
+  const other = room.roomType === 'PRIVATE' ? room.members.find((member) => member.identity !== viewer.identity) : undefined;
 
   return (
     <div className="chat" data-testid="chat">
@@ -356,6 +377,7 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
               ? `${t('members', { count: memberships.length || room.memberCount })}${about.info ? ` · ${about.info}` : ''}`
               : `#${room.number}`}
           </span>
+          {other && <PresenceDot identity={other.identity} spelled />}
         </div>
         {room.roomType === 'GROUP' && (
           <button className="quiet" aria-expanded={settings} onClick={() => setSettings(!settings)} data-testid="settings">

@@ -1,10 +1,12 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent } from 'react';
 import { useMutation, useQuery } from 'urql';
 
 import { AddFriend, Friends, RemoveFriend, SearchUsers, UserProfile } from '../api/operations';
 import type { UserFieldsFragment } from '../gql/graphql';
 import { t } from '../i18n';
 import { Avatar, ErrorLine, displayName } from './parts';
+import { PresenceDot, usePresenceBook } from './presence';
+import { useLink } from './session';
 
 interface Props {
   onOpenRoom(identity: string): void;
@@ -12,13 +14,24 @@ interface Props {
   onRoomsChanged(): void;
 }
 
-/** Find people, see whether they are friends, befriend or unfriend them. */
+/** Find people, see whether they are friends and online, befriend or
+ * unfriend them. */
 export function FriendsView({ onOpenRoom, onRoomsChanged }: Props) {
   const [draft, setDraft] = useState('');
   const [query, setQuery] = useState('');
   const [selected, setSelected] = useState<string | null>(null);
   const [found] = useQuery({ query: SearchUsers, variables: { query }, pause: !query });
   const [friends, refetchFriends] = useQuery({ query: Friends });
+  const presence = usePresenceBook();
+  const { generation } = useLink();
+
+  useEffect(() => {
+    friends.data?.friends.forEach((friend) => presence.put(friend.identity, friend.presence));
+  }, [friends.data, presence]);
+  // Changes while the socket was down went unheard: ask again.
+  useEffect(() => {
+    if (generation > 1) refetchFriends({ requestPolicy: 'network-only' });
+  }, [generation, refetchFriends]);
 
   const search = (event: FormEvent) => {
     event.preventDefault();
@@ -52,7 +65,7 @@ export function FriendsView({ onOpenRoom, onRoomsChanged }: Props) {
       )}
       <h3>{t('yourFriends')}</h3>
       <ErrorLine error={friends.error} />
-      <UserList users={friends.data?.friends ?? []} empty={t('noFriends')} onPick={setSelected} testId="friend" />
+      <UserList users={friends.data?.friends ?? []} empty={t('noFriends')} onPick={setSelected} testId="friend" withPresence />
     </div>
   );
 }
@@ -62,9 +75,10 @@ interface UserListProps {
   empty: string;
   onPick(username: string): void;
   testId: string;
+  withPresence?: boolean;
 }
 
-function UserList({ users, empty, onPick, testId }: UserListProps) {
+function UserList({ users, empty, onPick, testId, withPresence }: UserListProps) {
   if (users.length === 0) return <p className="hint">{empty}</p>;
   return (
     <ul className="users">
@@ -75,6 +89,7 @@ function UserList({ users, empty, onPick, testId }: UserListProps) {
             <span>
               {displayName(user)} <span className="hint">@{user.username}</span>
             </span>
+            {withPresence && <PresenceDot identity={user.identity} />}
           </button>
         </li>
       ))}
@@ -97,6 +112,10 @@ function ProfileCard({ username, onOpenRoom, onChanged }: ProfileCardProps) {
     onChanged();
   };
   const shown = profile.data?.userProfile;
+  const presence = usePresenceBook();
+  useEffect(() => {
+    if (shown) presence.put(shown.user.identity, shown.user.presence);
+  }, [shown, presence]);
   return (
     <section className="card profile" aria-label={username} data-testid="profile">
       <ErrorLine error={profile.error ?? added.error ?? removed.error} />
@@ -106,6 +125,7 @@ function ProfileCard({ username, onOpenRoom, onChanged }: ProfileCardProps) {
             <Avatar name={displayName(shown.user)} image={shown.user.avatar} />
             <strong>{displayName(shown.user)}</strong>
             <span className="hint">@{shown.user.username}</span>
+            <PresenceDot identity={shown.user.identity} spelled />
           </div>
           <p data-testid="friendship">{shown.isFriend ? t('isFriend') : t('notFriend')}</p>
           <div className="row">

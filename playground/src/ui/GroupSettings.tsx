@@ -11,6 +11,7 @@ import { AddMembers, LeaveRoom, RemoveMember, SetMemberRole, UpdateRoom } from '
 import type { MemberRole, UserFieldsFragment } from '../gql/graphql';
 import { t } from '../i18n';
 import { Avatar, ConfirmButton, ErrorLine, displayName } from './parts';
+import { PresenceDot } from './presence';
 import type { Membership } from './roomState';
 import { UserPicker } from './UserPicker';
 
@@ -140,6 +141,7 @@ function MemberRow({ membership, self, viewerRole, onRole, onRemove }: MemberPro
         {name}
         {self && ` (${t('you')})`} <span className="hint">@{user.username}</span>
       </span>
+      <PresenceDot identity={user.identity} />
       <span className={`role ${role.toLowerCase()}`} data-testid="role">
         {t(`role${role}`)}
       </span>

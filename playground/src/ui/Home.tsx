@@ -2,12 +2,13 @@
  * The signed-in screen: a sidebar (chats, friends, lobby, profile) and the
  * open view. The inbox subscription lives here, for as long as the user is
  * signed in: it keeps the room list, its last messages and unread badges
- * live, and hands each message to the open chat too.
+ * live, and hands each message to the open chat too. So does the presence
+ * subscription, for every dot shown.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useQuery } from 'urql';
 
-import { Inbox, Lobby as LobbySubscription, Me, Rooms } from '../api/operations';
+import { Inbox, Lobby as LobbySubscription, Me, PresenceChanges, Rooms } from '../api/operations';
 import type { LobbySubscription as LobbyEvent, MessageFieldsFragment, RoomFieldsFragment } from '../gql/graphql';
 import { t } from '../i18n';
 import { Bus } from './bus';
@@ -17,6 +18,7 @@ import { useLive } from './live';
 import { LobbyView } from './LobbyView';
 import { ErrorLine } from './parts';
 import { PasswordForm } from './PasswordForm';
+import { PresenceBook, PresenceContext } from './presence';
 import { ProfileView } from './ProfileView';
 import { RoomList } from './RoomList';
 import { useLink, useSession } from './session';
@@ -37,6 +39,7 @@ export function Home() {
   const [me, refetchMe] = useQuery({ query: Me });
   const [rooms, refetchRooms] = useQuery({ query: Rooms });
   const inbox = useMemo(() => new Bus<MessageFieldsFragment>(), []);
+  const presence = useMemo(() => new PresenceBook(), []);
 
   // Many messages in a burst need one refresh of the list, not one each.
   const refreshTimer = useRef<number | undefined>(undefined);
@@ -52,6 +55,11 @@ export function Home() {
       inbox.emit(event.inbox);
       refreshRooms();
     },
+  });
+
+  useLive(PresenceChanges, 'presence', {
+    variables: () => ({}),
+    onData: (event) => presence.put(event.presence.user.identity, event.presence.presence),
   });
 
   const [lobby, setLobby] = useState<LobbyMessage[]>([]);
@@ -106,64 +114,66 @@ export function Home() {
   );
 
   return (
-    <div className="home">
-      <nav className="sidebar">
-        <header className="me">
-          <strong data-testid="viewer">{viewer ? viewer.nickname || viewer.username : '…'}</strong>
-          <span className={`link ${link.state}`} role="status" data-testid="link">
-            {t(link.state)}
-          </span>
-          <button className="quiet" onClick={signOut} data-testid="logout">
-            {t('logout')}
-          </button>
-        </header>
-        <div className="tabs" role="tablist">
-          {(['chats', 'friends', 'lobby', 'profile'] as const).map((name) => (
-            <button
-              key={name}
-              role="tab"
-              aria-selected={tab === name}
-              onClick={() => setTab(name)}
-              data-testid={`tab-${name}`}
-            >
-              {t(name)}
-              {name === 'chats' && unread > 0 && <span className="badge">{unread}</span>}
-              {name === 'lobby' && lobbyUnseen > 0 && tab !== 'lobby' && <span className="dot" />}
+    <PresenceContext.Provider value={presence}>
+      <div className="home">
+        <nav className="sidebar">
+          <header className="me">
+            <strong data-testid="viewer">{viewer ? viewer.nickname || viewer.username : '…'}</strong>
+            <span className={`link ${link.state}`} role="status" data-testid="link">
+              {t(link.state)}
+            </span>
+            <button className="quiet" onClick={signOut} data-testid="logout">
+              {t('logout')}
             </button>
-          ))}
-        </div>
-        {link.state === 'online' && <ErrorLine error={rooms.error} />}
-        {tab === 'chats' && viewer && (
-          <RoomList rooms={roomList} viewer={viewer} openRoom={openRoom} onOpen={open} />
-        )}
-        {tab === 'friends' && <FriendsView onOpenRoom={open} onRoomsChanged={refreshRooms} />}
-        {tab === 'profile' && viewer && <ProfileView viewer={viewer} onSaved={() => refetchMe({ requestPolicy: 'network-only' })} />}
-        {tab === 'profile' && <PasswordForm />}
-        {tab === 'lobby' && <p className="hint">{t('lobbyHint')}</p>}
-      </nav>
-      <section className="main">
-        {tab === 'lobby' ? (
-          <LobbyView messages={lobby} />
-        ) : room && viewer ? (
-          <ChatView
-            key={room.identity}
-            room={room}
-            viewer={viewer}
-            inbox={inbox}
-            onRoomChanged={refreshRooms}
-            onGone={gone}
-          />
-        ) : (
-          <div className="empty">
-            {notice && (
-              <p className="notice" role="status" data-testid="notice">
-                {notice}
-              </p>
-            )}
-            <p>{t('pickRoom')}</p>
+          </header>
+          <div className="tabs" role="tablist">
+            {(['chats', 'friends', 'lobby', 'profile'] as const).map((name) => (
+              <button
+                key={name}
+                role="tab"
+                aria-selected={tab === name}
+                onClick={() => setTab(name)}
+                data-testid={`tab-${name}`}
+              >
+                {t(name)}
+                {name === 'chats' && unread > 0 && <span className="badge">{unread}</span>}
+                {name === 'lobby' && lobbyUnseen > 0 && tab !== 'lobby' && <span className="dot" />}
+              </button>
+            ))}
           </div>
-        )}
-      </section>
-    </div>
+          {link.state === 'online' && <ErrorLine error={rooms.error} />}
+          {tab === 'chats' && viewer && (
+            <RoomList rooms={roomList} viewer={viewer} openRoom={openRoom} onOpen={open} />
+          )}
+          {tab === 'friends' && <FriendsView onOpenRoom={open} onRoomsChanged={refreshRooms} />}
+          {tab === 'profile' && viewer && <ProfileView viewer={viewer} onSaved={() => refetchMe({ requestPolicy: 'network-only' })} />}
+          {tab === 'profile' && <PasswordForm />}
+          {tab === 'lobby' && <p className="hint">{t('lobbyHint')}</p>}
+        </nav>
+        <section className="main">
+          {tab === 'lobby' ? (
+            <LobbyView messages={lobby} />
+          ) : room && viewer ? (
+            <ChatView
+              key={room.identity}
+              room={room}
+              viewer={viewer}
+              inbox={inbox}
+              onRoomChanged={refreshRooms}
+              onGone={gone}
+            />
+          ) : (
+            <div className="empty">
+              {notice && (
+                <p className="notice" role="status" data-testid="notice">
+                  {notice}
+                </p>
+              )}
+              <p>{t('pickRoom')}</p>
+            </div>
+          )}
+        </section>
+      </div>
+    </PresenceContext.Provider>
   );
 }
