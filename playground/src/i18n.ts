@@ -105,6 +105,13 @@ const en = {
   presenceOnline: 'online',
   presenceOffline: 'offline',
   lastSeen: 'last seen {time}',
+  block: 'Block',
+  blockAsk: 'Block {name}? They can no longer write to you in private, and neither of you sees the other online or in searches.',
+  unblock: 'Unblock',
+  youBlocked: 'You have blocked {name}.',
+  blockedUsers: 'Blocked users',
+  noBlockedUsers: 'You have blocked nobody.',
+  blockedByOther: '{name} has blocked you: you cannot write in this chat.',
 };
 
 type Words = typeof en;
@@ -208,6 +215,13 @@ const zh: Words = {
   presenceOnline: '在线',
   presenceOffline: '离线',
   lastSeen: '最后在线 {time}',
+  block: '屏蔽',
+  blockAsk: '屏蔽 {name}？对方将不能再私聊你，你们也看不到对方是否在线，搜索时也找不到对方。',
+  unblock: '取消屏蔽',
+  youBlocked: '你已屏蔽 {name}。',
+  blockedUsers: '已屏蔽的用户',
+  noBlockedUsers: '你没有屏蔽任何人。',
+  blockedByOther: '{name} 已屏蔽你，你不能在这个聊天中发言。',
 };
 
 export const language: 'en' | 'zh' = navigator.languages.some((tag) => tag.toLowerCase().startsWith('zh'))

@@ -39,6 +39,9 @@ const socketUrl = (): string => {
 export const isUnauthenticated = (error: CombinedError): boolean =>
   error.graphQLErrors.some((e) => e.extensions?.code === 'UNAUTHENTICATED');
 
+export const isForbidden = (error: CombinedError): boolean =>
+  error.graphQLErrors.some((e) => e.extensions?.code === 'FORBIDDEN');
+
 /**
  * Operation context for a mutation that checks a password the user typed
  * (changePassword): its UNAUTHENTICATED means a wrong password, to show on

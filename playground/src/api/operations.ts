@@ -200,6 +200,26 @@ export const RemoveFriend = graphql(`
   }
 `);
 
+export const BlockedUsers = graphql(`
+  query BlockedUsers {
+    blockedUsers {
+      ...UserFields
+    }
+  }
+`);
+
+export const BlockUser = graphql(`
+  mutation BlockUser($username: String!) {
+    blockUser(username: $username)
+  }
+`);
+
+export const UnblockUser = graphql(`
+  mutation UnblockUser($username: String!) {
+    unblockUser(username: $username)
+  }
+`);
+
 export const CreateGroup = graphql(`
   mutation CreateGroup($input: CreateGroupInput!) {
     createGroup(input: $input) {

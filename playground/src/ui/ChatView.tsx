@@ -13,6 +13,7 @@
 import { Fragment, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { useClient, type CombinedError, type OperationResult } from 'urql';
 
+import { isForbidden } from '../api/client';
 import {
   AddReaction,
   DeleteMessage,
@@ -47,7 +48,7 @@ interface Outgoing {
   content: string;
   replyTo: Message | null;
   state: 'pending' | 'sent' | 'failed';
-  error?: string;
+  error?: CombinedError;
   /** A network failure is worth retrying by itself; a refusal is not. */
   retriable?: boolean;
 }
@@ -319,7 +320,7 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
         })
         .toPromise();
       if (result.error) {
-        update({ state: 'failed', error: describe(result.error), retriable: !result.error.graphQLErrors.length });
+        update({ state: 'failed', error: result.error, retriable: !result.error.graphQLErrors.length });
       } else {
         update({ state: 'sent' });
       }
@@ -366,6 +367,10 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
   const readers = readersAt(messages, memberships, viewer);
   const title = room.roomType === 'GROUP' ? about.name : roomTitle(room, viewer);
   const other = room.roomType === 'PRIVATE' ? room.members.find((member) => member.identity !== viewer.identity) : undefined;
+  /** What went wrong, in words for this room: in a PRIVATE room, FORBIDDEN
+   * means the other member blocked the viewer (API.md, "Blocking"). */
+  const explain = (failed: CombinedError): string =>
+    other && isForbidden(failed) ? t('blockedByOther', { name: title }) : describe(failed);
 
   return (
     <div className="chat" data-testid="chat">
@@ -433,7 +438,7 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
                       {item.state === 'failed' ? (
                         <>
                           <span role="alert">
-                            {t('failed')}: {item.error}
+                            {t('failed')}: {item.error && explain(item.error)}
                           </span>{' '}
                           <button className="link-button" onClick={() => void deliver(item)} data-testid="retry">
                             {t('retry')}
@@ -451,7 +456,7 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
           <p className="typing" aria-live="polite" data-testid="typing">
             {typingLine(typers)}
           </p>
-          <ErrorLine error={error} />
+          <ErrorLine error={error} explain={explain} />
           <Composer replyTo={replyTo} onCancelReply={() => setReplyTo(null)} onSend={send} onTyping={onTyping} />
         </div>
         {settings && room.roomType === 'GROUP' && (

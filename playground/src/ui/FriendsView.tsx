@@ -1,10 +1,10 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useMutation, useQuery } from 'urql';
 
-import { AddFriend, Friends, RemoveFriend, SearchUsers, UserProfile } from '../api/operations';
+import { AddFriend, BlockedUsers, BlockUser, Friends, RemoveFriend, SearchUsers, UnblockUser, UserProfile } from '../api/operations';
 import type { UserFieldsFragment } from '../gql/graphql';
 import { t } from '../i18n';
-import { Avatar, ErrorLine, displayName } from './parts';
+import { Avatar, ConfirmButton, ErrorLine, displayName } from './parts';
 import { PresenceDot, usePresenceBook } from './presence';
 import { useLink } from './session';
 
@@ -15,7 +15,7 @@ interface Props {
 }
 
 /** Find people, see whether they are friends and online, befriend or
- * unfriend them. */
+ * unfriend them, block or unblock them. */
 export function FriendsView({ onOpenRoom, onRoomsChanged }: Props) {
   const [draft, setDraft] = useState('');
   const [query, setQuery] = useState('');
@@ -105,10 +105,14 @@ interface ProfileCardProps {
 
 function ProfileCard({ username, onOpenRoom, onChanged }: ProfileCardProps) {
   const [profile, refetch] = useQuery({ query: UserProfile, variables: { username } });
+  const [blockedUsers, refetchBlocked] = useQuery({ query: BlockedUsers });
   const [added, addFriend] = useMutation(AddFriend);
   const [removed, removeFriend] = useMutation(RemoveFriend);
+  const [blocking, blockUser] = useMutation(BlockUser);
+  const [unblocking, unblockUser] = useMutation(UnblockUser);
   const changed = () => {
     refetch({ requestPolicy: 'network-only' });
+    refetchBlocked({ requestPolicy: 'network-only' });
     onChanged();
   };
   const shown = profile.data?.userProfile;
@@ -116,9 +120,11 @@ function ProfileCard({ username, onOpenRoom, onChanged }: ProfileCardProps) {
   useEffect(() => {
     if (shown) presence.put(shown.user.identity, shown.user.presence);
   }, [shown, presence]);
+  const blocked = blockedUsers.data?.blockedUsers.some((user) => user.username === username) ?? false;
+  const error = profile.error ?? added.error ?? removed.error ?? blocking.error ?? unblocking.error;
   return (
     <section className="card profile" aria-label={username} data-testid="profile">
-      <ErrorLine error={profile.error ?? added.error ?? removed.error} />
+      <ErrorLine error={error} />
       {shown && (
         <>
           <div className="row">
@@ -128,6 +134,11 @@ function ProfileCard({ username, onOpenRoom, onChanged }: ProfileCardProps) {
             <PresenceDot identity={shown.user.identity} spelled />
           </div>
           <p data-testid="friendship">{shown.isFriend ? t('isFriend') : t('notFriend')}</p>
+          {blocked && (
+            <p className="hint" data-testid="blocked">
+              {t('youBlocked', { name: displayName(shown.user) })}
+            </p>
+          )}
           <div className="row">
             {shown.isFriend ? (
               <>
@@ -151,16 +162,40 @@ function ProfileCard({ username, onOpenRoom, onChanged }: ProfileCardProps) {
                 </button>
               </>
             ) : (
+              !blocked && (
+                <button
+                  data-testid="add-friend"
+                  onClick={async () => {
+                    const answer = await addFriend({ username });
+                    changed();
+                    if (answer.data) onOpenRoom(answer.data.addFriend.identity);
+                  }}
+                >
+                  {t('addFriend')}
+                </button>
+              )
+            )}
+            {blocked ? (
               <button
-                data-testid="add-friend"
+                className="quiet"
+                data-testid="unblock"
                 onClick={async () => {
-                  const answer = await addFriend({ username });
+                  await unblockUser({ username });
                   changed();
-                  if (answer.data) onOpenRoom(answer.data.addFriend.identity);
                 }}
               >
-                {t('addFriend')}
+                {t('unblock')}
               </button>
+            ) : (
+              <ConfirmButton
+                label={t('block')}
+                question={t('blockAsk', { name: displayName(shown.user) })}
+                testId="block"
+                onConfirm={async () => {
+                  await blockUser({ username });
+                  changed();
+                }}
+              />
             )}
           </div>
         </>

@@ -11,6 +11,7 @@ import { useQuery } from 'urql';
 import { Inbox, Lobby as LobbySubscription, Me, PresenceChanges, Rooms } from '../api/operations';
 import type { LobbySubscription as LobbyEvent, MessageFieldsFragment, RoomFieldsFragment } from '../gql/graphql';
 import { t } from '../i18n';
+import { BlockedList } from './BlockedList';
 import { Bus } from './bus';
 import { ChatView } from './ChatView';
 import { FriendsView } from './FriendsView';
@@ -147,6 +148,7 @@ export function Home() {
           )}
           {tab === 'friends' && <FriendsView onOpenRoom={open} onRoomsChanged={refreshRooms} />}
           {tab === 'profile' && viewer && <ProfileView viewer={viewer} onSaved={() => refetchMe({ requestPolicy: 'network-only' })} />}
+          {tab === 'profile' && <BlockedList />}
           {tab === 'profile' && <PasswordForm />}
           {tab === 'lobby' && <p className="hint">{t('lobbyHint')}</p>}
         </nav>

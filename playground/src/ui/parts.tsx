@@ -5,11 +5,17 @@ import type { CombinedError } from 'urql';
 import type { UserFieldsFragment } from '../gql/graphql';
 import { describe, t } from '../i18n';
 
-export function ErrorLine({ error }: { error: CombinedError | undefined | null }) {
+interface ErrorLineProps {
+  error: CombinedError | undefined | null;
+  /** Words of the view's own for what the server's alone would not make clear. */
+  explain?(error: CombinedError): string;
+}
+
+export function ErrorLine({ error, explain = describe }: ErrorLineProps) {
   if (!error) return null;
   return (
     <p className="error" role="alert">
-      {describe(error)}
+      {explain(error)}
     </p>
   );
 }
