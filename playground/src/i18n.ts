@@ -112,6 +112,8 @@ const en = {
   blockedUsers: 'Blocked users',
   noBlockedUsers: 'You have blocked nobody.',
   blockedByOther: '{name} has blocked you: you cannot write in this chat.',
+  emailDigestTitle: 'Email',
+  emailDigest: "Email me a digest when I'm away",
 };
 
 type Words = typeof en;
@@ -222,6 +224,8 @@ const zh: Words = {
   blockedUsers: '已屏蔽的用户',
   noBlockedUsers: '你没有屏蔽任何人。',
   blockedByOther: '{name} 已屏蔽你，你不能在这个聊天中发言。',
+  emailDigestTitle: '邮件',
+  emailDigest: '我不在时给我发邮件摘要',
 };
 
 export const language: 'en' | 'zh' = navigator.languages.some((tag) => tag.toLowerCase().startsWith('zh'))

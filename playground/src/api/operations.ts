@@ -129,6 +129,7 @@ export const Me = graphql(`
     me {
       ...UserFields
       email
+      emailDigest
     }
   }
 `);
@@ -138,6 +139,7 @@ export const UpdateProfile = graphql(`
     updateProfile(input: $input) {
       ...UserFields
       email
+      emailDigest
     }
   }
 `);

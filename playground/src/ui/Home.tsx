@@ -20,7 +20,7 @@ import { LobbyView } from './LobbyView';
 import { ErrorLine } from './parts';
 import { PasswordForm } from './PasswordForm';
 import { PresenceBook, PresenceContext } from './presence';
-import { ProfileView } from './ProfileView';
+import { DigestSetting, ProfileView } from './ProfileView';
 import { RoomList } from './RoomList';
 import { useLink, useSession } from './session';
 
@@ -96,6 +96,7 @@ export function Home() {
     if (rooms.data) setRoomList(rooms.data.rooms);
   }, [rooms.data]);
   const viewer = me.data?.me;
+  const refreshMe = () => refetchMe({ requestPolicy: 'network-only' });
   const room = roomList.find((candidate) => candidate.identity === openRoom) ?? null;
   const unread = roomList.reduce((sum, candidate) => sum + candidate.unreadCount, 0);
 
@@ -147,7 +148,12 @@ export function Home() {
             <RoomList rooms={roomList} viewer={viewer} openRoom={openRoom} onOpen={open} />
           )}
           {tab === 'friends' && <FriendsView onOpenRoom={open} onRoomsChanged={refreshRooms} />}
-          {tab === 'profile' && viewer && <ProfileView viewer={viewer} onSaved={() => refetchMe({ requestPolicy: 'network-only' })} />}
+          {tab === 'profile' && viewer && (
+            <>
+              <ProfileView viewer={viewer} onSaved={refreshMe} />
+              <DigestSetting viewer={viewer} onSaved={refreshMe} />
+            </>
+          )}
           {tab === 'profile' && <BlockedList />}
           {tab === 'profile' && <PasswordForm />}
           {tab === 'lobby' && <p className="hint">{t('lobbyHint')}</p>}

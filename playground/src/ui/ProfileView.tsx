@@ -8,8 +8,10 @@ import { ErrorLine } from './parts';
 
 const SEXES: Sex[] = ['UNKNOWN', 'FEMALE', 'MALE'];
 
+type Viewer = UserFieldsFragment & { email?: string | null; emailDigest?: boolean | null };
+
 interface Props {
-  viewer: UserFieldsFragment & { email?: string | null };
+  viewer: Viewer;
   onSaved(): void;
 }
 
@@ -53,5 +55,36 @@ export function ProfileView({ viewer, onSaved }: Props) {
         {t('save')}
       </button>
     </form>
+  );
+}
+
+/** Whether the server mails the viewer a digest of what they missed while
+ * away; saved as soon as it is ticked. */
+export function DigestSetting({ viewer, onSaved }: Props) {
+  // A new user gets digests.
+  const [wanted, setWanted] = useState(viewer.emailDigest ?? true);
+  const [result, update] = useMutation(UpdateProfile);
+  const change = async (next: boolean) => {
+    setWanted(next);
+    const answer = await update({ input: { emailDigest: next } });
+    if (answer.data) onSaved();
+    else setWanted(!next);
+  };
+  return (
+    <section className="card" aria-label={t('emailDigestTitle')} data-testid="digest-setting">
+      <h3>{t('emailDigestTitle')}</h3>
+      <label className="check">
+        <input
+          type="checkbox"
+          name="emailDigest"
+          checked={wanted}
+          disabled={result.fetching}
+          onChange={(e) => void change(e.target.checked)}
+        />
+        {t('emailDigest')}
+      </label>
+      <ErrorLine error={result.error} />
+      {result.data && !result.error && <p role="status">{t('saved')}</p>}
+    </section>
   );
 }
