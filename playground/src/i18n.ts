@@ -114,6 +114,7 @@ const en = {
   blockedByOther: '{name} has blocked you: you cannot write in this chat.',
   emailDigestTitle: 'Email',
   emailDigest: "Email me a digest when I'm away",
+  roomNotFound: 'That chat is not among yours.',
 };
 
 type Words = typeof en;
@@ -226,6 +227,7 @@ const zh: Words = {
   blockedByOther: '{name} 已屏蔽你，你不能在这个聊天中发言。',
   emailDigestTitle: '邮件',
   emailDigest: '我不在时给我发邮件摘要',
+  roomNotFound: '你不在那个聊天中。',
 };
 
 export const language: 'en' | 'zh' = navigator.languages.some((tag) => tag.toLowerCase().startsWith('zh'))

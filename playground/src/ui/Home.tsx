@@ -30,15 +30,36 @@ export type LobbyMessage = LobbyEvent['lobby'] & { key: number };
 
 const LOBBY_KEPT = 200;
 
+/** The room the address asks for, `?room=<identity>`: digest mails link to
+ * the client so. */
+const linkedRoom = (): string | null => new URLSearchParams(window.location.search).get('room');
+
 export function Home() {
   const { signOut } = useSession();
   const link = useLink();
   const [tab, setTab] = useState<Tab>('chats');
-  const [openRoom, setOpenRoom] = useState<string | null>(null);
+  // A linked room opens once signed in, and the link is spent: the address
+  // loses it, and the first list of rooms says whether the viewer is in it.
+  const linked = useRef(linkedRoom());
+  const [openRoom, setOpenRoom] = useState<string | null>(linked.current);
   // Why the chat that was open closed by itself (the viewer left, was removed).
   const [notice, setNotice] = useState<string | null>(null);
   const [me, refetchMe] = useQuery({ query: Me });
   const [rooms, refetchRooms] = useQuery({ query: Rooms });
+  useEffect(() => {
+    const address = new URL(window.location.href);
+    if (!address.searchParams.has('room')) return;
+    address.searchParams.delete('room');
+    window.history.replaceState(window.history.state, '', address);
+  }, []);
+  useEffect(() => {
+    if (!rooms.data || linked.current === null) return;
+    if (!rooms.data.rooms.some((candidate) => candidate.identity === linked.current)) {
+      setOpenRoom(null);
+      setNotice(t('roomNotFound'));
+    }
+    linked.current = null;
+  }, [rooms.data]);
   const inbox = useMemo(() => new Bus<MessageFieldsFragment>(), []);
   const presence = useMemo(() => new PresenceBook(), []);
 
