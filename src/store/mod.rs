@@ -29,7 +29,7 @@ use crate::{
 };
 
 pub use mongo::MongoStore;
-pub use people::{BlockRecord, DigestDue, People, Seen};
+pub use people::{BlockRecord, DigestDue, People, Seen, SettingsRecord};
 pub use sqlite::SqliteStore;
 
 /// The current time, at the precision the stores keep.
@@ -536,6 +536,8 @@ pub enum Record {
     Member(MemberRecord),
     Message(MessageRecord),
     Departure(DepartureRecord),
+    Block(BlockRecord),
+    Settings(SettingsRecord),
 }
 
 /// The newest revision the records of each room carry. A room is exported
@@ -549,7 +551,7 @@ pub fn revisions_by_room(records: &[Record]) -> HashMap<Uuid, i64> {
             Record::Member(member) => (member.room_identity, member.rev),
             Record::Message(message) => (message.room_identity, message.rev),
             Record::Departure(departure) => (departure.room_identity, departure.rev),
-            Record::User(_) | Record::Room(_) => continue,
+            Record::User(_) | Record::Room(_) | Record::Block(_) | Record::Settings(_) => continue,
         };
         let entry = newest.entry(room).or_default();
         *entry = (*entry).max(rev);

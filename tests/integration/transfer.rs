@@ -51,8 +51,23 @@ async fn fill(app: &TestApp) -> Vec<Account> {
         }
     }
     mark_read(app, ann, &tea).await;
+    let blocked = app
+        .as_user(dan, "mutation { blockUser(username: \"cat\") }", json!({}))
+        .await;
+    assert_eq!(blocked["data"]["blockUser"], true, "{blocked}");
+    let turned_off = app
+        .as_user(
+            cat,
+            "mutation { updateProfile(input: { emailDigest: false }) { emailDigest } }",
+            json!({}),
+        )
+        .await;
+    assert!(turned_off["errors"].is_null(), "{turned_off}");
     people
 }
+
+/// What fill adds beyond the counted records: dan's block and cat's settings.
+const PEOPLE_RECORDS: u64 = 2;
 
 async fn mark_read(app: &TestApp, account: &Account, room: &str) {
     let marked = app
@@ -132,9 +147,17 @@ async fn observe(app: &TestApp, accounts: &[Account]) -> Value {
                 Value::Array(history(app, &account, identity).await),
             );
         }
+        let people = app
+            .as_user(
+                &account,
+                "{ blockedUsers { username } me { emailDigest } }",
+                json!({}),
+            )
+            .await;
+        assert!(people["errors"].is_null(), "{people}");
         seen.insert(
             account.username.clone(),
-            json!({ "overview": overview["data"], "histories": histories }),
+            json!({ "overview": overview["data"], "histories": histories, "people": people["data"] }),
         );
     }
     Value::Object(seen)
@@ -266,7 +289,7 @@ async fn a_store_moves_whole(from: Backends, to: Backends, test: &str) {
     assert_eq!(
         imported,
         Imported {
-            inserted: counts.total(),
+            inserted: counts.total() + PEOPLE_RECORDS,
             skipped: 0
         }
     );
@@ -330,7 +353,7 @@ async fn a_store_moves_from_sqlite_to_sqlite_with_the_two_commands() {
     let exported = chatroom(&["export", "--data-dir", source_dir, "--out", file], None).await;
     let imported = chatroom(&["import", "--data-dir", target, "--in", file], None).await;
 
-    let total = source.app.store.counts().await.expect("counts").total();
+    let total = source.app.store.counts().await.expect("counts").total() + PEOPLE_RECORDS;
     assert!(exported.status.success(), "{exported:?}");
     assert!(imported.status.success(), "{imported:?}");
     assert_eq!(
@@ -592,6 +615,39 @@ async fn a_member_of_a_room_the_file_lacks_is_refused(store: Arc<dyn Store>) {
     .await;
 }
 
+/// A `block` line of one user of `lines` blocking the other.
+fn block_line(lines: &[String]) -> String {
+    let user = |line: &String| -> String {
+        let parsed: Value = serde_json::from_str(line).expect("a JSON line");
+        parsed["identity"].as_str().unwrap_or_default().to_owned()
+    };
+    json!({
+        "kind": "block",
+        "blocker": user(&lines[6]),
+        "blocked": user(&lines[7]),
+        "created_at": { "$date": "2026-11-30T10:00:00Z" },
+    })
+    .to_string()
+}
+
+async fn a_block_given_twice_is_refused_at_the_second(store: Arc<dyn Store>) {
+    let mut lines = small_file().await;
+    let block = block_line(&lines);
+    lines.insert(8, block.clone());
+    lines.insert(9, block);
+    lines[10] = json!({ "kind": "end", "records": 9 }).to_string();
+
+    refused_at_line(store.as_ref(), joined(&lines), 10, "twice").await;
+}
+
+async fn a_block_before_the_users_is_refused(store: Arc<dyn Store>) {
+    let mut lines = small_file().await;
+    let block = block_line(&lines);
+    lines.insert(6, block);
+
+    refused_at_line(store.as_ref(), joined(&lines), 7, "after the users").await;
+}
+
 async fn an_import_into_a_store_with_records_is_refused_without_merge(store: Arc<dyn Store>) {
     let before = holding_one_user(store.as_ref()).await;
 
@@ -799,6 +855,8 @@ crate::store::store_suite!(
     a_repeated_identity_is_refused_naming_the_first_line_with_it,
     an_unknown_kind_of_record_is_refused_by_its_line,
     a_member_of_a_room_the_file_lacks_is_refused,
+    a_block_given_twice_is_refused_at_the_second,
+    a_block_before_the_users_is_refused,
     an_import_into_a_store_with_records_is_refused_without_merge,
     a_merge_leaves_out_what_the_store_has_and_says_how_many,
     an_import_cut_short_is_finished_by_merging_the_same_file,
@@ -824,7 +882,7 @@ async fn the_file_is_a_header_then_one_tagged_record_a_line_then_an_end_line() {
         ]
     );
     assert_eq!(lines[0]["format"], "chatroom-export");
-    assert_eq!(lines[0]["version"], 2);
+    assert_eq!(lines[0]["version"], 3);
     let date = lines[4]["created_at"]["$date"].as_str().unwrap_or_default();
     // bson writes the milliseconds only when there are some.
     assert!(
