@@ -140,10 +140,13 @@ pub async fn keep(app: Arc<App>) {
         if renew {
             renewed = tokio::time::Instant::now();
         }
+        let last = app.shutdown.is_cancelled() && app.sockets.is_empty();
         if let Err(error) = tick(&app, renew).await {
             tracing::warn!(%error, "presence: a tick failed; the next one tries again");
         }
-        if app.shutdown.is_cancelled() && app.sockets.is_empty() {
+        // The last sockets' goings were carried by this tick: the others
+        // see these users go within the grace, not the timeout.
+        if last {
             break;
         }
     }

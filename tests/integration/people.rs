@@ -473,6 +473,30 @@ async fn digests_stop_at_the_users_daily_limit(backends: Backends) {
 
 #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
+async fn an_instance_shut_down_takes_its_users_offline_within_the_grace() {
+    let mut app = TestApp::spawn(Backends::MongoRedis, "presence_shutdown").await;
+    let other = app.sibling().await;
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    app.befriend(&ann, &bob).await;
+    let mut watching = other.connect(&bob).await;
+    watching.subscribe("p", PRESENCE_FEED, json!({})).await;
+    let _hers = app.connect(&ann).await;
+    let change = next_change(&mut watching, "p").await;
+    assert_eq!(change["presence"]["online"], true, "{change}");
+
+    app.shut_down().await;
+    let stopped = Instant::now();
+    let change = next_change(&mut watching, "p").await;
+    assert_eq!(change["presence"]["online"], false, "{change}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "offline {:?} after the shutdown: within the grace, not the 60 s timeout",
+        stopped.elapsed()
+    );
+}
+
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
 async fn an_instance_killed_takes_its_users_offline_on_the_others() {
     let app = TestApp::spawn_with(Backends::MongoRedis, "presence_kill", |c| {
         c.presence_timeout_secs = 3;
