@@ -13,6 +13,7 @@
 //! record reads back exactly as it was written.
 
 mod mongo;
+pub mod search;
 mod sqlite;
 
 use std::{collections::HashMap, sync::Arc};
