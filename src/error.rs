@@ -95,6 +95,10 @@ pub enum Problem {
     Emoji,
     /// One more distinct emoji than a message may carry.
     Reactions { max: usize },
+    /// A search with no letter or digit in it.
+    NoWords,
+    /// A search for more words than one may look for at once.
+    Words { max: usize },
 }
 
 impl Problem {
@@ -146,6 +150,10 @@ impl Problem {
                 format!("a message carries at most {max} different reactions")
             }
             (Problem::Reactions { max }, Lang::Zh) => format!("一条消息最多有 {max} 种表情回应"),
+            (Problem::NoWords, Lang::En) => "must hold a letter or a digit".into(),
+            (Problem::NoWords, Lang::Zh) => "须包含字母或数字".into(),
+            (Problem::Words { max }, Lang::En) => format!("may hold at most {max} words"),
+            (Problem::Words { max }, Lang::Zh) => format!("最多只能包含 {max} 个词"),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod delivery;
 pub mod messages;
 pub mod rooms;
+pub mod search;
 pub mod social;
 pub mod timeline;
 pub mod typing;

@@ -10,6 +10,7 @@ mod loaders;
 mod messages;
 mod rendering;
 mod rooms;
+mod search;
 mod social;
 mod timeline;
 mod types;
@@ -42,6 +43,7 @@ pub struct Query(
     rooms::RoomQuery,
     messages::MessageQuery,
     timeline::TimelineQuery,
+    search::SearchQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -16,6 +16,7 @@ mod messages;
 mod metrics;
 mod rooms;
 mod schema;
+mod search;
 mod security;
 mod sharing;
 mod social;
