@@ -131,14 +131,34 @@ async fn history(app: &TestApp, account: &Account, room: &str) -> Vec<Value> {
     }
 }
 
+const SEARCH: &str = "{ searchMessages(query: \"Message 12\", first: 100) {
+    edges { node { identity content } }
+} }";
+
+/// What `account` finds searching: the messages 12 and 120 to 129 of the
+/// rooms it is in, by identity (messages of one millisecond may come in
+/// another order from another store).
+async fn found(app: &TestApp, account: &Account) -> Vec<Value> {
+    let answer = app.as_user(account, SEARCH, json!({})).await;
+    let mut found = answer["data"]["searchMessages"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .clone();
+    found.sort_by_key(|edge| edge["node"]["identity"].to_string());
+    found
+}
+
 /// What each account sees after logging in: its profile, friends, rooms
-/// (with unread counts and last messages) and every room's history.
+/// (with unread counts and last messages), every room's history and what
+/// a search finds.
 async fn observe(app: &TestApp, accounts: &[Account]) -> Value {
     let mut seen = serde_json::Map::new();
     for account in accounts {
         let account = log_in(app, account).await;
         let overview = app.as_user(&account, ROOMS, json!({})).await;
         assert!(overview["errors"].is_null(), "{overview}");
+        let found = found(app, &account).await;
+        assert!(!found.is_empty(), "{} finds nothing", account.username);
         let mut histories = serde_json::Map::new();
         for room in overview["data"]["rooms"].as_array().into_iter().flatten() {
             let identity = room["identity"].as_str().unwrap_or_default();
@@ -157,7 +177,7 @@ async fn observe(app: &TestApp, accounts: &[Account]) -> Value {
         assert!(people["errors"].is_null(), "{people}");
         seen.insert(
             account.username.clone(),
-            json!({ "overview": overview["data"], "histories": histories, "people": people["data"] }),
+            json!({ "overview": overview["data"], "histories": histories, "people": people["data"], "found": found }),
         );
     }
     Value::Object(seen)
