@@ -313,6 +313,15 @@ pub struct RateLimits {
     #[arg(long, env = "CHATROOM_WRITE_BURST", default_value_t = 30)]
     pub write_burst: u32,
 
+    /// `searchMessages` per second per user, sustained.
+    #[arg(long, env = "CHATROOM_SEARCHES_PER_SECOND", default_value_t = 2)]
+    pub searches_per_second: u32,
+
+    /// `searchMessages` a user may run at once before the per-second rate
+    /// applies: a client searching as its user types.
+    #[arg(long, env = "CHATROOM_SEARCH_BURST", default_value_t = 20)]
+    pub search_burst: u32,
+
     /// Mutations of any kind per second per client address, sustained: what
     /// one address may do however many accounts it uses.
     #[arg(
@@ -349,6 +358,8 @@ impl Default for RateLimits {
             message_burst: 40,
             writes_per_second: 5,
             write_burst: 30,
+            searches_per_second: 2,
+            search_burst: 20,
             address_writes_per_second: 100,
             address_write_burst: 300,
             registrations_per_address: 20,
@@ -489,6 +500,11 @@ impl Config {
             ("CHATROOM_MESSAGE_BURST", rates.message_burst.into()),
             ("CHATROOM_WRITES_PER_SECOND", rates.writes_per_second.into()),
             ("CHATROOM_WRITE_BURST", rates.write_burst.into()),
+            (
+                "CHATROOM_SEARCHES_PER_SECOND",
+                rates.searches_per_second.into(),
+            ),
+            ("CHATROOM_SEARCH_BURST", rates.search_burst.into()),
             (
                 "CHATROOM_ADDRESS_WRITES_PER_SECOND",
                 rates.address_writes_per_second.into(),

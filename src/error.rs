@@ -97,6 +97,10 @@ pub enum Problem {
     Reactions { max: usize },
     /// One more user than one may block.
     Blocks { max: usize },
+    /// A search with no letter or digit in it.
+    NoWords,
+    /// A search for more words than one may look for at once.
+    Words { max: usize },
 }
 
 impl Problem {
@@ -150,6 +154,10 @@ impl Problem {
             (Problem::Reactions { max }, Lang::Zh) => format!("一条消息最多有 {max} 种表情回应"),
             (Problem::Blocks { max }, Lang::En) => format!("one may block at most {max} users"),
             (Problem::Blocks { max }, Lang::Zh) => format!("最多只能屏蔽 {max} 个用户"),
+            (Problem::NoWords, Lang::En) => "must hold a letter or a digit".into(),
+            (Problem::NoWords, Lang::Zh) => "须包含字母或数字".into(),
+            (Problem::Words { max }, Lang::En) => format!("may hold at most {max} words"),
+            (Problem::Words { max }, Lang::Zh) => format!("最多只能包含 {max} 个词"),
         }
     }
 }

@@ -124,7 +124,7 @@ impl Server {
                 .await
                 .context("recording everyone offline at start")?;
         }
-        tokio::spawn(chat::presence::keep(app.clone()));
+        let presence = tokio::spawn(chat::presence::keep(app.clone()));
         tokio::spawn(chat::digest::keep(app.clone()));
         let service = http::router(app.clone()).into_make_service_with_connect_info::<Peer>();
         let listener = CountingListener::new(self.listener, app.connections.clone());
@@ -141,6 +141,9 @@ impl Server {
             serving.await.context("serving")?;
             app.sockets.close();
             app.sockets.wait().await;
+            // Its last tick tells the other instances who went with the
+            // sockets just closed.
+            presence.await.context("presence")?;
             anyhow::Ok(())
         };
         let deadline = async {

@@ -59,6 +59,9 @@ pub enum Action {
     SendMessage(Uuid),
     /// Every other mutation that writes or fans out, per user.
     Write(Uuid),
+    /// `searchMessages`, per user: the one read that walks an index of
+    /// every room the user is in.
+    Search(Uuid),
     /// Every mutation, per client address: what one address may make the
     /// server do, however many accounts it uses.
     WriteFrom(IpAddr),
@@ -144,6 +147,7 @@ pub struct RateLimiter {
 struct Buckets {
     messages: Bucket<Uuid>,
     writes: Bucket<Uuid>,
+    searches: Bucket<Uuid>,
     writes_from: Bucket<IpAddr>,
     registrations: Bucket<IpAddr>,
     connections: Bucket<IpAddr>,
@@ -179,6 +183,7 @@ impl RateLimiter {
         let buckets = Box::new(Buckets {
             messages: Bucket::new(rate_of(&rates, Kind::Messages)),
             writes: Bucket::new(rate_of(&rates, Kind::Writes)),
+            searches: Bucket::new(rate_of(&rates, Kind::Searches)),
             writes_from: Bucket::new(rate_of(&rates, Kind::WritesFrom)),
             registrations: Bucket::new(rate_of(&rates, Kind::Registrations)),
             connections: Bucket::new(rate_of(&rates, Kind::Connections)),
@@ -209,6 +214,7 @@ impl RateLimiter {
         match action {
             Action::SendMessage(user) => buckets.messages.check(&user),
             Action::Write(user) => buckets.writes.check(&user),
+            Action::Search(user) => buckets.searches.check(&user),
             Action::WriteFrom(address) => buckets.writes_from.check(&address),
             Action::Register(address) => buckets.registrations.check(&address),
             Action::Connect(address) => buckets.connections.check(&address),
@@ -221,6 +227,7 @@ impl RateLimiter {
         let (key, kind) = match action {
             Action::SendMessage(user) => (format!("rate:msg:{user}"), Kind::Messages),
             Action::Write(user) => (format!("rate:write:{user}"), Kind::Writes),
+            Action::Search(user) => (format!("rate:search:{user}"), Kind::Searches),
             Action::WriteFrom(address) => (format!("rate:from:{address}"), Kind::WritesFrom),
             Action::Register(address) => (format!("rate:register:{address}"), Kind::Registrations),
             Action::Connect(address) => (format!("rate:ws:{address}"), Kind::Connections),
@@ -347,6 +354,7 @@ impl RateLimiter {
 enum Kind {
     Messages,
     Writes,
+    Searches,
     WritesFrom,
     Registrations,
     Connections,
@@ -365,6 +373,7 @@ fn rate_of(rates: &RateLimits, kind: Kind) -> Rate {
     match kind {
         Kind::Messages => steady(rates.message_burst, rates.messages_per_second),
         Kind::Writes => steady(rates.write_burst, rates.writes_per_second),
+        Kind::Searches => steady(rates.search_burst, rates.searches_per_second),
         Kind::WritesFrom => steady(rates.address_write_burst, rates.address_writes_per_second),
         Kind::Registrations => hourly(rates.registrations_per_address),
         Kind::Connections => steady(rates.connection_burst, rates.connections_per_second),

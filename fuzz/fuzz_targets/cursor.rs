@@ -23,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(bytes) = <[u8; 8]>::try_from(data) {
         let number = i64::from_le_bytes(bytes).checked_abs().unwrap_or(0);
         for position in [Position::Message(number), Position::Event(number)] {
-            assert_eq!(decode_position("after", &encode(position), ROOM).ok(), Some(position));
+            assert_eq!(
+                decode_position("after", &encode(position), ROOM).ok(),
+                Some(position)
+            );
         }
     }
 

@@ -19,7 +19,13 @@ use std::{
     },
 };
 
-use chatroom::{Config, app::App, chat::accounts, config::RateLimits, error::Error};
+use chatroom::{
+    Config,
+    app::App,
+    chat::accounts,
+    config::RateLimits,
+    error::{Error, Lang},
+};
 use libfuzzer_sys::fuzz_target;
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
@@ -75,9 +81,9 @@ fuzz_target!(|data: &[u8]| {
             .map(|_| {
                 let (app, username, password) =
                     (world.app.clone(), username.clone(), password.clone());
-                tokio::spawn(
-                    async move { accounts::login(&app, &username, &password, client).await },
-                )
+                tokio::spawn(async move {
+                    accounts::login(&app, &username, &password, client, Lang::En).await
+                })
             })
             .collect();
         let mut answers = Vec::with_capacity(tries);

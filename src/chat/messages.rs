@@ -177,7 +177,7 @@ pub async fn send_to_lobby(app: &App, viewer: &Viewer, content: &str) -> Result<
     Ok(event)
 }
 
-/// A page of history as a Relay connection needs it.
+/// A page of history or of search results as a Relay connection needs it.
 pub struct Page {
     pub messages: Vec<MessageRecord>,
     pub has_previous: bool,

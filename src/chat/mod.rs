@@ -10,6 +10,7 @@ pub mod digest;
 pub mod messages;
 pub mod presence;
 pub mod rooms;
+pub mod search;
 pub mod social;
 pub mod timeline;
 pub mod typing;

@@ -55,6 +55,9 @@ pub const GRACE: Duration = Duration::from_secs(2);
 /// Lapses taken per tick; more wait for the next.
 const LAPSES_PER_TICK: usize = 1000;
 
+/// Changes of a tick announced at once.
+const ANNOUNCING: usize = 32;
+
 /// What one user looks like to someone allowed to see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
@@ -137,16 +140,22 @@ pub async fn keep(app: Arc<App>) {
         if renew {
             renewed = tokio::time::Instant::now();
         }
+        let last = app.shutdown.is_cancelled() && app.sockets.is_empty();
         if let Err(error) = tick(&app, renew).await {
             tracing::warn!(%error, "presence: a tick failed; the next one tries again");
         }
-        if app.shutdown.is_cancelled() && app.sockets.is_empty() {
+        // The last sockets' goings were carried by this tick: the others
+        // see these users go within the grace, not the timeout.
+        if last {
             break;
         }
     }
 }
 
-async fn tick(app: &Arc<App>, renew: bool) -> Result<()> {
+/// One tick: the comings and goings since the last one carried to the kv
+/// (and, with `renew`, every hold of this instance renewed), the lapses
+/// taken, what changed recorded in one store write and announced.
+pub async fn tick(app: &Arc<App>, renew: bool) -> Result<()> {
     let (came, went) = {
         let mut state = crate::lock(&app.presence.state);
         let arrived = std::mem::take(&mut state.arrived);
@@ -195,9 +204,11 @@ async fn tick(app: &Arc<App>, renew: bool) -> Result<()> {
     }
     app.store.record_seen(&seen).await?;
     app.metrics.presence_recorded();
-    for (user, change) in seen {
-        announce(app, user, change).await;
-    }
+    // Each change's audience is a few store reads: many at once, so that a
+    // tick of many changes costs about the slowest of them, not their sum.
+    stream::iter(seen)
+        .for_each_concurrent(ANNOUNCING, |(user, change)| announce(app, user, change))
+        .await;
     Ok(())
 }
 

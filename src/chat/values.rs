@@ -5,7 +5,10 @@
 
 use std::str::FromStr;
 
-use crate::error::{Error, Problem, Result};
+use crate::{
+    error::{Error, Problem, Result},
+    store::search::{self, Term},
+};
 
 /// Checks a length in characters (not bytes: "李雷" is two).
 fn check_length(field: &'static str, value: &str, min: usize, max: usize) -> Result<()> {
@@ -271,6 +274,49 @@ impl SearchPrefix {
     }
 }
 
+/// What `searchMessages` looks for: at most [`SearchQuery::MAX_CHARS`]
+/// characters holding between one and [`SearchQuery::MAX_WORDS`] words (a
+/// run of Chinese or Japanese counting as one), read as
+/// [`store::search`](crate::store::search) reads messages. Both bounds
+/// keep what one search makes the store do small: each word is one more
+/// list of the index to walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery(Vec<Term>);
+
+impl SearchQuery {
+    pub const MAX_CHARS: usize = 200;
+    pub const MAX_WORDS: usize = 10;
+
+    pub fn parse(value: &str) -> Result<Self> {
+        if value.chars().count() > Self::MAX_CHARS {
+            return Err(Error::bad_input(
+                "query",
+                Problem::Length {
+                    min: 1,
+                    max: Self::MAX_CHARS,
+                },
+            ));
+        }
+        let terms = search::terms(value);
+        if terms.is_empty() {
+            return Err(Error::bad_input("query", Problem::NoWords));
+        }
+        if terms.len() > Self::MAX_WORDS {
+            return Err(Error::bad_input(
+                "query",
+                Problem::Words {
+                    max: Self::MAX_WORDS,
+                },
+            ));
+        }
+        Ok(Self(terms))
+    }
+
+    pub fn into_terms(self) -> Vec<Term> {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,5 +471,32 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_search_holds_one_to_ten_words_in_at_most_200_characters() {
+        assert_eq!(
+            SearchQuery::parse("Hello 中文").unwrap().into_terms(),
+            [Term::Prefix("hello".into()), Term::Chars("中文".into())]
+        );
+        assert!(SearchQuery::parse(&"字".repeat(200)).is_ok());
+        assert!(SearchQuery::parse("a b c d e f g h i j").is_ok());
+        for bad in [
+            "",
+            "   ",
+            "?!…。",
+            &"字".repeat(201),
+            "a b c d e f g h i j k",
+        ] {
+            assert_eq!(
+                field_of(SearchQuery::parse(bad).unwrap_err()),
+                "query",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            SearchQuery::parse("--").unwrap_err().to_string(),
+            "invalid query: NoWords"
+        );
     }
 }

@@ -45,7 +45,7 @@ impl MessageQuery {
             before,
         };
         let page = messages::history(ctx.app(), ctx.viewer()?, &room_identity, request).await?;
-        Ok(MessageConnection(page))
+        Ok(MessageConnection::history(page))
     }
 }
 

@@ -11,6 +11,7 @@ mod messages;
 mod people;
 mod rendering;
 mod rooms;
+mod search;
 mod social;
 mod timeline;
 mod types;
@@ -44,6 +45,7 @@ pub struct Query(
     rooms::RoomQuery,
     messages::MessageQuery,
     timeline::TimelineQuery,
+    search::SearchQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     broker::{LobbyEvent, MessageEvent},
-    chat::{accounts, messages, presence, social},
+    chat::{accounts, messages, presence, search, social},
     error::Error,
     store::{self, MemberRecord, MessageRecord, Profile, RoomRecord},
 };
@@ -557,35 +557,66 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-pub struct MessageEdge(MessageRecord);
+pub struct MessageEdge {
+    cursor: String,
+    message: MessageRecord,
+}
 
 #[Object]
 impl MessageEdge {
-    async fn cursor(&self) -> String {
-        messages::encode_cursor(self.0.room_identity, self.0.seq)
+    async fn cursor(&self) -> &str {
+        &self.cursor
     }
 
     async fn node(&self) -> Message {
-        Message::stored(self.0.clone())
+        Message::stored(self.message.clone())
     }
 }
 
-/// Relay-style connection; edges are always oldest first.
-pub struct MessageConnection(pub messages::Page);
+/// Relay-style connection; edges are oldest first, but newest first in
+/// `searchMessages`, whose cursors serve only its own `after`.
+pub struct MessageConnection {
+    page: messages::Page,
+    cursor: fn(&MessageRecord) -> String,
+}
+
+impl MessageConnection {
+    /// A page of a room's history: each edge's cursor is its message's.
+    pub fn history(page: messages::Page) -> Self {
+        Self {
+            page,
+            cursor: |message| messages::encode_cursor(message.room_identity, message.seq),
+        }
+    }
+
+    /// A page of search results, with cursors that name their messages.
+    pub fn search(page: messages::Page) -> Self {
+        Self {
+            page,
+            cursor: |message| search::encode_cursor(message.identity),
+        }
+    }
+}
 
 #[Object]
 impl MessageConnection {
     async fn edges(&self) -> Vec<MessageEdge> {
-        self.0.messages.iter().cloned().map(MessageEdge).collect()
+        self.page
+            .messages
+            .iter()
+            .map(|message| MessageEdge {
+                cursor: (self.cursor)(message),
+                message: message.clone(),
+            })
+            .collect()
     }
 
     async fn page_info(&self) -> PageInfo {
-        let cursor = |m: &MessageRecord| messages::encode_cursor(m.room_identity, m.seq);
         PageInfo {
-            has_next_page: self.0.has_next,
-            has_previous_page: self.0.has_previous,
-            start_cursor: self.0.messages.first().map(cursor),
-            end_cursor: self.0.messages.last().map(cursor),
+            has_next_page: self.page.has_next,
+            has_previous_page: self.page.has_previous,
+            start_cursor: self.page.messages.first().map(self.cursor),
+            end_cursor: self.page.messages.last().map(self.cursor),
         }
     }
 }

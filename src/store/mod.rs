@@ -14,6 +14,7 @@
 
 mod mongo;
 mod people;
+pub mod search;
 mod sqlite;
 
 use std::{collections::HashMap, sync::Arc};
@@ -29,7 +30,7 @@ use crate::{
 };
 
 pub use mongo::MongoStore;
-pub use people::{BlockRecord, DigestDue, People, Seen};
+pub use people::{BlockRecord, DigestDue, People, Seen, SettingsRecord};
 pub use sqlite::SqliteStore;
 
 /// The current time, at the precision the stores keep.
@@ -517,6 +518,18 @@ pub struct HistoryRange {
     pub newest: bool,
 }
 
+/// What [`Store::search_messages`] looks for, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSearch {
+    /// Every one must match ([`search::matches`]); at least one.
+    pub terms: Vec<search::Term>,
+    /// The rooms searched.
+    pub rooms: Vec<Uuid>,
+    /// The identity of the message the previous page ended with.
+    pub after: Option<Uuid>,
+    pub limit: usize,
+}
+
 /// A change to a profile: `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProfileUpdate {
@@ -536,6 +549,8 @@ pub enum Record {
     Member(MemberRecord),
     Message(MessageRecord),
     Departure(DepartureRecord),
+    Block(BlockRecord),
+    Settings(SettingsRecord),
 }
 
 /// The newest revision the records of each room carry. A room is exported
@@ -549,7 +564,7 @@ pub fn revisions_by_room(records: &[Record]) -> HashMap<Uuid, i64> {
             Record::Member(member) => (member.room_identity, member.rev),
             Record::Message(message) => (message.room_identity, message.rev),
             Record::Departure(departure) => (departure.room_identity, departure.rev),
-            Record::User(_) | Record::Room(_) => continue,
+            Record::User(_) | Record::Room(_) | Record::Block(_) | Record::Settings(_) => continue,
         };
         let entry = newest.entry(room).or_default();
         *entry = (*entry).max(rev);
@@ -775,6 +790,15 @@ pub trait Store: People + Send + Sync {
     /// The messages at the given (room, seq) positions that exist, in any
     /// order: the last message of many rooms in one call.
     async fn messages_at(&self, positions: &[(Uuid, i64)]) -> Result<Vec<MessageRecord>>;
+
+    /// Up to `limit` messages of `search.rooms` that are not deleted and
+    /// whose content matches every term ([`search::matches`]), newest
+    /// first: by `created_at`, ties in an order of the store's own that
+    /// never changes. With `after`, only those after that message in this
+    /// order (it may have been edited or deleted since; it must still
+    /// exist: else `BadInput` on `after`). Served from an index kept in
+    /// step with every write (docs/deploy.md, "Search", for what it costs).
+    async fn search_messages(&self, search: &MessageSearch) -> Result<Vec<MessageRecord>>;
 
     /// For each of `memberships` (all of one user), how many messages of
     /// others its room has after its `last_read_seq`. Rooms with none may be

@@ -20,6 +20,15 @@ pub struct BlockRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// What a user chose, where it is not the default: whether they get
+/// digests, and the language of their mail. An export carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingsRecord {
+    pub user: Uuid,
+    pub email_digest: bool,
+    pub lang: Lang,
+}
+
 /// A user coming or going, as the presence tracker reports it: once per
 /// change of the user's whole presence, never per connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

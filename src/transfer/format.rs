@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::error::Lang;
 use crate::store::{
-    DepartureRecord, MemberChange, MemberRecord, MessageChange, MessageRecord, Profile,
-    ReactionRecord, Record, Role, RoomRecord, RoomType, Sex, UserRecord,
+    BlockRecord, DepartureRecord, MemberChange, MemberRecord, MessageChange, MessageRecord,
+    Profile, ReactionRecord, Record, Role, RoomRecord, RoomType, SettingsRecord, Sex, UserRecord,
 };
 
 /// What the header's `format` says, so a file of something else is refused at line 1.
@@ -21,7 +22,8 @@ pub const FORMAT: &str = "chatroom-export";
 /// Version 2 added room events: revisions, roles, read times, edits,
 /// deletions, replies, reactions and departures. A version-1 line lacks
 /// them and reads as version 1 stored it (see each field's default).
-pub const VERSION: u32 = 2;
+/// Version 3 added blocks and users' settings, after the users.
+pub const VERSION: u32 = 3;
 
 /// One line of the file, tagged with its `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +35,8 @@ pub enum Line {
     Message(MessageLine),
     Departure(DepartureLine),
     User(UserLine),
+    Block(BlockLine),
+    Settings(SettingsLine),
     End(End),
 }
 
@@ -44,6 +48,8 @@ pub const KINDS: &[&str] = &[
     "message",
     "departure",
     "user",
+    "block",
+    "settings",
     "end",
 ];
 
@@ -177,6 +183,33 @@ pub struct MessageLine {
     pub change: MessageChange,
 }
 
+/// `blocker` blocked `blocked`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockLine {
+    pub blocker: Uuid,
+    pub blocked: Uuid,
+    #[serde(with = "ext_date")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's settings, written only when one differs from its default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsLine {
+    pub user: Uuid,
+    pub email_digest: bool,
+    /// `en` or `zh`: the language of their mail.
+    pub language: Language,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    En,
+    Zh,
+}
+
 /// One emoji on a message and who reacted with it, in the order they did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +290,19 @@ impl From<Record> for Line {
                 removed_by: departure.removed_by,
                 left_at: departure.left_at,
                 rev: departure.rev,
+            }),
+            Record::Block(block) => Line::Block(BlockLine {
+                blocker: block.blocker,
+                blocked: block.blocked,
+                created_at: block.created_at,
+            }),
+            Record::Settings(settings) => Line::Settings(SettingsLine {
+                user: settings.user,
+                email_digest: settings.email_digest,
+                language: match settings.lang {
+                    Lang::En => Language::En,
+                    Lang::Zh => Language::Zh,
+                },
             }),
         }
     }
@@ -340,6 +386,19 @@ impl Line {
                 removed_by: departure.removed_by,
                 left_at: departure.left_at,
                 rev: departure.rev,
+            }),
+            Line::Block(block) => Record::Block(BlockRecord {
+                blocker: block.blocker,
+                blocked: block.blocked,
+                created_at: block.created_at,
+            }),
+            Line::Settings(settings) => Record::Settings(SettingsRecord {
+                user: settings.user,
+                email_digest: settings.email_digest,
+                lang: match settings.language {
+                    Language::En => Lang::En,
+                    Language::Zh => Lang::Zh,
+                },
             }),
         })
     }

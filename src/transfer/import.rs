@@ -185,6 +185,8 @@ enum Stage {
     Header,
     Rooms,
     Users,
+    /// Blocks and settings, which name users.
+    People,
     Done,
 }
 
@@ -245,6 +247,10 @@ struct Checker<'a> {
     named_users: HashMap<Uuid, u64>,
     /// The owners of groups of version 1, by room.
     owners: HashSet<(Uuid, Uuid)>,
+    /// (blocker, blocked) pairs seen.
+    blocks: HashSet<(Uuid, Uuid)>,
+    /// Users whose settings were seen.
+    settings: HashSet<Uuid>,
 }
 
 /// The first pass: checks every line; how many records the file holds.
@@ -272,6 +278,8 @@ where
         emails: HashMap::new(),
         named_users: HashMap::new(),
         owners: HashSet::new(),
+        blocks: HashSet::new(),
+        settings: HashSet::new(),
     };
     let mut lines = Lines::new(input);
     while let Some((line, parsed)) = lines.next().await? {
@@ -334,7 +342,49 @@ impl Checker<'_> {
                 self.close_room();
                 self.user(line, user).await
             }
-            (Stage::Rooms | Stage::Users, Line::End(end)) => {
+            (Stage::Rooms, Line::Block(_) | Line::Settings(_)) => {
+                Err(bad(line, "blocks and settings must come after the users"))
+            }
+            (
+                Stage::People,
+                Line::Room(_)
+                | Line::Member(_)
+                | Line::Message(_)
+                | Line::Departure(_)
+                | Line::User(_),
+            ) => Err(bad(
+                line,
+                "rooms and users must come before blocks and settings",
+            )),
+            (Stage::Users | Stage::People, Line::Block(block)) => {
+                self.stage = Stage::People;
+                self.counted();
+                if block.blocker == block.blocked {
+                    return Err(bad(line, format!("user {} blocks themself", block.blocker)));
+                }
+                if !self.blocks.insert((block.blocker, block.blocked)) {
+                    return Err(bad(
+                        line,
+                        format!("{} blocks {} twice", block.blocker, block.blocked),
+                    ));
+                }
+                self.name_user(block.blocker, line);
+                self.name_user(block.blocked, line);
+                Ok(())
+            }
+            (Stage::Users | Stage::People, Line::Settings(settings)) => {
+                self.stage = Stage::People;
+                self.counted();
+                if !self.settings.insert(settings.user) {
+                    return Err(bad(
+                        line,
+                        format!("the settings of {} come twice", settings.user),
+                    ));
+                }
+                self.name_user(settings.user, line);
+                Ok(())
+            }
+            (Stage::Rooms | Stage::Users | Stage::People, Line::End(end)) => {
                 if end.records != self.records {
                     return Err(bad(
                         line,

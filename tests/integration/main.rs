@@ -17,6 +17,7 @@ mod metrics;
 mod people;
 mod rooms;
 mod schema;
+mod search;
 mod security;
 mod sharing;
 mod social;

@@ -442,6 +442,59 @@ async fn one_digest_per_absence_in_the_users_language(backends: Backends) {
     assert_eq!(to_ann.len(), 2, "{to_ann:?}");
 }
 
+async fn digests_stop_at_the_users_daily_limit(backends: Backends) {
+    let app = TestApp::spawn_with(backends, "digest_limit", |c| {
+        c.digest_after_secs = 1;
+        c.digests_per_day = 1;
+    })
+    .await;
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    let away = async |app: &TestApp| {
+        let socket = app.connect(&ann).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        drop(socket);
+    };
+    let socket = app.connect(&ann).await;
+    let room = app.befriend(&bob, &ann).await;
+    app.send(&bob, &room, "are you there?").await;
+    drop(socket);
+    let first = digests_once(&app, "ann@example.com", |mails| !mails.is_empty()).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    away(&app).await;
+    // Long enough for the second absence's digest to be due twice over.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        app.digests_to("ann@example.com").len(),
+        1,
+        "one digest a day at most, however often ann comes and goes"
+    );
+}
+
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn an_instance_shut_down_takes_its_users_offline_within_the_grace() {
+    let mut app = TestApp::spawn(Backends::MongoRedis, "presence_shutdown").await;
+    let other = app.sibling().await;
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    app.befriend(&ann, &bob).await;
+    let mut watching = other.connect(&bob).await;
+    watching.subscribe("p", PRESENCE_FEED, json!({})).await;
+    let _hers = app.connect(&ann).await;
+    let change = next_change(&mut watching, "p").await;
+    assert_eq!(change["presence"]["online"], true, "{change}");
+
+    app.shut_down().await;
+    let stopped = Instant::now();
+    let change = next_change(&mut watching, "p").await;
+    assert_eq!(change["presence"]["online"], false, "{change}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "offline {:?} after the shutdown: within the grace, not the 60 s timeout",
+        stopped.elapsed()
+    );
+}
+
 #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
 #[tokio::test]
 async fn an_instance_killed_takes_its_users_offline_on_the_others() {
@@ -514,6 +567,7 @@ async fn an_instance_killed_takes_its_users_offline_on_the_others() {
 api_suite!(
     blocking_follows_every_rule_until_unblocked,
     one_digest_per_absence_in_the_users_language,
+    digests_stop_at_the_users_daily_limit,
     presence_follows_sockets_and_is_seen_only_by_contacts,
     a_reconnect_storm_costs_a_store_write_per_tick_not_per_socket,
     many_users_coming_at_once_are_written_together,

@@ -316,8 +316,9 @@ counted_people! {
 }
 
 use chatroom::store::{
-    Counts, HistoryRange, Loaded, MemberRecord, MessageRecord, MessageRule, NewMessage, Profile,
-    ProfileUpdate, Record, RoomChanges, RoomRecord, RoomRule, Sent, Stored, UserRecord,
+    Counts, HistoryRange, Loaded, MemberRecord, MessageRecord, MessageRule, MessageSearch,
+    NewMessage, Profile, ProfileUpdate, Record, RoomChanges, RoomRecord, RoomRule, Sent, Stored,
+    UserRecord,
 };
 use uuid::Uuid;
 
@@ -353,6 +354,7 @@ counted! {
     send_message(message: &NewMessage) -> Sent;
     history(room: Uuid, range: HistoryRange) -> Vec<MessageRecord>;
     messages_at(positions: &[(Uuid, i64)]) -> Vec<MessageRecord>;
+    search_messages(search: &MessageSearch) -> Vec<MessageRecord>;
     unread_counts(user: Uuid, memberships: &[MemberRecord]) -> std::collections::HashMap<Uuid, u64>;
     room_by_number(number: &str) -> Option<RoomRecord>;
     counts() -> Counts;

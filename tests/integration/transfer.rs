@@ -51,8 +51,23 @@ async fn fill(app: &TestApp) -> Vec<Account> {
         }
     }
     mark_read(app, ann, &tea).await;
+    let blocked = app
+        .as_user(dan, "mutation { blockUser(username: \"cat\") }", json!({}))
+        .await;
+    assert_eq!(blocked["data"]["blockUser"], true, "{blocked}");
+    let turned_off = app
+        .as_user(
+            cat,
+            "mutation { updateProfile(input: { emailDigest: false }) { emailDigest } }",
+            json!({}),
+        )
+        .await;
+    assert!(turned_off["errors"].is_null(), "{turned_off}");
     people
 }
+
+/// What fill adds beyond the counted records: dan's block and cat's settings.
+const PEOPLE_RECORDS: u64 = 2;
 
 async fn mark_read(app: &TestApp, account: &Account, room: &str) {
     let marked = app
@@ -116,14 +131,34 @@ async fn history(app: &TestApp, account: &Account, room: &str) -> Vec<Value> {
     }
 }
 
+const SEARCH: &str = "{ searchMessages(query: \"Message 12\", first: 100) {
+    edges { node { identity content } }
+} }";
+
+/// What `account` finds searching: the messages 12 and 120 to 129 of the
+/// rooms it is in, by identity (messages of one millisecond may come in
+/// another order from another store).
+async fn found(app: &TestApp, account: &Account) -> Vec<Value> {
+    let answer = app.as_user(account, SEARCH, json!({})).await;
+    let mut found = answer["data"]["searchMessages"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .clone();
+    found.sort_by_key(|edge| edge["node"]["identity"].to_string());
+    found
+}
+
 /// What each account sees after logging in: its profile, friends, rooms
-/// (with unread counts and last messages) and every room's history.
+/// (with unread counts and last messages), every room's history and what
+/// a search finds.
 async fn observe(app: &TestApp, accounts: &[Account]) -> Value {
     let mut seen = serde_json::Map::new();
     for account in accounts {
         let account = log_in(app, account).await;
         let overview = app.as_user(&account, ROOMS, json!({})).await;
         assert!(overview["errors"].is_null(), "{overview}");
+        let found = found(app, &account).await;
+        assert!(!found.is_empty(), "{} finds nothing", account.username);
         let mut histories = serde_json::Map::new();
         for room in overview["data"]["rooms"].as_array().into_iter().flatten() {
             let identity = room["identity"].as_str().unwrap_or_default();
@@ -132,9 +167,17 @@ async fn observe(app: &TestApp, accounts: &[Account]) -> Value {
                 Value::Array(history(app, &account, identity).await),
             );
         }
+        let people = app
+            .as_user(
+                &account,
+                "{ blockedUsers { username } me { emailDigest } }",
+                json!({}),
+            )
+            .await;
+        assert!(people["errors"].is_null(), "{people}");
         seen.insert(
             account.username.clone(),
-            json!({ "overview": overview["data"], "histories": histories }),
+            json!({ "overview": overview["data"], "histories": histories, "people": people["data"], "found": found }),
         );
     }
     Value::Object(seen)
@@ -266,7 +309,7 @@ async fn a_store_moves_whole(from: Backends, to: Backends, test: &str) {
     assert_eq!(
         imported,
         Imported {
-            inserted: counts.total(),
+            inserted: counts.total() + PEOPLE_RECORDS,
             skipped: 0
         }
     );
@@ -330,7 +373,7 @@ async fn a_store_moves_from_sqlite_to_sqlite_with_the_two_commands() {
     let exported = chatroom(&["export", "--data-dir", source_dir, "--out", file], None).await;
     let imported = chatroom(&["import", "--data-dir", target, "--in", file], None).await;
 
-    let total = source.app.store.counts().await.expect("counts").total();
+    let total = source.app.store.counts().await.expect("counts").total() + PEOPLE_RECORDS;
     assert!(exported.status.success(), "{exported:?}");
     assert!(imported.status.success(), "{imported:?}");
     assert_eq!(
@@ -592,6 +635,39 @@ async fn a_member_of_a_room_the_file_lacks_is_refused(store: Arc<dyn Store>) {
     .await;
 }
 
+/// A `block` line of one user of `lines` blocking the other.
+fn block_line(lines: &[String]) -> String {
+    let user = |line: &String| -> String {
+        let parsed: Value = serde_json::from_str(line).expect("a JSON line");
+        parsed["identity"].as_str().unwrap_or_default().to_owned()
+    };
+    json!({
+        "kind": "block",
+        "blocker": user(&lines[6]),
+        "blocked": user(&lines[7]),
+        "created_at": { "$date": "2026-11-30T10:00:00Z" },
+    })
+    .to_string()
+}
+
+async fn a_block_given_twice_is_refused_at_the_second(store: Arc<dyn Store>) {
+    let mut lines = small_file().await;
+    let block = block_line(&lines);
+    lines.insert(8, block.clone());
+    lines.insert(9, block);
+    lines[10] = json!({ "kind": "end", "records": 9 }).to_string();
+
+    refused_at_line(store.as_ref(), joined(&lines), 10, "twice").await;
+}
+
+async fn a_block_before_the_users_is_refused(store: Arc<dyn Store>) {
+    let mut lines = small_file().await;
+    let block = block_line(&lines);
+    lines.insert(6, block);
+
+    refused_at_line(store.as_ref(), joined(&lines), 7, "after the users").await;
+}
+
 async fn an_import_into_a_store_with_records_is_refused_without_merge(store: Arc<dyn Store>) {
     let before = holding_one_user(store.as_ref()).await;
 
@@ -799,6 +875,8 @@ crate::store::store_suite!(
     a_repeated_identity_is_refused_naming_the_first_line_with_it,
     an_unknown_kind_of_record_is_refused_by_its_line,
     a_member_of_a_room_the_file_lacks_is_refused,
+    a_block_given_twice_is_refused_at_the_second,
+    a_block_before_the_users_is_refused,
     an_import_into_a_store_with_records_is_refused_without_merge,
     a_merge_leaves_out_what_the_store_has_and_says_how_many,
     an_import_cut_short_is_finished_by_merging_the_same_file,
@@ -824,7 +902,7 @@ async fn the_file_is_a_header_then_one_tagged_record_a_line_then_an_end_line() {
         ]
     );
     assert_eq!(lines[0]["format"], "chatroom-export");
-    assert_eq!(lines[0]["version"], 2);
+    assert_eq!(lines[0]["version"], 3);
     let date = lines[4]["created_at"]["$date"].as_str().unwrap_or_default();
     // bson writes the milliseconds only when there are some.
     assert!(

@@ -5,6 +5,7 @@ use mongodb::bson::{self, Document, doc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::search::terms_of;
 use crate::{
     error::{Error, Result},
     store::{
@@ -246,6 +247,19 @@ pub struct MessageDoc {
     pub rev: Option<i64>,
     #[serde(default)]
     pub change: MessageChange,
+    /// What search finds it by (`search.rs`); none once deleted. Written
+    /// with every change of the content, never read back: absent in a
+    /// message stored before search until `schema::migrate` sets it.
+    #[serde(default, skip_deserializing)]
+    pub search_terms: Vec<String>,
+}
+
+/// The search terms of `message` as it is now: none once deleted.
+pub fn search_terms(message: &MessageRecord) -> Vec<String> {
+    match message.deleted_at {
+        Some(_) => Vec::new(),
+        None => terms_of(&message.content),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -281,6 +295,7 @@ impl MessageDoc {
             posted_rev: Some(message.posted_rev),
             rev: Some(message.rev),
             change: message.change,
+            search_terms: search_terms(message),
         }
     }
 

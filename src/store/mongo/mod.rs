@@ -4,12 +4,14 @@
 //! down costs a client a few seconds and an `INTERNAL` error, never a hung
 //! request. `documents` maps records to documents and back, `schema` makes
 //! the indexes and reads the driver's failures, `transaction` runs a
-//! transaction until it stops conflicting, `transfer` moves a whole store;
-//! this file holds the store and its queries.
+//! transaction until it stops conflicting, `search` finds messages by
+//! their words, `transfer` moves a whole store; this file holds the store
+//! and its queries.
 
 mod documents;
 mod people;
 mod schema;
+mod search;
 mod transaction;
 mod transfer;
 
@@ -30,16 +32,16 @@ use crate::{
     error::{Entity, Error, Result, Unique},
     store::{
         Counts, DepartureRecord, HistoryRange, Loaded, MemberChange, MemberRecord, MessageRecord,
-        MessageRule, MessageScene, NewMessage, Profile, ProfileUpdate, Record, RecordStream, Role,
-        RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, RoomType, Store, Stored,
-        UserRecord, first_role, nickname_key, username_key,
+        MessageRule, MessageScene, MessageSearch, NewMessage, Profile, ProfileUpdate, Record,
+        RecordStream, Role, RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, RoomType,
+        Store, Stored, UserRecord, first_role, nickname_key, username_key,
     },
 };
 
 use self::{
     documents::{
         BlockDoc, Counted, DepartureDoc, MemberDoc, MessageDoc, RoomDoc, UserDoc, identity_strings,
-        parse_identity, profile_fields, reaction_docs, to_bson_time,
+        parse_identity, profile_fields, reaction_docs, search_terms, to_bson_time,
     },
     schema::db_error,
 };
@@ -855,6 +857,7 @@ impl Store for MongoStore {
                     "reactions",
                     mongodb::bson::to_bson(&reaction_docs(&changed.reactions))?,
                 );
+                set.insert("search_terms", search_terms(&changed));
                 store
                     .messages
                     .update_one(doc! { "identity": &*identity }, doc! { "$set": set })
@@ -1038,6 +1041,10 @@ impl Store for MongoStore {
             .into_iter()
             .map(MessageDoc::into_record)
             .collect()
+    }
+
+    async fn search_messages(&self, search: &MessageSearch) -> Result<Vec<MessageRecord>> {
+        self.search(search).await
     }
 
     async fn unread_counts(

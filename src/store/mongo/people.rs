@@ -25,14 +25,14 @@ use super::{
     limit_of,
 };
 
-fn lang_of(stored: Option<&str>) -> Lang {
+pub(super) fn lang_of(stored: Option<&str>) -> Lang {
     match stored {
         Some("zh") => Lang::Zh,
         _ => Lang::En,
     }
 }
 
-fn lang_to_stored(lang: Lang) -> &'static str {
+pub(super) fn lang_to_stored(lang: Lang) -> &'static str {
     match lang {
         Lang::Zh => "zh",
         Lang::En => "en",

@@ -16,7 +16,7 @@ use crate::{
     store::{Role, RoomType},
 };
 
-use super::MongoStore;
+use super::{MongoStore, documents::search_terms};
 
 /// MongoDB's code for a duplicate key in a unique index.
 const DUPLICATE_KEY: i32 = 11000;
@@ -163,6 +163,18 @@ impl MongoStore {
                     unique(doc! { "identity": 1 }, "messages_identity"),
                     unique(doc! { "room_identity": 1, "seq": 1 }, "messages_room_seq"),
                     plain(doc! { "room_identity": 1, "rev": 1 }, "messages_rev"),
+                    // Search (`search.rs`): by the terms within the rooms
+                    // searched, or newest first through the rooms and each
+                    // message checked; the server's planner picks whichever
+                    // answers a query sooner.
+                    plain(
+                        doc! { "room_identity": 1, "search_terms": 1 },
+                        "messages_search_terms",
+                    ),
+                    plain(
+                        doc! { "room_identity": 1, "created_at": -1, "identity": -1 },
+                        "messages_room_time",
+                    ),
                     unique_where_string(
                         doc! { "room_identity": 1, "sender_identity": 1, "client_id": 1 },
                         "messages_client_id",
@@ -231,6 +243,28 @@ impl MongoStore {
                 .update_one(
                     doc! { "identity": &message.identity },
                     doc! { "$set": { "rev": message.seq, "posted_rev": message.seq } },
+                )
+                .await?;
+        }
+        self.migrate_search().await
+    }
+
+    /// Gives every message stored before search its search terms, once:
+    /// afterwards each write keeps them. A started store costs one query
+    /// that finds nothing (a scan of the collection: no index can tell an
+    /// absent field, as with `rev` above).
+    async fn migrate_search(&self) -> anyhow::Result<()> {
+        let mut messages = self
+            .messages
+            .find(doc! { "search_terms": { "$exists": false } })
+            .await?;
+        while let Some(message) = messages.try_next().await? {
+            let identity = message.identity.clone();
+            let terms = search_terms(&message.into_record()?);
+            self.messages
+                .update_one(
+                    doc! { "identity": identity },
+                    doc! { "$set": { "search_terms": terms } },
                 )
                 .await?;
         }

@@ -11,12 +11,16 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     error::Result,
-    store::{Loaded, Record, RecordStream, revisions_by_room},
+    store::{BlockRecord, Loaded, Record, RecordStream, SettingsRecord, revisions_by_room},
 };
 
 use super::{
     MongoStore,
-    documents::{DepartureDoc, MemberDoc, MessageDoc, RoomDoc, UserDoc},
+    documents::{
+        BlockDoc, DepartureDoc, MemberDoc, MessageDoc, RoomDoc, UserDoc, from_bson_time,
+        parse_identity, to_bson_time,
+    },
+    people::{lang_of, lang_to_stored},
     schema::db_error,
     within,
 };
@@ -48,13 +52,15 @@ impl MongoStore {
     /// the export runs may come with fewer members and messages than it had.
     pub(super) fn export_records(&self) -> RecordStream {
         let timeout = self.timeout;
-        let (rooms, members, messages, departures, users) = (
+        let (rooms, members, messages, departures, users, blocks) = (
             self.rooms.clone(),
             self.members.clone(),
             self.messages.clone(),
             self.departures.clone(),
             self.users.clone(),
+            self.blocks.clone(),
         );
+        let settings = self.db.collection::<Document>("users");
         Box::pin(async_stream::try_stream! {
             let by_identity = doc! { "identity": 1 };
             let mut room_cursor = within(
@@ -115,6 +121,43 @@ impl MongoStore {
             while let Some(user) = next_of(timeout, &mut user_cursor).await? {
                 yield Record::User(user.into_record()?);
             }
+            let mut block_cursor = within(
+                timeout,
+                blocks
+                    .find(doc! {})
+                    .sort(doc! { "blocker": 1, "blocked": 1 })
+                    .batch_size(EXPORT_BATCH),
+            )
+            .await?
+            .map_err(db_error)?;
+            while let Some(block) = next_of(timeout, &mut block_cursor).await? {
+                yield Record::Block(BlockRecord {
+                    blocker: parse_identity(&block.blocker)?,
+                    blocked: parse_identity(&block.blocked)?,
+                    created_at: from_bson_time(block.created_at)?,
+                });
+            }
+            let chosen = doc! { "$or": [
+                { "email_digest": false },
+                { "language": { "$exists": true, "$ne": "en" } },
+            ] };
+            let mut settings_cursor = within(
+                timeout,
+                settings
+                    .find(chosen)
+                    .projection(doc! { "identity": 1, "email_digest": 1, "language": 1 })
+                    .sort(doc! { "identity": 1 })
+                    .batch_size(EXPORT_BATCH),
+            )
+            .await?
+            .map_err(db_error)?;
+            while let Some(user) = next_of(timeout, &mut settings_cursor).await? {
+                yield Record::Settings(SettingsRecord {
+                    user: parse_identity(user.get_str("identity").unwrap_or_default())?,
+                    email_digest: user.get_bool("email_digest").unwrap_or(true),
+                    lang: lang_of(user.get_str("language").ok()),
+                });
+            }
         })
     }
 
@@ -131,6 +174,7 @@ impl MongoStore {
     ) -> Result<Loaded> {
         let (mut rooms, mut members, mut messages, mut departures, mut users) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut blocks, mut settings) = (Vec::new(), Vec::new());
         for record in records {
             match record {
                 Record::Room(room) => rooms.push(RoomDoc::from_record(room)),
@@ -140,6 +184,12 @@ impl MongoStore {
                     departures.push(DepartureDoc::from_record(departure))
                 }
                 Record::User(user) => users.push(UserDoc::from_record(user)),
+                Record::Block(block) => blocks.push(BlockDoc {
+                    blocker: block.blocker.to_string(),
+                    blocked: block.blocked.to_string(),
+                    created_at: to_bson_time(block.created_at),
+                }),
+                Record::Settings(chosen) => settings.push(*chosen),
             }
         }
         let given = records.len() as u64;
@@ -175,6 +225,19 @@ impl MongoStore {
                 });
             }
         }
+        if skip_existing && !blocks.is_empty() {
+            let pairs: Vec<Document> = blocks
+                .iter()
+                .map(|b| doc! { "blocker": &b.blocker, "blocked": &b.blocked })
+                .collect();
+            let present: HashSet<(String, String)> = self
+                .all(self.blocks.find(doc! { "$or": pairs }))
+                .await?
+                .into_iter()
+                .map(|b| (b.blocker, b.blocked))
+                .collect();
+            blocks.retain(|b| !present.contains(&(b.blocker.clone(), b.blocked.clone())));
+        }
         if skip_existing && !departures.is_empty() {
             let pairs: Vec<Document> = departures
                 .iter()
@@ -193,7 +256,19 @@ impl MongoStore {
             + self.insert_all(&self.members, members).await?
             + self.insert_all(&self.messages, messages).await?
             + self.insert_all(&self.departures, departures).await?
-            + self.insert_all(&self.users, users).await?;
+            + self.insert_all(&self.users, users).await?
+            + self.insert_all(&self.blocks, blocks).await?;
+        for chosen in &settings {
+            self.timed(self.users.update_one(
+                doc! { "identity": chosen.user.to_string() },
+                doc! { "$set": {
+                    "email_digest": chosen.email_digest,
+                    "language": lang_to_stored(chosen.lang),
+                } },
+            ))
+            .await?;
+        }
+        let inserted = inserted + settings.len() as u64;
         for (room, rev) in revisions_by_room(records) {
             self.timed(self.rooms.update_one(
                 doc! { "identity": room.to_string() },

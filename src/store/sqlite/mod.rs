@@ -6,13 +6,14 @@
 //! one exception is storing messages: `writer` stores all of them on a
 //! thread of its own, in group commits. `schema` makes the tables and reads
 //! SQLite's failures, `rows` maps rows to records and back, `batches` reads
-//! many keys in few statements, `transfer` moves a whole store; this file
-//! holds the store and its queries.
+//! many keys in few statements, `search` keeps and reads the search index,
+//! `transfer` moves a whole store; this file holds the store and its queries.
 
 mod batches;
 mod people;
 mod rows;
 mod schema;
+mod search;
 mod transfer;
 mod writer;
 
@@ -34,9 +35,9 @@ use crate::{
     error::{Entity, Error, Result},
     store::{
         Counts, DepartureRecord, HistoryRange, Loaded, MemberChange, MemberRecord, MessageRecord,
-        MessageRule, MessageScene, NewMessage, Profile, ProfileUpdate, Record, RecordStream, Role,
-        RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, Sent, Store, Stored, UserRecord,
-        first_role, nickname_key, username_key,
+        MessageRule, MessageScene, MessageSearch, NewMessage, Profile, ProfileUpdate, Record,
+        RecordStream, Role, RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, Sent, Store,
+        Stored, UserRecord, first_role, nickname_key, username_key,
     },
 };
 
@@ -818,6 +819,11 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn search_messages(&self, search: &MessageSearch) -> Result<Vec<MessageRecord>> {
+        let request = search.clone();
+        self.run(move |conn| search::search(conn, &request)).await
     }
 
     async fn unread_counts(

@@ -27,14 +27,14 @@ fn profile_of_u() -> String {
         .join(", ")
 }
 
-fn lang_of(stored: &str) -> Lang {
+pub(super) fn lang_of(stored: &str) -> Lang {
     match stored {
         "zh" => Lang::Zh,
         _ => Lang::En,
     }
 }
 
-fn lang_to_stored(lang: Lang) -> &'static str {
+pub(super) fn lang_to_stored(lang: Lang) -> &'static str {
     match lang {
         Lang::Zh => "zh",
         Lang::En => "en",

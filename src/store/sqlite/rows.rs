@@ -14,7 +14,7 @@ use crate::{
     },
 };
 
-use super::schema::db_error;
+use super::{schema::db_error, search::KEYS_PER_MILLISECOND};
 
 pub fn to_millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
@@ -307,15 +307,22 @@ pub fn insert_member(
     .map_err(db_error)
 }
 
+/// Inserts a message, with its search key: the first free one of its
+/// millisecond (`search.rs`), found in the unique index of the keys. Every
+/// insert runs under the write lock, so two cannot take the same one.
 pub fn insert_stored_message(
     conn: &Connection,
     message: &MessageRecord,
     skip_existing: bool,
 ) -> Result<usize> {
     let on_conflict = on_conflict("identity", skip_existing);
+    let first_key = to_millis(message.created_at).saturating_mul(KEYS_PER_MILLISECOND);
     conn.prepare_cached(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) {on_conflict}"
+        "INSERT INTO messages ({MESSAGE_COLUMNS}, search_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                 (SELECT COALESCE(MAX(search_key) + 1, ?15) FROM messages
+                  WHERE search_key >= ?15 AND search_key < ?15 + {KEYS_PER_MILLISECOND}))
+         {on_conflict}"
     ))
     .and_then(|mut insert| {
         insert.execute(params![
@@ -333,6 +340,7 @@ pub fn insert_stored_message(
             message.posted_rev,
             message.rev,
             message.change.as_str(),
+            first_key,
         ])
     })
     .map_err(db_error)

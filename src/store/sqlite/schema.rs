@@ -9,6 +9,8 @@ use rusqlite_migration::M;
 
 use crate::error::{Error, Unique};
 
+use super::search;
+
 /// Schema versions, applied in order and recorded in `PRAGMA user_version`.
 /// Append new steps; never edit a released one.
 pub const MIGRATIONS: &[M<'static>] = &[
@@ -140,6 +142,52 @@ pub const MIGRATIONS: &[M<'static>] = &[
     CREATE INDEX users_digests ON users (coalesce(away_since, created_at))
         WHERE online = 0 AND digest_done = 0 AND email_digest = 1;",
     ),
+    // Version 4: search (`search.rs`). Every message gets its search key
+    // (its millisecond times 2^21, `KEYS_PER_MILLISECOND`, plus its place
+    // among that millisecond's messages in the order they were stored),
+    // and every message not deleted its row in the FTS5 index, kept in
+    // step by the triggers from then on. The prefix indexes (1 to 3
+    // characters) make a query of short word beginnings one read of the
+    // index instead of a merge of every word they begin (docs/perf.md).
+    M::up(
+        "ALTER TABLE messages ADD COLUMN search_key INTEGER;
+    UPDATE messages SET search_key = keyed.search_key
+    FROM (
+        SELECT rowid AS row,
+               created_at * 2097152
+                   + ROW_NUMBER() OVER (PARTITION BY created_at ORDER BY rowid) - 1 AS search_key
+        FROM messages
+    ) AS keyed
+    WHERE messages.rowid = keyed.row;
+    CREATE UNIQUE INDEX messages_search_key ON messages (search_key);
+
+    CREATE VIRTUAL TABLE message_search USING fts5(
+        room, words,
+        content = '', contentless_delete = 1, tokenize = 'ascii', prefix = '1 2 3'
+    );
+    INSERT INTO message_search (rowid, room, words)
+    SELECT search_key, replace(room_identity, '-', ''), chatroom_search_words(content)
+    FROM messages WHERE deleted_at IS NULL;
+
+    CREATE TRIGGER messages_search_insert AFTER INSERT ON messages
+    WHEN new.deleted_at IS NULL BEGIN
+        INSERT INTO message_search (rowid, room, words)
+        VALUES (new.search_key, replace(new.room_identity, '-', ''),
+                chatroom_search_words(new.content));
+    END;
+    CREATE TRIGGER messages_search_change AFTER UPDATE OF content, deleted_at ON messages
+    WHEN old.content IS NOT new.content OR old.deleted_at IS NOT new.deleted_at BEGIN
+        DELETE FROM message_search WHERE rowid = old.search_key AND old.deleted_at IS NULL;
+        INSERT INTO message_search (rowid, room, words)
+        SELECT new.search_key, replace(new.room_identity, '-', ''),
+               chatroom_search_words(new.content)
+        WHERE new.deleted_at IS NULL;
+    END;
+    CREATE TRIGGER messages_search_delete AFTER DELETE ON messages
+    WHEN old.deleted_at IS NULL BEGIN
+        DELETE FROM message_search WHERE rowid = old.search_key;
+    END;",
+    ),
 ];
 
 /// What every connection is set to. WAL lets readers go on while one
@@ -148,7 +196,11 @@ pub const MIGRATIONS: &[M<'static>] = &[
 /// process crashing or being killed, and the file is never corrupted, but the
 /// last commits before a power loss or an OS crash may be rolled back. That
 /// is the trade taken for chat messages; `FULL` would cost an fsync per commit.
+///
+/// Every connection also has the function the search index's triggers call
+/// ([`search::register`]): any write of a message runs them.
 pub fn configure(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    search::register(conn)?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
@@ -202,12 +254,13 @@ mod tests {
     use rusqlite::Connection;
     use rusqlite_migration::Migrations;
 
-    use super::MIGRATIONS;
+    use super::{MIGRATIONS, search};
 
     /// A database of version 1 with a group whose creator left, a group
     /// whose creator stayed, and a PRIVATE room, each with messages.
     fn version_1() -> Connection {
         let mut conn = Connection::open_in_memory().expect("a database");
+        search::register(&conn).expect("the search function");
         Migrations::from_slice(MIGRATIONS)
             .to_version(&mut conn, 1)
             .expect("version 1");
@@ -274,5 +327,114 @@ mod tests {
             })
             .expect("rooms");
         assert_eq!(rooms, [(1, 1), (2, 2), (1, 1)]);
+    }
+
+    #[test]
+    fn version_3_keys_and_indexes_every_message_not_deleted() {
+        let mut conn = version_1();
+        Migrations::from_slice(MIGRATIONS)
+            .to_version(&mut conn, 2)
+            .expect("version 2");
+        conn.execute(
+            "UPDATE messages SET content = '', deleted_at = 5 WHERE identity = 'm2'",
+            [],
+        )
+        .expect("a deleted message");
+        conn.execute(
+            "UPDATE messages SET content = '说中文吧 Hello', created_at = 7 WHERE identity = 'm4'",
+            [],
+        )
+        .expect("a message of its own millisecond");
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut conn)
+            .expect("the latest version");
+
+        let keys: Vec<(String, i64)> = conn
+            .prepare("SELECT identity, search_key FROM messages ORDER BY identity")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .expect("keys");
+        let at_7 = 7 * search::KEYS_PER_MILLISECOND;
+        assert_eq!(
+            keys,
+            [
+                ("m1".to_owned(), 0),
+                ("m2".to_owned(), 1),
+                ("m3".to_owned(), 2),
+                ("m4".to_owned(), at_7)
+            ],
+            "a millisecond's messages in the order they were stored"
+        );
+        let found = |query: &str| -> Vec<i64> {
+            conn.prepare("SELECT rowid FROM message_search WHERE message_search MATCH ?1")
+                .and_then(|mut statement| statement.query_map([query], |row| row.get(0))?.collect())
+                .expect("a search")
+        };
+        assert_eq!(found("words : \"hel\"* AND words : \"中 文\""), [at_7]);
+        assert_eq!(found("words : \"three\""), [2]);
+        assert!(found("words : \"two\"").is_empty(), "deleted");
+    }
+
+    #[test]
+    fn the_triggers_keep_the_index_in_step_with_every_write() {
+        let mut conn = version_1();
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut conn)
+            .expect("the latest version");
+        let indexed = |conn: &Connection| -> Vec<(i64, Option<String>)> {
+            conn.prepare(
+                "SELECT rowid, words FROM message_search
+                 WHERE message_search MATCH 'words : \"one\" OR words : \"new\"'",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .expect("a search")
+        };
+        assert_eq!(
+            indexed(&conn),
+            [(0, None)],
+            "contentless: the text stays out"
+        );
+
+        conn.execute_batch(
+            "UPDATE messages SET reactions = '[]' WHERE identity = 'm1';
+             INSERT INTO messages (identity, room_identity, seq, sender_identity, content,
+                                   created_at, search_key)
+             VALUES ('m5', 'kept', 2, 'ann', 'new', 9, 99);",
+        )
+        .expect("a reaction and a new message");
+        assert_eq!(indexed(&conn).len(), 2);
+
+        conn.execute_batch(
+            "UPDATE messages SET content = 'edited' WHERE identity = 'm1';
+             UPDATE messages SET content = '', deleted_at = 1 WHERE identity = 'm5';",
+        )
+        .expect("an edit and a deletion");
+        assert!(indexed(&conn).is_empty());
+        let edited: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM message_search WHERE message_search MATCH 'edited'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("a count");
+        assert_eq!(edited, 1);
+
+        conn.execute_batch("PRAGMA foreign_keys = ON; DELETE FROM rooms;")
+            .expect("every room deleted");
+        let left: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM message_search WHERE message_search MATCH 'room : (left OR kept OR pair)'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("a count");
+        assert_eq!(left, 0, "a room's messages leave the index with it");
     }
 }

@@ -7,14 +7,16 @@ use tokio::sync::mpsc;
 
 use crate::{
     error::{Error, Result},
-    store::{Loaded, Record, RecordStream, revisions_by_room},
+    store::{BlockRecord, Loaded, Record, RecordStream, SettingsRecord, revisions_by_room},
 };
 
 use super::{
+    people::{lang_of, lang_to_stored},
     rows::{
         DEPARTURE_COLUMNS, MEMBER_COLUMNS, MESSAGE_COLUMNS, ROOM_COLUMNS, USER_COLUMNS,
-        departure_from_row, insert_departure, insert_member, insert_room, insert_stored_message,
-        insert_user, member_from_row, message_from_row, room_from_row, user_from_row,
+        departure_from_row, from_millis, insert_departure, insert_member, insert_room,
+        insert_stored_message, insert_user, member_from_row, message_from_row, parse_uuid,
+        room_from_row, to_millis, user_from_row,
     },
     schema::db_error,
 };
@@ -110,7 +112,78 @@ fn export_all(
             return Ok(());
         }
     }
+    let mut blocks = tx
+        .prepare(
+            "SELECT blocker_identity, blocked_identity, created_at FROM blocks
+             ORDER BY blocker_identity, blocked_identity",
+        )
+        .map_err(db_error)?;
+    let block_rows = blocks
+        .query_map([], |row| {
+            Ok(BlockRecord {
+                blocker: parse_uuid(&row.get::<_, String>(0)?)?,
+                blocked: parse_uuid(&row.get::<_, String>(1)?)?,
+                created_at: from_millis(row.get(2)?)?,
+            })
+        })
+        .map_err(db_error)?;
+    for block in block_rows {
+        if !emit(Record::Block(block.map_err(db_error)?)) {
+            return Ok(());
+        }
+    }
+    let mut settings = tx
+        .prepare(
+            "SELECT identity, email_digest, language FROM users
+             WHERE email_digest = 0 OR language <> 'en' ORDER BY identity",
+        )
+        .map_err(db_error)?;
+    let setting_rows = settings
+        .query_map([], |row| {
+            Ok(SettingsRecord {
+                user: parse_uuid(&row.get::<_, String>(0)?)?,
+                email_digest: row.get(1)?,
+                lang: lang_of(&row.get::<_, String>(2)?),
+            })
+        })
+        .map_err(db_error)?;
+    for setting in setting_rows {
+        if !emit(Record::Settings(setting.map_err(db_error)?)) {
+            return Ok(());
+        }
+    }
     Ok(())
+}
+
+fn insert_block(conn: &Connection, block: &BlockRecord, skip_existing: bool) -> Result<usize> {
+    let on_conflict = match skip_existing {
+        true => "ON CONFLICT DO NOTHING",
+        false => "",
+    };
+    conn.execute(
+        &format!(
+            "INSERT INTO blocks (blocker_identity, blocked_identity, created_at)
+             VALUES (?1, ?2, ?3) {on_conflict}"
+        ),
+        rusqlite::params![
+            block.blocker.to_string(),
+            block.blocked.to_string(),
+            to_millis(block.created_at)
+        ],
+    )
+    .map_err(db_error)
+}
+
+fn apply_settings(conn: &Connection, settings: &SettingsRecord) -> Result<usize> {
+    conn.execute(
+        "UPDATE users SET email_digest = ?2, language = ?3 WHERE identity = ?1",
+        rusqlite::params![
+            settings.user.to_string(),
+            settings.email_digest,
+            lang_to_stored(settings.lang)
+        ],
+    )
+    .map_err(db_error)
 }
 
 /// Writes `records` as they are, in the caller's transaction.
@@ -123,6 +196,8 @@ pub fn import(conn: &Connection, records: &[Record], skip_existing: bool) -> Res
             Record::Member(member) => insert_member(conn, member, skip_existing)?,
             Record::Message(message) => insert_stored_message(conn, message, skip_existing)?,
             Record::Departure(departure) => insert_departure(conn, departure, skip_existing)?,
+            Record::Block(block) => insert_block(conn, block, skip_existing)?,
+            Record::Settings(settings) => apply_settings(conn, settings)?,
         };
         if written == 0 {
             loaded.skipped += 1;

@@ -37,6 +37,8 @@ impl Backends {
                 codes_per_address: 100_000,
                 writes_per_second: 100_000,
                 write_burst: 100_000,
+                searches_per_second: 100_000,
+                search_burst: 100_000,
                 address_writes_per_second: 100_000,
                 address_write_burst: 100_000,
                 registrations_per_address: 100_000,

@@ -4,6 +4,7 @@
 
 mod messages;
 mod rooms;
+mod search;
 mod transfer;
 mod users;
 

@@ -162,7 +162,7 @@ async fn an_export_taken_while_messages_arrive_has_each_room_whole_up_to_its_seq
                 assert!(member.last_read_seq <= room_seq.unwrap(), "{member:?}");
             }
             Record::Message(message) => seqs.push(message.seq),
-            Record::Departure(_) | Record::User(_) => {}
+            Record::Departure(_) | Record::User(_) | Record::Block(_) | Record::Settings(_) => {}
         }
     }
     check_room(room_seq, &mut seqs);

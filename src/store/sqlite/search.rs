@@ -1,0 +1,199 @@
+//! `searchMessages` on SQLite: an FTS5 index of every message that is not
+//! deleted, and the query that pages through it newest first.
+//!
+//! The index (`message_search`, made by the third migration) is
+//! contentless: it keeps the tokens and not the text, which the messages
+//! table has already. Each row has two columns: `room`, the room's identity
+//! as one token, and `words`, the message's [`search::tokens`] as FTS5
+//! reads them ([`indexed_words`]). Triggers on `messages` keep it in step
+//! with every insert (the writer's group commits and imports alike), edit,
+//! deletion and room deletion; they call [`INDEXED_WORDS`], a function each
+//! connection has ([`register`]), so the tokens are exactly those the
+//! query is made of.
+//!
+//! An FTS5 row's id is its message's `search_key`: the millisecond the
+//! message was sent, times [`KEYS_PER_MILLISECOND`], plus its place among
+//! the messages of that millisecond. Walking the index by id downwards is
+//! walking the messages newest first, so a page is the first `limit`
+//! matches below the previous page's last key: no sort, however many
+//! messages match. The key is a column of its own, not the table's rowid,
+//! which `VACUUM` may renumber.
+
+use rusqlite::{Connection, OptionalExtension, functions::FunctionFlags, params, types::ValueRef};
+
+use crate::{
+    error::{Error, Problem, Result},
+    store::{
+        MessageRecord, MessageSearch,
+        search::{self, Term, Token},
+    },
+};
+
+use super::{
+    rows::{MESSAGE_COLUMNS, message_from_row},
+    schema::db_error,
+};
+
+/// The SQL function that turns a message's content into the text the
+/// `words` column indexes: the migration and the triggers call it.
+pub const INDEXED_WORDS: &str = "chatroom_search_words";
+
+/// How many messages one millisecond has room for in the search keys: a
+/// message's key is its `created_at` in milliseconds times this, plus its
+/// place among those sent in the same millisecond. 2^21 leaves the keys
+/// of every date before the year 2100 inside an `i64`, and room for an
+/// import of two million messages stamped with one time.
+pub const KEYS_PER_MILLISECOND: i64 = 1 << 21;
+
+/// A token standing between two runs of unspaced characters: a run is
+/// indexed one character per token, so that a query's run is a phrase of
+/// its characters, and without it the last character of one run and the
+/// first of the next would read as neighbours. No query has it: it is
+/// neither a letter nor a digit.
+const RUN_BREAK: char = '·';
+
+/// Makes [`INDEXED_WORDS`] known to `conn`. Deterministic and innocuous:
+/// SQLite may call it from triggers and the schema.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        INDEXED_WORDS,
+        1,
+        FunctionFlags::SQLITE_UTF8
+            | FunctionFlags::SQLITE_DETERMINISTIC
+            | FunctionFlags::SQLITE_INNOCUOUS,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(text) => indexed_words(&String::from_utf8_lossy(text)),
+                _ => String::new(),
+            })
+        },
+    )
+}
+
+/// The tokens of `content` as FTS5's `ascii` tokenizer reads them back:
+/// separated by spaces, a run one character at a time. Tokens hold only
+/// letters and digits, and the tokenizer splits only on ASCII characters
+/// that are neither (any other character is part of a token), so it finds
+/// exactly these tokens.
+pub fn indexed_words(content: &str) -> String {
+    fn push(words: &mut String, token: &str) {
+        if !words.is_empty() {
+            words.push(' ');
+        }
+        words.push_str(token);
+    }
+    let mut words = String::with_capacity(content.len() * 2);
+    let mut after_run = false;
+    for token in search::tokens(content) {
+        match token {
+            Token::Word(word) => {
+                push(&mut words, &word);
+                after_run = false;
+            }
+            Token::Run(run) => {
+                if after_run {
+                    push(&mut words, RUN_BREAK.encode_utf8(&mut [0; 4]));
+                }
+                for c in run.chars() {
+                    push(&mut words, c.encode_utf8(&mut [0; 4]));
+                }
+                after_run = true;
+            }
+        }
+    }
+    words
+}
+
+/// An FTS5 string: in double quotes, any inside doubled.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// The FTS5 query for `terms` in `rooms`: one of the rooms, and in the
+/// words every term, a prefix as a prefix query and a run as the phrase
+/// of its characters.
+fn match_expression(terms: &[Term], rooms: &[uuid::Uuid]) -> String {
+    let rooms: Vec<String> = rooms
+        .iter()
+        .map(|room| quoted(&room.simple().to_string()))
+        .collect();
+    let words: Vec<String> = terms
+        .iter()
+        .map(|term| match term {
+            Term::Prefix(prefix) => format!("{}*", quoted(prefix)),
+            Term::Chars(chars) => {
+                let spaced: Vec<String> = chars.chars().map(String::from).collect();
+                quoted(&spaced.join(" "))
+            }
+        })
+        .collect();
+    format!(
+        "room : ({}) AND words : ({})",
+        rooms.join(" OR "),
+        words.join(" AND ")
+    )
+}
+
+/// [`Store::search_messages`](crate::store::Store::search_messages) on `conn`.
+pub fn search(conn: &Connection, search: &MessageSearch) -> Result<Vec<MessageRecord>> {
+    if search.rooms.is_empty() || search.terms.is_empty() || search.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let below = match search.after {
+        None => i64::MAX,
+        Some(after) => conn
+            .prepare_cached("SELECT search_key FROM messages WHERE identity = ?1")
+            .and_then(|mut statement| {
+                statement.query_row([after.to_string()], |row| row.get::<_, Option<i64>>(0))
+            })
+            .optional()
+            .map_err(db_error)?
+            .flatten()
+            .ok_or(Error::bad_input("after", Problem::Cursor))?,
+    };
+    let limit = i64::try_from(search.limit).unwrap_or(i64::MAX);
+    // The page of keys first, then their messages: the index walk stops
+    // after `limit` matches, and only those are read.
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM (
+                 SELECT rowid AS hit FROM message_search
+                 WHERE message_search MATCH ?1 AND rowid < ?2
+                 ORDER BY rowid DESC LIMIT ?3
+             )
+             JOIN messages ON search_key = hit
+             ORDER BY hit DESC"
+        ))
+        .map_err(db_error)?;
+    let messages = statement
+        .query_map(
+            params![match_expression(&search.terms, &search.rooms), below, limit],
+            message_from_row,
+        )
+        .map_err(db_error)?;
+    messages.collect::<rusqlite::Result<_>>().map_err(db_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_indexed_a_character_at_a_time_and_kept_apart() {
+        assert_eq!(
+            indexed_words("Hello 我们说中文吧, 中文! x"),
+            "hello 我 们 说 中 文 吧 · 中 文 x"
+        );
+        assert_eq!(indexed_words("中文abc文字"), "中 文 abc 文 字");
+        assert_eq!(indexed_words("?!"), "");
+    }
+
+    #[test]
+    fn a_query_is_one_of_the_rooms_and_every_term_in_the_words() {
+        let room = uuid::Uuid::nil();
+        assert_eq!(
+            match_expression(&search::terms("Hel 中文"), &[room]),
+            "room : (\"00000000000000000000000000000000\") AND words : (\"hel\"* AND \"中 文\")"
+        );
+    }
+}
