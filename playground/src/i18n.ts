@@ -115,6 +115,13 @@ const en = {
   emailDigestTitle: 'Email',
   emailDigest: "Email me a digest when I'm away",
   roomNotFound: 'That chat is not among yours.',
+  searchMessages: 'Search messages…',
+  clearSearch: 'Clear the search',
+  searchResults: 'Messages found',
+  noMessagesFound: 'No messages found.',
+  moreResults: 'More',
+  newer: 'Load newer messages',
+  latest: 'Jump to the newest',
 };
 
 type Words = typeof en;
@@ -228,6 +235,13 @@ const zh: Words = {
   emailDigestTitle: '邮件',
   emailDigest: '我不在时给我发邮件摘要',
   roomNotFound: '你不在那个聊天中。',
+  searchMessages: '搜索消息…',
+  clearSearch: '清除搜索',
+  searchResults: '找到的消息',
+  noMessagesFound: '没有找到消息。',
+  moreResults: '更多',
+  newer: '加载更新的消息',
+  latest: '跳到最新',
 };
 
 export const language: 'en' | 'zh' = navigator.languages.some((tag) => tag.toLowerCase().startsWith('zh'))

@@ -321,9 +321,11 @@ export const RoomPresence = graphql(`
   }
 `);
 
+/** A page of a room's history: `last` before a cursor (or the newest),
+ * or `first` after one. */
 export const History = graphql(`
-  query History($roomIdentity: ID!, $last: Int!, $before: String) {
-    messages(roomIdentity: $roomIdentity, last: $last, before: $before) {
+  query History($roomIdentity: ID!, $last: Int, $before: String, $first: Int, $after: String) {
+    messages(roomIdentity: $roomIdentity, last: $last, before: $before, first: $first, after: $after) {
       edges {
         node {
           ...MessageFields
@@ -331,7 +333,56 @@ export const History = graphql(`
       }
       pageInfo {
         hasPreviousPage
+        hasNextPage
         startCursor
+        endCursor
+      }
+    }
+  }
+`);
+
+/** A message as it is now, and `count` messages either side of it: where
+ * a room opens at a message found. */
+export const HistoryAround = graphql(`
+  query HistoryAround($roomIdentity: ID!, $identity: ID!, $cursor: String!, $count: Int!) {
+    older: messages(roomIdentity: $roomIdentity, last: $count, before: $cursor) {
+      edges {
+        node {
+          ...MessageFields
+        }
+      }
+      pageInfo {
+        hasPreviousPage
+      }
+    }
+    message(identity: $identity) {
+      ...MessageFields
+    }
+    newer: messages(roomIdentity: $roomIdentity, first: $count, after: $cursor) {
+      edges {
+        node {
+          ...MessageFields
+        }
+      }
+      pageInfo {
+        hasNextPage
+      }
+    }
+  }
+`);
+
+/** Messages with every word of `query`, in all of the viewer's rooms,
+ * newest first; `after` is the end cursor of the page before. */
+export const SearchMessages = graphql(`
+  query SearchMessages($query: String!, $after: String) {
+    searchMessages(query: $query, first: 20, after: $after) {
+      edges {
+        node {
+          ...MessageFields
+        }
+      }
+      pageInfo {
+        hasNextPage
         endCursor
       }
     }

@@ -9,6 +9,11 @@
  * the socket was down is lost. Each event
  * carries the current state of its message or member, put in place by
  * identity (roomState.ts): an event seen twice changes nothing.
+ *
+ * A room opened at a message (a search's find) shows the history around
+ * it instead, the message highlighted. Until the reader pages forward to
+ * the newest message (or jumps there), new messages are held back, to go
+ * in once the history shown reaches them.
  */
 import { Fragment, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { useClient, type CombinedError, type OperationResult } from 'urql';
@@ -19,6 +24,7 @@ import {
   DeleteMessage,
   EditMessage,
   History,
+  HistoryAround,
   MarkRoomRead,
   RemoveReaction,
   RoomDetails,
@@ -36,7 +42,15 @@ import { useLive } from './live';
 import { MessageRow, Quote, type MessageActions } from './MessageRow';
 import { ErrorLine, dayLabel, dayOf, displayName } from './parts';
 import { PresenceDot, usePresenceBook } from './presence';
-import { dropMembership, putMembership, readPositions, replaceMessage, type Membership, type Message } from './roomState';
+import {
+  dropMembership,
+  putMembership,
+  readPositions,
+  replaceMessage,
+  withHeld,
+  type Membership,
+  type Message,
+} from './roomState';
 import { roomTitle } from './RoomList';
 import { useLink } from './session';
 
@@ -54,6 +68,8 @@ interface Outgoing {
 }
 
 const PAGE = 30;
+/** Messages shown on either side of one the room opens at. */
+const AROUND = 15;
 /** One sender's messages closer together than this share one name and avatar. */
 const RUN_MS = 5 * 60_000;
 /** Someone whose typing we stop hearing about has stopped: the server's
@@ -66,16 +82,21 @@ interface Props {
   room: RoomFieldsFragment;
   viewer: UserFieldsFragment;
   inbox: Bus<Message>;
+  /** A message to open the room at, and to go to whenever another is given. */
+  focus: Message | null;
   /** The room changed on the server (read, renamed): show it anew. */
   onRoomChanged(): void;
   /** The viewer is no longer in the room; `why` says how. */
   onGone(why: string): void;
 }
 
-export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) {
+export function ChatView({ room, viewer, inbox, focus, onRoomChanged, onGone }: Props) {
   const client = useClient();
   const { generation } = useLink();
   const [messages, setMessages] = useState<Message[]>([]);
+  // The messages shown, for what reads them outside a render.
+  const messagesNow = useRef(messages);
+  messagesNow.current = messages;
   const [memberships, setMemberships] = useState<Membership[]>([]);
   const [about, setAbout] = useState<About>({ name: room.name, info: room.info });
   const [typers, setTyper] = useTypers(viewer);
@@ -83,6 +104,14 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
   const [replyTo, setReplyTo] = useState<Message | null>(null);
   const [settings, setSettings] = useState(false);
   const [hasOlder, setHasOlder] = useState(false);
+  // Whether messages newer than those shown exist, and, while they do, the
+  // messages that came live meanwhile.
+  const [hasNewer, setHasNewer] = useState(false);
+  const newer = useRef(false);
+  const held = useRef(new Map<string, Message>());
+  const [highlighted, setHighlighted] = useState<string | null>(null);
+  // The cursor of a message to bring into view once it shows.
+  const landOn = useRef<string | null>(null);
   const [loaded, setLoaded] = useState(false);
   const [error, setError] = useState<CombinedError | null>(null);
   // The last event seen, or before any the newest message: where a
@@ -110,11 +139,13 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
    * updates the quotes of it, and paging back brings the rest. */
   const receive = useCallback(
     (message: Message) => {
+      const holding = newer.current;
+      if (holding) held.current.set(message.identity, message);
       setMessages((shown) => {
         const oldest = shown[0];
         if (shown.some((m) => m.identity === message.identity)) return replaceMessage(shown, message);
         if (oldest && Date.parse(message.createdAt) < Date.parse(oldest.createdAt)) return replaceMessage(shown, message);
-        return [...shown, message];
+        return holding ? replaceMessage(shown, message) : [...shown, message];
       });
       if (message.sender.identity === viewer.identity && message.clientId) {
         setOutbox((queued) => queued.filter((item) => item.clientId !== message.clientId));
@@ -140,6 +171,79 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
     [client, room.identity],
   );
 
+  /** The history shown reaches the newest message: what was held back
+   * goes in after it. */
+  const reachNewest = useCallback((): Message[] => {
+    const kept = [...held.current.values()];
+    held.current.clear();
+    newer.current = false;
+    setHasNewer(false);
+    return kept;
+  }, []);
+
+  /** Back to the newest messages, as the room opens. */
+  const showLatest = useCallback(async () => {
+    const result = await client.query(History, { roomIdentity: room.identity, last: PAGE }).toPromise();
+    if (result.error) setError(result.error);
+    const page = result.data?.messages;
+    if (!page) return;
+    atBottom.current = true;
+    setHighlighted(null);
+    setHasOlder(page.pageInfo.hasPreviousPage);
+    setMessages(withHeld(page.edges.map((edge) => edge.node), reachNewest()));
+  }, [client, room.identity, reachNewest]);
+
+  /** The next page of messages after those shown. */
+  const loadNewer = useCallback(async () => {
+    const end = messagesNow.current[messagesNow.current.length - 1];
+    if (!end) return;
+    const result = await client.query(History, { roomIdentity: room.identity, first: PAGE, after: end.cursor }).toPromise();
+    if (result.error) setError(result.error);
+    const page = result.data?.messages;
+    if (!page) return;
+    const next = page.edges.map((edge) => edge.node);
+    const kept = page.pageInfo.hasNextPage ? [] : reachNewest();
+    // The reader stays where they are, to read on.
+    atBottom.current = false;
+    setMessages((shown) => withHeld([...shown, ...next.filter((m) => !shown.some((s) => s.identity === m.identity))], kept));
+  }, [client, room.identity, reachNewest]);
+
+  /** Show `target`, highlighted: where it is, if shown; else the history
+   * around it, holding back what comes live meanwhile. */
+  const land = useCallback(
+    async (target: Message) => {
+      setHighlighted(target.identity);
+      atBottom.current = false;
+      landOn.current = target.cursor;
+      if (messagesNow.current.some((m) => m.identity === target.identity)) {
+        bringIntoView(list.current, landOn);
+        return;
+      }
+      held.current.clear();
+      newer.current = true;
+      const result = await client
+        .query(HistoryAround, { roomIdentity: room.identity, identity: target.identity, cursor: target.cursor, count: AROUND })
+        .toPromise();
+      if (!result.data) {
+        // What is shown stays, with the way to the newest.
+        setError(result.error ?? null);
+        landOn.current = null;
+        setHasNewer(true);
+        return;
+      }
+      const { older, message, newer: after } = result.data;
+      const around = [...older.edges.map((edge) => edge.node), message ?? target, ...after.edges.map((edge) => edge.node)];
+      setHasOlder(older.pageInfo.hasPreviousPage);
+      if (after.pageInfo.hasNextPage) {
+        setHasNewer(true);
+        setMessages(around);
+      } else {
+        setMessages(withHeld(around, reachNewest()));
+      }
+    },
+    [client, room.identity, reachNewest],
+  );
+
   /** Members, read positions and who is typing, as the server has them
    * now, and the cursor of the room's newest change when they were read:
    * with nothing seen yet, the room's events follow from there, so that a
@@ -162,13 +266,22 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
     details.typing.forEach((user) => setTyper(user, true));
   }, [client, room.identity, gone, setTyper]);
 
+  // The message the room opened at, then each one given after.
+  const landed = useRef(focus);
   useEffect(() => {
     void (async () => {
       await loadDetails();
-      await loadPage(null);
+      const target = landed.current;
+      if (target) await land(target);
+      else await loadPage(null);
       setLoaded(true);
     })();
-  }, [loadPage, loadDetails]);
+  }, [loadPage, loadDetails, land]);
+  useEffect(() => {
+    if (!loaded || !focus || focus === landed.current) return;
+    landed.current = focus;
+    void land(focus);
+  }, [loaded, focus, land]);
 
   /** Whether each member is online now; the presence subscription says
    * each change after this. */
@@ -265,7 +378,9 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
   useLayoutEffect(() => {
     const element = list.current;
     if (!element) return;
-    if (keepFromBottom.current !== null) {
+    if (landOn.current !== null) {
+      bringIntoView(element, landOn);
+    } else if (keepFromBottom.current !== null) {
       element.scrollTop = element.scrollHeight - keepFromBottom.current;
       keepFromBottom.current = null;
     } else if (atBottom.current) {
@@ -338,6 +453,8 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
   }, [generation, deliver]);
 
   const send = (content: string) => {
+    // What one writes goes after the newest message: show it.
+    if (newer.current) void showLatest();
     const item: Outgoing = { clientId: newClientId(), content, replyTo, state: 'pending' };
     setReplyTo(null);
     setOutbox((queued) => [...queued, item]);
@@ -421,11 +538,22 @@ export function ChatView({ room, viewer, inbox, onRoomChanged, onGone }: Props) 
                     first={first}
                     readers={readers.get(at) ?? []}
                     mayDelete={mine || moderates}
+                    highlighted={message.identity === highlighted}
                     actions={actions}
                   />
                 </Fragment>
               );
             })}
+            {hasNewer && (
+              <div className="newer">
+                <button className="quiet" data-testid="newer" onClick={() => void loadNewer()}>
+                  {t('newer')}
+                </button>
+                <button className="quiet" data-testid="latest" onClick={() => void showLatest()}>
+                  {t('latest')}
+                </button>
+              </div>
+            )}
             {outbox.map((item) => (
               <div key={item.clientId} className={`message mine ${item.state}`} data-testid="outgoing">
                 <div className="message-body">
@@ -526,6 +654,16 @@ function readersAt(messages: Message[], memberships: Membership[], viewer: UserF
     at.set(position, [...(at.get(position) ?? []), m.user]);
   });
   return at;
+}
+
+/** Scroll the message whose cursor `target` holds to the middle of `list`,
+ * once it shows, and forget it. */
+function bringIntoView(list: HTMLElement | null, target: { current: string | null }): void {
+  if (!list || target.current === null) return;
+  const row = list.querySelector(`[data-cursor="${CSS.escape(target.current)}"]`);
+  if (!row) return;
+  row.scrollIntoView({ block: 'center' });
+  target.current = null;
 }
 
 /** The cursor of the newest message at least partly in view. */

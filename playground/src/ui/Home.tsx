@@ -17,6 +17,7 @@ import { ChatView } from './ChatView';
 import { FriendsView } from './FriendsView';
 import { useLive } from './live';
 import { LobbyView } from './LobbyView';
+import { MessageSearch } from './MessageSearch';
 import { ErrorLine } from './parts';
 import { PasswordForm } from './PasswordForm';
 import { PresenceBook, PresenceContext } from './presence';
@@ -42,6 +43,9 @@ export function Home() {
   // loses it, and the first list of rooms says whether the viewer is in it.
   const linked = useRef(linkedRoom());
   const [openRoom, setOpenRoom] = useState<string | null>(linked.current);
+  // The message the open room goes to: one found by a search, a new object
+  // at each click, so a second click on it goes there again.
+  const [focus, setFocus] = useState<MessageFieldsFragment | null>(null);
   // Why the chat that was open closed by itself (the viewer left, was removed).
   const [notice, setNotice] = useState<string | null>(null);
   const [me, refetchMe] = useQuery({ query: Me });
@@ -121,8 +125,9 @@ export function Home() {
   const room = roomList.find((candidate) => candidate.identity === openRoom) ?? null;
   const unread = roomList.reduce((sum, candidate) => sum + candidate.unreadCount, 0);
 
-  const open = (identity: string) => {
+  const open = (identity: string, at: MessageFieldsFragment | null = null) => {
     setOpenRoom(identity);
+    setFocus(at);
     setNotice(null);
     setTab('chats');
     refreshRooms();
@@ -166,7 +171,9 @@ export function Home() {
           </div>
           {link.state === 'online' && <ErrorLine error={rooms.error} />}
           {tab === 'chats' && viewer && (
-            <RoomList rooms={roomList} viewer={viewer} openRoom={openRoom} onOpen={open} />
+            <MessageSearch rooms={roomList} viewer={viewer} onOpen={(message) => open(message.roomIdentity, { ...message })}>
+              <RoomList rooms={roomList} viewer={viewer} openRoom={openRoom} onOpen={open} />
+            </MessageSearch>
           )}
           {tab === 'friends' && <FriendsView onOpenRoom={open} onRoomsChanged={refreshRooms} />}
           {tab === 'profile' && viewer && (
@@ -188,6 +195,7 @@ export function Home() {
               room={room}
               viewer={viewer}
               inbox={inbox}
+              focus={focus}
               onRoomChanged={refreshRooms}
               onGone={gone}
             />

@@ -30,19 +30,23 @@ interface Props {
   /** Others who have read up to this message and no further. */
   readers: UserFieldsFragment[];
   mayDelete: boolean;
+  /** The message the room was opened at. */
+  highlighted: boolean;
   actions: MessageActions;
 }
 
-export function MessageRow({ message, mine, first, readers, mayDelete, actions }: Props) {
+export function MessageRow({ message, mine, first, readers, mayDelete, highlighted, actions }: Props) {
   const [editing, setEditing] = useState(false);
   const deleted = Boolean(message.deletedAt);
-  const classes = ['message', mine && 'mine', !first && 'continued', deleted && 'deleted'].filter(Boolean).join(' ');
+  const classes = ['message', mine && 'mine', !first && 'continued', deleted && 'deleted', highlighted && 'highlighted']
+    .filter(Boolean)
+    .join(' ');
   const react = (emoji: string) => {
     const byViewer = message.reactions.some((reaction) => reaction.emoji === emoji && reaction.byViewer);
     void actions.react(message, emoji, byViewer);
   };
   return (
-    <div className={classes} data-testid="message" data-cursor={message.cursor}>
+    <div className={classes} data-testid="message" data-cursor={message.cursor} aria-current={highlighted || undefined}>
       {!mine && (first ? <Avatar name={displayName(message.sender)} image={message.sender.avatar} /> : <span className="avatar-space" />)}
       <div className="message-body">
         <div className="bubble">

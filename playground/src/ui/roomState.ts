@@ -25,6 +25,22 @@ export function replaceMessage(shown: Message[], changed: Message): Message[] {
   });
 }
 
+/**
+ * `list`, which reaches the room's newest message, followed by the
+ * messages that came live while the history shown stopped short of that
+ * and are not in it. Those older than its end are changes to messages
+ * further back, no news.
+ */
+export function withHeld(list: Message[], held: Message[]): Message[] {
+  const end = list[list.length - 1];
+  const news = held.filter(
+    (message) =>
+      !list.some((shown) => shown.identity === message.identity) &&
+      (!end || Date.parse(message.createdAt) >= Date.parse(end.createdAt)),
+  );
+  return [...list, ...news];
+}
+
 /** A member's new state; a member not listed yet joined last. */
 export function putMembership(memberships: Membership[], changed: Membership): Membership[] {
   const known = memberships.some((m) => m.user.identity === changed.user.identity);
