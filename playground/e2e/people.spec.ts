@@ -3,8 +3,9 @@
  * online and go away, in the friends list and in a group's member list;
  * one comes back through a digest mail's link to a room; one blocks the
  * other, who is told why his message is not sent, and unblocks him from
- * the profile page; the digest mail is turned off. Screenshots go to
- * screenshots/ as in chat.spec.ts.
+ * the profile page; an old message is found by search and its room opens
+ * at it; the digest mail is turned off. Screenshots go to screenshots/ as
+ * in chat.spec.ts.
  */
 import { expect, test, type Browser, type Page } from '@playwright/test';
 
@@ -64,11 +65,17 @@ async function say(page: Page, text: string): Promise<void> {
 
 const messages = (page: Page) => page.getByTestId('messages').getByTestId('message');
 
-test('people come and go, block and unblock, follow a link to a room and choose their mail', async ({ browser }) => {
+/** The texts of the messages shown, each alone (a row's text runs on into its time). */
+const contents = (page: Page) => page.getByTestId('messages').getByTestId('content');
+
+test('people come and go, block and unblock, follow a link, find an old message and choose their mail', async ({ browser }) => {
   await server.account('ann', passwordOf('ann'));
   await server.account('bob', passwordOf('bob'));
   const annToken = await tokenOf('ann');
-  await server.graphql(annToken, 'mutation { addFriend(username: "bob") { identity } }');
+  const { addFriend } = await server.graphql<{ addFriend: { identity: string } }>(
+    annToken,
+    'mutation { addFriend(username: "bob") { identity } }',
+  );
   const { createGroup } = await server.graphql<{ createGroup: { identity: string } }>(
     annToken,
     'mutation { createGroup(input: { name: "Book club", members: ["bob"] }) { identity } }',
@@ -149,6 +156,65 @@ test('people come and go, block and unblock, follow a link to a room and choose 
     await openRoom(ann, 'bob');
     await expect(messages(ann).last()).toContainText('are you there?');
     await expect(ann.locator('.chat-header').getByTestId('presence')).toHaveText('online');
+  });
+
+  await test.step('ann finds an old message by search; its room opens at it, highlighted', async () => {
+    const bobToken = await tokenOf('bob');
+    const send = (content: string) =>
+      server.graphql(bobToken, 'mutation($r: ID!, $c: String!) { sendMessage(roomIdentity: $r, content: $c) { identity } }', {
+        r: addFriend.identity,
+        c: content,
+      });
+    // Away from that room, so that it opens afresh.
+    await openRoom(ann, 'Book club');
+    await send('shall we meet at the old lighthouse at noon?');
+    for (let n = 1; n <= 40; n += 1) await send(`filler ${n}`);
+
+    const search = ann.getByTestId('message-search');
+    await search.locator('input[name=messageQuery]').fill('Lighthouse');
+    await search.locator('button[type=submit]').click();
+    const found = ann.getByTestId('search-result');
+    await expect(found).toHaveCount(1);
+    await expect(found).toContainText('bob');
+    await expect(found.getByTestId('snippet')).toHaveText('shall we meet at the old lighthouse at noon?');
+    await expect(found.locator('mark')).toHaveText('lighthouse');
+    await shot(ann, '35-search');
+
+    await found.click();
+    await expect(ann.locator('.chat-header h2')).toHaveText('bob');
+    const landed = messages(ann).filter({ hasText: 'old lighthouse' });
+    await expect(landed).toHaveClass(/highlighted/);
+    await expect(landed).toBeInViewport();
+    // The history around it, not the newest page, which would not reach back to it.
+    await expect(contents(ann).filter({ hasText: /^filler 40$/ })).toHaveCount(0);
+    await shot(ann, '36-landed');
+
+    // What comes meanwhile shows once the reader pages on to it.
+    await send('sent while ann reads back');
+    await ann.getByTestId('newer').click();
+    await expect(ann.getByTestId('newer')).toHaveCount(0);
+    await expect(contents(ann).last()).toHaveText('sent while ann reads back');
+    await expect(contents(ann).filter({ hasText: 'sent while ann reads back' })).toHaveCount(1);
+    await expect(contents(ann).filter({ hasText: /^filler \d+$/ })).toHaveCount(40);
+  });
+
+  await test.step('finds come newest first, twenty at a time', async () => {
+    const search = ann.getByTestId('message-search');
+    await search.locator('input[name=messageQuery]').fill('filler');
+    await search.locator('button[type=submit]').click();
+    const found = ann.getByTestId('search-result');
+    await expect(found).toHaveCount(20);
+    await expect(found.first().getByTestId('snippet')).toHaveText('filler 40');
+    await ann.getByTestId('more-results').click();
+    await expect(found).toHaveCount(40);
+    await expect(found.last().getByTestId('snippet')).toHaveText('filler 1');
+    await expect(ann.getByTestId('more-results')).toHaveCount(0);
+    // A find in the room open goes to it there.
+    await found.last().click();
+    const landed = messages(ann).filter({ has: ann.getByText('filler 1', { exact: true }) });
+    await expect(landed).toHaveClass(/highlighted/);
+    await expect(landed).toBeInViewport();
+    await expect(messages(ann).filter({ hasText: 'old lighthouse' })).not.toHaveClass(/highlighted/);
   });
 
   await test.step('ann turns the digest mail off', async () => {
