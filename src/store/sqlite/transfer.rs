@@ -17,6 +17,7 @@ use super::{
         insert_user, member_from_row, message_from_row, room_from_row, user_from_row,
     },
     schema::db_error,
+    search,
 };
 
 /// How many records an export reads ahead of the writer: enough to keep
@@ -137,5 +138,7 @@ pub fn import(conn: &Connection, records: &[Record], skip_existing: bool) -> Res
         )
         .map_err(db_error)?;
     }
+    // A batch is hundreds of messages: indexed at once, in its transaction.
+    search::index_pending(conn, usize::MAX)?;
     Ok(loaded)
 }
