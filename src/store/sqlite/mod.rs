@@ -76,6 +76,9 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut conn = migrate.get()?;
             Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+            // Whatever was queued and not indexed when the last process
+            // stopped, or every message stored before search.
+            search::index_queue(&mut conn)?;
             Ok(())
         })
         .await??;

@@ -9,8 +9,6 @@ use rusqlite_migration::M;
 
 use crate::error::{Error, Unique};
 
-use super::search;
-
 /// Schema versions, applied in order and recorded in `PRAGMA user_version`.
 /// Append new steps; never edit a released one.
 pub const MIGRATIONS: &[M<'static>] = &[
@@ -144,11 +142,14 @@ pub const MIGRATIONS: &[M<'static>] = &[
     ),
     // Version 4: search (`search.rs`). Every message gets its search key
     // (its millisecond times 2^21, `KEYS_PER_MILLISECOND`, plus its place
-    // among that millisecond's messages in the order they were stored),
-    // and every message not deleted its row in the FTS5 index, kept in
-    // step by the triggers from then on. The prefix indexes (1 to 3
-    // characters) make a query of short word beginnings one read of the
-    // index instead of a merge of every word they begin (docs/perf.md).
+    // among that millisecond's messages in the order they were stored);
+    // every message not deleted is queued for the FTS5 index, which the
+    // store fills when it opens. From then on the triggers queue each new
+    // message, and take one edited or deleted out of the index (or the
+    // queue) and queue it again while it is not deleted. The prefix
+    // indexes (1 to 3 characters) make a query of short word beginnings
+    // one read of the index instead of a merge of every word they begin
+    // (docs/perf.md).
     M::up(
         "ALTER TABLE messages ADD COLUMN search_key INTEGER;
     UPDATE messages SET search_key = keyed.search_key
@@ -165,27 +166,31 @@ pub const MIGRATIONS: &[M<'static>] = &[
         room, words,
         content = '', contentless_delete = 1, tokenize = 'ascii', prefix = '1 2 3'
     );
-    INSERT INTO message_search (rowid, room, words)
-    SELECT search_key, replace(room_identity, '-', ''), chatroom_search_words(content)
-    FROM messages WHERE deleted_at IS NULL;
+    CREATE TABLE message_search_pending (search_key INTEGER PRIMARY KEY);
+    INSERT INTO message_search_pending (search_key)
+    SELECT search_key FROM messages WHERE deleted_at IS NULL;
 
     CREATE TRIGGER messages_search_insert AFTER INSERT ON messages
     WHEN new.deleted_at IS NULL BEGIN
-        INSERT INTO message_search (rowid, room, words)
-        VALUES (new.search_key, replace(new.room_identity, '-', ''),
-                chatroom_search_words(new.content));
+        INSERT INTO message_search_pending (search_key) VALUES (new.search_key);
     END;
     CREATE TRIGGER messages_search_change AFTER UPDATE OF content, deleted_at ON messages
     WHEN old.content IS NOT new.content OR old.deleted_at IS NOT new.deleted_at BEGIN
-        DELETE FROM message_search WHERE rowid = old.search_key AND old.deleted_at IS NULL;
-        INSERT INTO message_search (rowid, room, words)
-        SELECT new.search_key, replace(new.room_identity, '-', ''),
-               chatroom_search_words(new.content)
-        WHERE new.deleted_at IS NULL;
+        DELETE FROM message_search
+        WHERE rowid = old.search_key AND old.deleted_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM message_search_pending
+                          WHERE search_key = old.search_key);
+        DELETE FROM message_search_pending WHERE search_key = old.search_key;
+        INSERT INTO message_search_pending (search_key)
+        SELECT new.search_key WHERE new.deleted_at IS NULL;
     END;
     CREATE TRIGGER messages_search_delete AFTER DELETE ON messages
     WHEN old.deleted_at IS NULL BEGIN
-        DELETE FROM message_search WHERE rowid = old.search_key;
+        DELETE FROM message_search
+        WHERE rowid = old.search_key
+          AND NOT EXISTS (SELECT 1 FROM message_search_pending
+                          WHERE search_key = old.search_key);
+        DELETE FROM message_search_pending WHERE search_key = old.search_key;
     END;",
     ),
 ];
@@ -196,11 +201,7 @@ pub const MIGRATIONS: &[M<'static>] = &[
 /// process crashing or being killed, and the file is never corrupted, but the
 /// last commits before a power loss or an OS crash may be rolled back. That
 /// is the trade taken for chat messages; `FULL` would cost an fsync per commit.
-///
-/// Every connection also has the function the search index's triggers call
-/// ([`search::register`]): any write of a message runs them.
 pub fn configure(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
-    search::register(conn)?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
@@ -254,13 +255,12 @@ mod tests {
     use rusqlite::Connection;
     use rusqlite_migration::Migrations;
 
-    use super::{MIGRATIONS, search};
+    use super::{super::search, MIGRATIONS};
 
     /// A database of version 1 with a group whose creator left, a group
     /// whose creator stayed, and a PRIVATE room, each with messages.
     fn version_1() -> Connection {
         let mut conn = Connection::open_in_memory().expect("a database");
-        search::register(&conn).expect("the search function");
         Migrations::from_slice(MIGRATIONS)
             .to_version(&mut conn, 1)
             .expect("version 1");
@@ -329,8 +329,22 @@ mod tests {
         assert_eq!(rooms, [(1, 1), (2, 2), (1, 1)]);
     }
 
+    /// The keys of the messages found in the index by `query`.
+    fn indexed(conn: &Connection, query: &str) -> Vec<i64> {
+        conn.prepare("SELECT rowid FROM message_search WHERE message_search MATCH ?1")
+            .and_then(|mut statement| statement.query_map([query], |row| row.get(0))?.collect())
+            .expect("a search")
+    }
+
+    /// The keys of the messages queued for the index.
+    fn queued(conn: &Connection) -> Vec<i64> {
+        conn.prepare("SELECT search_key FROM message_search_pending ORDER BY search_key")
+            .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+            .expect("the queue")
+    }
+
     #[test]
-    fn version_3_keys_and_indexes_every_message_not_deleted() {
+    fn version_3_keys_and_queues_every_message_not_deleted() {
         let mut conn = version_1();
         Migrations::from_slice(MIGRATIONS)
             .to_version(&mut conn, 2)
@@ -368,39 +382,26 @@ mod tests {
             ],
             "a millisecond's messages in the order they were stored"
         );
-        let found = |query: &str| -> Vec<i64> {
-            conn.prepare("SELECT rowid FROM message_search WHERE message_search MATCH ?1")
-                .and_then(|mut statement| statement.query_map([query], |row| row.get(0))?.collect())
-                .expect("a search")
-        };
-        assert_eq!(found("words : \"hel\"* AND words : \"中 文\""), [at_7]);
-        assert_eq!(found("words : \"three\""), [2]);
-        assert!(found("words : \"two\"").is_empty(), "deleted");
+        assert_eq!(queued(&conn), [0, 2, at_7], "all but the deleted one");
+
+        assert_eq!(search::index_pending(&conn, 100).expect("indexed"), 3);
+
+        assert!(queued(&conn).is_empty());
+        assert_eq!(
+            indexed(&conn, "words : \"hel\"* AND words : \"中 文\""),
+            [at_7]
+        );
+        assert_eq!(indexed(&conn, "words : \"three\""), [2]);
+        assert!(indexed(&conn, "words : \"two\"").is_empty(), "deleted");
     }
 
     #[test]
-    fn the_triggers_keep_the_index_in_step_with_every_write() {
+    fn the_triggers_keep_the_index_and_its_queue_in_step_with_every_write() {
         let mut conn = version_1();
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut conn)
             .expect("the latest version");
-        let indexed = |conn: &Connection| -> Vec<(i64, Option<String>)> {
-            conn.prepare(
-                "SELECT rowid, words FROM message_search
-                 WHERE message_search MATCH 'words : \"one\" OR words : \"new\"'",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect()
-            })
-            .expect("a search")
-        };
-        assert_eq!(
-            indexed(&conn),
-            [(0, None)],
-            "contentless: the text stays out"
-        );
+        search::index_pending(&conn, 100).expect("indexed");
 
         conn.execute_batch(
             "UPDATE messages SET reactions = '[]' WHERE identity = 'm1';
@@ -409,32 +410,32 @@ mod tests {
              VALUES ('m5', 'kept', 2, 'ann', 'new', 9, 99);",
         )
         .expect("a reaction and a new message");
-        assert_eq!(indexed(&conn).len(), 2);
+        assert_eq!(queued(&conn), [99], "the new message, not the reaction");
+        assert_eq!(indexed(&conn, "one"), [0]);
 
         conn.execute_batch(
             "UPDATE messages SET content = 'edited' WHERE identity = 'm1';
              UPDATE messages SET content = '', deleted_at = 1 WHERE identity = 'm5';",
         )
         .expect("an edit and a deletion");
-        assert!(indexed(&conn).is_empty());
-        let edited: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM message_search WHERE message_search MATCH 'edited'",
-                [],
-                |row| row.get(0),
-            )
-            .expect("a count");
-        assert_eq!(edited, 1);
+        assert!(indexed(&conn, "one").is_empty(), "the old words at once");
+        assert_eq!(queued(&conn), [0], "the edited one, not the deleted one");
 
-        conn.execute_batch("PRAGMA foreign_keys = ON; DELETE FROM rooms;")
-            .expect("every room deleted");
-        let left: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM message_search WHERE message_search MATCH 'room : (left OR kept OR pair)'",
-                [],
-                |row| row.get(0),
-            )
-            .expect("a count");
-        assert_eq!(left, 0, "a room's messages leave the index with it");
+        search::index_pending(&conn, 100).expect("indexed");
+        assert_eq!(indexed(&conn, "edited"), [0]);
+
+        conn.execute_batch(
+            "INSERT INTO messages (identity, room_identity, seq, sender_identity, content,
+                                   created_at, search_key)
+             VALUES ('m6', 'kept', 3, 'ann', 'queued', 9, 100);
+             PRAGMA foreign_keys = ON;
+             DELETE FROM rooms;",
+        )
+        .expect("every room deleted");
+        assert!(
+            indexed(&conn, "room : (left OR kept OR pair)").is_empty(),
+            "a room's messages leave the index with it"
+        );
+        assert!(queued(&conn).is_empty(), "and the queue");
     }
 }

@@ -1,15 +1,23 @@
 //! `searchMessages` on SQLite: an FTS5 index of every message that is not
-//! deleted, and the query that pages through it newest first.
+//! deleted, filled in batches, and the query that pages through it newest
+//! first.
 //!
 //! The index (`message_search`, made by the third migration) is
 //! contentless: it keeps the tokens and not the text, which the messages
 //! table has already. Each row has two columns: `room`, the room's identity
 //! as one token, and `words`, the message's [`search::tokens`] as FTS5
-//! reads them ([`indexed_words`]). Triggers on `messages` keep it in step
-//! with every insert (the writer's group commits and imports alike), edit,
-//! deletion and room deletion; they call [`INDEXED_WORDS`], a function each
-//! connection has ([`register`]), so the tokens are exactly those the
-//! query is made of.
+//! reads them ([`indexed_words`]).
+//!
+//! Writing an FTS5 row costs little, but each transaction that writes any
+//! costs a new segment of the index (about 85 µs here, docs/perf.md): paid
+//! by every commit of the writer, it halved how many messages a second the
+//! store takes. So a message is not indexed in the transaction that stores
+//! it. Triggers on `messages` queue it in `message_search_pending` instead
+//! (an append to a small table), and take an edited or deleted message out
+//! of the index at once; [`index_pending`] moves the queue into the index,
+//! hundreds at a time: the writer after its batches, an import in its own
+//! transaction, and the store when it opens. A search reads the index and
+//! the queue, so a message is found as soon as it is stored.
 //!
 //! An FTS5 row's id is its message's `search_key`: the millisecond the
 //! message was sent, times [`KEYS_PER_MILLISECOND`], plus its place among
@@ -19,7 +27,9 @@
 //! messages match. The key is a column of its own, not the table's rowid,
 //! which `VACUUM` may renumber.
 
-use rusqlite::{Connection, OptionalExtension, functions::FunctionFlags, params, types::ValueRef};
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
     error::{Error, Problem, Result},
@@ -34,10 +44,6 @@ use super::{
     schema::db_error,
 };
 
-/// The SQL function that turns a message's content into the text the
-/// `words` column indexes: the migration and the triggers call it.
-pub const INDEXED_WORDS: &str = "chatroom_search_words";
-
 /// How many messages one millisecond has room for in the search keys: a
 /// message's key is its `created_at` in milliseconds times this, plus its
 /// place among those sent in the same millisecond. 2^21 leaves the keys
@@ -51,24 +57,6 @@ pub const KEYS_PER_MILLISECOND: i64 = 1 << 21;
 /// first of the next would read as neighbours. No query has it: it is
 /// neither a letter nor a digit.
 const RUN_BREAK: char = '·';
-
-/// Makes [`INDEXED_WORDS`] known to `conn`. Deterministic and innocuous:
-/// SQLite may call it from triggers and the schema.
-pub fn register(conn: &Connection) -> rusqlite::Result<()> {
-    conn.create_scalar_function(
-        INDEXED_WORDS,
-        1,
-        FunctionFlags::SQLITE_UTF8
-            | FunctionFlags::SQLITE_DETERMINISTIC
-            | FunctionFlags::SQLITE_INNOCUOUS,
-        |ctx| {
-            Ok(match ctx.get_raw(0) {
-                ValueRef::Text(text) => indexed_words(&String::from_utf8_lossy(text)),
-                _ => String::new(),
-            })
-        },
-    )
-}
 
 /// The tokens of `content` as FTS5's `ascii` tokenizer reads them back:
 /// separated by spaces, a run one character at a time. Tokens hold only
@@ -104,6 +92,57 @@ pub fn indexed_words(content: &str) -> String {
     words
 }
 
+/// How many queued messages one transaction indexes at most when the
+/// queue is emptied: a few tens of milliseconds of holding the write lock.
+const INDEX_CHUNK: usize = 2_000;
+
+/// Empties the queue into the index, [`INDEX_CHUNK`] messages a
+/// transaction: at the store's opening (after an upgrade, every message
+/// stored before) and from the writer.
+pub fn index_queue(conn: &mut Connection) -> Result<()> {
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_error)?;
+        let indexed = index_pending(&tx, INDEX_CHUNK)?;
+        tx.commit().map_err(db_error)?;
+        if indexed < INDEX_CHUNK {
+            return Ok(());
+        }
+    }
+}
+
+/// Indexes up to `most` queued messages, oldest key first, in the caller's
+/// transaction; how many it took from the queue.
+pub fn index_pending(conn: &Connection, most: usize) -> Result<usize> {
+    let most = i64::try_from(most).unwrap_or(i64::MAX);
+    let queued: Vec<(i64, String, String)> = conn
+        .prepare_cached(
+            "SELECT search_key, replace(room_identity, '-', ''), content
+             FROM message_search_pending JOIN messages USING (search_key)
+             ORDER BY search_key LIMIT ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map([most], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect()
+        })
+        .map_err(db_error)?;
+    let mut index = conn
+        .prepare_cached("INSERT INTO message_search (rowid, room, words) VALUES (?1, ?2, ?3)")
+        .map_err(db_error)?;
+    let mut dequeue = conn
+        .prepare_cached("DELETE FROM message_search_pending WHERE search_key = ?1")
+        .map_err(db_error)?;
+    for (key, room, content) in &queued {
+        index
+            .execute(params![key, room, indexed_words(content)])
+            .map_err(db_error)?;
+        dequeue.execute([key]).map_err(db_error)?;
+    }
+    Ok(queued.len())
+}
+
 /// An FTS5 string: in double quotes, any inside doubled.
 fn quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
@@ -134,6 +173,11 @@ fn match_expression(terms: &[Term], rooms: &[uuid::Uuid]) -> String {
     )
 }
 
+/// A message found, with its search key (after [`MESSAGE_COLUMNS`]).
+fn keyed_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, MessageRecord)> {
+    Ok((row.get(14)?, message_from_row(row)?))
+}
+
 /// [`Store::search_messages`](crate::store::Store::search_messages) on `conn`.
 pub fn search(conn: &Connection, search: &MessageSearch) -> Result<Vec<MessageRecord>> {
     if search.rooms.is_empty() || search.terms.is_empty() || search.limit == 0 {
@@ -154,24 +198,40 @@ pub fn search(conn: &Connection, search: &MessageSearch) -> Result<Vec<MessageRe
     let limit = i64::try_from(search.limit).unwrap_or(i64::MAX);
     // The page of keys first, then their messages: the index walk stops
     // after `limit` matches, and only those are read.
-    let mut statement = conn
+    let mut found: Vec<(i64, MessageRecord)> = conn
         .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM (
+            "SELECT {MESSAGE_COLUMNS}, hit FROM (
                  SELECT rowid AS hit FROM message_search
                  WHERE message_search MATCH ?1 AND rowid < ?2
                  ORDER BY rowid DESC LIMIT ?3
              )
-             JOIN messages ON search_key = hit
-             ORDER BY hit DESC"
+             JOIN messages ON search_key = hit"
         ))
+        .and_then(|mut statement| {
+            statement
+                .query_map(
+                    params![match_expression(&search.terms, &search.rooms), below, limit],
+                    keyed_from_row,
+                )?
+                .collect()
+        })
         .map_err(db_error)?;
-    let messages = statement
-        .query_map(
-            params![match_expression(&search.terms, &search.rooms), below, limit],
-            message_from_row,
-        )
+    // The messages not indexed yet: at most a few hundred, checked here.
+    let rooms: HashSet<uuid::Uuid> = search.rooms.iter().copied().collect();
+    let queued: Vec<(i64, MessageRecord)> = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS}, search_key
+             FROM message_search_pending JOIN messages USING (search_key)
+             WHERE search_key < ?1"
+        ))
+        .and_then(|mut statement| statement.query_map([below], keyed_from_row)?.collect())
         .map_err(db_error)?;
-    messages.collect::<rusqlite::Result<_>>().map_err(db_error)
+    found.extend(queued.into_iter().filter(|(_, message)| {
+        rooms.contains(&message.room_identity) && search::matches(&message.content, &search.terms)
+    }));
+    found.sort_unstable_by_key(|(key, _)| std::cmp::Reverse(*key));
+    found.truncate(search.limit);
+    Ok(found.into_iter().map(|(_, message)| message).collect())
 }
 
 #[cfg(test)]

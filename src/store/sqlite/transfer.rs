@@ -19,6 +19,7 @@ use super::{
         room_from_row, to_millis, user_from_row,
     },
     schema::db_error,
+    search,
 };
 
 /// How many records an export reads ahead of the writer: enough to keep
@@ -212,5 +213,7 @@ pub fn import(conn: &Connection, records: &[Record], skip_existing: bool) -> Res
         )
         .map_err(db_error)?;
     }
+    // A batch is hundreds of messages: indexed at once, in its transaction.
+    search::index_pending(conn, usize::MAX)?;
     Ok(loaded)
 }

@@ -1,5 +1,7 @@
 //! The one thread that stores every message, in group commits.
 
+use std::time::{Duration, Instant};
+
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,6 +16,7 @@ use super::{
         room_where, to_millis,
     },
     schema::db_error,
+    search,
 };
 
 /// At most this many message inserts share one transaction: a burst of
@@ -24,6 +27,16 @@ const MAX_BATCH: usize = 256;
 /// How many inserts may wait for the writer; beyond that, senders wait for
 /// a place in the queue instead of memory growing.
 const WRITE_QUEUE: usize = 1024;
+
+/// The writer indexes the messages it stored for search
+/// ([`search::index_queue`]) once this many wait, so that the cost of a
+/// transaction writing the index is shared by hundreds of them, and a
+/// search reads at most about this many from the queue.
+const INDEX_AT: usize = 256;
+
+/// Or, when no message is waiting to be stored, once the last indexing is
+/// this old: a quiet server indexes each message soon after storing it.
+const INDEX_EVERY: Duration = Duration::from_millis(100);
 
 /// What the writer makes of one message: the message as stored, whether
 /// this request stored it, and for a send its sender.
@@ -53,6 +66,10 @@ struct WriteRequest {
 /// A send's checks are made here too, on pages the writer has just written
 /// and keeps cached: on a pooled connection they would cost another
 /// hand-off, and re-reading every page the last commit changed.
+///
+/// After answering a batch, the writer also indexes what it stored for
+/// search, hundreds of messages a transaction ([`INDEX_AT`], `search.rs`
+/// says why not in the batch's own).
 pub fn start(conn: Connection) -> std::io::Result<Writer> {
     let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
     std::thread::Builder::new()
@@ -82,12 +99,29 @@ impl Writer {
 
 fn write_messages(mut conn: Connection, mut requests: mpsc::Receiver<WriteRequest>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut unindexed = 0;
+    let mut indexed_at = Instant::now();
     while requests.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         let_stragglers_in(&mut requests, &mut batch);
         let outcomes = write_batch(&mut conn, &batch);
         for (request, outcome) in batch.drain(..).zip(outcomes) {
+            if matches!(outcome, Ok((_, true, _))) {
+                unindexed += 1;
+            }
             // Ignored when the caller is gone: its message is stored all the same.
             request.reply.send(outcome).ok();
+        }
+        // After the answers: nobody waits for the index.
+        let due = unindexed >= INDEX_AT
+            || (unindexed > 0 && requests.is_empty() && indexed_at.elapsed() >= INDEX_EVERY);
+        if due {
+            // Searches read what stays queued, so a failure here costs
+            // them time, not results; the next round tries again.
+            if let Err(error) = search::index_queue(&mut conn) {
+                tracing::warn!(error = %error, "indexing messages for search failed");
+            }
+            unindexed = 0;
+            indexed_at = Instant::now();
         }
     }
 }

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use chatroom::{
     error::{Error, Problem},
     store::{
-        MessageChange, MessageRecord, MessageScene, MessageSearch, Record, RoomType, Store, now,
-        search,
+        MemberRecord, MessageChange, MessageRecord, MessageScene, MessageSearch, Record, Role,
+        RoomRecord, RoomType, Store, now, search,
     },
 };
 use uuid::Uuid;
 
-use super::{contents, create, message, send};
+use super::{contents, create, message, room, send};
 
 /// A search for `query` in `rooms`, after `after`, at most 100.
 fn looking_for(query: &str, rooms: &[Uuid], after: Option<Uuid>) -> MessageSearch {
@@ -149,6 +149,76 @@ async fn imported_messages_of_one_millisecond_are_paged_once_each(store: Arc<dyn
     assert_eq!(seqs, (1..=30).collect::<Vec<_>>(), "each once");
 }
 
+/// Imported messages are indexed with their batch, and sent ones may wait
+/// for it (SQLite indexes in batches): a search reads both, in one order,
+/// and edits and deletions of either show at once.
+async fn imported_and_just_sent_messages_are_found_and_paged_together(store: Arc<dyn Store>) {
+    let alice = Uuid::new_v4();
+    let tea = RoomRecord {
+        seq: 6,
+        rev: 6,
+        ..room(RoomType::Group, &[alice])
+    };
+    let old = now() - chrono::Duration::minutes(5);
+    let mut records = vec![
+        Record::Room(tea.clone()),
+        Record::Member(MemberRecord::joining(
+            tea.identity,
+            alice,
+            Role::Owner,
+            6,
+            0,
+            old,
+        )),
+    ];
+    records.extend((1..=6).map(|seq| {
+        Record::Message(MessageRecord {
+            created_at: old + chrono::Duration::seconds(seq),
+            ..message(tea.identity, alice, &format!("old news {seq}")).at(seq, seq)
+        })
+    }));
+    store.import(&records, false).await.unwrap();
+    let imported = store
+        .history(tea.identity, super::everything())
+        .await
+        .unwrap();
+    let mut sent = Vec::new();
+    for n in 1..=4 {
+        sent.push(send(&*store, tea.identity, alice, &format!("new news {n}")).await);
+    }
+
+    change(&*store, &imported[1], Some("old rumours 2")).await;
+    change(&*store, &imported[2], None).await;
+    change(&*store, &sent[0], Some("fresh rumours")).await;
+    change(&*store, &sent[1], None).await;
+
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .search_messages(&MessageSearch {
+                limit: 3,
+                ..looking_for("news", &[tea.identity], after)
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.identity);
+        pages.push(contents(&page).join(", "));
+    }
+    assert_eq!(
+        pages,
+        [
+            "new news 4, new news 3, old news 6",
+            "old news 5, old news 4, old news 1"
+        ]
+    );
+    assert_eq!(
+        contents(&found(&*store, "rumours", &[tea.identity]).await),
+        ["fresh rumours", "old rumours 2"]
+    );
+}
+
 async fn a_search_after_an_unknown_message_is_bad_input(store: Arc<dyn Store>) {
     let alice = Uuid::new_v4();
     let tea = create(&*store, RoomType::Group, &[alice]).await;
@@ -174,6 +244,7 @@ super::store_suite!(
     a_search_finds_current_words_newest_first_in_the_rooms_asked,
     a_deleted_room_takes_its_messages_out_of_search,
     imported_messages_of_one_millisecond_are_paged_once_each,
+    imported_and_just_sent_messages_are_found_and_paged_together,
     a_search_after_an_unknown_message_is_bad_input,
 );
 
