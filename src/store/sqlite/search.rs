@@ -118,9 +118,10 @@ pub fn index_pending(conn: &Connection, most: usize) -> Result<usize> {
     let most = i64::try_from(most).unwrap_or(i64::MAX);
     let queued: Vec<(i64, String, String)> = conn
         .prepare_cached(
-            "SELECT search_key, replace(room_identity, '-', ''), content
-             FROM message_search_pending JOIN messages USING (search_key)
-             ORDER BY search_key LIMIT ?1",
+            "SELECT queued.search_key, replace(room_identity, '-', ''), content
+             FROM message_search_pending AS queued
+             CROSS JOIN messages ON messages.search_key = queued.search_key
+             ORDER BY queued.search_key LIMIT ?1",
         )
         .and_then(|mut statement| {
             statement
@@ -173,6 +174,19 @@ fn match_expression(terms: &[Term], rooms: &[uuid::Uuid]) -> String {
     )
 }
 
+/// The queued messages with a key below `?1`, and their keys. The queue
+/// is read first (`CROSS JOIN` keeps SQLite to that order): it is short,
+/// while the messages below a key may be millions, and without statistics
+/// the planner was seen to walk those.
+fn queued_below() -> String {
+    format!(
+        "SELECT {MESSAGE_COLUMNS}, queued.search_key
+         FROM message_search_pending AS queued
+         CROSS JOIN messages ON messages.search_key = queued.search_key
+         WHERE queued.search_key < ?1"
+    )
+}
+
 /// A message found, with its search key (after [`MESSAGE_COLUMNS`]).
 fn keyed_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, MessageRecord)> {
     Ok((row.get(14)?, message_from_row(row)?))
@@ -219,11 +233,7 @@ pub fn search(conn: &Connection, search: &MessageSearch) -> Result<Vec<MessageRe
     // The messages not indexed yet: at most a few hundred, checked here.
     let rooms: HashSet<uuid::Uuid> = search.rooms.iter().copied().collect();
     let queued: Vec<(i64, MessageRecord)> = conn
-        .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS}, search_key
-             FROM message_search_pending JOIN messages USING (search_key)
-             WHERE search_key < ?1"
-        ))
+        .prepare_cached(&queued_below())
         .and_then(|mut statement| statement.query_map([below], keyed_from_row)?.collect())
         .map_err(db_error)?;
     found.extend(queued.into_iter().filter(|(_, message)| {
@@ -246,6 +256,20 @@ mod tests {
         );
         assert_eq!(indexed_words("中文abc文字"), "中 文 abc 文 字");
         assert_eq!(indexed_words("?!"), "");
+    }
+
+    #[test]
+    fn the_queue_is_read_before_the_messages_it_names() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("a database");
+        rusqlite_migration::Migrations::from_slice(super::super::schema::MIGRATIONS)
+            .to_latest(&mut conn)
+            .expect("the schema");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", queued_below()))
+            .and_then(|mut statement| statement.query_map([i64::MAX], |row| row.get(3))?.collect())
+            .expect("a plan");
+        assert!(plan[0].contains(" queued "), "{plan:?}");
+        assert!(plan[1].contains("messages_search_key"), "{plan:?}");
     }
 
     #[test]
