@@ -134,15 +134,27 @@ pub async fn keep(app: Arc<App>) {
     let mut renewed = tokio::time::Instant::now();
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // While the kv or the store fails, ticks wait longer and longer (up to
+    // a renewal's interval): an outage is not met with four tries a second
+    // from every instance. Arrivals a failed tick dropped are held again by
+    // the next renewal; goings it dropped end with the presence timeout.
+    let mut failing = Duration::ZERO;
     loop {
         ticks.tick().await;
+        if !failing.is_zero() {
+            tokio::time::sleep(failing).await;
+        }
         let renew = renewed.elapsed() >= renew_every;
         if renew {
             renewed = tokio::time::Instant::now();
         }
         let last = app.shutdown.is_cancelled() && app.sockets.is_empty();
-        if let Err(error) = tick(&app, renew).await {
-            tracing::warn!(%error, "presence: a tick failed; the next one tries again");
+        match tick(&app, renew).await {
+            Ok(()) => failing = Duration::ZERO,
+            Err(error) => {
+                failing = (failing * 2).clamp(TICK, renew_every.max(TICK));
+                tracing::warn!(%error, "presence: a tick failed; trying again in {failing:?}");
+            }
         }
         // The last sockets' goings were carried by this tick: the others
         // see these users go within the grace, not the timeout.
