@@ -167,13 +167,6 @@ impl Kv for MemoryKv {
         Ok(was_live)
     }
 
-    async fn hold(&self, roster: &str, entry: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        let held = self
-            .hold_many(roster, &[entry.to_owned()], holder, ttl)
-            .await?;
-        Ok(!held.is_empty())
-    }
-
     async fn hold_many(
         &self,
         roster: &str,

@@ -78,7 +78,12 @@ pub trait Kv: Send + Sync {
     /// Holds `entry` of `roster` for `holder` until `ttl` from now (again:
     /// from now). True when the entry was not in the roster, so of
     /// concurrent holders exactly one learns it came to be held.
-    async fn hold(&self, roster: &str, entry: &str, holder: &str, ttl: Duration) -> Result<bool>;
+    async fn hold(&self, roster: &str, entry: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let new = self
+            .hold_many(roster, &[entry.to_owned()], holder, ttl)
+            .await?;
+        Ok(!new.is_empty())
+    }
 
     /// [`Kv::hold`] of each of `entries`, in one round trip: the ones that
     /// were not in the roster.

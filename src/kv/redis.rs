@@ -172,13 +172,6 @@ impl Kv for RedisKv {
         self.link.query_pipeline(&pipe).await
     }
 
-    async fn hold(&self, roster: &str, entry: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        let held = self
-            .hold_many(roster, &[entry.to_owned()], holder, ttl)
-            .await?;
-        Ok(!held.is_empty())
-    }
-
     async fn hold_many(
         &self,
         roster: &str,

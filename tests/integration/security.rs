@@ -413,15 +413,6 @@ impl chatroom::kv::Kv for CodeReads {
     async fn marked(&self, key: &str) -> chatroom::error::Result<Vec<String>> {
         self.inner.marked(key).await
     }
-    async fn hold(
-        &self,
-        roster: &str,
-        entry: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> chatroom::error::Result<bool> {
-        self.inner.hold(roster, entry, holder, ttl).await
-    }
     async fn hold_many(
         &self,
         roster: &str,

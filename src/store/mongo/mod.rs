@@ -274,6 +274,20 @@ impl MongoStore {
         }
     }
 
+    /// The users with these identities, ordered by username (ignoring case).
+    pub(super) async fn profiles_by_username(&self, identities: Vec<Bson>) -> Result<Vec<Profile>> {
+        self.all(
+            self.users
+                .find(doc! { "identity": { "$in": identities } })
+                .projection(profile_fields())
+                .sort(doc! { "username_key": 1 }),
+        )
+        .await?
+        .into_iter()
+        .map(UserDoc::into_profile)
+        .collect()
+    }
+
     pub(super) async fn profile_where(&self, filter: Document) -> Result<Option<Profile>> {
         self.timed(self.users.find_one(filter).projection(profile_fields()))
             .await?
@@ -436,16 +450,7 @@ impl Store for MongoStore {
                 doc! { "room_identity": { "$in": private_rooms }, "user_identity": { "$ne": &user } },
             ))
             .await?;
-        self.all(
-            self.users
-                .find(doc! { "identity": { "$in": friends } })
-                .projection(profile_fields())
-                .sort(doc! { "username_key": 1 }),
-        )
-        .await?
-        .into_iter()
-        .map(UserDoc::into_profile)
-        .collect()
+        self.profiles_by_username(friends).await
     }
 
     async fn create_room(&self, room: &RoomRecord, members: &[Uuid]) -> Result<()> {

@@ -58,6 +58,30 @@ fn gone_at(at: DateTime<Utc>) -> Document {
     } }
 }
 
+impl MongoStore {
+    /// The members of `user`'s rooms whose identity passes `which` (a
+    /// condition on `user_identity`), each once.
+    async fn co_members(&self, user: Uuid, which: Document) -> Result<Vec<Uuid>> {
+        let rooms = self
+            .timed(
+                self.members
+                    .distinct("room_identity", doc! { "user_identity": user.to_string() }),
+            )
+            .await?;
+        let members = self
+            .timed(self.members.distinct(
+                "user_identity",
+                doc! { "room_identity": { "$in": rooms }, "user_identity": which },
+            ))
+            .await?;
+        members
+            .iter()
+            .filter_map(bson::Bson::as_str)
+            .map(parse_identity)
+            .collect()
+    }
+}
+
 #[async_trait]
 impl People for MongoStore {
     async fn block(&self, blocker: Uuid, blocked: Uuid, at: DateTime<Utc>) -> Result<bool> {
@@ -90,16 +114,7 @@ impl People for MongoStore {
                     .distinct("blocked", doc! { "blocker": blocker.to_string() }),
             )
             .await?;
-        self.all(
-            self.users
-                .find(doc! { "identity": { "$in": blocked } })
-                .projection(profile_fields())
-                .sort(doc! { "username_key": 1 }),
-        )
-        .await?
-        .into_iter()
-        .map(UserDoc::into_profile)
-        .collect()
+        self.profiles_by_username(blocked).await
     }
 
     async fn blocks_of(&self, user: Uuid) -> Result<Vec<Uuid>> {
@@ -159,47 +174,13 @@ impl People for MongoStore {
         if others.is_empty() {
             return Ok(Vec::new());
         }
-        let rooms = self
-            .timed(
-                self.members
-                    .distinct("room_identity", doc! { "user_identity": user.to_string() }),
-            )
-            .await?;
-        let sharing = self
-            .timed(self.members.distinct(
-                "user_identity",
-                doc! {
-                    "room_identity": { "$in": rooms },
-                    "user_identity": { "$in": identity_strings(others) },
-                },
-            ))
-            .await?;
-        sharing
-            .iter()
-            .filter_map(bson::Bson::as_str)
-            .map(parse_identity)
-            .collect()
+        self.co_members(user, doc! { "$in": identity_strings(others) })
+            .await
     }
 
     async fn contacts(&self, user: Uuid) -> Result<Vec<Uuid>> {
-        let user = user.to_string();
-        let rooms = self
-            .timed(
-                self.members
-                    .distinct("room_identity", doc! { "user_identity": &user }),
-            )
-            .await?;
-        let contacts = self
-            .timed(self.members.distinct(
-                "user_identity",
-                doc! { "room_identity": { "$in": rooms }, "user_identity": { "$ne": &user } },
-            ))
-            .await?;
-        contacts
-            .iter()
-            .filter_map(bson::Bson::as_str)
-            .map(parse_identity)
-            .collect()
+        self.co_members(user, doc! { "$ne": user.to_string() })
+            .await
     }
 
     async fn record_seen(&self, seen: &[(Uuid, Seen)]) -> Result<()> {
