@@ -23,6 +23,7 @@ use axum::{
 };
 use futures_util::{
     FutureExt, SinkExt, StreamExt, future,
+    future::BoxFuture,
     stream::{self, BoxStream},
 };
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -209,6 +210,11 @@ impl Session {
         let signal = self.signal.clone();
         let changed = signal.notified();
         tokio::pin!(changed);
+        // That check runs beside the operations, not in their way: while a
+        // slow store or kv answers it, the socket goes on writing their
+        // frames, and their own reads (which are not polled while the loop
+        // waits) do not run out of time.
+        let mut admitting: Option<BoxFuture<'static, bool>> = None;
         loop {
             let first = tokio::select! {
                 biased;
@@ -237,11 +243,16 @@ impl Session {
                 }
                 () = &mut changed => {
                     changed.set(signal.notified());
-                    if self.still_admitted().await {
-                        continue;
+                    admitting = self.admission();
+                    continue;
+                }
+                Some(admitted) = future::OptionFuture::from(admitting.as_mut()), if admitting.is_some() => {
+                    admitting = None;
+                    if !admitted {
+                        self.refuse(&mut socket, Closing::token_ended()).await;
+                        return;
                     }
-                    self.refuse(&mut socket, Closing::token_ended()).await;
-                    return;
+                    continue;
                 }
                 () = &mut timer => {
                     let now = Instant::now();
@@ -321,14 +332,18 @@ impl Session {
         Some(frame)
     }
 
-    /// Whether the socket's token still counts, now that it may not.
-    async fn still_admitted(&mut self) -> bool {
+    /// Finds whether the socket's token still counts, now that it may not;
+    /// `None` when it has none to check. A check that fails counts as no.
+    fn admission(&self) -> Option<BoxFuture<'static, bool>> {
         let Some(Credentials::Valid(viewer, grant)) = &self.credentials else {
-            return true;
+            return None;
         };
-        sessions::admits(&self.app, viewer, grant)
-            .await
-            .unwrap_or(false)
+        let (app, viewer, grant) = (self.app.clone(), viewer.clone(), grant.clone());
+        Some(Box::pin(async move {
+            sessions::admits(&app, &viewer, &grant)
+                .await
+                .unwrap_or(false)
+        }))
     }
 
     async fn read(&mut self, message: Message) -> Reply {

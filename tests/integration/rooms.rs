@@ -1,15 +1,12 @@
 //! Groups, membership, reading positions and access through the real endpoint.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 
 use crate::{
     accounts::api_suite,
-    helpers::{Backends, MESSAGE_FIELDS, SEND, TestApp, error_code},
+    helpers::{Backends, MESSAGE_FIELDS, SEND, TestApp, WatchedStore, error_code},
 };
 
 const ROOM: &str = "query($r: ID!) {
@@ -254,121 +251,10 @@ api_suite!(
     outsiders_are_forbidden_everywhere_and_unknown_rooms_not_found,
 );
 
-/// A real store that counts the calls made to it.
-struct CountingStore {
-    inner: Arc<dyn chatroom::store::Store>,
-    calls: Arc<AtomicUsize>,
-}
-
-macro_rules! counted {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-        #[async_trait::async_trait]
-        impl chatroom::store::Store for CountingStore {
-            $(
-                async fn $name(&self, $($arg: $ty),*) -> chatroom::error::Result<$out> {
-                    self.calls.fetch_add(1, Ordering::SeqCst);
-                    self.inner.$name($($arg),*).await
-                }
-            )*
-
-            fn export(&self) -> chatroom::store::RecordStream {
-                self.calls.fetch_add(1, Ordering::SeqCst);
-                self.inner.export()
-            }
-        }
-    };
-}
-
-macro_rules! counted_people {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-        #[async_trait::async_trait]
-        impl chatroom::store::People for CountingStore {
-            $(
-                async fn $name(&self, $($arg: $ty),*) -> chatroom::error::Result<$out> {
-                    self.calls.fetch_add(1, Ordering::SeqCst);
-                    self.inner.$name($($arg),*).await
-                }
-            )*
-        }
-    };
-}
-
-type Time = chrono::DateTime<chrono::Utc>;
-
-counted_people! {
-    block(blocker: Uuid, blocked: Uuid, at: Time) -> bool;
-    unblock(blocker: Uuid, blocked: Uuid) -> bool;
-    blocked_by(blocker: Uuid) -> Vec<Profile>;
-    blocks_of(user: Uuid) -> Vec<Uuid>;
-    blocks_between(user: Uuid, others: &[Uuid]) -> Vec<Uuid>;
-    has_blocked(blocker: Uuid, blocked: Uuid) -> bool;
-    sharing_rooms(user: Uuid, others: &[Uuid]) -> Vec<Uuid>;
-    contacts(user: Uuid) -> Vec<Uuid>;
-    record_seen(seen: &[(Uuid, chatroom::store::Seen)]) -> ();
-    all_gone(at: Time) -> u64;
-    last_seen(users: &[Uuid]) -> Vec<(Uuid, Time)>;
-    set_language(user: Uuid, lang: chatroom::error::Lang) -> ();
-    email_digest(user: Uuid) -> Option<bool>;
-    set_email_digest(user: Uuid, on: bool) -> ();
-    digests_due(away_before: Time, checked_before: Time, limit: usize) -> Vec<chatroom::store::DigestDue>;
-    digest_checked(user: Uuid, at: Time) -> ();
-    claim_digest(user: Uuid, away_since: Time) -> bool;
-}
-
-use chatroom::store::{
-    Counts, HistoryRange, Loaded, MemberRecord, MessageRecord, MessageRule, MessageSearch,
-    NewMessage, Profile, ProfileUpdate, Record, RoomChanges, RoomRecord, RoomRule, Sent, Stored,
-    UserRecord,
-};
-use uuid::Uuid;
-
-counted! {
-    ping() -> ();
-    create_user(user: &UserRecord) -> ();
-    user_by_identity(identity: Uuid) -> Option<Profile>;
-    user_by_username(username: &str) -> Option<Profile>;
-    login_record(username: &str) -> Option<UserRecord>;
-    user_by_email(email: &str) -> Option<Profile>;
-    update_profile(identity: Uuid, update: &ProfileUpdate) -> Option<Profile>;
-    set_password_hash(identity: Uuid, password_hash: &str) -> bool;
-    users_by_identities(identities: &[Uuid]) -> Vec<Profile>;
-    search_users(prefix: &str, exclude: &[Uuid], limit: usize) -> Vec<Profile>;
-    friends(user: Uuid) -> Vec<Profile>;
-    create_room(room: &RoomRecord, members: &[Uuid]) -> ();
-    room(identity: Uuid) -> Option<RoomRecord>;
-    private_room(pair_key: &str) -> Option<RoomRecord>;
-    rooms_of_user(user: Uuid) -> Vec<RoomRecord>;
-    delete_room(room: Uuid) -> bool;
-    member(room: Uuid, user: Uuid) -> Option<MemberRecord>;
-    memberships(user: Uuid, rooms: &[Uuid]) -> Vec<MemberRecord>;
-    room_counts(users: &[Uuid]) -> std::collections::HashMap<Uuid, u64>;
-    members_of_rooms(rooms: &[Uuid]) -> Vec<MemberRecord>;
-    add_members(room: Uuid, users: &[Uuid], joined_at: chrono::DateTime<chrono::Utc>) -> Vec<MemberRecord>;
-    mark_read(room: Uuid, user: Uuid, up_to: Option<i64>, at: chrono::DateTime<chrono::Utc>) -> Option<(MemberRecord, bool)>;
-    change_room(room: Uuid, rule: Arc<RoomRule>) -> RoomChanges;
-    message(identity: Uuid) -> Option<MessageRecord>;
-    messages_by_identities(identities: &[Uuid]) -> Vec<MessageRecord>;
-    change_message(identity: Uuid, actor: Uuid, rule: Arc<MessageRule>) -> (MessageRecord, bool);
-    changes(room: Uuid, after: i64, limit: usize) -> Vec<Stored>;
-    insert_message(message: &NewMessage) -> (MessageRecord, bool);
-    send_message(message: &NewMessage) -> Sent;
-    history(room: Uuid, range: HistoryRange) -> Vec<MessageRecord>;
-    messages_at(positions: &[(Uuid, i64)]) -> Vec<MessageRecord>;
-    search_messages(search: &MessageSearch) -> Vec<MessageRecord>;
-    unread_counts(user: Uuid, memberships: &[MemberRecord]) -> std::collections::HashMap<Uuid, u64>;
-    room_by_number(number: &str) -> Option<RoomRecord>;
-    counts() -> Counts;
-    import(records: &[Record], skip_existing: bool) -> Loaded;
-}
-
 #[tokio::test]
 async fn listing_200_rooms_with_every_field_costs_a_bounded_number_of_store_calls() {
     let (inner, _dir) = crate::helpers::sqlite_store().await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let store = Arc::new(CountingStore {
-        inner,
-        calls: calls.clone(),
-    });
+    let (store, calls) = WatchedStore::counting(inner);
     let app = TestApp::spawn_on(Backends::Embedded, "n_plus_one", |_| {}, Some(store)).await;
     let (xia, yan) = (app.register("xia").await, app.register("yan").await);
     for i in 0..200 {
@@ -401,11 +287,7 @@ async fn listing_200_rooms_with_every_field_costs_a_bounded_number_of_store_call
 #[tokio::test]
 async fn a_page_of_replies_with_reactions_costs_a_bounded_number_of_store_calls() {
     let (inner, _dir) = crate::helpers::sqlite_store().await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let store = Arc::new(CountingStore {
-        inner,
-        calls: calls.clone(),
-    });
+    let (store, calls) = WatchedStore::counting(inner);
     let app = TestApp::spawn_on(
         Backends::Embedded,
         "n_plus_one_replies",

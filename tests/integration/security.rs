@@ -16,7 +16,7 @@ use chatroom::{
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backends, TestApp, error_code};
+use crate::helpers::{Backends, TestApp, WatchedStore, error_code};
 
 /// `query{...F0}` where each of `levels` fragments spreads the next twice:
 /// a kilobyte that expands to 2^levels fields.
@@ -579,6 +579,57 @@ async fn a_follower_that_may_have_lost_events_asks_the_store_about_membership(ba
     );
     let next = tokio::time::timeout(Duration::from_secs(1), inbox.next()).await;
     assert!(next.is_err(), "the inbox leaves the room out: {next:?}");
+}
+
+/// A socket whose token must be checked again (a password changed, or the
+/// broker may have lost word of one) goes on delivering while the store
+/// takes its time to answer: the check runs beside the operations. Were it
+/// in their way, their own store reads would also run out of time while
+/// not polled, and end the subscriptions with an error.
+#[tokio::test]
+async fn a_socket_goes_on_delivering_while_its_token_is_checked_again() {
+    let (inner, _dir) = crate::helpers::sqlite_store().await;
+    let (holding, gate) = tokio::sync::watch::channel(false);
+    let held = Arc::new(tokio::sync::Notify::new());
+    let told = held.clone();
+    let store = WatchedStore::new(inner, move |call| {
+        let (mut gate, told) = (gate.clone(), told.clone());
+        Box::pin(async move {
+            if call == "login_record" && *gate.borrow_and_update() {
+                told.notify_one();
+                let _ = gate.wait_for(|holding| !holding).await;
+            }
+        })
+    });
+    let app = TestApp::spawn_on(Backends::Embedded, "slow_recheck", |_| {}, Some(store)).await;
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    let room = app.befriend(&ann, &bob).await;
+    let mut socket = app.watch_room(&bob, &room, &app, &ann).await;
+    let sender = Viewer {
+        identity: ann.identity.parse().expect("a UUID"),
+        username: ann.username.clone(),
+    };
+
+    holding.send_replace(true);
+    app.app.broker.publish(Topic::Sessions, Event::Resync).await;
+    tokio::time::timeout(Duration::from_secs(10), held.notified())
+        .await
+        .expect("the socket asks the store about its token");
+    messages::send(&app.app, &sender, &room, "while checking", None, None)
+        .await
+        .expect("sent");
+    let delivered = socket.next_message("room", "messages").await;
+    assert_eq!(delivered["content"], "while checking");
+
+    holding.send_replace(false);
+    messages::send(&app.app, &sender, &room, "checked", None, None)
+        .await
+        .expect("sent");
+    let delivered = socket.next_message("room", "messages").await;
+    assert_eq!(
+        delivered["content"], "checked",
+        "the token still counts: the socket goes on"
+    );
 }
 
 const CHANGE_PASSWORD: &str = "mutation($old: String!, $new: String!) { changePassword(oldPassword: $old, newPassword: $new) }";

@@ -10,12 +10,14 @@
 //!   stores and kvs on them, and servers of a test's own to stop and start.
 //! - `documents`: the GraphQL a test sends, and what it reads of errors.
 //! - `outbox`: the codes the dev outbox holds.
+//! - `watched_store`: a real store with a hook before each call.
 
 mod app;
 mod documents;
 mod outbox;
 mod services;
 mod socket;
+mod watched_store;
 
 pub use app::{Account, Backends, TEST_JWT_SECRET, TestApp};
 pub use documents::{
@@ -26,3 +28,4 @@ pub use services::{
     ServerProcess, built_web_client, mongo_store, redis_kv, service, sqlite_store, unique_name,
 };
 pub use socket::{Frame, Probe, Socket};
+pub use watched_store::WatchedStore;
