@@ -7,7 +7,7 @@
 //!   ([`check_speaking`]; a send is refused by the store itself, in the
 //!   step that stores it, since it runs for every message:
 //!   `Store::send_message`);
-//! - neither finds the other in `searchUsers` ([`hidden_from`]);
+//! - neither finds the other in `searchUsers` ([`search_users`]);
 //! - neither sees the other's presence ([`unblocked`]).
 //!
 //! Messages in groups both are in are delivered as before.
@@ -40,7 +40,7 @@ pub async fn block(app: &App, viewer: &Viewer, username: &str) -> Result<bool> {
     {
         return Ok(false);
     }
-    if app.store.blocked_by(viewer.identity).await?.len() >= MAX_BLOCKS {
+    if app.store.blocked_identities(viewer.identity).await?.len() >= MAX_BLOCKS {
         let max = MAX_BLOCKS;
         return Err(Error::bad_input("username", Problem::Blocks { max }));
     }
@@ -84,9 +84,43 @@ pub async fn check_speaking(app: &App, room: &RoomRecord, user: Uuid) -> Result<
     }
 }
 
-/// Whom `user` must not find, nor be found by.
-pub async fn hidden_from(app: &App, user: Uuid) -> Result<Vec<Uuid>> {
-    app.store.blocks_of(user).await
+/// How many times `searchUsers` reads a page again, each time without
+/// the users the last read found to have blocked the viewer.
+const SEARCH_READS: usize = 3;
+
+/// Up to `size` users whose username or nickname starts with `prefix`,
+/// the viewer and anyone with a block between them and the viewer left
+/// out.
+///
+/// Whom the viewer blocked are few, and the store leaves them out. Who
+/// blocked the viewer may be any number of users, so they are not read
+/// up front: a page of twice `size` is read and they are taken out of it,
+/// and if that leaves it short the page is read again without them, a
+/// bounded number of times. A page stays short only when most users of
+/// the prefix blocked the viewer, which hides nobody else.
+pub async fn search_users(
+    app: &App,
+    viewer: Uuid,
+    prefix: &str,
+    size: usize,
+) -> Result<Vec<Profile>> {
+    let mut exclude = app.store.blocked_identities(viewer).await?;
+    exclude.push(viewer);
+    let read = size.saturating_mul(2);
+    let mut reads = 0;
+    loop {
+        reads += 1;
+        let mut page = app.store.search_users(prefix, &exclude, read).await?;
+        let last = page.len() < read || reads == SEARCH_READS;
+        let identities: Vec<Uuid> = page.iter().map(|user| user.identity).collect();
+        let blockers = app.store.blocks_between(viewer, &identities).await?;
+        page.retain(|user| !blockers.contains(&user.identity));
+        if page.len() >= size || last {
+            page.truncate(size);
+            return Ok(page);
+        }
+        exclude.extend(blockers);
+    }
 }
 
 /// `others` without those who blocked `user` or whom `user` blocked.

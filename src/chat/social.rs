@@ -54,11 +54,7 @@ pub async fn search_users(
         first.unwrap_or(DEFAULT_SEARCH_SIZE),
         app.config.limits.max_page_size,
     )?;
-    let mut hidden = blocking::hidden_from(app, viewer.identity).await?;
-    hidden.push(viewer.identity);
-    app.store
-        .search_users(prefix.as_str(), &hidden, size.get())
-        .await
+    blocking::search_users(app, viewer.identity, prefix.as_str(), size.get()).await
 }
 
 pub async fn friends(app: &App, viewer: &Viewer) -> Result<Vec<Profile>> {

@@ -59,8 +59,9 @@ pub trait People: Send + Sync {
     /// The users `blocker` blocked, ordered by username (ignoring case).
     async fn blocked_by(&self, blocker: Uuid) -> Result<Vec<Profile>>;
 
-    /// Every user with a block between them and `user`, either way.
-    async fn blocks_of(&self, user: Uuid) -> Result<Vec<Uuid>>;
+    /// Whom `blocker` blocked: a few (`chat::blocking::MAX_BLOCKS` at
+    /// most), where who blocked a user may be anyone.
+    async fn blocked_identities(&self, blocker: Uuid) -> Result<Vec<Uuid>>;
 
     /// The users among `others` with a block between them and `user`,
     /// either way.

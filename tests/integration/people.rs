@@ -564,8 +564,37 @@ async fn an_instance_killed_takes_its_users_offline_on_the_others() {
     );
 }
 
+/// Who blocked a user may be anyone, however many: a search still finds
+/// the others of the prefix, and never reads the blockers all up front.
+async fn a_user_blocked_by_many_still_finds_the_others(backends: Backends) {
+    let app = TestApp::spawn(backends, "blocked_by_many").await;
+    let star = app.register("star").await;
+    for n in 0..15 {
+        let fan = app.register(&format!("fan{n:02}")).await;
+        if n < 12 {
+            let blocked = call(&app, &fan, BLOCK, json!({ "u": star.username })).await;
+            assert_eq!(blocked["data"]["blockUser"], true, "{blocked}");
+        }
+    }
+    let answer = call(
+        &app,
+        &star,
+        "query { searchUsers(query: \"fan\", first: 3) { username } }",
+        json!({}),
+    )
+    .await;
+    let names: Vec<&str> = answer["data"]["searchUsers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .filter_map(|user| user["username"].as_str())
+        .collect();
+    assert_eq!(names, ["fan12", "fan13", "fan14"]);
+}
+
 api_suite!(
     blocking_follows_every_rule_until_unblocked,
+    a_user_blocked_by_many_still_finds_the_others,
     one_digest_per_absence_in_the_users_language,
     digests_stop_at_the_users_daily_limit,
     presence_follows_sockets_and_is_seen_only_by_contacts,

@@ -117,24 +117,17 @@ impl People for MongoStore {
         self.profiles_by_username(blocked).await
     }
 
-    async fn blocks_of(&self, user: Uuid) -> Result<Vec<Uuid>> {
-        let user = user.to_string();
-        let blocks = self
-            .all(self.blocks.find(doc! { "$or": [
-                { "blocker": &user },
-                { "blocked": &user },
-            ] }))
+    async fn blocked_identities(&self, blocker: Uuid) -> Result<Vec<Uuid>> {
+        let blocked = self
+            .timed(
+                self.blocks
+                    .distinct("blocked", doc! { "blocker": blocker.to_string() }),
+            )
             .await?;
-        let mut others = HashSet::new();
-        for block in blocks {
-            let other = if block.blocker == user {
-                block.blocked
-            } else {
-                block.blocker
-            };
-            others.insert(parse_identity(&other)?);
-        }
-        Ok(others.into_iter().collect())
+        blocked
+            .iter()
+            .map(|identity| parse_identity(identity.as_str().unwrap_or_default()))
+            .collect()
     }
 
     async fn blocks_between(&self, user: Uuid, others: &[Uuid]) -> Result<Vec<Uuid>> {

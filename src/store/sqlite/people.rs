@@ -87,16 +87,13 @@ impl People for SqliteStore {
         .await
     }
 
-    async fn blocks_of(&self, user: Uuid) -> Result<Vec<Uuid>> {
+    async fn blocked_identities(&self, blocker: Uuid) -> Result<Vec<Uuid>> {
         self.run(move |conn| {
             let mut statement = conn
-                .prepare_cached(
-                    "SELECT blocked_identity FROM blocks WHERE blocker_identity = ?1
-                     UNION SELECT blocker_identity FROM blocks WHERE blocked_identity = ?1",
-                )
+                .prepare_cached("SELECT blocked_identity FROM blocks WHERE blocker_identity = ?1")
                 .map_err(db_error)?;
             let users = statement
-                .query_map([user.to_string()], |row| {
+                .query_map([blocker.to_string()], |row| {
                     parse_uuid(&row.get::<_, String>(0)?)
                 })
                 .map_err(db_error)?;

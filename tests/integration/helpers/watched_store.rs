@@ -85,7 +85,7 @@ watched_people! {
     block(blocker: Uuid, blocked: Uuid, at: Time) -> bool;
     unblock(blocker: Uuid, blocked: Uuid) -> bool;
     blocked_by(blocker: Uuid) -> Vec<Profile>;
-    blocks_of(user: Uuid) -> Vec<Uuid>;
+    blocked_identities(blocker: Uuid) -> Vec<Uuid>;
     blocks_between(user: Uuid, others: &[Uuid]) -> Vec<Uuid>;
     has_blocked(blocker: Uuid, blocked: Uuid) -> bool;
     sharing_rooms(user: Uuid, others: &[Uuid]) -> Vec<Uuid>;
