@@ -82,6 +82,9 @@ struct Local {
     arrived: HashSet<Uuid>,
     /// Users whose count went to zero since the last tick.
     left: HashSet<Uuid>,
+    /// Changes taken from the kv that a failed tick did not record, the
+    /// latest per user: the kv gives each only once.
+    unrecorded: HashMap<Uuid, Seen>,
 }
 
 impl Default for Presence {
@@ -136,8 +139,7 @@ pub async fn keep(app: Arc<App>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // While the kv or the store fails, ticks wait longer and longer (up to
     // a renewal's interval): an outage is not met with four tries a second
-    // from every instance. Arrivals a failed tick dropped are held again by
-    // the next renewal; goings it dropped end with the presence timeout.
+    // from every instance. What a failed tick had to do waits for the next.
     let mut failing = Duration::ZERO;
     loop {
         ticks.tick().await;
@@ -145,12 +147,14 @@ pub async fn keep(app: Arc<App>) {
             tokio::time::sleep(failing).await;
         }
         let renew = renewed.elapsed() >= renew_every;
-        if renew {
-            renewed = tokio::time::Instant::now();
-        }
         let last = app.shutdown.is_cancelled() && app.sockets.is_empty();
         match tick(&app, renew).await {
-            Ok(()) => failing = Duration::ZERO,
+            Ok(()) => {
+                failing = Duration::ZERO;
+                if renew {
+                    renewed = tokio::time::Instant::now();
+                }
+            }
             Err(error) => {
                 failing = (failing * 2).clamp(TICK, renew_every.max(TICK));
                 tracing::warn!(%error, "presence: a tick failed; trying again in {failing:?}");
@@ -166,9 +170,11 @@ pub async fn keep(app: Arc<App>) {
 
 /// One tick: the comings and goings since the last one carried to the kv
 /// (and, with `renew`, every hold of this instance renewed), the lapses
-/// taken, what changed recorded in one store write and announced.
+/// taken, what changed recorded in one store write and announced. A tick
+/// that fails leaves what it did not do to the next: the comings and
+/// goings it did not carry, the changes it took and did not record.
 pub async fn tick(app: &Arc<App>, renew: bool) -> Result<()> {
-    let (came, went) = {
+    let (arrived, left, came, went, mut seen) = {
         let mut state = crate::lock(&app.presence.state);
         let arrived = std::mem::take(&mut state.arrived);
         let left = std::mem::take(&mut state.left);
@@ -186,21 +192,56 @@ pub async fn tick(app: &Arc<App>, renew: bool) -> Result<()> {
                 .collect(),
             false => arrived.iter().map(Uuid::to_string).collect(),
         };
-        (came, went)
+        let seen: Vec<(Uuid, Seen)> = state.unrecorded.drain().collect();
+        (arrived, left, came, went, seen)
     };
+    let carried = carry(app, &came, &went, &mut seen).await;
+    let recorded = match &carried {
+        Ok(()) if !seen.is_empty() => app.store.record_seen(&seen).await,
+        _ => Ok(()),
+    };
+    if carried.is_err() || recorded.is_err() {
+        let mut state = crate::lock(&app.presence.state);
+        if carried.is_err() {
+            state.arrived.extend(arrived);
+            state.left.extend(left);
+        }
+        state.unrecorded.extend(seen);
+        return carried.and(recorded);
+    }
+    if seen.is_empty() {
+        return Ok(());
+    }
+    app.metrics.presence_recorded();
+    // Each change's audience is a few store reads: many at once, so that a
+    // tick of many changes costs about the slowest of them, not their sum.
+    stream::iter(seen)
+        .for_each_concurrent(ANNOUNCING, |(user, change)| announce(app, user, change))
+        .await;
+    Ok(())
+}
+
+/// Carries `came` and `went` to the kv and takes the lapses, adding to
+/// `seen` the changes the kv gives: a user's first hold, a roster entry's
+/// lapse.
+async fn carry(
+    app: &App,
+    came: &[String],
+    went: &[String],
+    seen: &mut Vec<(Uuid, Seen)>,
+) -> Result<()> {
     let (kv, instance, ttl) = (
         &app.kv,
         &app.presence.instance,
         app.config.presence_timeout(),
     );
-    let mut seen = Vec::new();
-    for user in kv.hold_many(ROSTER, &came, instance, ttl).await? {
+    for user in kv.hold_many(ROSTER, came, instance, ttl).await? {
         if let Ok(user) = Uuid::parse_str(&user) {
             seen.push((user, Seen::Online));
         }
     }
     if !went.is_empty() {
-        kv.release(ROSTER, &went, instance, GRACE).await?;
+        kv.release(ROSTER, went, instance, GRACE).await?;
     }
     for (user, ended) in kv.take_lapsed(ROSTER, LAPSES_PER_TICK).await? {
         let last_seen = DateTime::from_timestamp_millis(ended).map_or_else(now, |ended| {
@@ -211,16 +252,6 @@ pub async fn tick(app: &Arc<App>, renew: bool) -> Result<()> {
             seen.push((user, Seen::Offline(last_seen)));
         }
     }
-    if seen.is_empty() {
-        return Ok(());
-    }
-    app.store.record_seen(&seen).await?;
-    app.metrics.presence_recorded();
-    // Each change's audience is a few store reads: many at once, so that a
-    // tick of many changes costs about the slowest of them, not their sum.
-    stream::iter(seen)
-        .for_each_concurrent(ANNOUNCING, |(user, change)| announce(app, user, change))
-        .await;
     Ok(())
 }
 

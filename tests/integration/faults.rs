@@ -342,3 +342,35 @@ async fn room_events_on_another_instance_end_in_the_stored_state_across_a_redis_
         .await;
     assert_eq!(extra, None, "nothing after the last change");
 }
+
+/// A socket that opens while Redis is away is carried to the presence
+/// roster by the first tick after Redis is back, not left for the next
+/// renewal of the holds (a third of the presence timeout later).
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn a_user_who_came_while_redis_was_away_is_online_once_it_is_back() {
+    let mut redis = ServerProcess::redis();
+    let app = TestApp::spawn_on_redis(Backends::Embedded, "presence_redis_down", &redis, 1).await;
+    assert_eq!(app.config.presence_timeout_secs, 60, "renewals 20 s apart");
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    app.befriend(&ann, &bob).await;
+    let presence =
+        "query($u: String!) { userProfile(username: $u) { user { presence { online } } } }";
+
+    redis.stop();
+    let _socket = app.connect(&bob).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = app.as_user(&ann, presence, json!({ "u": "bob" })).await;
+        if seen["data"]["userProfile"]["user"]["presence"]["online"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob is still offline 10 s after Redis came back: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
