@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{
     accounts::api_suite,
-    helpers::{Account, Backends, DigestMail, Socket, TestApp, error_code, error_field},
+    helpers::{Account, Backends, Mail, Socket, TestApp, error_code, error_field},
 };
 
 const BLOCK: &str = "mutation($u: String!) { blockUser(username: $u) }";
@@ -293,11 +293,7 @@ async fn many_users_coming_at_once_are_written_together(backends: Backends) {
 
 /// Waits until `ready` holds of the digests to `email` (polling the outbox),
 /// then a while longer, and returns them.
-async fn digests_once(
-    app: &TestApp,
-    email: &str,
-    ready: impl Fn(&[DigestMail]) -> bool,
-) -> Vec<DigestMail> {
+async fn digests_once(app: &TestApp, email: &str, ready: impl Fn(&[Mail]) -> bool) -> Vec<Mail> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready(&app.digests_to(email)) {
         assert!(

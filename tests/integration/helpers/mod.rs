@@ -23,7 +23,7 @@ pub use app::{Account, Backends, TEST_JWT_SECRET, TestApp};
 pub use documents::{
     LOGIN, MESSAGE_FIELDS, REGISTER, SEND, error_code, error_field, room_subscription,
 };
-pub use outbox::{DigestMail, extract_code};
+pub use outbox::{Mail, extract_code};
 pub use services::{
     ServerProcess, built_web_client, mongo_store, redis_kv, service, sqlite_store, unique_name,
 };

@@ -1,13 +1,21 @@
-//! The dev outbox: the codes the app mailed, as `.eml` files.
+//! The dev outbox: the mails the app sent, as `.eml` files.
 
-use std::path::Path;
+use std::time::SystemTime;
 
 use super::TestApp;
 
+/// A mail as the outbox holds it.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
 impl TestApp {
-    /// The code in the newest mail to `email` in the outbox.
-    pub fn read_code(&self, email: &str) -> String {
-        let mut newest: Option<(std::time::SystemTime, String)> = None;
+    /// Every mail to `email` in the outbox, with when it was written.
+    fn mails_to(&self, email: &str) -> Vec<(SystemTime, Mail)> {
+        let mut mails = Vec::new();
         for entry in std::fs::read_dir(&self.outbox).expect("the outbox exists") {
             let path = entry.expect("a directory entry").path();
             if path.extension().is_none_or(|e| e != "eml") {
@@ -25,68 +33,42 @@ impl TestApp {
             if !to_email {
                 continue;
             }
-            let modified = entry_time(&path);
-            let body = message.body_text(0).expect("a text body").into_owned();
-            if newest.as_ref().is_none_or(|(time, _)| modified >= *time) {
-                newest = Some((modified, body));
-            }
+            let written = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .expect("a modification time");
+            let body =
+                |part: Option<std::borrow::Cow<'_, str>>| part.unwrap_or_default().into_owned();
+            mails.push((
+                written,
+                Mail {
+                    subject: message.subject().unwrap_or_default().to_owned(),
+                    text: body(message.body_text(0)),
+                    html: body(message.body_html(0)),
+                },
+            ));
         }
-        let (_, body) = newest.unwrap_or_else(|| panic!("no mail to {email} in the outbox"));
-        extract_code(&body).unwrap_or_else(|| panic!("no 6-digit code in: {body}"))
+        mails
     }
-}
 
-/// A digest mail as the outbox holds it.
-#[derive(Debug, Clone)]
-pub struct DigestMail {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
+    /// The code in the newest mail to `email` in the outbox.
+    pub fn read_code(&self, email: &str) -> String {
+        let (_, newest) = self
+            .mails_to(email)
+            .into_iter()
+            .max_by_key(|(written, _)| *written)
+            .unwrap_or_else(|| panic!("no mail to {email} in the outbox"));
+        extract_code(&newest.text).unwrap_or_else(|| panic!("no 6-digit code in: {}", newest.text))
+    }
 
-impl TestApp {
     /// Every digest mail to `email` in the outbox (mails whose subject is
     /// not a code's).
-    pub fn digests_to(&self, email: &str) -> Vec<DigestMail> {
-        let mut digests = Vec::new();
-        for entry in std::fs::read_dir(&self.outbox).expect("the outbox exists") {
-            let path = entry.expect("a directory entry").path();
-            if path.extension().is_none_or(|e| e != "eml") {
-                continue;
-            }
-            let raw = std::fs::read(&path).expect("a readable mail");
-            let message = mail_parser::MessageParser::default()
-                .parse(&raw)
-                .expect("a well-formed mail");
-            let to_email = message
-                .to()
-                .and_then(|to| to.first())
-                .and_then(|address| address.address())
-                .is_some_and(|address| address.eq_ignore_ascii_case(email));
-            let subject = message.subject().unwrap_or_default().to_owned();
-            if !to_email || subject.contains("code") {
-                continue;
-            }
-            digests.push(DigestMail {
-                subject,
-                text: message
-                    .body_text(0)
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default(),
-                html: message
-                    .body_html(0)
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default(),
-            });
-        }
-        digests
+    pub fn digests_to(&self, email: &str) -> Vec<Mail> {
+        self.mails_to(email)
+            .into_iter()
+            .map(|(_, mail)| mail)
+            .filter(|mail| !mail.subject.contains("code"))
+            .collect()
     }
-}
-
-fn entry_time(path: &Path) -> std::time::SystemTime {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .expect("a modification time")
 }
 
 /// The first run of exactly six digits in a text.
