@@ -28,8 +28,10 @@ use std::{
     time::Duration,
 };
 
+use async_stream::stream;
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt, stream};
+use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::blocking;
@@ -340,31 +342,60 @@ pub struct Change {
 
 /// The presence changes of everyone the viewer may see, live, their own
 /// left out.
+///
+/// When changes may have gone by unseen (the subscriber fell behind, or
+/// the broker lost events), the status of everyone the viewer may see is
+/// read again and given as it is now, rather than leaving a stale one
+/// until that user's next change. A subscriber falls behind at most once
+/// per broadcast buffer of events, so the reads cost no more than the
+/// events they stand for.
 pub async fn changes(
     app: Arc<App>,
     viewer: &Viewer,
 ) -> Result<impl Stream<Item = Change> + Send + use<>> {
     let viewer = viewer.identity;
-    let subscription = app.broker.subscribe(Topic::Presence).await?;
-    Ok(stream::unfold(subscription, |mut subscription| async move {
+    let mut subscription = app.broker.subscribe(Topic::Presence).await?;
+    Ok(stream! {
         loop {
             match subscription.recv().await {
-                Ok(Event::Presence(event)) => return Some((event, subscription)),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                Ok(Event::Presence(event)) => {
+                    if event.user != viewer && event.audience.binary_search(&viewer).is_ok() {
+                        yield Change {
+                            user: event.user,
+                            status: Status {
+                                online: event.online,
+                                last_seen_at: event.last_seen_at,
+                            },
+                        };
+                    }
+                }
+                Ok(Event::Resync) | Err(RecvError::Lagged(_)) => match current(&app, viewer).await {
+                    Ok(now) => {
+                        for change in now {
+                            yield change;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "presence: changes missed and not read again");
+                    }
+                },
+                Ok(_) => {}
+                Err(RecvError::Closed) => return,
             }
         }
     })
-    .filter_map(move |event| async move {
-        let seen = event.user != viewer && event.audience.binary_search(&viewer).is_ok();
-        seen.then_some(Change {
-            user: event.user,
-            status: Status {
-                online: event.online,
-                last_seen_at: event.last_seen_at,
-            },
-        })
-    }))
+}
+
+/// The status of everyone the viewer may see, as it is now.
+async fn current(app: &App, viewer: Uuid) -> Result<Vec<Change>> {
+    let contacts = app.store.contacts(viewer).await?;
+    let mut now: Vec<Change> = status_of(app, viewer, &contacts)
+        .await?
+        .into_iter()
+        .map(|(user, status)| Change { user, status })
+        .collect();
+    now.sort_unstable_by_key(|change| change.user);
+    Ok(now)
 }
 
 /// Records everyone the store holds online as gone: what an instance that

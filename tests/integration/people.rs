@@ -588,12 +588,60 @@ async fn a_user_blocked_by_many_still_finds_the_others(backends: Backends) {
     assert_eq!(names, ["fan12", "fan13", "fan14"]);
 }
 
+/// A `presence` subscriber that may have missed changes (the broker says
+/// so after losing events, or the subscriber fell behind) is told the
+/// status of everyone it may see as it is now, not left with stale ones.
+async fn a_presence_subscriber_that_missed_changes_is_told_how_things_are(backends: Backends) {
+    let app = TestApp::spawn(backends, "presence_resync").await;
+    let [ann, bob, cyd] = [
+        app.register("ann").await,
+        app.register("bob").await,
+        app.register("cyd").await,
+    ];
+    app.befriend(&ann, &bob).await;
+    app.befriend(&ann, &cyd).await;
+    let mut watching = app.connect(&ann).await;
+    watching.subscribe("p", PRESENCE_FEED, json!({})).await;
+    let _bobs = app.connect(&bob).await;
+    let change = next_change(&mut watching, "p").await;
+    assert_eq!(change["user"]["username"], "bob", "{change}");
+
+    // cyd comes online where no event tells of it: straight into the
+    // roster, as an instance whose announcement was lost would have.
+    app.app
+        .kv
+        .hold(
+            "presence",
+            &cyd.identity,
+            "elsewhere",
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("held");
+    app.app
+        .broker
+        .publish(
+            chatroom::broker::Topic::Presence,
+            chatroom::broker::Event::Resync,
+        )
+        .await;
+    let mut now = Vec::new();
+    for _ in 0..2 {
+        let change = next_change(&mut watching, "p").await;
+        let name = change["user"]["username"].as_str().unwrap_or_default();
+        now.push((name.to_owned(), change["presence"]["online"] == true));
+    }
+    now.sort();
+    assert_eq!(now, [("bob".to_owned(), true), ("cyd".to_owned(), true)]);
+}
+
 api_suite!(
     blocking_follows_every_rule_until_unblocked,
     a_user_blocked_by_many_still_finds_the_others,
     one_digest_per_absence_in_the_users_language,
     digests_stop_at_the_users_daily_limit,
     presence_follows_sockets_and_is_seen_only_by_contacts,
+    a_presence_subscriber_that_missed_changes_is_told_how_things_are,
     a_reconnect_storm_costs_a_store_write_per_tick_not_per_socket,
     many_users_coming_at_once_are_written_together,
 );
