@@ -246,6 +246,8 @@ pub fn search(conn: &Connection, search: &MessageSearch) -> Result<Vec<MessageRe
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
     use super::*;
 
     #[test]
@@ -258,12 +260,18 @@ mod tests {
         assert_eq!(indexed_words("?!"), "");
     }
 
-    #[test]
-    fn the_queue_is_read_before_the_messages_it_names() {
-        let mut conn = rusqlite::Connection::open_in_memory().expect("a database");
+    /// An empty database of the latest schema.
+    fn migrated() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("a database");
         rusqlite_migration::Migrations::from_slice(super::super::schema::MIGRATIONS)
             .to_latest(&mut conn)
             .expect("the schema");
+        conn
+    }
+
+    #[test]
+    fn the_queue_is_read_before_the_messages_it_names() {
+        let conn = migrated();
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {}", queued_below()))
             .and_then(|mut statement| statement.query_map([i64::MAX], |row| row.get(3))?.collect())
@@ -278,6 +286,133 @@ mod tests {
         assert_eq!(
             match_expression(&search::terms("Hel 中文"), &[room]),
             "room : (\"00000000000000000000000000000000\") AND words : (\"hel\"* AND \"中 文\")"
+        );
+    }
+
+    /// What the generated queries and messages are made of: what people
+    /// type, and what could break an FTS5 expression or set the index apart
+    /// from [`search::matches`]: FTS5's syntax, keywords and column names,
+    /// NUL, combining marks, zero-width characters, emoji, the unspaced
+    /// scripts, [`RUN_BREAK`], and characters that NFKC or lower case turn
+    /// into several or into ASCII.
+    #[rustfmt::skip]
+    const PIECES: &[&str] = &[
+        " ", " ", " ", " ", "a", "b", "e", "h", "l", "o", "x", "Z", "0", "7", "ab", "hello", "Hel",
+        "\"", "*", "^", ":", "(", ")", "+", "-", ".", ",", "'", "_", "/", "\\", "{", "}", "[",
+        "#", "@", "%", "&", "|", "AND", "OR", "NOT", "NEAR", "NEAR(", "room", "words", "rowid",
+        "\0", "\u{301}", "\u{307}", "\u{3099}", "e\u{301}", "\u{200B}", "\u{200C}",
+        "\u{200D}", "\u{2060}", "\u{FEFF}", "\u{AD}", "😀", "👍🏽", "🇫🇷", "👨‍👩‍👧", "·", "中",
+        "文", "中文", "我们", "说", "吧", "日本語", "ひらがな", "カタカナ", "ｶﾀｶﾅ", "ー", "・",
+        "々", "한국어", "하세요", "ㅎ", "\u{1100}", "\u{1161}", "𠀀", "½", "℡", "⑴", "ﬁ", "ﬀ",
+        "Ⅻ", "①", "㍿", "Ｈｅｌｌｏ", "İ", "ẞ", "ß", "Σ", "ǅ", "ﷺ",
+    ];
+
+    /// Up to `most` pieces, now and then a random code point among them.
+    fn text(rng: &mut StdRng, most: usize) -> String {
+        (0..rng.gen_range(0..=most))
+            .map(|_| match rng.gen_bool(0.05) {
+                true => rng.r#gen::<char>().to_string(),
+                false => PIECES[rng.gen_range(0..PIECES.len())].to_owned(),
+            })
+            .collect()
+    }
+
+    /// Part of `content`, so that queries find something: a run of its
+    /// characters, with a piece before or after it now and then.
+    fn part_of(rng: &mut StdRng, content: &str) -> String {
+        let chars: Vec<char> = content.chars().collect();
+        let start = rng.gen_range(0..=chars.len());
+        let end = rng.gen_range(start..=chars.len().min(start + 12));
+        let mut part: String = chars[start..end].iter().collect();
+        if rng.gen_bool(0.3) {
+            part.insert_str(0, &text(rng, 1));
+        }
+        if rng.gen_bool(0.3) {
+            part.push_str(&text(rng, 1));
+        }
+        part
+    }
+
+    /// A typed query must never be an internal error, and the index must
+    /// answer what the contract says (`search::matches`): generated
+    /// queries, about half of them parts of the messages, against
+    /// generated messages in two rooms, searched in one room and in both.
+    /// Every query with a word in it is searched: those `SearchQuery`
+    /// accepts, and more words than it allows.
+    #[test]
+    fn every_query_with_a_word_finds_in_the_index_exactly_what_matches_says() {
+        let mut rng = StdRng::seed_from_u64(17);
+        let conn = migrated();
+        // Messages without their rooms and sender: only the index is tested.
+        conn.execute_batch("PRAGMA foreign_keys = OFF")
+            .expect("no foreign keys");
+        let rooms = [uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];
+        let start = chrono::DateTime::from_timestamp_millis(1_700_000_000_000).expect("a time");
+        let messages: Vec<MessageRecord> = (1..=120)
+            .map(|seq| {
+                crate::store::NewMessage {
+                    identity: uuid::Uuid::from_u128(1000 + seq as u128),
+                    room_identity: rooms[seq as usize % 2],
+                    sender_identity: rooms[0],
+                    content: text(&mut rng, 30),
+                    client_id: None,
+                    created_at: start + chrono::Duration::milliseconds(seq),
+                    reply_to: None,
+                }
+                .at(seq, seq)
+            })
+            .collect();
+        for message in &messages {
+            super::super::rows::insert_stored_message(&conn, message, false).expect("stored");
+        }
+        assert_eq!(index_pending(&conn, usize::MAX).expect("indexed"), 120);
+
+        let (mut queries, mut found_any) = (0, 0);
+        for round in 0..2000 {
+            let query = match rng.gen_bool(0.5) {
+                true => text(&mut rng, 10),
+                false => {
+                    let content = &messages[rng.gen_range(0..messages.len())].content;
+                    part_of(&mut rng, content)
+                }
+            };
+            let terms = search::terms(&query);
+            if terms.is_empty() {
+                continue;
+            }
+            let searched = match round % 2 {
+                0 => &rooms[..1],
+                _ => &rooms[..],
+            };
+            let found: Vec<uuid::Uuid> = search(
+                &conn,
+                &MessageSearch {
+                    terms: terms.clone(),
+                    rooms: searched.to_vec(),
+                    after: None,
+                    limit: 1000,
+                },
+            )
+            .unwrap_or_else(|error| panic!("{query:?} failed: {error:?}"))
+            .iter()
+            .map(|message| message.identity)
+            .collect();
+            let expected: Vec<uuid::Uuid> = messages
+                .iter()
+                .rev()
+                .filter(|message| {
+                    searched.contains(&message.room_identity)
+                        && search::matches(&message.content, &terms)
+                })
+                .map(|message| message.identity)
+                .collect();
+            assert_eq!(found, expected, "{query:?}, terms {terms:?}");
+            queries += 1;
+            found_any += usize::from(!found.is_empty());
+        }
+        assert!(
+            queries > 1000 && found_any > 300,
+            "{queries} queries, {found_any} found something"
         );
     }
 }
