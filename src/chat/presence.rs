@@ -307,6 +307,11 @@ pub async fn status_of(app: &App, viewer: Uuid, users: &[Uuid]) -> Result<HashMa
     if users.contains(&viewer) {
         visible.push(viewer);
     }
+    status_of_visible(app, visible).await
+}
+
+/// The presence of each of `visible`, users the viewer may see.
+async fn status_of_visible(app: &App, visible: Vec<Uuid>) -> Result<HashMap<Uuid, Status>> {
     let names: Vec<String> = visible.iter().map(Uuid::to_string).collect();
     let online = app.kv.held(ROSTER, &names).await?;
     let away: Vec<Uuid> = visible
@@ -388,8 +393,11 @@ pub async fn changes(
 
 /// The status of everyone the viewer may see, as it is now.
 async fn current(app: &App, viewer: Uuid) -> Result<Vec<Change>> {
+    // Contacts share a room with the viewer already: only blocks are left
+    // to take out.
     let contacts = app.store.contacts(viewer).await?;
-    let mut now: Vec<Change> = status_of(app, viewer, &contacts)
+    let visible = blocking::unblocked(app, viewer, contacts).await?;
+    let mut now: Vec<Change> = status_of_visible(app, visible)
         .await?
         .into_iter()
         .map(|(user, status)| Change { user, status })
