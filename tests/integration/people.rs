@@ -31,11 +31,22 @@ async fn presence_of(app: &TestApp, viewer: &Account, user: &Account) -> Value {
 
 /// The usernames `viewer` finds by `prefix`.
 async fn found(app: &TestApp, viewer: &Account, prefix: &str) -> Vec<String> {
+    found_first(app, viewer, prefix, None).await
+}
+
+/// The first `first` usernames (the server's default without) `viewer`
+/// finds by `prefix`.
+async fn found_first(
+    app: &TestApp,
+    viewer: &Account,
+    prefix: &str,
+    first: Option<i32>,
+) -> Vec<String> {
     let answer = call(
         app,
         viewer,
-        "query($q: String!) { searchUsers(query: $q) { username } }",
-        json!({ "q": prefix }),
+        "query($q: String!, $first: Int) { searchUsers(query: $q, first: $first) { username } }",
+        json!({ "q": prefix, "first": first }),
     )
     .await;
     answer["data"]["searchUsers"]
@@ -572,20 +583,10 @@ async fn a_user_blocked_by_many_still_finds_the_others(backends: Backends) {
             assert_eq!(blocked["data"]["blockUser"], true, "{blocked}");
         }
     }
-    let answer = call(
-        &app,
-        &star,
-        "query { searchUsers(query: \"fan\", first: 3) { username } }",
-        json!({}),
-    )
-    .await;
-    let names: Vec<&str> = answer["data"]["searchUsers"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{answer}"))
-        .iter()
-        .filter_map(|user| user["username"].as_str())
-        .collect();
-    assert_eq!(names, ["fan12", "fan13", "fan14"]);
+    assert_eq!(
+        found_first(&app, &star, "fan", Some(3)).await,
+        ["fan12", "fan13", "fan14"]
+    );
 }
 
 /// A `presence` subscriber that may have missed changes (the broker says
