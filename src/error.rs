@@ -212,6 +212,68 @@ pub enum Cost {
     ResponseBytes { max: usize },
 }
 
+/// What is wrong with an HTTP request that never reached the schema (the
+/// GraphQL-over-HTTP spec's rules); the transport answers each with its
+/// own status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// The body is not JSON, or not an object or a list of objects.
+    Body,
+    /// A parameter (`query`, `operationName`, `variables`, `extensions`)
+    /// of the wrong type.
+    Parameter(&'static str),
+    /// Neither a query nor a persisted query's hash.
+    NoQuery,
+    /// A POST whose body is not `application/json`.
+    ContentType,
+    /// An `Accept` header naming no media type this server answers in.
+    Accept,
+    /// A mutation in a GET, which caches and prefetchers may send unasked.
+    MutationOverGet,
+    /// A query sent with a persisted query's hash it does not have.
+    PersistedQueryHash,
+}
+
+impl Malformed {
+    fn field(self) -> Option<&'static str> {
+        match self {
+            Malformed::Parameter(name) => Some(name),
+            Malformed::NoQuery => Some("query"),
+            Malformed::PersistedQueryHash => Some("extensions"),
+            _ => None,
+        }
+    }
+
+    fn describe(self, lang: Lang) -> String {
+        match (self, lang) {
+            (Malformed::Body, Lang::En) => {
+                "the body must be a JSON object, or a list of them for a batch".into()
+            }
+            (Malformed::Body, Lang::Zh) => "请求体须为 JSON 对象（批量请求为对象列表）".into(),
+            (Malformed::Parameter(name), Lang::En) => format!("the parameter {name} has the wrong type"),
+            (Malformed::Parameter(name), Lang::Zh) => format!("参数 {name} 的类型错误"),
+            (Malformed::NoQuery, Lang::En) => "the request has no query".into(),
+            (Malformed::NoQuery, Lang::Zh) => "请求中没有查询".into(),
+            (Malformed::ContentType, Lang::En) => {
+                "send the request body as application/json".into()
+            }
+            (Malformed::ContentType, Lang::Zh) => "请求体须为 application/json".into(),
+            (Malformed::Accept, Lang::En) => {
+                "this server answers in application/graphql-response+json, application/json or text/event-stream".into()
+            }
+            (Malformed::Accept, Lang::Zh) => {
+                "本服务器只以 application/graphql-response+json、application/json 或 text/event-stream 应答".into()
+            }
+            (Malformed::MutationOverGet, Lang::En) => "a mutation must be sent with POST".into(),
+            (Malformed::MutationOverGet, Lang::Zh) => "变更操作必须使用 POST 发送".into(),
+            (Malformed::PersistedQueryHash, Lang::En) => {
+                "the query does not have the persisted query's sha256Hash".into()
+            }
+            (Malformed::PersistedQueryHash, Lang::Zh) => "查询与持久化查询的 sha256Hash 不符".into(),
+        }
+    }
+}
+
 /// Things that can be missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -254,6 +316,13 @@ pub enum Error {
     /// A request that would cost more than a limit allows.
     #[error("too costly: {0:?}")]
     TooCostly(Cost),
+    /// An HTTP request the schema never saw.
+    #[error("malformed request: {0:?}")]
+    Malformed(Malformed),
+    /// A persisted query's hash this server does not know (yet): the
+    /// client sends it again with its query.
+    #[error("PersistedQueryNotFound")]
+    PersistedQueryNotFound,
     /// A backend (store, Redis, mail server) did not answer in time.
     #[error("{0} unavailable")]
     Unavailable(&'static str),
@@ -298,9 +367,11 @@ impl Error {
             Error::Unauthenticated | Error::BadCredentials => "UNAUTHENTICATED",
             Error::Forbidden => "FORBIDDEN",
             Error::NotFound(_) => "NOT_FOUND",
-            Error::BadInput { .. } | Error::BatchTooLarge { .. } | Error::TooCostly(_) => {
-                "BAD_USER_INPUT"
-            }
+            Error::BadInput { .. }
+            | Error::BatchTooLarge { .. }
+            | Error::TooCostly(_)
+            | Error::Malformed(_) => "BAD_USER_INPUT",
+            Error::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Error::Conflict(_) | Error::Deleted => "CONFLICT",
             Error::InvalidCode => "INVALID_CODE",
             Error::RateLimited { .. } => "RATE_LIMITED",
@@ -313,6 +384,7 @@ impl Error {
         match self {
             Error::BadInput { field, .. } => Some(field),
             Error::Conflict(unique) => Some(unique.field()),
+            Error::Malformed(malformed) => malformed.field(),
             _ => None,
         }
     }
@@ -376,6 +448,10 @@ impl Error {
             (Error::TooCostly(Cost::ResponseBytes { max }), Lang::Zh) => {
                 format!("响应将超过 {max} 字节，请减少查询内容")
             }
+            (Error::Malformed(malformed), lang) => malformed.describe(lang),
+            // Clients of the automatic persisted queries protocol (Apollo
+            // Client, urql) look for these words, in every language.
+            (Error::PersistedQueryNotFound, _) => "PersistedQueryNotFound".into(),
             (Error::Unavailable(_), Lang::En) => {
                 "the service is temporarily unavailable: retry later".into()
             }

@@ -14,7 +14,10 @@ use std::{
 
 use async_graphql::{
     Request,
-    parser::{parse_query, types::ExecutableDocument},
+    parser::{
+        parse_query,
+        types::{DocumentOperations, ExecutableDocument, OperationDefinition, OperationType},
+    },
 };
 use lru::LruCache;
 
@@ -58,6 +61,31 @@ fn measured(query: &str) -> Option<Measured> {
 /// before; `None` when it does not parse.
 pub fn document(query: &str) -> Option<ExecutableDocument> {
     measured(query).map(|(document, _)| document)
+}
+
+/// The operation of `document` that `name` picks, as the engine picks it:
+/// the only one when no name is given.
+pub fn operation_of<'d>(
+    document: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d OperationDefinition> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(&operation.node),
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            operations.get(name).map(|operation| &operation.node)
+        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next().map(|operation| &operation.node)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `request` queries, mutates or subscribes; `None` when its
+/// document does not parse or names no such operation.
+pub fn operation_type(request: &Request) -> Option<OperationType> {
+    let document = document(&request.query)?;
+    operation_of(&document, request.operation_name.as_deref()).map(|operation| operation.ty)
 }
 
 /// `request` with its document parsed (see [`document`]), or the error for

@@ -8,6 +8,7 @@ mod documents;
 mod errors;
 mod loaders;
 mod messages;
+mod nulls;
 mod people;
 mod rendering;
 mod rooms;
@@ -32,9 +33,10 @@ use crate::{
     rate_limit::Action,
 };
 
-pub use documents::{document, parsed};
+pub use documents::{document, operation_of, operation_type, parsed};
 pub use errors::{error_response, finish};
 pub use loaders::loader;
+pub use nulls::Executed;
 pub use rendering::{Rendered, RenderingSchema, RenderingSubscription};
 
 #[derive(MergedObject, Default)]

@@ -3,7 +3,7 @@
 
 use async_graphql::{
     Request, Variables,
-    parser::types::{DocumentOperations, OperationType, Selection},
+    parser::types::{OperationType, Selection},
 };
 use std::hash::{Hash, Hasher};
 
@@ -51,12 +51,7 @@ impl Plan {
     pub fn of(payload: &serde_json::Value) -> Option<Self> {
         let operation = Operation::deserialize(payload).ok()?;
         let document = graphql::document(&operation.query)?;
-        let definition = match (&document.operations, operation.operation_name.as_deref()) {
-            (DocumentOperations::Single(definition), _) => definition,
-            (DocumentOperations::Multiple(definitions), Some(name)) => definitions.get(name)?,
-            (DocumentOperations::Multiple(_), None) => return None,
-        };
-        let definition = &definition.node;
+        let definition = graphql::operation_of(&document, operation.operation_name.as_deref())?;
         if definition.ty != OperationType::Subscription || !definition.directives.is_empty() {
             return None;
         }

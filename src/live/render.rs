@@ -39,7 +39,7 @@ use crate::{
     broker::{Memo, MessageEvent},
     chat::delivery::{self, RoomEvent},
     error::{Error, Lang},
-    graphql::{self, ClientAddress, Rendered, RenderingSchema, Schemas},
+    graphql::{self, ClientAddress, Executed, Rendered, RenderingSchema, Schemas},
     metrics::Feed,
     store::{MessageRecord, Stored},
 };
@@ -212,6 +212,7 @@ impl Executor {
     /// Runs any operation through the schema, one execution per
     /// subscriber: what `Plan::of` leaves to the schema.
     pub fn execute(&self, request: Request) -> Payloads {
+        let executed = Executed::of(&request);
         let request = match self.with_data(request) {
             Ok(request) => request,
             Err(error) => return self.single(graphql::error_response(error)),
@@ -220,7 +221,7 @@ impl Executor {
         self.schemas
             .serving
             .execute_stream(request)
-            .map(move |response| this.payload(response))
+            .map(move |response| this.payload(executed.mend(response)))
             .boxed()
     }
 
@@ -349,7 +350,12 @@ impl Executor {
         schema: &RenderingSchema,
         event: Option<Rendered>,
     ) -> Option<Response> {
-        let request = match plan.request().and_then(|request| self.with_data(request)) {
+        let request = match plan.request() {
+            Ok(request) => request,
+            Err(error) => return Some(graphql::error_response(error)),
+        };
+        let executed = Executed::of(&request);
+        let request = match self.with_data(request) {
             Ok(request) => request,
             Err(error) => return Some(graphql::error_response(error)),
         };
@@ -357,7 +363,8 @@ impl Executor {
             Some(event) => request.data(event),
             None => request,
         };
-        schema.execute_stream(request).next().await
+        let response = schema.execute_stream(request).next().await?;
+        Some(executed.mend(response))
     }
 
     /// `request` with its parsed document, once its cost is within bounds

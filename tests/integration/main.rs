@@ -14,6 +14,7 @@ mod layers;
 mod loadtest;
 mod messages;
 mod metrics;
+mod over_http;
 mod people;
 mod rooms;
 mod schema;

@@ -14,7 +14,7 @@ pub struct Mail {
 
 impl TestApp {
     /// Every mail to `email` in the outbox, with when it was written.
-    fn mails_to(&self, email: &str) -> Vec<(SystemTime, Mail)> {
+    pub fn mails_to(&self, email: &str) -> Vec<(SystemTime, Mail)> {
         let mut mails = Vec::new();
         for entry in std::fs::read_dir(&self.outbox).expect("the outbox exists") {
             let path = entry.expect("a directory entry").path();

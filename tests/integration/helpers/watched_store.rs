@@ -1,11 +1,13 @@
 //! A real store with a test's hook run before each of its calls: to count
-//! the calls, or to hold one back (a store slow to answer, on cue).
+//! the calls, to hold one back (a store slow to answer, on cue), or to fail
+//! one (a store that cannot answer it).
 
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
 
+use chatroom::error::{Error, Result};
 use chatroom::store::{
     Counts, HistoryRange, Loaded, MemberRecord, MessageRecord, MessageRule, MessageSearch,
     NewMessage, Profile, ProfileUpdate, Record, RoomChanges, RoomRecord, RoomRule, Sent, Store,
@@ -14,8 +16,9 @@ use chatroom::store::{
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-/// Run before each call, with the name of the store's method.
-type Hook = Box<dyn Fn(&'static str) -> BoxFuture<'static, ()> + Send + Sync>;
+/// Run before each call, with the name of the store's method; the call
+/// fails with its error.
+type Hook = Box<dyn Fn(&'static str) -> BoxFuture<'static, Result<()>> + Send + Sync>;
 
 pub struct WatchedStore {
     inner: Arc<dyn Store>,
@@ -25,7 +28,7 @@ pub struct WatchedStore {
 impl WatchedStore {
     pub fn new(
         inner: Arc<dyn Store>,
-        before: impl Fn(&'static str) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+        before: impl Fn(&'static str) -> BoxFuture<'static, Result<()>> + Send + Sync + 'static,
     ) -> Arc<Self> {
         Arc::new(Self {
             inner,
@@ -39,9 +42,22 @@ impl WatchedStore {
         let counted = calls.clone();
         let store = Self::new(inner, move |_| {
             counted.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async {})
+            Box::pin(async { Ok(()) })
         });
         (store, calls)
+    }
+
+    /// `inner`, with every call of `methods` failing as a store that does
+    /// not answer.
+    pub fn failing(inner: Arc<dyn Store>, methods: &'static [&'static str]) -> Arc<Self> {
+        Self::new(inner, move |call| {
+            Box::pin(async move {
+                match methods.contains(&call) {
+                    true => Err(Error::unavailable("store", "failed by the test")),
+                    false => Ok(()),
+                }
+            })
+        })
     }
 }
 
@@ -51,7 +67,7 @@ macro_rules! watched {
         impl Store for WatchedStore {
             $(
                 async fn $name(&self, $($arg: $ty),*) -> chatroom::error::Result<$out> {
-                    (self.before)(stringify!($name)).await;
+                    (self.before)(stringify!($name)).await?;
                     self.inner.$name($($arg),*).await
                 }
             )*
@@ -71,7 +87,7 @@ macro_rules! watched_people {
         impl chatroom::store::People for WatchedStore {
             $(
                 async fn $name(&self, $($arg: $ty),*) -> chatroom::error::Result<$out> {
-                    (self.before)(stringify!($name)).await;
+                    (self.before)(stringify!($name)).await?;
                     self.inner.$name($($arg),*).await
                 }
             )*

@@ -4,6 +4,7 @@
 //! into the [`Credentials`] the resolvers read; so are the checks that
 //! belong to the transport: origins, sizes, batches, connection rates.
 
+mod over_http;
 mod web;
 
 use std::{
@@ -12,16 +13,16 @@ use std::{
     sync::Arc,
 };
 
-use async_graphql::{BatchRequest, BatchResponse, Request as GraphQLOperation, Response};
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
+use async_graphql::{Request as GraphQLOperation, Response, parser::types::OperationType};
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
+    extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade},
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request::Parts},
     middleware,
     response::{IntoResponse, Response as HttpResponse},
     routing::get,
 };
+use serde::Serialize;
 use serde_json::json;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
@@ -32,12 +33,13 @@ use crate::{
     app::App,
     auth::{Credentials, Tokens, sessions},
     connections::Peer,
-    error::{Error, Lang},
-    graphql::{self, ClientAddress, Schemas},
+    error::{Error, Lang, Malformed},
+    graphql::{self, ClientAddress, Executed, Schemas},
     live,
     rate_limit::Action,
     telemetry,
 };
+use over_http::{Accepted, MediaType, Operations, Wire};
 
 #[derive(Clone)]
 struct HttpState {
@@ -153,61 +155,131 @@ fn client_of(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr
 fn prepare(
     app: &Arc<App>,
     mut operation: GraphQLOperation,
-    credentials: &Credentials,
-    client: IpAddr,
-    lang: Lang,
+    asker: &Asker,
 ) -> Result<GraphQLOperation, Error> {
     operation
         .data
-        .insert(graphql::loader(app.clone(), credentials));
+        .insert(graphql::loader(app.clone(), &asker.credentials));
     Ok(
         graphql::parsed(operation, app.config.limits.max_complexity)?
-            .data(credentials.clone())
-            .data(ClientAddress(client))
-            .data(lang),
+            .data(asker.credentials.clone())
+            .data(ClientAddress(asker.client))
+            .data(asker.lang),
     )
 }
 
-/// Runs one operation, or answers why it may not run.
-async fn run(state: &HttpState, operation: Result<GraphQLOperation, Error>) -> Response {
-    match operation {
-        Ok(operation) => state.schemas.serving.execute(operation).await,
-        Err(error) => graphql::error_response(error),
+/// Who sends a request, and what they read.
+struct Asker {
+    credentials: Credentials,
+    client: IpAddr,
+    lang: Lang,
+    accepted: Accepted,
+}
+
+impl Asker {
+    async fn of(state: &HttpState, parts: &Parts) -> Self {
+        let headers = &parts.headers;
+        Self {
+            credentials: sessions::checked(&state.app, credentials_of(&state.app.tokens, headers))
+                .await,
+            client: client_of(&state.app, headers, peer_of(parts)),
+            lang: lang_of(headers),
+            accepted: Accepted::of(headers),
+        }
     }
 }
 
-async fn execute(
+/// Runs one operation, or answers why it may not run: a GET may only query.
+async fn run(
     state: &HttpState,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-    batch: BatchRequest,
-) -> GraphQLResponse {
-    let lang = lang_of(headers);
-    let max = state.app.config.limits.max_batch;
-    if let BatchRequest::Batch(operations) = &batch
-        && operations.len() > max
+    asker: &Asker,
+    operation: GraphQLOperation,
+    method: &Method,
+) -> Result<Response, Error> {
+    if method == Method::GET && graphql::operation_type(&operation) == Some(OperationType::Mutation)
     {
-        let response = graphql::error_response(Error::BatchTooLarge { max });
-        return graphql::finish(response, lang, &state.app).into();
+        return Err(Error::Malformed(Malformed::MutationOverGet));
     }
-    let credentials =
-        sessions::checked(&state.app, credentials_of(&state.app.tokens, headers)).await;
-    let client = client_of(&state.app, headers, peer);
-    let app = &state.app;
-    match batch {
-        BatchRequest::Single(operation) => {
-            let response = run(state, prepare(app, operation, &credentials, client, lang)).await;
-            graphql::finish(response, lang, app).into()
+    let executed = Executed::of(&operation);
+    let response = match prepare(&state.app, operation, asker) {
+        Ok(operation) => state.schemas.serving.execute(operation).await,
+        Err(error) => graphql::error_response(error),
+    };
+    Ok(graphql::finish(
+        executed.mend(response),
+        asker.lang,
+        &state.app,
+    ))
+}
+
+/// An HTTP response of `body` as `media`.
+fn sent(status: StatusCode, media: MediaType, body: impl Serialize) -> HttpResponse {
+    match serde_json::to_vec(&body) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Error::internal(error).to_string(),
+        )
+            .into_response(),
+    }
+}
+
+/// The answer to a request refused before its operations ran.
+fn refused(state: &HttpState, lang: Lang, media: MediaType, error: Error) -> HttpResponse {
+    let status = match &error {
+        Error::Malformed(malformed) => over_http::status_of_malformed(*malformed),
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let response = graphql::finish(graphql::error_response(error), lang, &state.app);
+    let mut answer = sent(status, media, Wire(&response));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    answer
+}
+
+/// Answers the operations of a request (see [`over_http`]).
+async fn answer(
+    state: &HttpState,
+    parts: &Parts,
+    operations: Result<Operations, Error>,
+) -> HttpResponse {
+    let asker = Asker::of(state, parts).await;
+    let media = match asker.accepted.best() {
+        Ok(media) => media,
+        Err(error) => return refused(state, asker.lang, MediaType::Json, error),
+    };
+    let operations = match operations {
+        Ok(operations) => operations,
+        Err(error) => return refused(state, asker.lang, media, error),
+    };
+    match operations {
+        Operations::Single(operation) => {
+            match run(state, &asker, *operation, &parts.method).await {
+                Ok(response) => sent(over_http::status(media, &response), media, Wire(&response)),
+                Err(error) => refused(state, asker.lang, media, error),
+            }
         }
-        // One after another, as the engine runs a batch.
-        BatchRequest::Batch(operations) => {
+        Operations::Batch(operations) => {
+            let max = state.app.config.limits.max_batch;
+            if operations.len() > max {
+                return refused(state, asker.lang, media, Error::BatchTooLarge { max });
+            }
+            // One after another, as the engine runs a batch.
             let mut responses = Vec::with_capacity(operations.len());
             for operation in operations {
-                let response =
-                    run(state, prepare(app, operation, &credentials, client, lang)).await;
-                responses.push(graphql::finish(response, lang, app));
+                let response = match run(state, &asker, operation, &parts.method).await {
+                    Ok(response) => response,
+                    Err(error) => {
+                        graphql::finish(graphql::error_response(error), asker.lang, &state.app)
+                    }
+                };
+                responses.push(response);
             }
-            BatchResponse::Batch(responses).into()
+            let wire: Vec<Wire> = responses.iter().map(Wire).collect();
+            sent(StatusCode::OK, media, wire)
         }
     }
 }
@@ -219,44 +291,45 @@ fn peer_of(parts: &Parts) -> Option<SocketAddr> {
         .map(|info| info.0.0)
 }
 
-/// Reads a GraphQL request (one operation or a batch) from an HTTP request and answers it.
-async fn answer(state: &HttpState, request: Request) -> HttpResponse {
-    let (parts, body) = request.into_parts();
-    let (headers, peer) = (parts.headers.clone(), peer_of(&parts));
-    let read =
-        GraphQLBatchRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
-            Request::from_parts(parts, body),
-            state,
-        )
-        .await;
-    match read {
-        Ok(batch) => execute(state, &headers, peer, batch.into_inner())
-            .await
-            .into_response(),
-        Err(rejection) => rejection.into_response(),
-    }
-}
-
+/// `POST /graphql`: one operation or a batch, in a JSON body.
 async fn graphql_post(State(state): State<HttpState>, request: Request) -> HttpResponse {
-    answer(&state, request).await
+    let (parts, body) = request.into_parts();
+    if let Err(error) = over_http::check_content_type(&parts.headers) {
+        return answer(&state, &parts, Err(error)).await;
+    }
+    // Over the body limit: the limit layer's 413.
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            )
+                .into_response();
+        }
+    };
+    let operations = over_http::from_body(&body);
+    answer(&state, &parts, operations).await
 }
 
 /// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
 async fn graphql_get(State(state): State<HttpState>, request: Request) -> HttpResponse {
-    let (mut parts, body) = request.into_parts();
-    let peer = peer_of(&parts);
+    let (mut parts, _) = request.into_parts();
     let wants_socket = parts
         .headers
         .get(header::UPGRADE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
     if wants_socket {
+        let peer = peer_of(&parts);
         return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
             Ok(upgrade) => websocket(state, &parts.headers, peer, upgrade).await,
             Err(rejection) => rejection.into_response(),
         };
     }
-    answer(&state, Request::from_parts(parts, body)).await
+    let operation = over_http::from_query_string(parts.uri.query())
+        .map(|operation| Operations::Single(Box::new(operation)));
+    answer(&state, &parts, operation).await
 }
 
 /// Hands a GraphQL socket over to `live`, after the checks a browser cannot
