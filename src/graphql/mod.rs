@@ -8,6 +8,7 @@ mod documents;
 mod errors;
 mod loaders;
 mod messages;
+mod node;
 mod people;
 mod rendering;
 mod rooms;
@@ -46,6 +47,7 @@ pub struct Query(
     messages::MessageQuery,
     timeline::TimelineQuery,
     search::SearchQuery,
+    node::NodeQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -15,6 +15,7 @@ mod loadtest;
 mod messages;
 mod metrics;
 mod people;
+mod relay;
 mod rooms;
 mod schema;
 mod search;
