@@ -83,6 +83,8 @@ pub enum Problem {
     FirstAndLast,
     /// A list naming more users than one request may.
     TooMany { max: usize },
+    /// A list of more ids than one request may look up.
+    TooManyIds { max: usize },
     /// It would put a user in more rooms than one may belong to.
     RoomsPerUser { max: usize },
     /// It would make a group larger than a group may be.
@@ -132,6 +134,8 @@ impl Problem {
             (Problem::FirstAndLast, Lang::Zh) => "不能与 first 同时使用".into(),
             (Problem::TooMany { max }, Lang::En) => format!("may name at most {max} users"),
             (Problem::TooMany { max }, Lang::Zh) => format!("最多只能列出 {max} 个用户"),
+            (Problem::TooManyIds { max }, Lang::En) => format!("may name at most {max} ids"),
+            (Problem::TooManyIds { max }, Lang::Zh) => format!("最多只能列出 {max} 个 ID"),
             (Problem::RoomsPerUser { max }, Lang::En) => {
                 format!("would put a user in more than {max} rooms")
             }

@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod delivery;
 pub mod digest;
 pub mod messages;
+pub mod nodes;
 pub mod presence;
 pub mod rooms;
 pub mod search;

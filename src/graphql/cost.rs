@@ -106,6 +106,13 @@ pub fn page(
     size.saturating_mul(child_complexity).saturating_add(1)
 }
 
+/// The complexity of a field that returns an object for each item of a
+/// list it is given (`nodes(ids:)`): itself, and its children once per item,
+/// as [`page`] counts a page.
+pub fn each(items: usize, child_complexity: usize) -> usize {
+    items.saturating_mul(child_complexity).saturating_add(1)
+}
+
 /// The JSON size of `value`, give or take its white space, counted no
 /// further than `limit`.
 fn json_bytes(value: &Value, limit: usize) -> usize {

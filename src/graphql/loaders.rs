@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::{
     app::App,
     auth::Credentials,
-    chat::{presence, typing},
-    store::{MemberRecord, MessageRecord, Profile},
+    chat::{nodes, presence, typing},
+    store::{MemberRecord, MessageRecord, Profile, RoomRecord},
 };
 
 /// The store behind a request's loader, and who is asking (unread counts
@@ -46,6 +46,14 @@ pub struct TypingKey(pub Uuid);
 /// A message by identity: the one another replies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MessageByIdentity(pub Uuid);
+
+/// A room by identity, when the viewer is in it: `node` and `nodes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VisibleRoom(pub Uuid);
+
+/// A message by identity, when the viewer is in its room: `node` and `nodes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VisibleMessage(pub Uuid);
 
 /// The message at (room, seq): a room's last message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,6 +148,40 @@ impl Loader<MessageByIdentity> for StoreLoader {
             .await?
             .into_iter()
             .map(|message| (MessageByIdentity(message.identity), message))
+            .collect())
+    }
+}
+
+impl Loader<VisibleRoom> for StoreLoader {
+    type Value = RoomRecord;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[VisibleRoom]) -> Loaded<VisibleRoom, RoomRecord> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let rooms: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+        Ok(nodes::visible_rooms(&self.app, viewer, &rooms)
+            .await?
+            .into_iter()
+            .map(|room| (VisibleRoom(room.identity), room))
+            .collect())
+    }
+}
+
+impl Loader<VisibleMessage> for StoreLoader {
+    type Value = MessageRecord;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[VisibleMessage]) -> Loaded<VisibleMessage, MessageRecord> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let messages: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+        Ok(nodes::visible_messages(&self.app, viewer, &messages)
+            .await?
+            .into_iter()
+            .map(|message| (VisibleMessage(message.identity), message))
             .collect())
     }
 }

@@ -8,6 +8,7 @@ mod documents;
 mod errors;
 mod loaders;
 mod messages;
+mod node;
 mod nulls;
 mod people;
 mod rendering;
@@ -48,6 +49,7 @@ pub struct Query(
     messages::MessageQuery,
     timeline::TimelineQuery,
     search::SearchQuery,
+    node::NodeQuery,
 );
 
 #[derive(MergedObject, Default)]

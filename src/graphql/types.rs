@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ComplexObject, Context, Enum, ID, InputValueError, InputValueResult, Object, Result, Scalar,
-    ScalarType, SimpleObject, Value, dataloader::DataLoader,
+    ComplexObject, Context, Enum, ID, InputValueError, InputValueResult, Interface, Object, Result,
+    Scalar, ScalarType, SimpleObject, Value, dataloader::DataLoader,
 };
 use chrono::{SecondsFormat, Utc};
 
@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     broker::{LobbyEvent, MessageEvent},
-    chat::{accounts, messages, presence, search, social},
+    chat::{accounts, messages, nodes::NodeId, presence, search, social},
     error::Error,
     store::{self, MemberRecord, MessageRecord, Profile, RoomRecord},
 };
@@ -73,6 +73,19 @@ pub enum MemberRole {
     Member,
 }
 
+/// An object a client may refetch by its global id with `node(id:)`.
+#[derive(Interface)]
+#[graphql(field(
+    name = "id",
+    ty = "ID",
+    desc = "Opaque and stable: the same object always has the same id."
+))]
+pub enum Node {
+    User(User),
+    Room(Room),
+    Message(Message),
+}
+
 /// A user as some viewer sees them.
 pub struct User {
     record: Profile,
@@ -99,6 +112,11 @@ impl User {
 
 #[async_graphql::Object]
 impl User {
+    /// The global id (Relay's `Node`): opaque; `node(id:)` refetches this user by it.
+    async fn id(&self) -> ID {
+        ID(NodeId::User(self.record.identity).encode())
+    }
+
     async fn identity(&self) -> ID {
         ID(self.record.identity.to_string())
     }
@@ -219,7 +237,7 @@ impl From<accounts::CodeSent> for SendCodePayload {
     }
 }
 
-fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<StoreLoader> {
+pub(super) fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<StoreLoader> {
     ctx.data_unchecked::<DataLoader<StoreLoader>>()
 }
 
@@ -300,6 +318,11 @@ pub struct Room(pub RoomRecord);
 
 #[Object]
 impl Room {
+    /// The global id (Relay's `Node`): opaque; `node(id:)` refetches this room by it.
+    async fn id(&self) -> ID {
+        ID(NodeId::Room(self.0.identity).encode())
+    }
+
     async fn identity(&self) -> ID {
         ID(self.0.identity.to_string())
     }
@@ -439,6 +462,11 @@ impl From<Arc<MessageEvent>> for Message {
 
 #[Object]
 impl Message {
+    /// The global id (Relay's `Node`): opaque; `node(id:)` refetches this message by it.
+    async fn id(&self) -> ID {
+        ID(NodeId::Message(self.record.identity).encode())
+    }
+
     async fn identity(&self) -> ID {
         ID(self.record.identity.to_string())
     }

@@ -660,6 +660,9 @@ pub trait Store: People + Send + Sync {
 
     async fn room(&self, identity: Uuid) -> Result<Option<RoomRecord>>;
 
+    /// The rooms among `identities` that exist, in any order.
+    async fn rooms_by_identities(&self, identities: &[Uuid]) -> Result<Vec<RoomRecord>>;
+
     /// The PRIVATE room with this [`pair_key`], if any.
     async fn private_room(&self, pair_key: &str) -> Result<Option<RoomRecord>>;
 

@@ -16,6 +16,7 @@ mod messages;
 mod metrics;
 mod over_http;
 mod people;
+mod relay;
 mod rooms;
 mod schema;
 mod search;

@@ -489,6 +489,20 @@ impl Store for MongoStore {
             .await
     }
 
+    async fn rooms_by_identities(&self, identities: &[Uuid]) -> Result<Vec<RoomRecord>> {
+        if identities.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.all(
+            self.rooms
+                .find(doc! { "identity": { "$in": identity_strings(identities) } }),
+        )
+        .await?
+        .into_iter()
+        .map(RoomDoc::into_record)
+        .collect()
+    }
+
     async fn private_room(&self, pair_key: &str) -> Result<Option<RoomRecord>> {
         self.room_where(doc! { "pair_key": pair_key }).await
     }

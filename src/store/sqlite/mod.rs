@@ -434,6 +434,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn rooms_by_identities(&self, identities: &[Uuid]) -> Result<Vec<RoomRecord>> {
+        self.by_identities(ROOM_COLUMNS, "rooms", identities, room_from_row)
+            .await
+    }
+
     async fn private_room(&self, pair_key: &str) -> Result<Option<RoomRecord>> {
         let pair_key = pair_key.to_owned();
         self.run(move |conn| room_where(conn, "pair_key", pair_key))

@@ -131,6 +131,7 @@ watched! {
     friends(user: Uuid) -> Vec<Profile>;
     create_room(room: &RoomRecord, members: &[Uuid]) -> ();
     room(identity: Uuid) -> Option<RoomRecord>;
+    rooms_by_identities(identities: &[Uuid]) -> Vec<RoomRecord>;
     private_room(pair_key: &str) -> Option<RoomRecord>;
     rooms_of_user(user: Uuid) -> Vec<RoomRecord>;
     delete_room(room: Uuid) -> bool;

@@ -367,6 +367,16 @@ async fn reads_over_more_rooms_than_fit_one_query_miss_nothing(store: Arc<dyn St
     users.sort_by(|x, y| x.username.cmp(&y.username));
     assert_eq!(users, [alice, bob]);
 
+    let mut rooms = store
+        .rooms_by_identities(&around(first, last))
+        .await
+        .unwrap();
+    rooms.sort_by_key(|room| room.identity == last);
+    assert_eq!(
+        rooms.iter().map(|room| room.identity).collect::<Vec<_>>(),
+        [first, last]
+    );
+
     let memberships = store.memberships(a, &around(first, last)).await.unwrap();
     assert_eq!(memberships.len(), 2);
     assert_eq!(member_pairs(&*store, &around(first, last)).await.len(), 4);
