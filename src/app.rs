@@ -46,6 +46,8 @@ pub struct App {
     pub typing: crate::chat::typing::Typing,
     /// This instance's sockets per user (`chat::presence`).
     pub presence: crate::chat::presence::Presence,
+    /// The documents of persisted queries this instance knows.
+    pub persisted: crate::graphql::persisted::PersistedQueries,
 }
 
 impl App {
@@ -109,6 +111,7 @@ impl App {
             metrics: Arc::default(),
             typing: Default::default(),
             presence: Default::default(),
+            persisted: Default::default(),
         })
     }
 

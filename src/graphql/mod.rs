@@ -11,6 +11,7 @@ mod messages;
 mod node;
 mod nulls;
 mod people;
+pub mod persisted;
 mod rendering;
 mod rooms;
 mod search;

@@ -189,13 +189,24 @@ impl Asker {
     }
 }
 
-/// Runs one operation, or answers why it may not run: a GET may only query.
+/// Runs one operation, its persisted query resolved
+/// (`graphql::persisted`), or answers why it may not run: a GET may only
+/// query.
 async fn run(
     state: &HttpState,
     asker: &Asker,
     operation: GraphQLOperation,
     method: &Method,
 ) -> Result<Response, Error> {
+    let app = &state.app;
+    let operation = match app.persisted.resolve(app, operation, asker.client).await {
+        Ok(operation) => operation,
+        Err(Error::PersistedQueryNotFound) => {
+            let response = graphql::error_response(Error::PersistedQueryNotFound);
+            return Ok(graphql::finish(response, asker.lang, app));
+        }
+        Err(error) => return Err(error),
+    };
     if method == Method::GET && graphql::operation_type(&operation) == Some(OperationType::Mutation)
     {
         return Err(Error::Malformed(Malformed::MutationOverGet));

@@ -390,6 +390,11 @@ impl Executor {
             .into()
     }
 
+    /// The one payload of an operation that could not start.
+    pub fn failed(&self, error: Error) -> Payloads {
+        self.single(graphql::error_response(error))
+    }
+
     fn single(&self, response: Response) -> Payloads {
         stream::once(future::ready(self.payload(response))).boxed()
     }

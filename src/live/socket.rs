@@ -41,7 +41,7 @@ use crate::{
     chat::presence,
     connections::Seat,
     error::{Error, Lang},
-    graphql::Schemas,
+    graphql::{Schemas, persisted::Persisted},
     telemetry::SocketTelemetry,
 };
 
@@ -420,6 +420,17 @@ impl Session {
             let errors = executor.errors(Error::rate_limited(None));
             return Reply::Frame(text(frame_id.error(&errors)));
         }
+        let payload = match persisted(&executor, payload) {
+            Ok(Resolved::Payload(payload)) => payload,
+            Ok(Resolved::Later(payloads)) => {
+                self.operations.insert(id, frames(frame_id, payloads));
+                return Reply::Nothing;
+            }
+            Err(Some(error)) => {
+                return Reply::Frame(text(frame_id.error(&executor.errors(error))));
+            }
+            Err(None) => return Reply::Refuse(Closing::bad_frame("malformed subscribe")),
+        };
         let shared = Plan::of(&payload).filter(|plan| self.may_share(plan));
         let payloads = match shared {
             Some(plan) => executor.start(plan),
@@ -467,6 +478,62 @@ impl Session {
             }
         }
         close_with(socket, Closing::going_away()).await;
+    }
+}
+
+/// A `subscribe` payload once its persisted query (`graphql::persisted`)
+/// is resolved.
+enum Resolved {
+    /// With its document: this instance knows it, or it came whole (then
+    /// kept, and shared in the background).
+    Payload(serde_json::Value),
+    /// The payloads of the operation, run (unshared) once the kv is asked.
+    Later(Payloads),
+}
+
+/// `payload` resolved; `Err(None)` for a payload that is not an operation.
+fn persisted(
+    executor: &Executor,
+    mut payload: serde_json::Value,
+) -> Result<Resolved, Option<Error>> {
+    if payload.pointer("/extensions/persistedQuery").is_none() {
+        return Ok(Resolved::Payload(payload));
+    }
+    let request = serde_json::from_value::<Request>(payload.clone()).map_err(|_| None)?;
+    let app = &executor.app;
+    match Persisted::of(&request).map_err(Some)? {
+        Persisted::No => Ok(Resolved::Payload(payload)),
+        Persisted::Keep(hash) => {
+            if app.persisted.keep(&hash, &request.query).map_err(Some)? {
+                let (app, client) = (app.clone(), executor.client);
+                tokio::spawn(async move {
+                    app.persisted
+                        .share(&app, &hash, &request.query, client)
+                        .await;
+                });
+            }
+            Ok(Resolved::Payload(payload))
+        }
+        Persisted::Lookup(hash) => match app.persisted.known(&hash) {
+            Some(document) => {
+                payload["query"] = serde_json::Value::from(document.as_ref());
+                Ok(Resolved::Payload(payload))
+            }
+            None => {
+                let executor = executor.clone();
+                Ok(Resolved::Later(
+                    stream::once(async move {
+                        let app = &executor.app;
+                        match app.persisted.resolve(app, request, executor.client).await {
+                            Ok(request) => executor.execute(request),
+                            Err(error) => executor.failed(error),
+                        }
+                    })
+                    .flatten()
+                    .boxed(),
+                ))
+            }
+        },
     }
 }
 

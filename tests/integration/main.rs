@@ -16,6 +16,7 @@ mod messages;
 mod metrics;
 mod over_http;
 mod people;
+mod persisted;
 mod relay;
 mod rooms;
 mod schema;
