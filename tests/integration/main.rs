@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod broker;
+mod clients;
 mod demo;
 mod faults;
 mod hardening;
