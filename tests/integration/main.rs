@@ -7,6 +7,7 @@ mod accounts;
 mod broker;
 mod clients;
 mod demo;
+mod docs;
 mod faults;
 mod hardening;
 mod instances;
