@@ -1,7 +1,12 @@
-//! What a client author reads holds to the code: the limits of
-//! docs/api.md are the defaults the server starts with.
+//! What a client author reads holds to the code and to the repository:
+//! the limits of docs/api.md are the defaults the server starts with, and
+//! README.md and docs/ point only at files a clone of the repository has.
 
-use std::{collections::HashMap, fs, path::Path};
+use std::{
+    collections::HashMap,
+    fs,
+    path::{Path, PathBuf},
+};
 
 use chatroom::Config;
 use clap::{Args, Command};
@@ -152,4 +157,80 @@ fn the_limits_reader_takes_the_units_the_tables_use() {
     assert_eq!(amount("12"), Some(12));
     assert_eq!(amount("12 parsecs"), None);
     assert_eq!(amount("unset: computed"), None);
+}
+
+/// README.md and every page of docs/.
+fn pages() -> Vec<PathBuf> {
+    let docs = repository().join("docs");
+    let mut pages: Vec<PathBuf> = fs::read_dir(&docs)
+        .expect("docs/")
+        .map(|entry| entry.expect("an entry of docs/").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.push(repository().join("README.md"));
+    pages
+}
+
+/// What a page points at by a relative path: the targets of its links,
+/// and the code spans that begin with `../`. Fenced blocks are commands,
+/// left out.
+fn relative_references(page: &str) -> Vec<String> {
+    let mut fenced = false;
+    let prose: Vec<&str> = page
+        .lines()
+        .filter(|line| {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect();
+    let prose = prose.join("\n");
+
+    let links = prose.split("](").skip(1).filter_map(|after| {
+        let target = after.split(')').next()?.split('#').next()?.trim();
+        let external = target.is_empty() || target.contains("://") || target.starts_with("mailto:");
+        (!external).then(|| target.to_owned())
+    });
+    let code_spans = prose
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| span.starts_with("../"))
+        .map(str::to_owned);
+    links.chain(code_spans).collect()
+}
+
+#[test]
+fn readme_and_docs_point_only_at_files_of_the_repository() {
+    let root = repository().canonicalize().expect("the repository");
+    let mut broken = Vec::new();
+    for page in pages() {
+        let folder = page.parent().expect("a page's folder");
+        for reference in relative_references(&read(&page)) {
+            let inside = folder
+                .join(&reference)
+                .canonicalize()
+                .is_ok_and(|path| path.starts_with(&root));
+            if !inside {
+                broken.push(format!("{}: {reference}", page.display()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "paths that are not files of the repository: {broken:#?}"
+    );
+}
+
+#[test]
+fn the_reference_reader_finds_links_and_parent_paths_but_not_urls_or_commands() {
+    let page = "See [the API](docs/api.md#errors), [a site](https://example.com), \
+        [a heading](#limits) and `../shared/x.md`, not `src/lib.rs`.\n\
+        ```sh\ncd ../elsewhere\n```\n";
+    assert_eq!(
+        relative_references(page),
+        vec!["docs/api.md".to_owned(), "../shared/x.md".to_owned()]
+    );
 }
