@@ -598,6 +598,27 @@ mod tests {
         }
     }
 
+    /// The server takes the flags' defaults and the tests `Config::default()`:
+    /// they must be one, for docs/api.md to state both (its test compares
+    /// the flags').
+    #[test]
+    fn the_flags_defaults_are_config_default() {
+        let flags = Cli::try_parse_from(["chatroom"]).expect("parses").config;
+        assert_eq!(
+            format!("{:?}", flags.counts()),
+            format!("{:?}", Config::default().counts())
+        );
+        let defaults = Config::default();
+        assert_eq!(flags.code_resend_secs, defaults.code_resend_secs);
+        assert_eq!(flags.shutdown_timeout_secs, defaults.shutdown_timeout_secs);
+        assert_eq!(flags.digest_after_secs, defaults.digest_after_secs);
+        assert_eq!(flags.limits.max_batch, defaults.limits.max_batch);
+        assert_eq!(
+            flags.limits.max_connections,
+            defaults.limits.max_connections
+        );
+    }
+
     fn set_zero(config: &mut Config, name: &str) {
         match name {
             "CHATROOM_JWT_TTL" => config.jwt_ttl_secs = 0,

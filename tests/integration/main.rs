@@ -5,7 +5,9 @@ mod helpers;
 
 mod accounts;
 mod broker;
+mod clients;
 mod demo;
+mod docs;
 mod faults;
 mod hardening;
 mod instances;
