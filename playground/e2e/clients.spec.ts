@@ -6,14 +6,22 @@
  *   `auditServer`): no MUST and no SHOULD may fail;
  * - null propagation: each case of tests/fixtures/null_propagation.json,
  *   whose `data` the Rust tests get from the server, is what graphql-js's
- *   own executor gives for the same schema and the same failed fields.
+ *   own executor gives for the same schema and the same failed fields;
+ * - automatic persisted queries, by Apollo Client's persisted-queries link
+ *   and urql's persistedExchange: asked for the document once, then by
+ *   its hash alone, as a GET.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { expect, test } from '@playwright/test';
 import { buildSchema, execute, parse, responsePathAsArray, type GraphQLFieldResolver } from 'graphql';
 import { auditServer } from 'graphql-http';
+import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client';
+import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
+import { Client, fetchExchange } from '@urql/core';
+import { persistedExchange } from '@urql/exchange-persisted';
 
 import { Server } from './server';
 
@@ -72,3 +80,66 @@ for (const nullCase of cases) {
     expect((result.errors ?? []).map((error) => error.path)).toEqual(nullCase.failing);
   });
 }
+
+/** A fetch that notes each request: its method, and whether it carried the document. */
+function recording() {
+  const seen: string[] = [];
+  const recorded: typeof fetch = async (input, init) => {
+    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    const method = init?.method ?? 'GET';
+    const body = typeof init?.body === 'string' ? JSON.parse(init.body) : {};
+    const whole = url.searchParams.has('query') || typeof body.query === 'string';
+    const hashed = (url.searchParams.get('extensions') ?? JSON.stringify(body.extensions ?? {})).includes('sha256Hash');
+    seen.push(`${method} ${whole ? 'document' : 'hash'}${hashed ? '+hash' : ''}`.replace('hash+hash', 'hash'));
+    return fetch(input, init);
+  };
+  return { seen, recorded };
+}
+
+async function tokenOf(username: string): Promise<string> {
+  await server.account(username, 'password123');
+  const { login } = await server.graphql<{ login: { token: string } }>(
+    '',
+    'mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }',
+    { u: username, p: 'password123' },
+  );
+  return login.token;
+}
+
+const ME = 'query PersistedMe { me { username } }';
+
+test('Apollo Client sends a persisted query by its hash once the server knows it', async () => {
+  const token = await tokenOf('apollo');
+  const { seen, recorded } = recording();
+  const client = new ApolloClient({
+    cache: new InMemoryCache(),
+    link: new PersistedQueryLink({
+      sha256: (text: string) => createHash('sha256').update(text).digest('hex'),
+      useGETForHashedQueries: true,
+    }).concat(new HttpLink({ uri: `${server.url}/graphql`, fetch: recorded, headers: { authorization: `Bearer ${token}` } })),
+  });
+  for (let i = 0; i < 2; i++) {
+    const { data } = await client.query<{ me: { username: string } }>({ query: gql(ME), fetchPolicy: 'network-only' });
+    expect(data?.me.username).toBe('apollo');
+  }
+  expect(seen).toEqual(['GET hash', 'POST document+hash', 'GET hash']);
+});
+
+test("urql's persistedExchange sends a persisted query by its hash once the server knows it", async () => {
+  const token = await tokenOf('urql');
+  const { seen, recorded } = recording();
+  const client = new Client({
+    url: `${server.url}/graphql`,
+    fetch: recorded,
+    fetchOptions: { headers: { authorization: `Bearer ${token}` } },
+    requestPolicy: 'network-only',
+    exchanges: [persistedExchange({ preferGetForPersistedQueries: true }), fetchExchange],
+  });
+  for (let i = 0; i < 2; i++) {
+    const result = await client.query<{ me: { username: string } }>(ME, {}).toPromise();
+    expect(result.error).toBeUndefined();
+    expect(result.data?.me.username).toBe('urql');
+  }
+  // urql sends the document by GET too, as its option asks.
+  expect(seen).toEqual(['GET hash', 'GET document+hash', 'GET hash']);
+});

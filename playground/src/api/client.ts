@@ -1,12 +1,13 @@
 /**
  * One connection to the chatroom server per signed-in session: urql for
- * queries and mutations over HTTP, and a graphql-ws socket for
+ * queries and mutations over HTTP (as persisted queries), and a graphql-ws socket for
  * subscriptions that reconnects by itself, forever, with backoff. The
  * session's token may be replaced while it runs (a refresh): both read the
  * token of the moment, not the one it started with.
  */
 import { Client, fetchExchange, mapExchange, subscriptionExchange, type CombinedError } from 'urql';
 import { createClient as createSocket, type Client as Socket } from 'graphql-ws';
+import { persistedExchange } from '@urql/exchange-persisted';
 
 export type LinkState = 'connecting' | 'online' | 'offline';
 
@@ -113,6 +114,9 @@ export function connect(initialToken: string | null, onSignedOut: () => void): C
           if (token && isUnauthenticated(error) && !operation.context.checksPassword) signedOut();
         },
       }),
+      // Automatic persisted queries: a document goes by its SHA-256 once
+      // the server knows it, and a query as a GET short enough for a URL.
+      persistedExchange({ preferGetForPersistedQueries: 'within-url-limit', enableForMutation: true }),
       fetchExchange,
       subscriptionExchange({
         forwardSubscription(request) {
