@@ -9,7 +9,9 @@
  *   own executor gives for the same schema and the same failed fields;
  * - automatic persisted queries, by Apollo Client's persisted-queries link
  *   and urql's persistedExchange: asked for the document once, then by
- *   its hash alone, as a GET.
+ *   its hash alone, as a GET;
+ * - GraphQL over Server-Sent Events, by the graphql-sse client: a query,
+ *   and a room's messages from a cursor on.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -22,6 +24,7 @@ import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client';
 import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
 import { Client, fetchExchange } from '@urql/core';
 import { persistedExchange } from '@urql/exchange-persisted';
+import { createClient as createSseClient } from 'graphql-sse';
 
 import { Server } from './server';
 
@@ -142,4 +145,41 @@ test("urql's persistedExchange sends a persisted query by its hash once the serv
   }
   // urql sends the document by GET too, as its option asks.
   expect(seen).toEqual(['GET hash', 'GET document+hash', 'GET hash']);
+});
+
+test('the graphql-sse client queries and follows a room over Server-Sent Events', async () => {
+  const [ann, bob] = [await tokenOf('sseann'), await tokenOf('ssebob')];
+  const { addFriend } = await server.graphql<{ addFriend: { identity: string } }>(
+    ann,
+    'mutation($u: String!) { addFriend(username: $u) { identity } }',
+    { u: 'ssebob' },
+  );
+  const room = addFriend.identity;
+  const send = (content: string) =>
+    server.graphql<{ sendMessage: { cursor: string } }>(
+      ann,
+      'mutation($r: ID!, $c: String!) { sendMessage(roomIdentity: $r, content: $c) { cursor } }',
+      { r: room, c: content },
+    );
+  const { sendMessage: first } = await send('first');
+  await send('missed');
+
+  const client = createSseClient({ url: `${server.url}/graphql`, headers: { authorization: `Bearer ${bob}` } });
+  try {
+    const me = client.iterate<{ me: { username: string } }>({ query: '{ me { username } }' });
+    const answer = await me.next();
+    expect(answer.value?.data?.me.username).toBe('ssebob');
+    expect((await me.next()).done).toBe(true);
+
+    const messages = client.iterate<{ messages: { content: string } }>({
+      query: 'subscription($r: ID!, $a: String) { messages(roomIdentity: $r, after: $a) { content } }',
+      variables: { r: room, a: first.cursor },
+    });
+    expect((await messages.next()).value?.data?.messages.content).toBe('missed');
+    await send('live');
+    expect((await messages.next()).value?.data?.messages.content).toBe('live');
+    await messages.return?.();
+  } finally {
+    client.dispose();
+  }
 });

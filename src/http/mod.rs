@@ -189,21 +189,26 @@ impl Asker {
     }
 }
 
-/// Runs one operation, its persisted query resolved
-/// (`graphql::persisted`), or answers why it may not run: a GET may only
-/// query.
-async fn run(
+/// An operation let in: with its document, or answered already.
+enum Admitted {
+    Run(GraphQLOperation),
+    Answered(Response),
+}
+
+/// Resolves an operation's persisted query (`graphql::persisted`), or
+/// refuses it: a GET may only query.
+async fn admit(
     state: &HttpState,
     asker: &Asker,
     operation: GraphQLOperation,
     method: &Method,
-) -> Result<Response, Error> {
+) -> Result<Admitted, Error> {
     let app = &state.app;
     let operation = match app.persisted.resolve(app, operation, asker.client).await {
         Ok(operation) => operation,
         Err(Error::PersistedQueryNotFound) => {
             let response = graphql::error_response(Error::PersistedQueryNotFound);
-            return Ok(graphql::finish(response, asker.lang, app));
+            return Ok(Admitted::Answered(response));
         }
         Err(error) => return Err(error),
     };
@@ -211,16 +216,67 @@ async fn run(
     {
         return Err(Error::Malformed(Malformed::MutationOverGet));
     }
-    let executed = Executed::of(&operation);
-    let response = match prepare(&state.app, operation, asker) {
-        Ok(operation) => state.schemas.serving.execute(operation).await,
-        Err(error) => graphql::error_response(error),
+    Ok(Admitted::Run(operation))
+}
+
+/// Runs an operation let in, to its finished response.
+async fn run(state: &HttpState, asker: &Asker, admitted: Admitted) -> Response {
+    let response = match admitted {
+        Admitted::Answered(response) => response,
+        Admitted::Run(operation) => {
+            let executed = Executed::of(&operation);
+            let response = match prepare(&state.app, operation, asker) {
+                Ok(operation) => state.schemas.serving.execute(operation).await,
+                Err(error) => graphql::error_response(error),
+            };
+            executed.mend(response)
+        }
     };
-    Ok(graphql::finish(
-        executed.mend(response),
-        asker.lang,
-        &state.app,
-    ))
+    graphql::finish(response, asker.lang, &state.app)
+}
+
+/// Whether an operation is answered with an event stream: when the client
+/// prefers one, or accepts one for a subscription, which JSON cannot carry.
+fn streams(media: MediaType, accepted: &Accepted, admitted: &Admitted) -> bool {
+    media == MediaType::EventStream
+        || (accepted.event_stream()
+            && matches!(admitted, Admitted::Run(operation)
+                if graphql::operation_type(operation) == Some(OperationType::Subscription)))
+}
+
+/// The event stream of an operation (`live::sse`), once its address may
+/// hold one more, at its connection rate: a stream is a socket to both.
+async fn event_stream(state: &HttpState, asker: Asker, admitted: Admitted) -> HttpResponse {
+    let app = &state.app;
+    let Some(seat) = app.connections.seat(asker.client) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many open sockets and streams from this address",
+        )
+            .into_response();
+    };
+    if let Err(Error::RateLimited { retry_after }) =
+        app.limiter.check(Action::Connect(asker.client)).await
+    {
+        let retry = [(header::RETRY_AFTER, retry_after.to_string())];
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            retry,
+            "too many new connections",
+        )
+            .into_response();
+    }
+    let listener = live::sse::Listener {
+        credentials: asker.credentials,
+        client: asker.client,
+        lang: asker.lang,
+        seat,
+    };
+    let operation = match admitted {
+        Admitted::Run(operation) => Ok(operation),
+        Admitted::Answered(response) => Err(response),
+    };
+    live::sse::respond(app.clone(), state.schemas.clone(), listener, operation)
 }
 
 /// An HTTP response of `body` as `media`.
@@ -268,10 +324,15 @@ async fn answer(
     };
     match operations {
         Operations::Single(operation) => {
-            match run(state, &asker, *operation, &parts.method).await {
-                Ok(response) => sent(over_http::status(media, &response), media, Wire(&response)),
-                Err(error) => refused(state, asker.lang, media, error),
+            let admitted = match admit(state, &asker, *operation, &parts.method).await {
+                Ok(admitted) => admitted,
+                Err(error) => return refused(state, asker.lang, media, error),
+            };
+            if streams(media, &asker.accepted, &admitted) {
+                return event_stream(state, asker, admitted).await;
             }
+            let response = run(state, &asker, admitted).await;
+            sent(over_http::status(media, &response), media, Wire(&response))
         }
         Operations::Batch(operations) => {
             let max = state.app.config.limits.max_batch;
@@ -281,8 +342,8 @@ async fn answer(
             // One after another, as the engine runs a batch.
             let mut responses = Vec::with_capacity(operations.len());
             for operation in operations {
-                let response = match run(state, &asker, operation, &parts.method).await {
-                    Ok(response) => response,
+                let response = match admit(state, &asker, operation, &parts.method).await {
+                    Ok(admitted) => run(state, &asker, admitted).await,
                     Err(error) => {
                         graphql::finish(graphql::error_response(error), asker.lang, &state.app)
                     }
@@ -290,6 +351,11 @@ async fn answer(
                 responses.push(response);
             }
             let wire: Vec<Wire> = responses.iter().map(Wire).collect();
+            // A batch is one JSON list, whatever else the client takes.
+            let media = match media {
+                MediaType::EventStream => MediaType::Json,
+                media => media,
+            };
             sent(StatusCode::OK, media, wire)
         }
     }

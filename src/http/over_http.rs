@@ -93,6 +93,10 @@ impl Accepted {
             .copied()
             .ok_or(Error::Malformed(Malformed::Accept))
     }
+
+    pub fn event_stream(&self) -> bool {
+        self.0.contains(&MediaType::EventStream)
+    }
 }
 
 /// The operations of a request: one, or a batch (a JSON list).

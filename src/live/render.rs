@@ -395,6 +395,11 @@ impl Executor {
         self.single(graphql::error_response(error))
     }
 
+    /// The one payload of an operation answered before it could run.
+    pub fn answered(&self, response: Response) -> Payloads {
+        self.single(response)
+    }
+
     fn single(&self, response: Response) -> Payloads {
         stream::once(future::ready(self.payload(response))).boxed()
     }

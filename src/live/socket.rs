@@ -50,7 +50,7 @@ use crate::{
 /// render kept with each event, so one socket may not add them without
 /// bound. Subscriptions past either run on their own, like any operation.
 const SHARED_DOCUMENTS: usize = 8;
-const SHARED_DOCUMENT_BYTES: usize = 8 * 1024;
+pub(super) const SHARED_DOCUMENT_BYTES: usize = 8 * 1024;
 
 /// How long a closing socket waits for the client's close frame.
 const CLOSING_WAIT: Duration = Duration::from_secs(1);

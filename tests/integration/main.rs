@@ -26,6 +26,7 @@ mod search;
 mod security;
 mod sharing;
 mod social;
+mod sse;
 mod store;
 mod telemetry;
 mod timeline;
