@@ -46,11 +46,16 @@ struct Operation {
 impl Plan {
     /// The plan for a `subscribe` payload, or `None` for anything else
     /// (queries, the lobby, several root fields, fragments at the root,
-    /// directives, documents that do not parse): the serving schema runs
-    /// those.
+    /// directives, documents of several operations, documents that do not
+    /// parse): the serving schema runs those.
     pub fn of(payload: &serde_json::Value) -> Option<Self> {
         let operation = Operation::deserialize(payload).ok()?;
         let document = graphql::document(&operation.query)?;
+        // A render validates the whole document against the rendering
+        // schema, which knows no other operation's types.
+        if document.operations.iter().count() > 1 {
+            return None;
+        }
         let definition = graphql::operation_of(&document, operation.operation_name.as_deref())?;
         if definition.ty != OperationType::Subscription || !definition.directives.is_empty() {
             return None;

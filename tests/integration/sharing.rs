@@ -122,6 +122,33 @@ async fn a_shared_subscription_answers_bad_documents_and_strangers_as_the_schema
     }
 }
 
+/// A document may hold several operations, `operationName` picking the
+/// subscription: it is served (by the serving schema: a render validates
+/// the whole document, and the rendering schema knows only the feeds).
+async fn a_subscription_picked_from_several_operations_is_served(backends: Backends) {
+    let app = TestApp::spawn(backends, "shared_picked").await;
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    let room = app.befriend(&ann, &bob).await;
+    let first = app.send(&ann, &room, "first").await;
+    app.send(&ann, &room, "second").await;
+    let document = "mutation Login($u: String!, $p: String!) { login(username: $u, password: $p) { token } }
+        subscription Room($r: ID!, $a: String) { messages(roomIdentity: $r, after: $a) { content } }";
+    let mut socket = app.connect(&bob).await;
+    socket
+        .send(json!({
+            "id": "room", "type": "subscribe",
+            "payload": {
+                "query": document, "operationName": "Room",
+                "variables": { "r": room, "a": first["data"]["sendMessage"]["cursor"] }
+            }
+        }))
+        .await;
+    assert_eq!(
+        socket.next_message("room", "messages").await["content"],
+        "second"
+    );
+}
+
 const REACTIONS: &str = "subscription($r: ID!) { roomEvents(roomIdentity: $r) { __typename
     ... on MessagePosted { message { content } }
     ... on ReactionsChanged { message { content reactions { emoji count byViewer } } } } }";
@@ -205,6 +232,7 @@ async fn room_events_are_rendered_once_per_perspective_and_reactors_see_their_ow
 }
 
 api_suite!(
+    a_subscription_picked_from_several_operations_is_served,
     room_events_are_rendered_once_per_perspective_and_reactors_see_their_own,
     six_subscribers_of_a_room_share_one_render_per_message,
     only_the_sender_sees_their_email_when_renders_are_shared,
