@@ -38,7 +38,7 @@ use crate::{
 pub use documents::{document, operation_of, operation_type, parsed};
 pub use errors::{error_response, finish};
 pub use loaders::loader;
-pub use nulls::Executed;
+pub use nulls::{Executed, mend_with};
 pub use rendering::{Rendered, RenderingSchema, RenderingSubscription};
 
 #[derive(MergedObject, Default)]

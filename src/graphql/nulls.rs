@@ -80,9 +80,10 @@ impl Executed {
 
     /// `response` with nulls propagated (see the module's doc).
     pub fn mend(&self, response: Response) -> Response {
-        if response.errors.iter().all(|error| error.path.is_empty()) {
-            return response;
-        }
+        mend_with(response, || Some(self.clone()))
+    }
+
+    fn propagate(&self, response: Response) -> Response {
         match super::document(&self.query) {
             Some(document) => propagate(
                 response,
@@ -92,6 +93,19 @@ impl Executed {
             ),
             None => response,
         }
+    }
+}
+
+/// `response` with nulls propagated, by what `executed` tells, which is
+/// asked only when an error is at a path: a render that keeps no copy of
+/// its request pays nothing for the others.
+pub fn mend_with(response: Response, executed: impl FnOnce() -> Option<Executed>) -> Response {
+    if response.errors.iter().all(|error| error.path.is_empty()) {
+        return response;
+    }
+    match executed() {
+        Some(executed) => executed.propagate(response),
+        None => response,
     }
 }
 

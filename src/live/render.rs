@@ -354,7 +354,6 @@ impl Executor {
             Ok(request) => request,
             Err(error) => return Some(graphql::error_response(error)),
         };
-        let executed = Executed::of(&request);
         let request = match self.with_data(request) {
             Ok(request) => request,
             Err(error) => return Some(graphql::error_response(error)),
@@ -364,7 +363,9 @@ impl Executor {
             None => request,
         };
         let response = schema.execute_stream(request).next().await?;
-        Some(executed.mend(response))
+        Some(graphql::mend_with(response, || {
+            plan.request().ok().map(|request| Executed::of(&request))
+        }))
     }
 
     /// `request` with its parsed document, once its cost is within bounds

@@ -1,13 +1,19 @@
 //! Room subscriptions render each message once for all their subscribers
 //! (`live`), and still answer each subscriber as its own.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use serde_json::{Value, json};
 
 use crate::{
     accounts::api_suite,
-    helpers::{Backends, Socket, TestApp},
+    helpers::{Backends, Socket, TestApp, WatchedStore},
 };
 
 const WITH_EMAIL: &str = "subscription($r: ID!) {
@@ -149,6 +155,58 @@ async fn a_subscription_picked_from_several_operations_is_served(backends: Backe
     );
 }
 
+/// A field that fails in a shared render is `null` beside the others, as
+/// in any response: the render mends its nulls too.
+async fn a_field_that_fails_in_a_shared_render_is_null_beside_the_rest(backends: Backends) {
+    let test = "shared_null";
+    let inner = match backends {
+        Backends::Embedded => crate::helpers::sqlite_store().await.0,
+        Backends::MongoRedis => crate::helpers::mongo_store(test).await,
+    };
+    let failing = Arc::new(AtomicBool::new(false));
+    let fails = failing.clone();
+    let store = WatchedStore::new(inner, move |call| {
+        let fail = call == "messages_by_identities" && fails.load(Ordering::SeqCst);
+        Box::pin(async move {
+            match fail {
+                true => Err(chatroom::error::Error::unavailable(
+                    "store",
+                    "failed by the test",
+                )),
+                false => Ok(()),
+            }
+        })
+    });
+    let app = TestApp::spawn_on(backends, test, |_| {}, Some(store)).await;
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    let room = app.befriend(&ann, &bob).await;
+    let first = app.send(&ann, &room, "first").await;
+    let first = &first["data"]["sendMessage"];
+    let reply = app
+        .as_user(
+            &ann,
+            "mutation($r: ID!, $to: ID!) { sendMessage(roomIdentity: $r, content: \"reply\", replyTo: $to) { content } }",
+            json!({ "r": room, "to": first["identity"] }),
+        )
+        .await;
+    assert_eq!(reply["data"]["sendMessage"]["content"], "reply", "{reply}");
+    failing.store(true, Ordering::SeqCst);
+
+    let mut socket = app.connect(&bob).await;
+    let query = "subscription($r: ID!, $a: String) {
+        messages(roomIdentity: $r, after: $a) { content replyTo { content } } }";
+    socket
+        .subscribe("room", query, json!({ "r": room, "a": first["cursor"] }))
+        .await;
+    let payload = socket.next_of("room").await.expect("the reply");
+    assert_eq!(
+        payload["data"],
+        json!({ "messages": { "content": "reply", "replyTo": null } }),
+        "{payload}"
+    );
+    assert_eq!(payload["errors"][0]["path"], json!(["messages", "replyTo"]));
+}
+
 const REACTIONS: &str = "subscription($r: ID!) { roomEvents(roomIdentity: $r) { __typename
     ... on MessagePosted { message { content } }
     ... on ReactionsChanged { message { content reactions { emoji count byViewer } } } } }";
@@ -232,6 +290,7 @@ async fn room_events_are_rendered_once_per_perspective_and_reactors_see_their_ow
 }
 
 api_suite!(
+    a_field_that_fails_in_a_shared_render_is_null_beside_the_rest,
     a_subscription_picked_from_several_operations_is_served,
     room_events_are_rendered_once_per_perspective_and_reactors_see_their_own,
     six_subscribers_of_a_room_share_one_render_per_message,
