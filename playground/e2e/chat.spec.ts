@@ -71,11 +71,30 @@ test('three people chat through the web client, across a server restart', async 
   const bob = await (await offlineContext(browser, 'zh-CN', foreign)).newPage();
   const cat = await (await offlineContext(browser, 'en-US', foreign)).newPage();
 
+  // Queries the server answered by their hash alone: the client's persisted queries.
+  const byHash: string[] = [];
+  ann.on('requestfinished', async (request) => {
+    const url = new URL(request.url());
+    const response = await request.response();
+    if (url.pathname === '/graphql' && request.method() === 'GET' && !url.searchParams.has('query')
+      && url.searchParams.get('extensions')?.includes('sha256Hash') && response?.ok()) {
+      const body = (await response.json()) as { data?: unknown };
+      if (body.data) byHash.push(url.searchParams.get('operationName') ?? '');
+    }
+  });
+
   await test.step('register with codes from the outbox', async () => {
     await register(ann, 'ann', 'Ann');
     await register(bob, 'bob', 'Bob');
     await register(cat, 'cat', 'Cat');
     await shot(ann, '01-registered');
+  });
+
+  await test.step('the client sends what the server knows by its hash', async () => {
+    // A reload asks again for what the first load asked.
+    await ann.reload();
+    await expect(ann.getByTestId('viewer')).toHaveText('Ann');
+    await expect.poll(() => byHash.length).toBeGreaterThan(0);
   });
 
   await test.step('errors read in the language the browser prefers', async () => {
