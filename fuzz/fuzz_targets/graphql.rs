@@ -248,10 +248,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let world = &*WORLD;
     let response = world.runtime.block_on(async {
-        // As http.rs: the document measured and parsed, then the
-        // credentials and this request's loader in its data.
+        // As http/mod.rs: the document measured and parsed, then the
+        // credentials and this request's loader in its data; after, the
+        // nulls propagated.
         let loader = graphql::loader(world.app.clone(), &world.alice);
         let max_fields = world.app.config.limits.max_complexity;
+        let executed = graphql::Executed::of(&request);
         let response = match graphql::parsed(request, max_fields) {
             Ok(request) => {
                 let request = request.data(world.alice.clone()).data(loader);
@@ -259,7 +261,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(error) => graphql::error_response(error),
         };
-        let response = graphql::finish(response, Lang::En, &world.app);
+        let response = graphql::finish(executed.mend(response), Lang::En, &world.app);
         restore(&world.app).await;
         response
     });

@@ -123,6 +123,15 @@ async fn malformed_requests_are_refused_with_the_field_at_fault(backends: Backen
             "{body}"
         );
     }
+    // In the client's language, as every error.
+    let chinese = app
+        .http
+        .post(app.url("/graphql"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT_LANGUAGE, "zh-CN")
+        .body(r#"{"qeury": "{ __typename }"}"#);
+    let (_, _, answer) = answer_of(chinese).await;
+    assert_eq!(answer["errors"][0]["message"], "请求中没有查询");
     // A body of another type is what a form of another site can send.
     for content_type in [
         None,
