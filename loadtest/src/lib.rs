@@ -64,9 +64,11 @@ pub struct Options {
     /// The deployment's GraphQL endpoint.
     #[arg(long, default_value = "http://127.0.0.1:8080/graphql")]
     pub url: Url,
-    /// Its WebSocket endpoint; by default `--url` with ws:// (or wss:// for https://).
-    #[arg(long)]
-    pub ws_url: Option<Url>,
+    /// Its WebSocket endpoints, repeated or comma-separated: subscribers
+    /// take turns, so that they spread over instances. By default `--url`
+    /// with ws:// (or wss:// for https://).
+    #[arg(long, value_delimiter = ',')]
+    pub ws_url: Vec<Url>,
     /// Tokens to connect and send with, repeated or comma-separated;
     /// connections and senders take turns. Needs `--room`.
     #[arg(long, value_delimiter = ',', requires = "room")]
@@ -160,10 +162,10 @@ fn rate(value: &str) -> Result<f64, String> {
 }
 
 impl Options {
-    /// The WebSocket endpoint: given, or the HTTP one with its scheme swapped.
-    pub fn ws_url(&self) -> anyhow::Result<Url> {
-        if let Some(url) = &self.ws_url {
-            return Ok(url.clone());
+    /// The WebSocket endpoints: given, or the HTTP one with its scheme swapped.
+    pub fn ws_urls(&self) -> anyhow::Result<Vec<Url>> {
+        if !self.ws_url.is_empty() {
+            return Ok(self.ws_url.clone());
         }
         let scheme = match self.url.scheme() {
             "http" => "ws",
@@ -173,18 +175,23 @@ impl Options {
         let mut url = self.url.clone();
         url.set_scheme(scheme)
             .map_err(|_| anyhow!("no WebSocket URL for {}", self.url))?;
-        Ok(url)
+        Ok(vec![url])
     }
 }
 
 /// Runs a whole load test; its figures. An error means there were none to
 /// take: setup failed, or no connection subscribed.
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
-    let ws_url = options.ws_url()?;
+    let ws_urls = options.ws_urls()?;
+    let ws_shown = ws_urls
+        .iter()
+        .map(Url::as_str)
+        .collect::<Vec<_>>()
+        .join(",");
     if options.mix > 0.0 && options.subscription != Feed::RoomEvents {
         bail!("--mix needs --subscription room-events: `messages` carries new messages only");
     }
-    tracing::info!(url = %options.url, ws = %ws_url, "load testing");
+    tracing::info!(url = %options.url, ws = %ws_shown, "load testing");
     let run = Arc::new(Run::new());
     let api = GraphQl::new(options.url.clone(), options.request_timeout)?;
 
@@ -208,7 +215,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let issued = Arc::new(AtomicU64::new(0));
     let ready_deadline = epoch + options.ready_timeout;
     let connections = Connections::open(Plan {
-        ws_url: ws_url.clone(),
+        ws_urls,
         tokens: audience.tokens.clone(),
         room: audience.room.clone(),
         run: run.clone(),
@@ -295,7 +302,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     Ok(Report {
         target: TargetFigures {
             url: options.url.to_string(),
-            ws_url: ws_url.to_string(),
+            ws_url: ws_shown,
             room: audience.room,
             tokens: audience.tokens.len(),
             registered: audience.registered,

@@ -115,7 +115,8 @@ impl Listener {
 
 /// Where and how the connections subscribe.
 pub struct Plan {
-    pub ws_url: Url,
+    /// Connection `i` goes to `ws_urls[i % len]`.
+    pub ws_urls: Vec<Url>,
     pub tokens: Vec<String>,
     pub room: String,
     pub run: Arc<Run>,
@@ -273,7 +274,11 @@ impl Connection {
     /// deployment limits new sockets per address, and all of ours come from one.
     async fn connect(&self) -> anyhow::Result<Socket> {
         loop {
-            let mut request = self.plan.ws_url.as_str().into_client_request()?;
+            let urls = &self.plan.ws_urls;
+            let url = urls
+                .get(self.index % urls.len().max(1))
+                .ok_or_else(|| anyhow!("no WebSocket URL"))?;
+            let mut request = url.as_str().into_client_request()?;
             request.headers_mut().insert(
                 "sec-websocket-protocol",
                 HeaderValue::from_static("graphql-transport-ws"),

@@ -138,6 +138,52 @@ async fn loadtest_with_given_tokens_and_room_sends_at_the_asked_rate() {
     );
 }
 
+/// Subscribers spread over two instances (`--ws-url` twice), the senders
+/// on one: every message reaches every subscriber through Redis.
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn loadtest_spreads_subscribers_over_the_instances_it_is_given() {
+    let one = TestApp::spawn(Backends::MongoRedis, "loadtest_instances").await;
+    let two = one.sibling().await;
+    let ann = one.register("ann").await;
+    let bob = one.register("bob").await;
+    let room = one.group(&ann, "Load", &[&bob]).await;
+    let tokens = format!("{},{}", ann.token, bob.token);
+    let ws = |app: &TestApp| app.url("/graphql").replacen("http://", "ws://", 1);
+    let ws_urls = format!("{},{}", ws(&one), ws(&two));
+
+    let report = loadtest::run(&options(&[
+        "--url",
+        &one.url("/graphql"),
+        "--ws-url",
+        &ws_urls,
+        "--token",
+        &tokens,
+        "--room",
+        &room,
+        "-c",
+        "20",
+        "-s",
+        "2",
+        "-r",
+        "20",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.target.ws_url, ws_urls);
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+    // Half of the subscribers went to the second instance.
+    let sockets = two
+        .metric("chatroom_websocket_connections_opened_total")
+        .await;
+    assert!(sockets >= 10.0, "{sockets} sockets on the second instance");
+}
+
 #[tokio::test]
 async fn loadtest_against_an_address_where_nothing_listens_is_an_error_not_a_panic() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
