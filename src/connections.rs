@@ -29,6 +29,20 @@ use tokio::{
 
 use crate::config::Limits;
 
+/// The process's open-file limit, raised to its hard limit (a service
+/// manager often leaves the soft one at 1024), and said in the log when it
+/// cannot be: a capacity that quietly stays at 1024 is found only under load.
+fn open_files() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => files,
+        Err(error) => {
+            let files = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+            tracing::warn!(%error, files, "the open-file limit could not be raised");
+            files
+        }
+    }
+}
+
 /// Descriptors left to the process when the cap is derived from its limit.
 const RESERVED_FILES: u64 = 256;
 
@@ -43,11 +57,22 @@ impl Connections {
     /// The bounds `limits` set; without `max_connections`, the process's
     /// open-file limit (raised to its hard limit first) less a reserve.
     pub fn new(limits: &Limits) -> Self {
-        let max = limits.max_connections.unwrap_or_else(|| {
-            let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-            let max = files.saturating_sub(RESERVED_FILES.max(files / 10));
-            usize::try_from(max).unwrap_or(usize::MAX).max(1)
-        });
+        let files = open_files();
+        let usable = files.saturating_sub(RESERVED_FILES.max(files / 10));
+        let usable = usize::try_from(usable).unwrap_or(usize::MAX).max(1);
+        let max = match limits.max_connections {
+            Some(max) if max > usable => {
+                tracing::warn!(
+                    max,
+                    files,
+                    "CHATROOM_MAX_CONNECTIONS is more than the open-file limit leaves: \
+                     connections past it will fail to open"
+                );
+                max
+            }
+            Some(max) => max,
+            None => usable,
+        };
         Self {
             open: AtomicUsize::new(0),
             max,
@@ -194,5 +219,26 @@ pub struct Peer(pub SocketAddr);
 impl Connected<IncomingStream<'_, CountingListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, CountingListener>) -> Self {
         Peer(*stream.remote_addr())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rlimit::Resource;
+
+    use super::*;
+
+    #[test]
+    fn the_open_file_limit_is_raised_even_with_a_cap_configured() {
+        let (_, hard) = rlimit::getrlimit(Resource::NOFILE).expect("the limit");
+        let low = hard.min(1024);
+        rlimit::setrlimit(Resource::NOFILE, low, hard).expect("lowered");
+        let limits = Limits {
+            max_connections: Some(10),
+            ..Limits::default()
+        };
+        assert_eq!(Connections::new(&limits).max(), 10);
+        let (soft, _) = rlimit::getrlimit(Resource::NOFILE).expect("the limit");
+        assert_eq!(soft, hard, "raised to the hard limit");
     }
 }
