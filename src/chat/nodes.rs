@@ -71,14 +71,19 @@ pub fn check_count(app: &App, count: usize) -> Result<()> {
 /// The rooms among `rooms` that `viewer` is a member of, in two store reads
 /// however many there are.
 pub async fn visible_rooms(app: &App, viewer: Uuid, rooms: &[Uuid]) -> Result<Vec<RoomRecord>> {
-    let joined: Vec<Uuid> = app
+    let joined = joined(app, viewer, rooms).await?;
+    app.store.rooms_by_identities(&joined).await
+}
+
+/// The rooms among `rooms` that `viewer` is a member of, in one store read.
+async fn joined(app: &App, viewer: Uuid, rooms: &[Uuid]) -> Result<Vec<Uuid>> {
+    Ok(app
         .store
         .memberships(viewer, rooms)
         .await?
         .into_iter()
         .map(|member| member.room_identity)
-        .collect();
-    app.store.rooms_by_identities(&joined).await
+        .collect())
 }
 
 /// The messages among `messages` of rooms `viewer` is a member of now, in
@@ -92,13 +97,7 @@ pub async fn visible_messages(
     let mut rooms: Vec<Uuid> = found.iter().map(|message| message.room_identity).collect();
     rooms.sort_unstable();
     rooms.dedup();
-    let joined: Vec<Uuid> = app
-        .store
-        .memberships(viewer, &rooms)
-        .await?
-        .into_iter()
-        .map(|member| member.room_identity)
-        .collect();
+    let joined = joined(app, viewer, &rooms).await?;
     Ok(found
         .into_iter()
         .filter(|message| joined.contains(&message.room_identity))

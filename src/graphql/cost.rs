@@ -103,12 +103,11 @@ pub fn page(
             .unwrap_or(0)
             .max(1),
     };
-    size.saturating_mul(child_complexity).saturating_add(1)
+    each(size, child_complexity)
 }
 
-/// The complexity of a field that returns an object for each item of a
-/// list it is given (`nodes(ids:)`): itself, and its children once per item,
-/// as [`page`] counts a page.
+/// The complexity of a field that returns an object for each of `items`
+/// (a page, or `nodes(ids:)`'s ids): itself, and its children once per item.
 pub fn each(items: usize, child_complexity: usize) -> usize {
     items.saturating_mul(child_complexity).saturating_add(1)
 }

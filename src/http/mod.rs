@@ -32,7 +32,7 @@ use tower_http::{
 use crate::{
     app::App,
     auth::{Credentials, Tokens, sessions},
-    connections::Peer,
+    connections::{Peer, Seat},
     error::{Error, Lang, Malformed},
     graphql::{self, ClientAddress, Executed, Schemas},
     live,
@@ -248,24 +248,10 @@ fn streams(media: MediaType, accepted: &Accepted, admitted: &Admitted) -> bool {
 /// hold one more, at its connection rate: a stream is a socket to both.
 async fn event_stream(state: &HttpState, asker: Asker, admitted: Admitted) -> HttpResponse {
     let app = &state.app;
-    let Some(seat) = app.connections.seat(asker.client) else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many open sockets and streams from this address",
-        )
-            .into_response();
+    let seat = match seated(app, asker.client).await {
+        Ok(seat) => seat,
+        Err(refused) => return refused,
     };
-    if let Err(Error::RateLimited { retry_after }) =
-        app.limiter.check(Action::Connect(asker.client)).await
-    {
-        let retry = [(header::RETRY_AFTER, retry_after.to_string())];
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            retry,
-            "too many new connections",
-        )
-            .into_response();
-    }
     let listener = live::sse::Listener {
         credentials: asker.credentials,
         client: asker.client,
@@ -425,30 +411,41 @@ async fn websocket(
         return (StatusCode::FORBIDDEN, "this origin may not open a socket").into_response();
     }
     let client = client_of(&state.app, headers, peer);
-    let Some(seat) = state.app.connections.seat(client) else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many open sockets from this address",
-        )
-            .into_response();
+    let seat = match seated(&state.app, client).await {
+        Ok(seat) => seat,
+        Err(refused) => return refused,
     };
-    if let Err(Error::RateLimited { retry_after }) =
-        state.app.limiter.check(Action::Connect(client)).await
-    {
-        let retry = [(header::RETRY_AFTER, retry_after.to_string())];
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            retry,
-            "too many new connections",
-        )
-            .into_response();
-    }
     let handshake = live::Handshake {
         lang: lang_of(headers),
         client,
         seat,
     };
     live::accept(state.app, state.schemas, headers, handshake, upgrade)
+}
+
+/// A seat for one more socket or event stream of `client`, within its
+/// share of the instance and its rate of new connections; else the 429
+/// that says which.
+async fn seated(app: &App, client: IpAddr) -> Result<Seat, HttpResponse> {
+    let Some(seat) = app.connections.seat(client) else {
+        let refused = (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many open sockets and streams from this address",
+        );
+        return Err(refused.into_response());
+    };
+    if let Err(Error::RateLimited { retry_after }) =
+        app.limiter.check(Action::Connect(client)).await
+    {
+        let retry = [(header::RETRY_AFTER, retry_after.to_string())];
+        let refused = (
+            StatusCode::TOO_MANY_REQUESTS,
+            retry,
+            "too many new connections",
+        );
+        return Err(refused.into_response());
+    }
+    Ok(seat)
 }
 
 /// HTTP 503 on a connection over the instance's capacity, which the

@@ -30,10 +30,15 @@ async fn post(app: &TestApp, account: &Account, document: &str, whole: bool) -> 
     if whole {
         body["query"] = json!(document);
     }
+    post_body(app, account, &body).await
+}
+
+/// POSTs `body` as `account`; the JSON answer.
+async fn post_body(app: &TestApp, account: &Account, body: &Value) -> Value {
     app.http
         .post(app.url("/graphql"))
         .bearer_auth(&account.token)
-        .json(&body)
+        .json(body)
         .send()
         .await
         .expect("answers")
@@ -91,17 +96,7 @@ async fn a_document_with_another_hash_is_refused_and_not_kept(backends: Backends
     let app = TestApp::spawn(backends, "persisted_mismatch").await;
     let ann = app.register("ann").await;
     let body = json!({ "query": ME, "extensions": extensions("{ __typename }") });
-    let answer: Value = app
-        .http
-        .post(app.url("/graphql"))
-        .bearer_auth(&ann.token)
-        .json(&body)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("JSON");
+    let answer = post_body(&app, &ann, &body).await;
     assert_eq!(error_code(&answer), "BAD_USER_INPUT");
     assert_eq!(answer["errors"][0]["extensions"]["field"], "extensions");
     let typename = post(&app, &ann, "{ __typename }", false).await;
@@ -110,16 +105,7 @@ async fn a_document_with_another_hash_is_refused_and_not_kept(backends: Backends
         let body = json!({
             "extensions": { "persistedQuery": { "version": version, "sha256Hash": sha256(ME) } }
         });
-        let answer: Value = app
-            .http
-            .post(app.url("/graphql"))
-            .json(&body)
-            .send()
-            .await
-            .expect("answers")
-            .json()
-            .await
-            .expect("JSON");
+        let answer = post_body(&app, &ann, &body).await;
         assert_eq!(
             answer["errors"][0]["extensions"]["field"], "extensions",
             "{version}"

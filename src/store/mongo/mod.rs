@@ -142,6 +142,23 @@ impl MongoStore {
         self.timed(async { query.await?.try_collect().await }).await
     }
 
+    /// The documents of `collection` with an identity among `identities`,
+    /// in one query (none for none).
+    async fn with_identities<T>(
+        &self,
+        collection: &Collection<T>,
+        identities: &[Uuid],
+    ) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + Sync + Unpin,
+    {
+        if identities.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.all(collection.find(doc! { "identity": { "$in": identity_strings(identities) } }))
+            .await
+    }
+
     pub(super) async fn room_where(&self, filter: Document) -> Result<Option<RoomRecord>> {
         self.timed(self.rooms.find_one(filter))
             .await?
@@ -490,17 +507,11 @@ impl Store for MongoStore {
     }
 
     async fn rooms_by_identities(&self, identities: &[Uuid]) -> Result<Vec<RoomRecord>> {
-        if identities.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.all(
-            self.rooms
-                .find(doc! { "identity": { "$in": identity_strings(identities) } }),
-        )
-        .await?
-        .into_iter()
-        .map(RoomDoc::into_record)
-        .collect()
+        self.with_identities(&self.rooms, identities)
+            .await?
+            .into_iter()
+            .map(RoomDoc::into_record)
+            .collect()
     }
 
     async fn private_room(&self, pair_key: &str) -> Result<Option<RoomRecord>> {
@@ -599,17 +610,11 @@ impl Store for MongoStore {
     }
 
     async fn messages_by_identities(&self, identities: &[Uuid]) -> Result<Vec<MessageRecord>> {
-        if identities.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.all(
-            self.messages
-                .find(doc! { "identity": { "$in": identity_strings(identities) } }),
-        )
-        .await?
-        .into_iter()
-        .map(MessageDoc::into_record)
-        .collect()
+        self.with_identities(&self.messages, identities)
+            .await?
+            .into_iter()
+            .map(MessageDoc::into_record)
+            .collect()
     }
 
     async fn add_members(
