@@ -44,6 +44,7 @@ pub struct Config {
     pub mongodb_database: String,
 
     /// Redis for codes, rate limits and cross-instance fan-out; unset: in-process.
+    /// Several URLs, comma-separated, are seed nodes of a Redis Cluster.
     #[arg(long, env = "CHATROOM_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -421,6 +422,21 @@ impl Config {
             url::Url::parse(origin)
                 .map_err(|e| anyhow::anyhow!("CHATROOM_ALLOWED_ORIGINS: {origin:?}: {e}"))?;
         }
+        // A brace would make the prefix a hash tag, putting every key of a
+        // cluster in one slot, and break the tags the keys carry themselves.
+        anyhow::ensure!(
+            !self.redis_prefix.contains(['{', '}']),
+            "CHATROOM_REDIS_PREFIX must not contain braces: {:?}",
+            self.redis_prefix
+        );
+        if let Some(urls) = &self.redis_url {
+            let seeds = crate::redis_link::seeds(urls);
+            anyhow::ensure!(!seeds.is_empty(), "CHATROOM_REDIS_URL names no server");
+            for seed in seeds {
+                redis::IntoConnectionInfo::into_connection_info(seed)
+                    .map_err(|e| anyhow::anyhow!("CHATROOM_REDIS_URL: {seed:?}: {e}"))?;
+            }
+        }
         if let Some(url) = &self.public_url {
             url::Url::parse(url)
                 .map_err(|e| anyhow::anyhow!("CHATROOM_PUBLIC_URL: {url:?}: {e}"))?;
@@ -596,6 +612,38 @@ mod tests {
             let error = config.validate().expect_err(name).to_string();
             assert!(error.contains(name), "{name}: {error}");
         }
+    }
+
+    #[test]
+    fn several_redis_urls_are_a_cluster_and_each_must_parse() {
+        let with = |urls: &str| Config {
+            redis_url: Some(urls.into()),
+            ..Config::default()
+        };
+        with("redis://10.0.0.1:6379")
+            .validate()
+            .expect("one server");
+        with("redis://10.0.0.1:6379, redis://10.0.0.2:6379")
+            .validate()
+            .expect("a cluster");
+        let error = with("redis://10.0.0.1:6379,nonsense://x")
+            .validate()
+            .expect_err("a bad seed");
+        assert!(error.to_string().contains("nonsense://x"), "{error}");
+        with(" , ").validate().expect_err("no server");
+    }
+
+    #[test]
+    fn a_redis_prefix_with_braces_is_refused() {
+        let config = Config {
+            redis_prefix: "app{1}:".into(),
+            ..Config::default()
+        };
+        let error = config.validate().expect_err("braces");
+        assert!(
+            error.to_string().contains("CHATROOM_REDIS_PREFIX"),
+            "{error}"
+        );
     }
 
     /// The server takes the flags' defaults and the tests `Config::default()`:

@@ -1,6 +1,12 @@
 //! The shared broker: Redis pub/sub, so an event published on any instance
 //! reaches the subscribers of every instance.
 //!
+//! On a Redis Cluster the pub/sub is sharded (`SPUBLISH`/`SSUBSCRIBE`): each
+//! channel lives on the shard of its slot, so rooms spread over the shards,
+//! where plain pub/sub would carry every event to every node. The cluster
+//! connection follows failovers and moves its subscriptions with them; what
+//! was published meanwhile is caught up from the store, as after any outage.
+//!
 //! Each instance keeps one Redis connection (RESP3, so subscriptions and
 //! commands share it) and fans events out locally through a [`LocalBroker`]:
 //! Redis carries an event once per instance, not once per subscriber. A
@@ -25,13 +31,16 @@ use std::{
 };
 
 use async_trait::async_trait;
-use redis::{Client, ProtocolVersion, PushInfo, PushKind, Value, aio::ConnectionManagerConfig};
+use redis::{Cmd, PushInfo, PushKind, Value};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify, mpsc};
 use uuid::Uuid;
 
 use super::{Broker, Event, LocalBroker, Subscription, Topic};
-use crate::{error::Result, redis_link::RedisLink};
+use crate::{
+    error::Result,
+    redis_link::{OnPush, RedisLink},
+};
 
 /// Events waiting for the publisher task; beyond this they are dropped.
 const PUBLISH_QUEUE: usize = 8192;
@@ -69,7 +78,29 @@ struct Relay {
     /// Set when the connection dropped: events may have been missed.
     lost: AtomicBool,
     wake_health: Arc<Notify>,
+    pubsub: PubSub,
 }
+
+/// The commands of one kind of pub/sub.
+struct PubSub {
+    publish: &'static str,
+    subscribe: &'static str,
+    unsubscribe: &'static str,
+}
+
+/// Plain pub/sub, on one server.
+const PLAIN: PubSub = PubSub {
+    publish: "PUBLISH",
+    subscribe: "SUBSCRIBE",
+    unsubscribe: "UNSUBSCRIBE",
+};
+
+/// Sharded pub/sub, on a cluster (Redis 7).
+const SHARDED: PubSub = PubSub {
+    publish: "SPUBLISH",
+    subscribe: "SSUBSCRIBE",
+    unsubscribe: "SUNSUBSCRIBE",
+};
 
 /// What travels through Redis.
 #[derive(Serialize, Deserialize)]
@@ -114,33 +145,30 @@ fn bytes(value: &Value) -> Option<&[u8]> {
 }
 
 impl RedisBroker {
-    /// Connects, and starts the tasks that publish and watch the connection.
+    /// Connects to `urls` (one server, or seed nodes of a cluster), and
+    /// starts the tasks that publish and watch the connection.
     pub async fn connect(
-        url: &str,
+        urls: &str,
         prefix: &str,
         timeout: Duration,
         buffer: usize,
     ) -> anyhow::Result<Self> {
-        let mut info = redis::IntoConnectionInfo::into_connection_info(url)?;
-        info.redis.protocol = ProtocolVersion::RESP3;
-        let client = Client::open(info)?;
         let origin = Uuid::new_v4();
         let (queue, outgoing) = mpsc::channel(PUBLISH_QUEUE);
 
         // The push handler runs on the connection's reader: it only decodes
         // and hands over, never waits.
         let relay_slot: Arc<std::sync::OnceLock<std::sync::Weak<Relay>>> = Arc::default();
-        let on_push = {
+        let on_push: OnPush = {
             let slot = relay_slot.clone();
-            move |push: PushInfo| -> Result<(), std::convert::Infallible> {
+            Box::new(move |push: PushInfo| {
                 if let Some(relay) = slot.get().and_then(std::sync::Weak::upgrade) {
                     relay.receive(push);
                 }
-                Ok(())
-            }
+            })
         };
-        let config = ConnectionManagerConfig::new().set_push_sender(on_push);
-        let link = RedisLink::connect(client, config, timeout).await?;
+        let link = RedisLink::connect(urls, Some(on_push), timeout).await?;
+        let pubsub = if link.is_cluster() { SHARDED } else { PLAIN };
         let relay = Arc::new(Relay {
             local: LocalBroker::new(buffer),
             link,
@@ -152,6 +180,7 @@ impl RedisBroker {
             wake_publisher: Arc::new(Notify::new()),
             lost: AtomicBool::new(false),
             wake_health: Arc::new(Notify::new()),
+            pubsub,
         });
         let _ = relay_slot.set(Arc::downgrade(&relay));
         tokio::spawn(publish(Arc::downgrade(&relay), outgoing));
@@ -185,23 +214,46 @@ impl Relay {
         let Ok(payload) = serde_json::to_vec(&envelope) else {
             return;
         };
-        let mut pipe = redis::pipe();
-        for topic in &owed {
-            pipe.cmd("PUBLISH")
-                .arg(channel(&self.prefix, *topic))
-                .arg(&payload)
-                .ignore();
-        }
-        if self.link.query_pipeline::<()>(&pipe).await.is_err() {
+        let commands: Vec<Cmd> = owed
+            .iter()
+            .map(|topic| self.publication(*topic, &payload))
+            .collect();
+        if self.link.query_each::<()>(&commands).await.is_err() {
             self.dropped().extend(owed);
         }
+    }
+
+    fn publication(&self, topic: Topic, payload: &[u8]) -> Cmd {
+        redis::cmd(self.pubsub.publish)
+            .arg(channel(&self.prefix, topic))
+            .arg(payload)
+            .clone()
+    }
+
+    /// Subscribes `channels` in Redis: in one command on one server, one
+    /// each on a cluster, where each goes to the node of its slot.
+    async fn subscribe_in_redis(&self, channels: Vec<String>) -> Result<()> {
+        if channels.is_empty() {
+            return Ok(());
+        }
+        if !self.link.is_cluster() {
+            return self
+                .link
+                .query(redis::cmd(self.pubsub.subscribe).arg(channels))
+                .await;
+        }
+        let commands: Vec<Cmd> = channels
+            .iter()
+            .map(|channel| redis::cmd(self.pubsub.subscribe).arg(channel).clone())
+            .collect();
+        self.link.query_each::<()>(&commands).await.map(drop)
     }
 
     /// A push from Redis: an event of another instance, or the news that the
     /// connection dropped.
     fn receive(&self, push: PushInfo) {
         match push.kind {
-            PushKind::Message => {
+            PushKind::Message | PushKind::SMessage => {
                 let [channel, payload] = push.data.as_slice() else {
                     return;
                 };
@@ -223,6 +275,21 @@ impl Relay {
                 self.lost.store(true, Ordering::SeqCst);
                 self.wake_health.notify_one();
             }
+            // A shard unsubscribes us when the slot of a channel moves;
+            // while someone here listens, it is subscribed again.
+            PushKind::SUnsubscribe => {
+                let topic = push
+                    .data
+                    .first()
+                    .and_then(bytes)
+                    .and_then(|c| std::str::from_utf8(c).ok())
+                    .and_then(|c| topic_of(&self.prefix, c));
+                if topic.is_some_and(|topic| self.local.has_listeners(topic)) {
+                    tracing::info!("a Redis shard dropped a subscription; subscribing again");
+                    self.lost.store(true, Ordering::SeqCst);
+                    self.wake_health.notify_one();
+                }
+            }
             _ => {}
         }
     }
@@ -233,7 +300,7 @@ impl Relay {
         if self.local.has_listeners(topic) || !subscribed.remove(&topic) {
             return;
         }
-        let command = redis::cmd("UNSUBSCRIBE")
+        let command = redis::cmd(self.pubsub.unsubscribe)
             .arg(channel(&self.prefix, topic))
             .clone();
         if self.link.query::<()>(&command).await.is_err() {
@@ -251,11 +318,7 @@ impl Relay {
             .iter()
             .map(|topic| channel(&self.prefix, *topic))
             .collect();
-        if !channels.is_empty() {
-            self.link
-                .query::<()>(redis::cmd("SUBSCRIBE").arg(channels))
-                .await?;
-        }
+        self.subscribe_in_redis(channels).await?;
         drop(subscribed);
         for topic in self.local.topics() {
             self.local.send(topic, Event::Resync);
@@ -288,16 +351,15 @@ async fn publish(relay: std::sync::Weak<Relay>, mut outgoing: mpsc::Receiver<(To
             return;
         };
         if !batch.is_empty() {
-            let mut pipe = redis::pipe();
             let mut topics = BTreeSet::new();
-            for (topic, payload) in batch.drain(..) {
-                pipe.cmd("PUBLISH")
-                    .arg(channel(&relay.prefix, topic))
-                    .arg(payload)
-                    .ignore();
-                topics.insert(topic);
-            }
-            if relay.link.query_pipeline::<()>(&pipe).await.is_err() {
+            let commands: Vec<Cmd> = batch
+                .drain(..)
+                .map(|(topic, payload)| {
+                    topics.insert(topic);
+                    relay.publication(topic, &payload)
+                })
+                .collect();
+            if relay.link.query_each::<()>(&commands).await.is_err() {
                 tracing::debug!("PUBLISH failed; the topics are told to read the store");
                 relay.lost_events_of(topics);
             }
@@ -306,12 +368,15 @@ async fn publish(relay: std::sync::Weak<Relay>, mut outgoing: mpsc::Receiver<(To
     }
 }
 
-/// Checks the connection; after it was lost, retries with a growing pause
-/// until Redis answers, then recovers the subscriptions.
+/// Checks the connection; after it was lost (or replaced: the new one has
+/// no subscriptions), retries with a growing pause until Redis answers, then
+/// recovers the subscriptions. A loss reported while recovering is recovered
+/// again.
 ///
 /// It holds the broker weakly, so it ends when the broker is dropped.
 async fn watch(relay: std::sync::Weak<Relay>, wake: Arc<Notify>) {
     let mut backoff = Duration::from_millis(100);
+    let mut renewals = 0;
     loop {
         let Some(lost) = relay.upgrade().map(|s| s.lost.load(Ordering::SeqCst)) else {
             return;
@@ -325,12 +390,20 @@ async fn watch(relay: std::sync::Weak<Relay>, wake: Arc<Notify>) {
             return;
         };
         let alive = current.link.query::<()>(&redis::cmd("PING")).await.is_ok();
+        if current.link.renewals() != renewals {
+            renewals = current.link.renewals();
+            current.lost.store(true, Ordering::SeqCst);
+        }
         if !alive {
             current.lost.store(true, Ordering::SeqCst);
             backoff = (backoff * 2).min(MAX_BACKOFF);
-        } else if current.lost.load(Ordering::SeqCst) && current.recover().await.is_ok() {
-            current.lost.store(false, Ordering::SeqCst);
-            backoff = Duration::from_millis(100);
+        } else if current.lost.swap(false, Ordering::SeqCst) {
+            if current.recover().await.is_ok() {
+                backoff = Duration::from_millis(100);
+            } else {
+                current.lost.store(true, Ordering::SeqCst);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
         }
     }
 }
@@ -361,10 +434,8 @@ impl Broker for RedisBroker {
         let mut subscribed = self.relay.subscribed.lock().await;
         let subscription = self.relay.local.subscribe(topic).await?;
         if subscribed.insert(topic) {
-            let command = redis::cmd("SUBSCRIBE")
-                .arg(channel(&self.relay.prefix, topic))
-                .clone();
-            if self.relay.link.query::<()>(&command).await.is_err() {
+            let channels = vec![channel(&self.relay.prefix, topic)];
+            if self.relay.subscribe_in_redis(channels).await.is_err() {
                 tracing::warn!("SUBSCRIBE failed; retried when Redis answers");
                 self.relay.lost.store(true, Ordering::SeqCst);
                 self.relay.wake_health.notify_one();

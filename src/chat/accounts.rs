@@ -62,12 +62,14 @@ pub struct ProfileChange {
     pub email_digest: Option<bool>,
 }
 
+/// The code mailed to `email`. It and its tries are tagged alike (`{…}`),
+/// so that on a Redis Cluster they live on one node and fail over together.
 fn code_key(email: &Email) -> String {
-    format!("code:{}", email.as_str())
+    format!("code:{{{}}}", email.as_str())
 }
 
 fn tries_key(email: &Email) -> String {
-    format!("code:tries:{}", email.as_str())
+    format!("code:tries:{{{}}}", email.as_str())
 }
 
 /// Mails a fresh 6-digit code to an address not yet registered, at most once

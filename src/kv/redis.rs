@@ -2,11 +2,15 @@
 //!
 //! Every key gets the configured prefix, so several deployments (or tests)
 //! can share one Redis without seeing each other's values.
+//!
+//! On a Redis Cluster, each command and each script names keys of one slot
+//! only: the keys one operation must find together carry the same hash tag
+//! (`{…}` in the name the caller gives), and commands on keys of many slots
+//! go each to its own node ([`RedisLink::query_each`]).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{Client, aio::ConnectionManagerConfig};
 
 use super::Kv;
 use crate::{error::Result, redis_link::RedisLink};
@@ -22,10 +26,10 @@ fn millis(ttl: Duration) -> u64 {
 }
 
 impl RedisKv {
-    /// Connects, bounding each connection attempt and each command by `timeout`.
-    pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let link =
-            RedisLink::connect(Client::open(url)?, ConnectionManagerConfig::new(), timeout).await?;
+    /// Connects to `urls` (one server, or seed nodes of a cluster), bounding
+    /// each connection attempt and each command by `timeout`.
+    pub async fn connect(urls: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let link = RedisLink::connect(urls, None, timeout).await?;
         Ok(Self {
             link,
             prefix: prefix.to_owned(),
@@ -162,14 +166,17 @@ impl Kv for RedisKv {
             return Ok(Vec::new());
         }
         let now = format!("({}", epoch_millis());
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("ZRANGEBYSCORE")
-                .arg(self.key(key))
-                .arg(&now)
-                .arg("+inf");
-        }
-        self.link.query_pipeline(&pipe).await
+        let commands: Vec<_> = keys
+            .iter()
+            .map(|key| {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.key(key))
+                    .arg(&now)
+                    .arg("+inf")
+                    .clone()
+            })
+            .collect();
+        self.link.query_each(&commands).await
     }
 
     async fn hold_many(
@@ -255,6 +262,8 @@ impl Kv for RedisKv {
 // the end of each hold, at `<roster>:<entry>`, expiring with its last hold.
 // Every script keeps the roster's score equal to the latest end among the
 // entry's holds, so a lapse is read off the roster alone.
+// The scripts name the holds' keys themselves: on a cluster, the roster's
+// name must carry a hash tag, so that its holds fall in its slot.
 
 /// ARGV: holder, until, now, entries…; returns the entries that were new.
 const HOLD: &str = "local new = {} \

@@ -345,6 +345,43 @@ macro_rules! api_suite {
 
 pub(crate) use api_suite;
 
+/// Runs each behaviour over MongoDB with one Redis and with a Redis
+/// Cluster: what crosses instances.
+macro_rules! shared_suite {
+    ($($behaviour:ident),* $(,)?) => {
+        mod mongo_redis {
+            $(
+                #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+                #[tokio::test]
+                async fn $behaviour() {
+                    super::$behaviour(crate::helpers::Backends::MongoRedis).await;
+                }
+            )*
+        }
+        crate::accounts::cluster_suite!($($behaviour),*);
+    };
+}
+
+pub(crate) use shared_suite;
+
+/// Runs each behaviour over MongoDB and a Redis Cluster, beside the
+/// [`api_suite`] or [`shared_suite`] run on one Redis.
+macro_rules! cluster_suite {
+    ($($behaviour:ident),* $(,)?) => {
+        mod mongo_redis_cluster {
+            $(
+                #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+                #[tokio::test]
+                async fn $behaviour() {
+                    super::$behaviour(crate::helpers::Backends::MongoRedisCluster).await;
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use cluster_suite;
+
 api_suite!(
     a_new_user_registers_logs_in_and_edits_their_profile,
     timestamps_are_rfc3339_utc_with_milliseconds,

@@ -63,9 +63,9 @@ async fn topics_are_kept_apart(broker: Arc<dyn Broker>) {
     );
 }
 
-/// A Redis broker on the test Redis with `prefix`; `None` without Redis (outside CI).
-async fn redis_broker(prefix: &str) -> RedisBroker {
-    let url = crate::helpers::service("CHATROOM_TEST_REDIS_URL");
+/// A Redis broker on `redis` (`REDIS` or `REDIS_CLUSTER`) with `prefix`.
+async fn redis_broker(redis: &str, prefix: &str) -> RedisBroker {
+    let url = crate::helpers::service(redis);
     RedisBroker::connect(&url, prefix, Duration::from_secs(5), 64)
         .await
         .expect("Redis connects")
@@ -87,7 +87,18 @@ macro_rules! broker_suite {
                 #[tokio::test]
                 async fn $behaviour() {
                     let prefix = format!("{}:", crate::helpers::unique_name(stringify!($behaviour)));
-                    let broker = super::redis_broker(&prefix).await;
+                    let broker = super::redis_broker(crate::helpers::REDIS, &prefix).await;
+                    super::$behaviour(std::sync::Arc::new(broker)).await;
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+                #[tokio::test]
+                async fn $behaviour() {
+                    let prefix = format!("{}:", crate::helpers::unique_name(stringify!($behaviour)));
+                    let broker = super::redis_broker(crate::helpers::REDIS_CLUSTER, &prefix).await;
                     super::$behaviour(std::sync::Arc::new(broker)).await;
                 }
             )*
@@ -124,11 +135,12 @@ async fn a_subscriber_that_falls_behind_learns_how_much_it_missed() {
     assert!(matches!(recv(&mut slow).await, Err(RecvError::Lagged(6))));
 }
 
-#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
-#[tokio::test]
-async fn a_redis_event_reaches_the_subscribers_of_every_instance_once() {
+async fn a_redis_event_reaches_the_subscribers_of_every_instance_once(redis: &str) {
     let prefix = format!("{}:", crate::helpers::unique_name("cross_instance"));
-    let (a, b) = (redis_broker(&prefix).await, redis_broker(&prefix).await);
+    let (a, b) = (
+        redis_broker(redis, &prefix).await,
+        redis_broker(redis, &prefix).await,
+    );
     let topic = Topic::Room(Uuid::new_v4());
     let mut on_a = a.subscribe(topic).await.unwrap();
     let mut on_b = b.subscribe(topic).await.unwrap();
@@ -158,43 +170,52 @@ async fn a_redis_event_reaches_the_subscribers_of_every_instance_once() {
     );
 }
 
-/// How many Redis connections listen on `channel`, as Redis itself counts.
-async fn redis_listeners(channel: &str) -> i64 {
-    let url = std::env::var("CHATROOM_TEST_REDIS_URL").expect("the test Redis");
-    let mut connection = ::redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let (_, count): (String, i64) = ::redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+/// How many Redis connections listen on `channel`, as the nodes of `redis`
+/// count them (sharded subscriptions on a cluster).
+async fn redis_listeners(redis: &str, channel: &str) -> i64 {
+    let urls = crate::helpers::service(redis);
+    let seeds: Vec<&str> = urls.split(',').collect();
+    let numsub = if seeds.len() > 1 {
+        "SHARDNUMSUB"
+    } else {
+        "NUMSUB"
+    };
+    let mut count = 0;
+    for seed in seeds {
+        let mut connection = ::redis::Client::open(seed)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let (_, on_node): (String, i64) = ::redis::cmd("PUBSUB")
+            .arg(numsub)
+            .arg(channel)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        count += on_node;
+    }
     count
 }
 
-#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
-#[tokio::test]
-async fn a_redis_channel_is_unsubscribed_when_the_last_local_listener_leaves() {
+async fn a_redis_channel_is_unsubscribed_when_the_last_local_listener_leaves(redis: &str) {
     let prefix = format!("{}:", crate::helpers::unique_name("unsubscribe"));
-    let broker = redis_broker(&prefix).await;
+    let broker = redis_broker(redis, &prefix).await;
     let room = Uuid::new_v4();
     let channel = format!("{prefix}room:{room}");
     let first = broker.subscribe(Topic::Room(room)).await.unwrap();
     let second = broker.subscribe(Topic::Room(room)).await.unwrap();
     assert_eq!(
-        redis_listeners(&channel).await,
+        redis_listeners(redis, &channel).await,
         1,
         "one Redis subscription per instance"
     );
     drop(first);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(redis_listeners(&channel).await, 1);
+    assert_eq!(redis_listeners(redis, &channel).await, 1);
     drop(second);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while redis_listeners(&channel).await != 0 {
+    while redis_listeners(redis, &channel).await != 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "still subscribed after 5 s"
@@ -202,3 +223,32 @@ async fn a_redis_channel_is_unsubscribed_when_the_last_local_listener_leaves() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs each behaviour on one Redis server and on a Redis Cluster.
+macro_rules! redis_suite {
+    ($($behaviour:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+                #[tokio::test]
+                async fn $behaviour() {
+                    super::$behaviour(crate::helpers::REDIS).await;
+                }
+            )*
+        }
+        mod on_redis_cluster {
+            $(
+                #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+                #[tokio::test]
+                async fn $behaviour() {
+                    super::$behaviour(crate::helpers::REDIS_CLUSTER).await;
+                }
+            )*
+        }
+    };
+}
+
+redis_suite!(
+    a_redis_event_reaches_the_subscribers_of_every_instance_once,
+    a_redis_channel_is_unsubscribed_when_the_last_local_listener_leaves,
+);

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Account, Backends, SEND, ServerProcess, TestApp, error_code};
+use crate::helpers::{
+    Account, Backends, RedisCluster, SEND, ServerProcess, Socket, TestApp, error_code,
+};
 
 async fn send_all(app: &TestApp, sender: &Account, room: &str, range: std::ops::Range<usize>) {
     for n in range {
@@ -372,5 +374,69 @@ async fn a_user_who_came_while_redis_was_away_is_online_once_it_is_back() {
             "bob is still offline 10 s after Redis came back: {seen}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The next `count` messages of `socket`'s room subscription, probes left out.
+async fn contents(socket: &mut Socket, count: usize) -> Vec<String> {
+    let mut received = Vec::new();
+    while received.len() < count {
+        let message = socket.next_message("room", "messages").await;
+        let content = message["content"].as_str().unwrap().to_owned();
+        if !content.starts_with("probe:") {
+            received.push(content);
+        }
+    }
+    received
+}
+
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_master_killed_mid_traffic_loses_and_duplicates_nothing() {
+    let test = "cluster_failover";
+    let mut cluster = RedisCluster::start();
+    let urls = cluster.urls();
+    let a = TestApp::spawn_with(Backends::MongoRedisCluster, test, |c| {
+        c.redis_url = Some(urls);
+        c.store_timeout_secs = 2;
+    })
+    .await;
+    let b = a.sibling().await;
+    let (pia, quy) = (a.register("pia").await, a.register("quy").await);
+    let room = a.befriend(&pia, &quy).await;
+    let mut on_a = a.watch_room(&pia, &room, &b, &quy).await;
+    let mut on_b = b.watch_room(&quy, &room, &a, &pia).await;
+
+    // Senders on both instances, one after another so the order is known.
+    let sends = async {
+        for n in 0..90 {
+            let (instance, sender) = if n % 2 == 0 { (&a, &pia) } else { (&b, &quy) };
+            let sent = instance.send(sender, &room, &format!("m{n}")).await;
+            assert!(
+                sent["errors"].is_null(),
+                "sendMessage stores and answers: {sent}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let failover = async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        cluster.kill_master_of(&format!("{}room:{room}", a.config.redis_prefix));
+        // Waiting for the replica blocks: a thread of its own, off the
+        // runtime the instances run on.
+        tokio::task::block_in_place(|| cluster.wait_until_serving());
+    };
+    tokio::join!(sends, failover);
+
+    let sent: Vec<String> = (0..90).map(|n| format!("m{n}")).collect();
+    for socket in [&mut on_a, &mut on_b] {
+        assert_eq!(contents(socket, 90).await, sent, "every message, in order");
+        assert_eq!(
+            socket
+                .next_of_within("room", Duration::from_millis(500))
+                .await,
+            None,
+            "nothing twice"
+        );
     }
 }

@@ -6,17 +6,17 @@ use serde_json::json;
 
 use crate::helpers::{Backends, MESSAGE_FIELDS, Probe, TestApp};
 
-/// Two instances of the production pair.
-async fn two_instances(test: &str) -> (TestApp, TestApp) {
-    let a = TestApp::spawn(Backends::MongoRedis, test).await;
+/// Two instances on `backends`.
+async fn two_instances(backends: Backends, test: &str) -> (TestApp, TestApp) {
+    let a = TestApp::spawn(backends, test).await;
     let b = a.sibling().await;
     (a, b)
 }
 
-#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
-#[tokio::test]
-async fn a_subscriber_on_one_instance_gets_messages_sent_through_both_once_and_in_order() {
-    let (a, b) = two_instances("cross_messages").await;
+async fn a_subscriber_on_one_instance_gets_messages_sent_through_both_once_and_in_order(
+    backends: Backends,
+) {
+    let (a, b) = two_instances(backends, "cross_messages").await;
     let mut members = Vec::new();
     for i in 0..4 {
         members.push(a.register(&format!("xin{i}")).await);
@@ -73,10 +73,8 @@ async fn a_subscriber_on_one_instance_gets_messages_sent_through_both_once_and_i
     assert_eq!(cursors, stored, "delivered in the order of the store");
 }
 
-#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
-#[tokio::test]
-async fn inbox_and_lobby_cross_instances() {
-    let (a, b) = two_instances("cross_inbox").await;
+async fn inbox_and_lobby_cross_instances(backends: Backends) {
+    let (a, b) = two_instances(backends, "cross_inbox").await;
     let (kim, lee) = (a.register("kim").await, a.register("lee").await);
     let room = a.befriend(&kim, &lee).await;
 
@@ -126,10 +124,8 @@ async fn inbox_and_lobby_cross_instances() {
     );
 }
 
-#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
-#[tokio::test]
-async fn a_code_mailed_through_one_instance_registers_on_the_other() {
-    let (a, b) = two_instances("cross_code").await;
+async fn a_code_mailed_through_one_instance_registers_on_the_other(backends: Backends) {
+    let (a, b) = two_instances(backends, "cross_code").await;
     a.send_email_code("mia@example.com").await;
     let again = b.send_email_code("mia@example.com").await;
     assert_eq!(
@@ -156,10 +152,8 @@ async fn a_code_mailed_through_one_instance_registers_on_the_other() {
     );
 }
 
-#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
-#[tokio::test]
-async fn removing_a_friend_on_one_instance_ends_the_subscription_on_the_other() {
-    let (a, b) = two_instances("cross_unfriend").await;
+async fn removing_a_friend_on_one_instance_ends_the_subscription_on_the_other(backends: Backends) {
+    let (a, b) = two_instances(backends, "cross_unfriend").await;
     let (ned, ola) = (a.register("ned").await, a.register("ola").await);
     let room = a.befriend(&ned, &ola).await;
     let mut socket = b.watch_room(&ola, &room, &a, &ned).await;
@@ -176,3 +170,10 @@ async fn removing_a_friend_on_one_instance_ends_the_subscription_on_the_other() 
         "the subscription on b ended"
     );
 }
+
+crate::accounts::shared_suite!(
+    a_subscriber_on_one_instance_gets_messages_sent_through_both_once_and_in_order,
+    inbox_and_lobby_cross_instances,
+    a_code_mailed_through_one_instance_registers_on_the_other,
+    removing_a_friend_on_one_instance_ends_the_subscription_on_the_other,
+);

@@ -95,25 +95,28 @@ async fn members_of_a_set_lapse_each_on_its_own(kv: Arc<dyn Kv>) {
     assert_eq!(kv.marked("room:a").await.unwrap(), Vec::<String>::new());
 }
 
+/// A roster's name with a hash tag, as the kv asks of rosters for a cluster.
+const ROSTER: &str = "{online}";
+
 async fn a_roster_entry_stays_while_any_holder_holds_it_and_lapses_once(kv: Arc<dyn Kv>) {
     let users = ["ann", "bob"].map(str::to_owned);
-    assert!(kv.hold("online", "ann", "one", LONG).await.unwrap(), "new");
+    assert!(kv.hold(ROSTER, "ann", "one", LONG).await.unwrap(), "new");
     assert!(
-        !kv.hold("online", "ann", "two", LONG).await.unwrap(),
+        !kv.hold(ROSTER, "ann", "two", LONG).await.unwrap(),
         "held already"
     );
     assert_eq!(
-        kv.hold_many("online", &users, "one", LONG).await.unwrap(),
+        kv.hold_many(ROSTER, &users, "one", LONG).await.unwrap(),
         ["bob"],
         "only bob was new"
     );
-    assert_eq!(kv.held("online", &users).await.unwrap(), [true, true]);
+    assert_eq!(kv.held(ROSTER, &users).await.unwrap(), [true, true]);
 
     // One holder lets go: the other still holds ann.
-    kv.release("online", &users, "one", SHORT).await.unwrap();
+    kv.release(ROSTER, &users, "one", SHORT).await.unwrap();
     tokio::time::sleep(SHORT * 2).await;
-    assert_eq!(kv.held("online", &users).await.unwrap(), [true, false]);
-    let lapsed = kv.take_lapsed("online", 10).await.unwrap();
+    assert_eq!(kv.held(ROSTER, &users).await.unwrap(), [true, false]);
+    let lapsed = kv.take_lapsed(ROSTER, 10).await.unwrap();
     assert_eq!(
         lapsed
             .iter()
@@ -122,19 +125,19 @@ async fn a_roster_entry_stays_while_any_holder_holds_it_and_lapses_once(kv: Arc<
         ["bob"]
     );
     assert!(
-        kv.take_lapsed("online", 10).await.unwrap().is_empty(),
+        kv.take_lapsed(ROSTER, 10).await.unwrap().is_empty(),
         "a lapse is taken once"
     );
     assert!(
-        kv.hold("online", "bob", "one", LONG).await.unwrap(),
+        kv.hold(ROSTER, "bob", "one", LONG).await.unwrap(),
         "after its lapse was taken, bob is new again"
     );
 
     // Holds that are not renewed end by themselves: a holder that died.
-    kv.hold("online", "cat", "gone", SHORT).await.unwrap();
+    kv.hold(ROSTER, "cat", "gone", SHORT).await.unwrap();
     tokio::time::sleep(SHORT * 2).await;
     let takers = futures_util::future::join_all(
-        (0..4).map(|_| async { kv.take_lapsed("online", 10).await.unwrap() }),
+        (0..4).map(|_| async { kv.take_lapsed(ROSTER, 10).await.unwrap() }),
     )
     .await;
     let taken: Vec<&str> = takers
@@ -161,7 +164,17 @@ macro_rules! kv_suite {
                 #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
                 #[tokio::test]
                 async fn $behaviour() {
-                    let kv = crate::helpers::redis_kv(stringify!($behaviour)).await;
+                    let kv = crate::helpers::redis_kv(crate::helpers::REDIS, stringify!($behaviour)).await;
+                    super::$behaviour(kv).await;
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+                #[tokio::test]
+                async fn $behaviour() {
+                    let kv = crate::helpers::redis_kv(crate::helpers::REDIS_CLUSTER, stringify!($behaviour)).await;
                     super::$behaviour(kv).await;
                 }
             )*

@@ -205,7 +205,7 @@ async fn failed_fields_are_null_up_to_the_nearest_nullable_position(backends: Ba
     let test = "null_propagation";
     let inner = match backends {
         Backends::Embedded => sqlite_store().await.0,
-        Backends::MongoRedis => mongo_store(test).await,
+        Backends::MongoRedis | Backends::MongoRedisCluster => mongo_store(test).await,
     };
     let store = WatchedStore::failing(inner, &["unread_counts", "messages_at"]);
     let app = TestApp::spawn_on(backends, test, |_| {}, Some(store)).await;

@@ -326,7 +326,7 @@ async fn one_digest_per_absence_in_the_users_language(backends: Backends) {
     .await;
     // With Redis, a second instance looks for digests too: still one each.
     let _other = match backends {
-        Backends::MongoRedis => Some(app.sibling().await),
+        Backends::MongoRedis | Backends::MongoRedisCluster => Some(app.sibling().await),
         Backends::Embedded => None,
     };
     let [ann, bob, cyd, dan] = [
@@ -477,10 +477,8 @@ async fn digests_stop_at_the_users_daily_limit(backends: Backends) {
     );
 }
 
-#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
-#[tokio::test]
-async fn an_instance_shut_down_takes_its_users_offline_within_the_grace() {
-    let mut app = TestApp::spawn(Backends::MongoRedis, "presence_shutdown").await;
+async fn an_instance_shut_down_takes_its_users_offline_within_the_grace(backends: Backends) {
+    let mut app = TestApp::spawn(backends, "presence_shutdown").await;
     let other = app.sibling().await;
     let (ann, bob) = (app.register("ann").await, app.register("bob").await);
     app.befriend(&ann, &bob).await;
@@ -645,3 +643,15 @@ api_suite!(
     a_reconnect_storm_costs_a_store_write_per_tick_not_per_socket,
     many_users_coming_at_once_are_written_together,
 );
+
+crate::accounts::cluster_suite!(
+    presence_follows_sockets_and_is_seen_only_by_contacts,
+    one_digest_per_absence_in_the_users_language,
+);
+
+/// What needs a second instance: over one Redis and over a cluster.
+mod across {
+    use super::*;
+
+    crate::accounts::shared_suite!(an_instance_shut_down_takes_its_users_offline_within_the_grace);
+}

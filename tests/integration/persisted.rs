@@ -160,10 +160,8 @@ api_suite!(
 
 /// With Redis, a document sent whole to one instance runs by its hash on
 /// another, which never saw it.
-#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
-#[tokio::test]
-async fn a_document_sent_to_one_instance_runs_by_its_hash_on_another() {
-    let first = TestApp::spawn(Backends::MongoRedis, "persisted_shared").await;
+async fn a_document_sent_to_one_instance_runs_by_its_hash_on_another(backends: Backends) {
+    let first = TestApp::spawn(backends, "persisted_shared").await;
     let second = first.sibling().await;
     let ann = first.register("ann").await;
     let document = "query Shared { me { username nickname } }";
@@ -173,4 +171,11 @@ async fn a_document_sent_to_one_instance_runs_by_its_hash_on_another() {
     );
     let by_hash = post(&second, &ann, document, false).await;
     assert_eq!(by_hash["data"]["me"]["username"], "ann", "{by_hash}");
+}
+
+/// What needs a second instance: over one Redis and over a cluster.
+mod across {
+    use super::*;
+
+    crate::accounts::shared_suite!(a_document_sent_to_one_instance_runs_by_its_hash_on_another);
 }

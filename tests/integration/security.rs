@@ -461,7 +461,7 @@ async fn concurrent_wrong_codes_are_counted_before_they_are_compared(backends: B
         .expect("a code is mailed");
     let right = app
         .kv
-        .get(&format!("code:{email}"))
+        .get(&format!("code:{{{email}}}"))
         .await
         .unwrap()
         .expect("the code");
@@ -658,7 +658,7 @@ async fn a_password_change_ends_every_other_session_on_every_instance(backends: 
     // With Redis, a second instance on the same store: what it accepts and
     // the sockets it holds must end too.
     let two = match backends {
-        Backends::MongoRedis => Some(one.sibling().await),
+        Backends::MongoRedis | Backends::MongoRedisCluster => Some(one.sibling().await),
         Backends::Embedded => None,
     };
     let ann = one.register("ann").await;
@@ -1179,3 +1179,5 @@ async fn a_new_member_is_announced_however_early_the_client_goes_away(backends: 
         "joined without an event when cancelled after {unannounced:?} µs"
     );
 }
+
+crate::accounts::cluster_suite!(a_password_change_ends_every_other_session_on_every_instance);

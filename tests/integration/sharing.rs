@@ -161,7 +161,9 @@ async fn a_field_that_fails_in_a_shared_render_is_null_beside_the_rest(backends:
     let test = "shared_null";
     let inner = match backends {
         Backends::Embedded => crate::helpers::sqlite_store().await.0,
-        Backends::MongoRedis => crate::helpers::mongo_store(test).await,
+        Backends::MongoRedis | Backends::MongoRedisCluster => {
+            crate::helpers::mongo_store(test).await
+        }
     };
     let failing = Arc::new(AtomicBool::new(false));
     let fails = failing.clone();

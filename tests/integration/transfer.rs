@@ -297,7 +297,7 @@ async fn a_store_moves_whole(from: Backends, to: Backends, test: &str) {
     let target_dir = tempfile::tempdir().expect("a temporary dir");
     let (target, mongodb_database) = match to {
         Backends::Embedded => (sqlite_in(target_dir.path()).await, None),
-        Backends::MongoRedis => {
+        Backends::MongoRedis | Backends::MongoRedisCluster => {
             let (store, database) = mongo_target(test).await;
             (store, Some(database))
         }

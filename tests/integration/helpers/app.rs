@@ -6,7 +6,7 @@ use chatroom::{Config, Server, store::Store};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{LOGIN, REGISTER, SEND, ServerProcess, service, unique_name};
+use super::{LOGIN, REDIS, REDIS_CLUSTER, REGISTER, SEND, ServerProcess, service, unique_name};
 
 /// The JWT secret of every test app, so tests can mint tokens of their own.
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -18,6 +18,8 @@ pub enum Backends {
     Embedded,
     /// The production pair: MongoDB (SecantusDB in tests) and Redis.
     MongoRedis,
+    /// MongoDB and a Redis Cluster (three masters, three replicas).
+    MongoRedisCluster,
 }
 
 impl Backends {
@@ -51,12 +53,15 @@ impl Backends {
             },
             ..Config::default()
         };
-        if let Backends::MongoRedis = self {
-            config.mongodb_uri = Some(service("CHATROOM_TEST_MONGODB_URI"));
-            config.mongodb_database = unique_name(test);
-            config.redis_url = Some(service("CHATROOM_TEST_REDIS_URL"));
-            config.redis_prefix = format!("{}:", unique_name(test));
-        }
+        let redis = match self {
+            Backends::Embedded => return config,
+            Backends::MongoRedis => REDIS,
+            Backends::MongoRedisCluster => REDIS_CLUSTER,
+        };
+        config.mongodb_uri = Some(service("CHATROOM_TEST_MONGODB_URI"));
+        config.mongodb_database = unique_name(test);
+        config.redis_url = Some(service(redis));
+        config.redis_prefix = format!("{}:", unique_name(test));
         config
     }
 }

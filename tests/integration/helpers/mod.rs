@@ -25,7 +25,8 @@ pub use documents::{
 };
 pub use outbox::{Mail, extract_code};
 pub use services::{
-    ServerProcess, built_web_client, mongo_store, redis_kv, service, sqlite_store, unique_name,
+    REDIS, REDIS_CLUSTER, RedisCluster, ServerProcess, built_web_client, mongo_store, redis_kv,
+    service, sqlite_store, unique_name,
 };
 pub use socket::{Frame, Probe, Socket};
 pub use watched_store::WatchedStore;

@@ -71,9 +71,14 @@ pub async fn mongo_store(test: &str) -> Arc<dyn Store> {
     Arc::new(store)
 }
 
-/// A Redis kv with a key prefix of its own.
-pub async fn redis_kv(test: &str) -> Arc<dyn Kv> {
-    let url = service("CHATROOM_TEST_REDIS_URL");
+/// The variable naming the one Redis server `scripts/test` starts.
+pub const REDIS: &str = "CHATROOM_TEST_REDIS_URL";
+/// The variable naming the seed nodes of the Redis Cluster it starts.
+pub const REDIS_CLUSTER: &str = "CHATROOM_TEST_REDIS_CLUSTER_URL";
+
+/// A Redis kv on `redis` (`REDIS` or `REDIS_CLUSTER`) with a key prefix of its own.
+pub async fn redis_kv(redis: &str, test: &str) -> Arc<dyn Kv> {
+    let url = service(redis);
     let kv = chatroom::kv::RedisKv::connect(
         &url,
         &format!("{}:", unique_name(test)),
@@ -100,24 +105,50 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A free port whose cluster bus port (10000 above it) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        let bus = port.checked_add(10_000);
+        if bus.is_some_and(|bus| std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok()) {
+            return port;
+        }
+    }
+}
+
+fn redis_server(port: u16, dir: &TempDir) -> std::process::Command {
+    let installed = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok();
+    assert!(
+        installed,
+        "redis-server is not installed: run the tests with scripts/test, which installs it"
+    );
+    let mut command = std::process::Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path());
+    command
+}
+
+/// What `redis-cli` prints for `command` sent to the server on `port`.
+fn redis_cli(port: u16, command: &[&str]) -> String {
+    let output = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(command)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 impl ServerProcess {
     /// redis-server on a free port.
     pub fn redis() -> Self {
-        let installed = std::process::Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok();
-        assert!(
-            installed,
-            "redis-server is not installed: run the tests with scripts/test, which installs it"
-        );
         let (port, dir) = (free_port(), tempfile::tempdir().expect("a temporary dir"));
-        let mut command = std::process::Command::new("redis-server");
-        command
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path());
+        let command = redis_server(port, &dir);
         Self::started(command, port, dir)
     }
 
@@ -186,6 +217,127 @@ impl ServerProcess {
             }
             child.wait().ok();
         }
+    }
+}
+
+impl ServerProcess {
+    /// Kills the server as a crash would (SIGKILL): no goodbye to anyone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
+
+/// A Redis Cluster of the test's own, as `scripts/test` starts one: three
+/// masters with a replica each, failing a master over to its replica
+/// within about two seconds of its death.
+pub struct RedisCluster {
+    nodes: Vec<ServerProcess>,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let nodes: Vec<ServerProcess> = (0..6)
+            .map(|_| {
+                let (port, dir) = (free_cluster_port(), tempfile::tempdir().expect("a dir"));
+                let mut command = redis_server(port, &dir);
+                command
+                    .args(["--cluster-enabled", "yes"])
+                    .args(["--cluster-node-timeout", "1000"])
+                    .args(["--cluster-config-file", "nodes.conf"]);
+                ServerProcess::started(command, port, dir)
+            })
+            .collect();
+        let mut create = std::process::Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let created = create
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_until_serving();
+        cluster
+    }
+
+    /// The seed URLs, comma-separated, as `CHATROOM_REDIS_URL` takes them.
+    pub fn urls(&self) -> String {
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("redis://127.0.0.1:{}/", node.port))
+            .collect();
+        urls.join(",")
+    }
+
+    /// Waits until every live node says the cluster is whole and every
+    /// slot has a master that answers.
+    pub fn wait_until_serving(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let whole = self
+                .nodes
+                .iter()
+                .filter(|node| node.child.is_some())
+                .all(|node| {
+                    redis_cli(node.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                });
+            if whole {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the Redis Cluster did not come to serve every slot in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills (SIGKILL) the master that serves `key`'s slot (a channel's
+    /// name counts as a key for sharded pub/sub); its replica takes over.
+    pub fn kill_master_of(&mut self, key: &str) {
+        let live = self
+            .nodes
+            .iter()
+            .find(|node| node.child.is_some())
+            .expect("a live node");
+        let slot: u16 = redis_cli(live.port, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("a slot");
+        // Lines of CLUSTER NODES: id address flags master ping pong epoch state slots…
+        let nodes = redis_cli(live.port, &["CLUSTER", "NODES"]);
+        let master = nodes
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .find(|fields| {
+                fields.get(2).is_some_and(|flags| flags.contains("master"))
+                    && fields.iter().skip(8).any(|range| {
+                        let (start, end) = range.split_once('-').unwrap_or((range, range));
+                        matches!((start.parse::<u16>(), end.parse::<u16>()),
+                            (Ok(start), Ok(end)) if (start..=end).contains(&slot))
+                    })
+            })
+            .expect("a master serves the slot");
+        let port: u16 = master[1]
+            .split(['@', ':'])
+            .nth(1)
+            .and_then(|port| port.parse().ok())
+            .expect("the master's port");
+        self.nodes
+            .iter_mut()
+            .find(|node| node.port == port)
+            .expect("the master is one of ours")
+            .kill();
     }
 }
 
