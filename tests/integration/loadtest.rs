@@ -278,3 +278,45 @@ async fn loadtest_on_the_floors_room_events_with_a_mix_counts_edits_and_reaction
         "{report}"
     );
 }
+
+/// chatroom seats 5 sockets an address here, so 20 subscribers can only
+/// all subscribe from 4 addresses: 127.0.0.1 to 127.0.0.4, 5 each.
+#[tokio::test]
+async fn loadtest_spreads_sockets_over_loopback_source_addresses_past_one_addresss_share() {
+    let app = TestApp::spawn_with(Backends::Embedded, "loadtest_sources", |c| {
+        c.limits.max_sockets_per_address = 5;
+    })
+    .await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let room = app.group(&ann, "Load", &[&bob]).await;
+    let tokens = format!("{},{}", ann.token, bob.token);
+
+    let report = loadtest::run(&options(&[
+        "--url",
+        &app.url("/graphql"),
+        "--token",
+        &tokens,
+        "--room",
+        &room,
+        "-c",
+        "20",
+        "--sockets-per-source",
+        "5",
+        "-s",
+        "2",
+        "-r",
+        "50",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+        "--ready-timeout",
+        "10",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.subscribers.failed, 0, "{report}");
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+}
