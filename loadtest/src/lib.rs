@@ -17,6 +17,11 @@
 //!    receivers measure latency and notice loss, duplicates and reordering.
 //!
 //! `process` reads the server's memory and CPU when it runs on this machine.
+//!
+//! On loopback, subscribers past the first 10,000 connect from 127.0.0.2,
+//! 127.0.0.3, ... (`subscribers::SOCKETS_PER_SOURCE_ADDRESS`): one machine
+//! then holds more sockets toward one server than one source address has
+//! ports for.
 
 mod client;
 mod outbox;
@@ -48,7 +53,7 @@ use report::{
 };
 use senders::{Schedule, Sent};
 use stamp::Run;
-use subscribers::{Connections, Listener, Plan};
+use subscribers::{Connections, Listener, Plan, SOCKETS_PER_SOURCE_ADDRESS};
 
 /// What to load and how hard. Nothing is refused by address: operators
 /// point this at their own deployments, wherever they are.
@@ -132,6 +137,10 @@ pub struct Options {
     /// a message), half reactions to it (added, then taken back; counted).
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub mix: f64,
+    /// Subscriber sockets from one loopback source address before the next
+    /// takes over; hidden, since only tests have reason to make it small.
+    #[arg(long, hide = true, default_value_t = SOCKETS_PER_SOURCE_ADDRESS, value_parser = positive)]
+    pub sockets_per_source: usize,
 }
 
 /// The subscription each connection holds.
@@ -146,6 +155,13 @@ fn share(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
         _ => Err("a share from 0 to 1".into()),
+    }
+}
+
+fn positive(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(count) if count > 0 => Ok(count),
+        _ => Err("a count, 1 or more".into()),
     }
 }
 
@@ -225,6 +241,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         at_once: options.connect_concurrency,
         deadline: ready_deadline,
         feed: options.subscription,
+        sockets_per_source: options.sockets_per_source,
     })?;
     connections.settled(ready_deadline).await;
     let connect_s = epoch.elapsed();

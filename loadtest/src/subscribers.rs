@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
@@ -14,13 +15,23 @@ use anyhow::{Context, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use tokio::{net::TcpStream, sync::Semaphore, task::JoinHandle, time::Instant};
+use tokio::{
+    net::{TcpSocket, TcpStream},
+    sync::Semaphore,
+    task::JoinHandle,
+    time::Instant,
+};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
-    tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue},
+    tungstenite::{
+        self, Message,
+        client::IntoClientRequest,
+        handshake::client::{Request, Response},
+        http::HeaderValue,
+    },
 };
 use tokio_util::sync::CancellationToken;
-use url::Url;
+use url::{Host, Url};
 
 use super::stamp::{Run, Seen, SeqSet, Stamp};
 
@@ -44,6 +55,16 @@ const REACTION_EVENT: &str = r#"{"__typename":"ReactionsChanged""#;
 /// hundreds of megabytes at thousands of connections, one for all would be
 /// a lock every connection waits on.
 const LATENCY_SHARDS: usize = 16;
+
+/// Subscriber sockets one loopback source address holds before the next
+/// one (127.0.0.2, 127.0.0.3, ...) takes over, when the server is on
+/// loopback. Every socket needs an ephemeral port of its source address,
+/// 28,232 of them on Linux by default, shared with everything else that
+/// connects from there; a socket bound to its source before connecting
+/// takes its port at bind time, which Linux looks for in half of the range
+/// first. 10,000 stays well inside that half, so 15,000 subscribers on one
+/// machine take two addresses and runs of up to 10,000 connect as before.
+pub const SOCKETS_PER_SOURCE_ADDRESS: usize = 10_000;
 
 /// What the connections tell the run while it goes on.
 #[derive(Default)]
@@ -129,6 +150,8 @@ pub struct Plan {
     /// By when every connection must be subscribed.
     pub deadline: Instant,
     pub feed: crate::Feed,
+    /// Sockets a loopback source address holds ([`SOCKETS_PER_SOURCE_ADDRESS`]).
+    pub sockets_per_source: usize,
 }
 
 /// The running connections.
@@ -283,7 +306,12 @@ impl Connection {
                 "sec-websocket-protocol",
                 HeaderValue::from_static("graphql-transport-ws"),
             );
-            match tokio_tungstenite::connect_async(request).await {
+            let source = self.source_address(url).await;
+            let attempt = match source {
+                Some((source, server)) => connect_from(source, server, request).await,
+                None => tokio_tungstenite::connect_async(request).await,
+            };
+            match attempt {
                 Ok((socket, _)) => return Ok(socket),
                 Err(tungstenite::Error::Http(response)) if response.status() == 429 => {
                     let wait = response
@@ -298,9 +326,32 @@ impl Connection {
                 Err(tungstenite::Error::Http(response)) => {
                     bail!("WebSocket upgrade refused with HTTP {}", response.status())
                 }
-                Err(error) => return Err(error).context("connecting"),
+                Err(error) => {
+                    return Err(error).with_context(|| match source {
+                        Some((source, _)) => format!("connecting from {source}"),
+                        None => "connecting".into(),
+                    });
+                }
             }
         }
+    }
+
+    /// Where this connection binds and what it connects to, when it is past
+    /// the first source address's share and the server is on IPv4 loopback;
+    /// `None` leaves both to the WebSocket client, as before.
+    async fn source_address(&self, url: &Url) -> Option<(IpAddr, SocketAddr)> {
+        let share = self.plan.sockets_per_source.max(1);
+        if self.index < share {
+            return None;
+        }
+        let port = url.port_or_known_default()?;
+        let server = match url.host()? {
+            Host::Ipv4(ip) => SocketAddr::new(ip.into(), port),
+            Host::Domain(name) => tokio::net::lookup_host((name, port)).await.ok()?.next()?,
+            // One loopback address in IPv6: nothing to spread over.
+            Host::Ipv6(_) => return None,
+        };
+        Some((loopback_source(server.ip(), self.index / share)?, server))
     }
 
     async fn acknowledged(&self, socket: &mut Socket) -> anyhow::Result<()> {
@@ -416,6 +467,30 @@ impl Connection {
     }
 }
 
+/// The `step`-th loopback address after 127.0.0.1, when `server` is on
+/// IPv4 loopback, where every 127.x.y.z reaches it.
+fn loopback_source(server: IpAddr, step: usize) -> Option<IpAddr> {
+    let IpAddr::V4(server) = server else {
+        return None;
+    };
+    let address = u32::from(Ipv4Addr::LOCALHOST).checked_add(u32::try_from(step).ok()?)?;
+    let address = Ipv4Addr::from(address);
+    (server.is_loopback() && address.is_loopback()).then_some(IpAddr::V4(address))
+}
+
+/// A WebSocket from `source` to `server`: the socket bound first, then the
+/// same handshake (and TLS, for wss://) that `connect_async` would do.
+async fn connect_from(
+    source: IpAddr,
+    server: SocketAddr,
+    request: Request,
+) -> Result<(Socket, Response), tungstenite::Error> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let stream = socket.connect(server).await?;
+    tokio_tungstenite::client_async_tls_with_config(request, stream, None, None).await
+}
+
 async fn send_json(socket: &mut Socket, frame: Value) -> anyhow::Result<()> {
     socket
         .send(Message::text(frame.to_string()))
@@ -425,4 +500,31 @@ async fn send_json(socket: &mut Socket, frame: Value) -> anyhow::Result<()> {
 
 pub fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_past_the_first_share_take_the_next_loopback_addresses() {
+        let server = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(
+            loopback_source(server, 1),
+            Some("127.0.0.2".parse().unwrap())
+        );
+        assert_eq!(
+            loopback_source(server, 256),
+            Some("127.0.1.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_server_off_loopback_or_past_its_addresses_gets_no_source_address() {
+        let elsewhere: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(loopback_source(elsewhere, 1), None);
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(loopback_source(local, 1 << 24), None);
+        assert_eq!(loopback_source("::1".parse().unwrap(), 1), None);
+    }
 }

@@ -1,7 +1,11 @@
 //! `chatroom-loadtest` against a server in this process: on a healthy
 //! server its figures show every message reaching every subscriber once and
-//! in order, whether it registers its own users or is given tokens.
+//! in order, whether it registers its own users or is given tokens, and
+//! whether the server is chatroom or the floor it is measured against.
 
+use std::sync::Arc;
+
+use chatroom_floor::Floor;
 use chatroom_loadtest::{self as loadtest, Options, report::Report};
 use clap::Parser;
 
@@ -204,4 +208,115 @@ async fn loadtest_against_an_address_where_nothing_listens_is_an_error_not_a_pan
 
     let error = format!("{:#}", failed.expect_err("nothing to measure"));
     assert!(error.contains("sendMessage"), "{error}");
+}
+
+/// The floor on a port of its own, in this process: a test of another
+/// package cannot count on that package's binary being built, and the
+/// binary adds nothing to the library but its flags.
+async fn spawn_floor(outbox: &std::path::Path) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let address = listener.local_addr().expect("its address");
+    let floor = Arc::new(Floor::new(Some(outbox.to_owned())));
+    tokio::spawn(chatroom_floor::serve(listener, floor));
+    format!("http://{address}/graphql")
+}
+
+#[tokio::test]
+async fn loadtest_measures_the_floor_with_the_same_command_and_nothing_is_lost() {
+    let outbox = tempfile::tempdir().expect("a temporary outbox");
+    let url = spawn_floor(outbox.path()).await;
+    let outbox = outbox.path().display().to_string();
+
+    let report = loadtest::run(&options(&[
+        "--url", &url, "--outbox", &outbox, "--users", "3", "-c", "20", "-s", "2", "-r", "0", "-d",
+        "2", "--warmup", "0.5",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.target.registered, 3);
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+}
+
+#[tokio::test]
+async fn loadtest_on_the_floors_room_events_with_a_mix_counts_edits_and_reactions_too() {
+    let outbox = tempfile::tempdir().expect("a temporary outbox");
+    let url = spawn_floor(outbox.path()).await;
+
+    let report = loadtest::run(&options(&[
+        "--url",
+        &url,
+        "--token",
+        "any,token",
+        "--room",
+        "any-room",
+        "-c",
+        "20",
+        "-s",
+        "2",
+        "-r",
+        "100",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+        "--subscription",
+        "room-events",
+        "--mix",
+        "0.2",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+    assert!(report.send.edits > 0, "{report}");
+    assert!(report.send.reactions > 0, "{report}");
+    assert_eq!(
+        report.delivery.reactions_received, report.delivery.reactions_expected,
+        "{report}"
+    );
+}
+
+/// chatroom seats 5 sockets an address here, so 20 subscribers can only
+/// all subscribe from 4 addresses: 127.0.0.1 to 127.0.0.4, 5 each.
+#[tokio::test]
+async fn loadtest_spreads_sockets_over_loopback_source_addresses_past_one_addresss_share() {
+    let app = TestApp::spawn_with(Backends::Embedded, "loadtest_sources", |c| {
+        c.limits.max_sockets_per_address = 5;
+    })
+    .await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let room = app.group(&ann, "Load", &[&bob]).await;
+    let tokens = format!("{},{}", ann.token, bob.token);
+
+    let report = loadtest::run(&options(&[
+        "--url",
+        &app.url("/graphql"),
+        "--token",
+        &tokens,
+        "--room",
+        &room,
+        "-c",
+        "20",
+        "--sockets-per-source",
+        "5",
+        "-s",
+        "2",
+        "-r",
+        "50",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+        "--ready-timeout",
+        "10",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.subscribers.failed, 0, "{report}");
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
 }
