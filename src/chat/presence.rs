@@ -45,7 +45,7 @@ use crate::{
 
 /// The kv roster of who is online. Braced: a hash tag, so that on a Redis
 /// Cluster the holds of its entries live in its slot (`kv::RedisKv`).
-const ROSTER: &str = "{presence}";
+pub const ROSTER: &str = "{presence}";
 
 /// How often an instance carries its sockets' comings and goings to the kv
 /// and takes lapses: the delay of a presence change, at most.

@@ -609,7 +609,7 @@ async fn a_presence_subscriber_that_missed_changes_is_told_how_things_are(backen
     app.app
         .kv
         .hold(
-            "presence",
+            chatroom::chat::presence::ROSTER,
             &cyd.identity,
             "elsewhere",
             Duration::from_secs(60),
