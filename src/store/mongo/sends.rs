@@ -26,10 +26,16 @@
 //! changes that take a revision, such as `mark_read`), and run again as
 //! before; but one batch per instance contends, not one message per sender.
 //!
-//! The checks of a send (room, membership, sender, block, reply) and the
-//! look-up of client ids already used are read for the whole batch at once,
-//! before its transaction, as they were read for each message before: a
-//! transaction keeps the room's document busy for as long as it is open.
+//! The checks of a send (room, membership, sender, block, reply) are read
+//! for the whole batch at once, before its transaction, as they were read
+//! for each message before: a transaction keeps the room's document busy
+//! for as long as it is open. Client ids already used are not looked up
+//! first: the unique index on (room, sender, client id) is the judge, and
+//! a retry is rare. A batch that meets one stored nothing; it reads which
+//! of its client ids are taken, answers those with their first messages
+//! and commits the rest. (The look-up before every message cost a read
+//! each, and on SecantusDB, which does not serve that partial index, a
+//! scan of the whole collection: docs/perf.md, issue 19.)
 
 use std::{
     collections::{HashMap, hash_map::Entry},
@@ -237,7 +243,7 @@ impl MongoStore {
             )?;
             Ok::<_, Error>(Some((found, members, users, replied)))
         };
-        let (checks, firsts) = futures_util::try_join!(checks, self.firsts(room, batch))?;
+        let checks = checks.await?;
         let checked = match checks {
             None => batch.iter().map(|_| Ok(None)).collect(),
             Some((found, members, users, replied)) => {
@@ -299,12 +305,7 @@ impl MongoStore {
             };
             let message = &pending.message;
             if let Some(client_id) = message.client_id.as_deref() {
-                let key = (message.sender_identity, client_id);
-                if let Some(first) = firsts.get(&(key.0, client_id.to_owned())) {
-                    plans.push(Plan::Done(Ok((first.clone(), false, sender))));
-                    continue;
-                }
-                match new_ids.entry(key) {
+                match new_ids.entry((message.sender_identity, client_id)) {
                     Entry::Occupied(first) => {
                         plans.push(Plan::Retry(*first.get(), sender));
                         continue;
@@ -357,18 +358,16 @@ impl MongoStore {
         Ok(blocked)
     }
 
-    /// The messages of `room` already stored under the client ids of the
-    /// batch, by sender and client id: most retries come after the first
-    /// attempt committed, and one read answers them.
+    /// The messages of `room` already stored under the client ids of
+    /// `news`, by sender and client id.
     async fn firsts(
         &self,
         room: Uuid,
-        batch: &[Pending],
+        news: &[&NewMessage],
     ) -> Result<HashMap<(Uuid, String), MessageRecord>> {
-        let used: Vec<Document> = batch
+        let used: Vec<Document> = news
             .iter()
-            .filter_map(|pending| {
-                let message = &pending.message;
+            .filter_map(|message| {
                 let client_id = message.client_id.as_ref()?;
                 Some(doc! {
                     "sender_identity": message.sender_identity.to_string(),
@@ -396,30 +395,79 @@ impl MongoStore {
     }
 
     /// Stores `news` with the room's next seqs, in one transaction; one
-    /// outcome each. When a client id or an identity turns out taken (a
-    /// retry that raced past [`MongoStore::firsts`], perhaps through another
-    /// instance), the transaction stored nothing and each message is stored
-    /// on its own instead, where that race has its answer.
+    /// outcome each. A client id found taken (a retry of a message stored
+    /// before) makes the transaction store nothing: the ones taken are read
+    /// once and answered with their first messages, and the rest committed
+    /// again. A client id or identity still taken after that (a retry
+    /// racing this batch, perhaps through another instance) sends each
+    /// message through a transaction of its own, where that race has its
+    /// answer.
     async fn store_new(
         &self,
         room: Uuid,
         news: &[&NewMessage],
     ) -> Vec<Result<(MessageRecord, bool)>> {
-        if news.is_empty() {
-            return Vec::new();
-        }
-        match self.commit_new(room, news).await {
-            Ok(Some(stored)) => stored.into_iter().map(|m| Ok((m, true))).collect(),
-            Ok(None) => copies(&Error::NotFound(Entity::Room), news.len()),
-            Err(Error::Conflict(Unique::ClientId | Unique::Identity)) => {
-                let mut outcomes = Vec::with_capacity(news.len());
-                for message in news {
-                    outcomes.push(self.insert_alone(message).await);
-                }
-                outcomes
+        let mut outcomes: Vec<Option<Result<(MessageRecord, bool)>>> = Vec::new();
+        outcomes.resize_with(news.len(), || None);
+        let mut looked_up = false;
+        loop {
+            let open: Vec<usize> = (0..news.len()).filter(|&n| outcomes[n].is_none()).collect();
+            let batch: Vec<&NewMessage> = open.iter().map(|&n| news[n]).collect();
+            if batch.is_empty() {
+                break;
             }
-            Err(failure) => copies(&failure, news.len()),
+            let committed = self.commit_new(room, &batch).await;
+            let failure = match committed {
+                Ok(Some(stored)) => {
+                    for (n, message) in open.into_iter().zip(stored) {
+                        outcomes[n] = Some(Ok((message, true)));
+                    }
+                    break;
+                }
+                Ok(None) => Error::NotFound(Entity::Room),
+                Err(Error::Conflict(Unique::ClientId)) if !looked_up => {
+                    looked_up = true;
+                    match self.firsts(room, &batch).await {
+                        Ok(firsts) => {
+                            for n in open {
+                                let message = news[n];
+                                let Some(client_id) = message.client_id.clone() else {
+                                    continue;
+                                };
+                                if let Some(first) =
+                                    firsts.get(&(message.sender_identity, client_id))
+                                {
+                                    outcomes[n] = Some(Ok((first.clone(), false)));
+                                }
+                            }
+                            continue;
+                        }
+                        Err(failure) => failure,
+                    }
+                }
+                Err(Error::Conflict(Unique::ClientId | Unique::Identity)) => {
+                    for n in open {
+                        outcomes[n] = Some(self.insert_alone(news[n]).await);
+                    }
+                    break;
+                }
+                Err(failure) => failure,
+            };
+            for n in open {
+                outcomes[n] = Some(Err(failure.copy_for_another()));
+            }
+            break;
         }
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| {
+                    Err(Error::internal(anyhow::anyhow!(
+                        "a message of a batch left unanswered"
+                    )))
+                })
+            })
+            .collect()
     }
 
     /// Stores one message in a transaction of its own: the way through the
