@@ -113,7 +113,7 @@ impl Drop for Writing<'_> {
 
 /// What becomes of one message of a batch once its checks are made.
 enum Plan {
-    /// Answered without storing: a check failed, or its client id was used.
+    /// Answered without storing: a check of its send failed.
     Done(WriteOutcome),
     /// Stored as the batch's `n`th new message.
     New(usize, Option<Profile>),
