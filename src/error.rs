@@ -359,6 +359,18 @@ impl Error {
         }
     }
 
+    /// Another caller's copy of a failure that several share (a batch of
+    /// message inserts that failed as one): the same error where it can be
+    /// copied, else an internal one; the cause was logged once, when made.
+    pub fn copy_for_another(&self) -> Self {
+        match self {
+            Error::Unavailable(backend) => Error::Unavailable(backend),
+            Error::Conflict(unique) => Error::Conflict(*unique),
+            Error::NotFound(entity) => Error::NotFound(*entity),
+            _ => Error::Internal(anyhow::anyhow!("a batch of message inserts failed")),
+        }
+    }
+
     /// A backend that is down or too slow; logged, and shown as `INTERNAL`.
     pub fn unavailable(backend: &'static str, cause: impl fmt::Display) -> Self {
         tracing::warn!(backend, error = %cause, "backend unavailable");

@@ -12,6 +12,7 @@ mod documents;
 mod people;
 mod schema;
 mod search;
+mod sends;
 mod transaction;
 mod transfer;
 
@@ -29,11 +30,11 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::{
-    error::{Entity, Error, Result, Unique},
+    error::{Entity, Error, Result},
     store::{
         Counts, DepartureRecord, HistoryRange, Loaded, MemberChange, MemberRecord, MessageRecord,
         MessageRule, MessageScene, MessageSearch, NewMessage, Profile, ProfileUpdate, Record,
-        RecordStream, Role, RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, RoomType,
+        RecordStream, Role, RoomChanges, RoomEdit, RoomRecord, RoomRule, RoomScene, RoomType, Sent,
         Store, Stored, UserRecord, first_role, nickname_key, username_key,
     },
 };
@@ -46,6 +47,9 @@ use self::{
     schema::db_error,
 };
 
+/// Cheap to clone (the driver's handles are shared): a room's message
+/// writer (`sends`) is a task of its own with its own copy.
+#[derive(Clone)]
 pub struct MongoStore {
     /// Sessions, and so transactions, start from the client.
     client: Client,
@@ -57,6 +61,8 @@ pub struct MongoStore {
     departures: Collection<DepartureDoc>,
     blocks: Collection<BlockDoc>,
     timeout: Duration,
+    /// The messages waiting to be stored, by room (`sends`).
+    queues: Arc<sends::Queues>,
 }
 
 /// The scene of a room rule from the documents read.
@@ -117,6 +123,7 @@ impl MongoStore {
             client,
             db,
             timeout,
+            queues: Arc::default(),
         };
         store.create_indexes().await?;
         store.migrate().await?;
@@ -941,82 +948,22 @@ impl Store for MongoStore {
     }
 
     async fn insert_message(&self, message: &NewMessage) -> Result<(MessageRecord, bool)> {
-        let first_with_client_id = message.client_id.as_ref().map(|client_id| {
-            doc! {
-                "room_identity": message.room_identity.to_string(),
-                "sender_identity": message.sender_identity.to_string(),
-                "client_id": client_id,
-            }
-        });
-        // Most retries come after the first attempt committed: one read
-        // answers them. It stays out of the transaction, which conflicts
-        // with every other sender to the room while it runs, to keep that
-        // short; the unique index catches the retries that race.
-        if let Some(filter) = &first_with_client_id
-            && let Some(first) = self.timed(self.messages.find_one(filter.clone())).await?
-        {
-            return Ok((first.into_record()?, false));
-        }
-        let stored = self
-            .transaction(message, |store, session, message| {
-                Box::pin(async move {
-                    let Some(room) = store
-                        .rooms
-                        .find_one_and_update(
-                            doc! { "identity": message.room_identity.to_string() },
-                            doc! {
-                                "$inc": { "seq": 1_i64, "rev": 1_i64 },
-                                "$set": { "last_message_at": to_bson_time(message.created_at) },
-                            },
-                        )
-                        .return_document(ReturnDocument::After)
-                        .session(&mut *session)
-                        .await?
-                    else {
-                        return Ok(None);
-                    };
-                    let stored = message.at(room.seq, room.rev.unwrap_or(room.seq));
-                    store
-                        .messages
-                        .insert_one(MessageDoc::from_record(&stored))
-                        .session(&mut *session)
-                        .await?;
-                    Ok(Some(stored))
-                })
-            })
-            .await;
-        match (stored, first_with_client_id) {
-            (Ok(Some(stored)), _) => Ok((stored, true)),
-            (Ok(None), _) => Err(Error::NotFound(Entity::Room)),
-            // A retry of the same message committed since the read above: the
-            // insert failed on the unique index and the transaction was
-            // aborted, its seq with it. (Or this call's own first attempt,
-            // when the transaction ran again after it committed.)
-            (Err(Error::Conflict(Unique::ClientId)), Some(filter)) => {
-                match self.timed(self.messages.find_one(filter)).await? {
-                    Some(first) => {
-                        let first = first.into_record()?;
-                        let mine = first.identity == message.identity;
-                        Ok((first, mine))
-                    }
-                    None => Err(Error::internal(anyhow::anyhow!(
-                        "client_id {:?} taken by no stored message",
-                        message.client_id
-                    ))),
-                }
-            }
-            // A transaction run again after a commit whose outcome was
-            // unknown, when the first commit had gone through: the message
-            // is stored, by this call, under the identity made for it.
-            (Err(Error::Conflict(Unique::Identity)), _) => {
-                let mine = doc! { "identity": message.identity.to_string() };
-                match self.timed(self.messages.find_one(mine)).await? {
-                    Some(stored) => Ok((stored.into_record()?, true)),
-                    None => Err(Error::Conflict(Unique::Identity)),
-                }
-            }
-            (Err(error), _) => Err(error),
-        }
+        let (stored, created, _) = self.write(message, false).await?;
+        Ok((stored, created))
+    }
+
+    /// In the message's batch (`sends`): the checks are read for the whole
+    /// batch at once.
+    async fn send_message(&self, message: &NewMessage) -> Result<Sent> {
+        let (message, created, sender) = self.write(message, true).await?;
+        let sender = sender.ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("a send came back without its sender"))
+        })?;
+        Ok(Sent {
+            message,
+            created,
+            sender,
+        })
     }
 
     async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>> {

@@ -21,6 +21,12 @@ use super::{MongoStore, documents::search_terms};
 /// MongoDB's code for a duplicate key in a unique index.
 const DUPLICATE_KEY: i32 = 11000;
 
+/// MongoDB's codes for an index that cannot be made as asked: one a
+/// sharded collection cannot have (`CannotCreateIndex`), or one of that
+/// name or keys that exists with other options (`IndexOptionsConflict`,
+/// `IndexKeySpecsConflict`).
+const CANNOT_BE_UNIQUE: [i32; 3] = [67, 85, 86];
+
 /// The unique value a duplicate key stands for, from the index the server
 /// names (`... index: users_email dup key: ...`): the names given in
 /// [`MongoStore::create_indexes`].
@@ -36,7 +42,7 @@ fn unique_of(message: &str) -> Option<Unique> {
         "users_identity" | "rooms_identity" | "messages_identity" | "room_departures_room_user" => {
             Unique::Identity
         }
-        "room_members_user_room" => Unique::Membership,
+        "room_members_room_user" => Unique::Membership,
         "messages_room_seq" => Unique::Seq,
         "blocks_blocker_blocked" => Unique::Block,
         _ => return None,
@@ -139,11 +145,13 @@ impl MongoStore {
             (
                 "room_members",
                 vec![
+                    // The room first: what a collection sharded by room
+                    // can keep unique (docs/deploy.md, "Sharded MongoDB").
                     unique(
-                        doc! { "user_identity": 1, "room_identity": 1 },
-                        "room_members_user_room",
+                        doc! { "room_identity": 1, "user_identity": 1 },
+                        "room_members_room_user",
                     ),
-                    plain(doc! { "room_identity": 1 }, "room_members_room"),
+                    plain(doc! { "user_identity": 1 }, "room_members_user"),
                     plain(doc! { "room_identity": 1, "rev": 1 }, "room_members_rev"),
                 ],
             ),
@@ -160,7 +168,6 @@ impl MongoStore {
             (
                 "messages",
                 vec![
-                    unique(doc! { "identity": 1 }, "messages_identity"),
                     unique(doc! { "room_identity": 1, "seq": 1 }, "messages_room_seq"),
                     plain(doc! { "room_identity": 1, "rev": 1 }, "messages_rev"),
                     // Search (`search.rs`): by the terms within the rooms
@@ -188,6 +195,48 @@ impl MongoStore {
                 .collection::<Document>(collection)
                 .create_indexes(models)
                 .await?;
+        }
+        self.create_message_identity_index().await?;
+        self.drop_replaced_indexes().await
+    }
+
+    /// Messages' identities, unique where the collection can keep that. A
+    /// `messages` sharded by room cannot (a unique index there must start
+    /// with the shard key, docs/deploy.md, "Sharded MongoDB"), and the
+    /// operator makes it a plain index of the same name: left as it is,
+    /// with a warning. Identities are UUIDs made once per message, so the
+    /// unique index only guards against a store's own mistake.
+    async fn create_message_identity_index(&self) -> anyhow::Result<()> {
+        let model = unique(doc! { "identity": 1 }, "messages_identity");
+        match self.messages.create_index(model).await {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    error.kind.as_ref(),
+                    ErrorKind::Command(command) if CANNOT_BE_UNIQUE.contains(&command.code)
+                ) =>
+            {
+                tracing::warn!(
+                    error = %error,
+                    "messages_identity is not unique here (a sharded cluster?): left as it is"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Drops, once, the membership indexes that `room_members_room_user`
+    /// (created above) replaced: the unique one that began with the user
+    /// (the same pairs, so nothing is lost) and the one on the room alone
+    /// (its prefix).
+    async fn drop_replaced_indexes(&self) -> anyhow::Result<()> {
+        const REPLACED: [&str; 2] = ["room_members_user_room", "room_members_room"];
+        let names = self.members.list_index_names().await?;
+        for replaced in REPLACED {
+            if names.iter().any(|name| name == replaced) {
+                self.members.drop_index(replaced).await?;
+            }
         }
         Ok(())
     }

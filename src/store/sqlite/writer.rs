@@ -155,7 +155,7 @@ fn write_batch(conn: &mut Connection, batch: &[WriteRequest]) -> Vec<WriteOutcom
     commit_batch(conn, batch).unwrap_or_else(|failure| {
         let mut failures: Vec<WriteOutcome> = Vec::with_capacity(batch.len());
         failures.resize_with(batch.len().saturating_sub(1), || {
-            Err(same_failure(&failure))
+            Err(failure.copy_for_another())
         });
         failures.push(Err(failure));
         failures
@@ -180,15 +180,6 @@ fn commit_batch(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<Wri
     }
     tx.commit().map_err(db_error)?;
     Ok(outcomes)
-}
-
-/// Another caller's copy of a batch's failure, which was logged once when made.
-fn same_failure(failure: &Error) -> Error {
-    match failure {
-        Error::Unavailable(backend) => Error::Unavailable(backend),
-        Error::Conflict(unique) => Error::Conflict(*unique),
-        _ => Error::Internal(anyhow::anyhow!("a batch of message inserts failed")),
-    }
 }
 
 fn write_one(conn: &Connection, request: &WriteRequest) -> WriteOutcome {

@@ -11,6 +11,7 @@ use futures_util::future::join_all;
 use uuid::Uuid;
 
 use super::{contents, create, everything, message, record, send, seqs, unread, user};
+use chatroom::store::Profile;
 
 async fn a_stored_message_moves_the_room_seq_and_last_message_at(store: Arc<dyn Store>) {
     let alice = Uuid::new_v4();
@@ -227,6 +228,115 @@ async fn a_client_id_is_scoped_to_its_sender_and_room(store: Arc<dyn Store>) {
     assert_eq!(store.room(tea).await.unwrap().unwrap().seq, 2);
 }
 
+async fn many_senders_at_once_with_retries_take_distinct_increasing_seqs_and_all_read_back(
+    store: Arc<dyn Store>,
+) {
+    let senders: Vec<Profile> = (0..24)
+        .map(|i| user(&format!("sender{i}"), &format!("sender{i}@example.com")))
+        .collect();
+    let outsider = user("outsider", "outsider@example.com");
+    for sender in senders.iter().chain([&outsider]) {
+        store.create_user(&record(sender)).await.unwrap();
+    }
+    let identities: Vec<Uuid> = senders.iter().map(|s| s.identity).collect();
+    let tea = create(&*store, RoomType::Group, &identities).await.identity;
+    let sending = move |sender: Uuid, i: usize| NewMessage {
+        client_id: Some(format!("c-{i}")),
+        ..message(tea, sender, &format!("{sender} {i}"))
+    };
+
+    let members = identities.iter().map(|&sender| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..8 {
+                // Each message and a retry of it, at once.
+                let first = sending(sender, i);
+                let retry = NewMessage {
+                    identity: Uuid::new_v4(),
+                    ..first.clone()
+                };
+                let (a, b) = tokio::join!(store.send_message(&first), store.send_message(&retry));
+                let (a, b) = (a.unwrap(), b.unwrap());
+                assert_eq!(a.message, b.message, "a retry answers with the first");
+                assert!(a.created ^ b.created, "one of the two stores it");
+                assert_eq!(a.sender.identity, sender);
+                seqs.push(a.message.seq);
+            }
+            seqs
+        })
+    });
+    let outsiders = (0..8).map(|i| {
+        let store = store.clone();
+        let refused = sending(outsider.identity, i);
+        tokio::spawn(async move { store.send_message(&refused).await })
+    });
+    let (per_sender, refused) = tokio::join!(join_all(members), join_all(outsiders));
+
+    for refused in refused {
+        assert!(matches!(refused.unwrap(), Err(Error::Forbidden)));
+    }
+    let per_sender: Vec<Vec<i64>> = per_sender.into_iter().map(|j| j.unwrap()).collect();
+    for seqs in &per_sender {
+        assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "{seqs:?}");
+    }
+    let mut all = per_sender.concat();
+    all.sort_unstable();
+    let expected: Vec<i64> = (1..=192).collect();
+    assert_eq!(all, expected, "every seq once, none skipped");
+    let room = store.room(tea).await.unwrap().unwrap();
+    assert_eq!((room.seq, room.rev), (192, 192));
+    let history = store.history(tea, everything()).await.unwrap();
+    assert_eq!(seqs(&history), expected);
+    let mut read: Vec<(Uuid, &str)> = history
+        .iter()
+        .map(|m| (m.sender_identity, m.content.as_str()))
+        .collect();
+    read.sort_unstable();
+    let mut sent: Vec<(Uuid, String)> = identities
+        .iter()
+        .flat_map(|&sender| (0..8).map(move |i| (sender, format!("{sender} {i}"))))
+        .collect();
+    sent.sort_unstable();
+    let sent: Vec<(Uuid, &str)> = sent.iter().map(|(s, c)| (*s, c.as_str())).collect();
+    assert_eq!(read, sent, "every message reads back once, from its sender");
+}
+
+async fn a_message_that_fails_after_taking_its_seq_leaves_the_room_without_a_hole(
+    store: Arc<dyn Store>,
+) {
+    let alice = Uuid::new_v4();
+    let tea = create(&*store, RoomType::Group, &[alice]).await.identity;
+    let first = send(&*store, tea, alice, "first").await;
+    // A message with the identity of one stored already fails on the
+    // unique index after its seq was taken: a write that fails half-way,
+    // among others in flight with it.
+    let replayed = NewMessage {
+        identity: first.identity,
+        ..message(tea, alice, "replayed")
+    };
+
+    let burst = (0..8)
+        .map(|i| message(tea, alice, &format!("fresh {i}")))
+        .chain([replayed])
+        .map(|sent| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert_message(&sent).await })
+        });
+    join_all(burst).await;
+
+    let history = store.history(tea, everything()).await.unwrap();
+    let expected: Vec<i64> = (1..=9).collect();
+    assert_eq!(seqs(&history), expected, "no seq taken by the failed write");
+    let room = store.room(tea).await.unwrap().unwrap();
+    assert_eq!((room.seq, room.rev), (9, 9));
+    let mut read = contents(&history);
+    read.sort_unstable();
+    let mut sent = vec!["first".to_owned()];
+    sent.extend((0..8).map(|i| format!("fresh {i}")));
+    assert_eq!(read, sent, "the others are stored, the failed one is not");
+}
+
 async fn history_pages_both_ways_between_exclusive_bounds(store: Arc<dyn Store>) {
     let alice = Uuid::new_v4();
     let tea = create(&*store, RoomType::Group, &[alice]).await.identity;
@@ -366,9 +476,63 @@ super::store_suite!(
     a_send_is_checked_for_room_then_membership_then_sender_and_refused_ones_store_nothing,
     eight_concurrent_writers_take_seqs_one_to_two_hundred_without_holes,
     ten_concurrent_retries_with_one_client_id_store_one_message,
+    many_senders_at_once_with_retries_take_distinct_increasing_seqs_and_all_read_back,
+    a_message_that_fails_after_taking_its_seq_leaves_the_room_without_a_hole,
     a_client_id_is_scoped_to_its_sender_and_room,
     history_pages_both_ways_between_exclusive_bounds,
     messages_at_returns_the_last_message_of_each_room,
     unread_counts_only_others_messages_after_the_last_read_and_mark_read_clears_them,
     mark_read_is_false_for_a_non_member_and_a_missing_room,
 );
+
+/// Two instances of the server on one MongoDB: each writes a room's
+/// messages in batches of its own, so their batches race for the room's
+/// seqs and for the unique client id, and the loser of a race finds its
+/// insert refused after it took its seqs. Only MongoDB is shared by
+/// instances.
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn two_instances_racing_retries_of_one_client_id_store_it_once_without_a_hole() {
+    let uri = crate::helpers::service("CHATROOM_TEST_MONGODB_URI");
+    let database = crate::helpers::unique_name("two_instances_racing");
+    let mut instances: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..2 {
+        let store = chatroom::store::MongoStore::connect(
+            &uri,
+            &database,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        instances.push(Arc::new(store));
+    }
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let tea = create(&*instances[0], RoomType::Group, &[alice, bob])
+        .await
+        .identity;
+
+    let retries = (0..10).map(|i| {
+        let store = instances[i % 2].clone();
+        let retry = NewMessage {
+            client_id: Some("c-1".into()),
+            ..message(tea, alice, "hello")
+        };
+        tokio::spawn(async move { store.insert_message(&retry).await.unwrap() })
+    });
+    let others = (0..10).map(|i| {
+        let store = instances[i % 2].clone();
+        let other = message(tea, bob, &format!("bob {i}"));
+        tokio::spawn(async move { store.insert_message(&other).await.unwrap() })
+    });
+    let (retries, others) = tokio::join!(join_all(retries), join_all(others));
+
+    let retries: Vec<(MessageRecord, bool)> = retries.into_iter().map(|j| j.unwrap()).collect();
+    assert_eq!(retries.iter().filter(|(_, new)| *new).count(), 1);
+    assert!(retries.iter().all(|(m, _)| *m == retries[0].0));
+    assert!(others.into_iter().all(|j| j.unwrap().1), "bob's all stored");
+    let history = instances[1].history(tea, everything()).await.unwrap();
+    let expected: Vec<i64> = (1..=11).collect();
+    assert_eq!(seqs(&history), expected);
+    let room = instances[1].room(tea).await.unwrap().unwrap();
+    assert_eq!((room.seq, room.rev), (11, 11));
+}

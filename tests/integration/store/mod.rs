@@ -208,3 +208,78 @@ macro_rules! store_suite {
 pub(crate) use store_suite;
 
 store_suite!(a_reachable_store_answers_ping);
+
+/// A database of the release before sharded clusters: membership unique by
+/// (user, room), and a `messages_identity` the operator made plain to shard
+/// `messages` (docs/deploy.md, "Sharded MongoDB"). The store starts on it,
+/// leaves the identity index plain, and keeps memberships unique by the
+/// room-first index that replaced the old one.
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn a_store_starts_on_the_indexes_of_a_cluster_being_sharded() {
+    use ::mongodb::bson::{Document, doc};
+    let uri = crate::helpers::service("CHATROOM_TEST_MONGODB_URI");
+    let name = crate::helpers::unique_name("sharded_indexes");
+    let client = ::mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let db = client.database(&name);
+    let members = db.collection::<Document>("room_members");
+    let old = ::mongodb::IndexModel::builder()
+        .keys(doc! { "user_identity": 1, "room_identity": 1 })
+        .options(
+            ::mongodb::options::IndexOptions::builder()
+                .name("room_members_user_room".to_owned())
+                .unique(true)
+                .build(),
+        )
+        .build();
+    members.create_index(old).await.unwrap();
+    let plain = ::mongodb::IndexModel::builder()
+        .keys(doc! { "identity": 1 })
+        .options(
+            ::mongodb::options::IndexOptions::builder()
+                .name("messages_identity".to_owned())
+                .build(),
+        )
+        .build();
+    db.collection::<Document>("messages")
+        .create_index(plain)
+        .await
+        .unwrap();
+
+    let store =
+        chatroom::store::MongoStore::connect(&uri, &name, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+
+    let names = members.list_index_names().await.unwrap();
+    assert!(
+        names.contains(&"room_members_room_user".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"room_members_user_room".to_owned()),
+        "{names:?}"
+    );
+    let identity = db
+        .collection::<Document>("messages")
+        .list_indexes()
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|index| {
+            index.options.as_ref().and_then(|o| o.name.as_deref()) == Some("messages_identity")
+        })
+        .unwrap();
+    assert_ne!(identity.options.and_then(|o| o.unique), Some(true));
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let tea = create(&store, RoomType::Group, &[alice]).await.identity;
+    let added = store.add_members(tea, &[bob], now()).await.unwrap();
+    assert_eq!(added.len(), 1);
+    let duplicate = members
+        .insert_one(doc! { "room_identity": tea.to_string(), "user_identity": bob.to_string() })
+        .await;
+    assert!(duplicate.is_err(), "memberships stay unique");
+}
