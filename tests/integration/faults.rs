@@ -430,6 +430,9 @@ async fn a_cluster_master_killed_mid_traffic_loses_and_duplicates_nothing() {
 
     let sent: Vec<String> = (0..90).map(|n| format!("m{n}")).collect();
     for socket in [&mut on_a, &mut on_b] {
+        // What went by during the failover arrives once the instances have
+        // found the new master: seconds, more on a loaded machine.
+        socket.set_patience(Duration::from_secs(40));
         assert_eq!(contents(socket, 90).await, sent, "every message, in order");
         assert_eq!(
             socket

@@ -15,6 +15,8 @@ use super::{Account, SEND, TestApp, room_subscription};
 /// A client WebSocket speaking either GraphQL subprotocol.
 pub struct Socket {
     stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    /// How long [`Socket::next`] waits for a frame before the test fails.
+    patience: Duration,
 }
 
 /// What the server sent next: a JSON frame, or the close.
@@ -191,7 +193,10 @@ impl Socket {
                     Some(protocol),
                     "the server speaks the protocol offered"
                 );
-                Ok(Socket { stream })
+                Ok(Socket {
+                    stream,
+                    patience: Duration::from_secs(10),
+                })
             }
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 Err(response.status().as_u16())
@@ -215,12 +220,19 @@ impl Socket {
             .expect("the frame is sent");
     }
 
-    /// The next frame, skipping pings and keep-alives; fails after 10 s.
+    /// Waits up to `patience` for each frame from now on, instead of 10 s:
+    /// for a test whose server recovers from a fault on the way.
+    pub fn set_patience(&mut self, patience: Duration) {
+        self.patience = patience;
+    }
+
+    /// The next frame, skipping pings and keep-alives; fails after the
+    /// socket's patience (10 s unless set).
     pub async fn next(&mut self) -> Frame {
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+            let message = tokio::time::timeout(self.patience, self.stream.next())
                 .await
-                .expect("a frame within 10 s");
+                .unwrap_or_else(|_| panic!("no frame within {:?}", self.patience));
             match message {
                 None => return Frame::Closed(None),
                 Some(Err(_)) => return Frame::Closed(None),
