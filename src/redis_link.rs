@@ -181,7 +181,10 @@ impl RedisLink {
                 Target::Cluster(builder.build()?)
             }
         };
-        let connection = target.connect().await?;
+        // Bounded too: a cluster's first connection was seen to hang.
+        let connection = tokio::time::timeout(timeout, target.connect())
+            .await
+            .map_err(|_| anyhow::anyhow!("Redis did not answer within {timeout:?}"))??;
         Ok(Self {
             target,
             current: Mutex::new(connection),

@@ -411,7 +411,12 @@ async fn a_cluster_master_killed_mid_traffic_loses_and_duplicates_nothing() {
     let sends = async {
         for n in 0..90 {
             let (instance, sender) = if n % 2 == 0 { (&a, &pia) } else { (&b, &quy) };
-            let sent = instance.send(sender, &room, &format!("m{n}")).await;
+            let sent = tokio::time::timeout(
+                Duration::from_secs(30),
+                instance.send(sender, &room, &format!("m{n}")),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("sendMessage m{n} did not answer in 30 s"));
             assert!(
                 sent["errors"].is_null(),
                 "sendMessage stores and answers: {sent}"

@@ -105,12 +105,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A free port whose cluster bus port (10000 above it) is free too.
+/// A free port whose cluster bus port (10000 above it) is free too, both
+/// below the kernel's ephemeral range (from 32768): a bus port in that
+/// range could be taken by any test's outgoing connection before the node
+/// binds it, and `redis-cli --cluster create` would wait for ever.
 fn free_cluster_port() -> u16 {
+    use rand::Rng;
     loop {
-        let port = free_port();
-        let bus = port.checked_add(10_000);
-        if bus.is_some_and(|bus| std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok()) {
+        let port = rand::thread_rng().gen_range(20_000..22_768);
+        let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free(port) && free(port + 10_000) {
             return port;
         }
     }
@@ -255,15 +259,24 @@ impl RedisCluster {
         for node in &nodes {
             create.arg(format!("127.0.0.1:{}", node.port));
         }
-        let created = create
+        let mut created = create
             .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .output()
+            .stdout(std::process::Stdio::null())
+            .spawn()
             .expect("redis-cli runs");
-        assert!(
-            created.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&created.stdout)
-        );
+        // It waits for the nodes to meet, for ever if they cannot.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = created.try_wait().expect("redis-cli is waited for") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                created.kill().ok();
+                panic!("redis-cli --cluster create did not finish in 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(status.success(), "redis-cli --cluster create failed");
         let cluster = Self { nodes };
         cluster.wait_until_serving();
         cluster
