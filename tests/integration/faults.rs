@@ -394,7 +394,7 @@ async fn contents(socket: &mut Socket, count: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_master_killed_mid_traffic_loses_and_duplicates_nothing() {
     let test = "cluster_failover";
-    let mut cluster = RedisCluster::start();
+    let mut cluster = RedisCluster::start().await;
     let urls = cluster.urls();
     let a = TestApp::spawn_with(Backends::MongoRedisCluster, test, |c| {
         c.redis_url = Some(urls);
@@ -426,10 +426,10 @@ async fn a_cluster_master_killed_mid_traffic_loses_and_duplicates_nothing() {
     };
     let failover = async {
         tokio::time::sleep(Duration::from_millis(600)).await;
-        cluster.kill_master_of(&format!("{}room:{room}", a.config.redis_prefix));
-        // Waiting for the replica blocks: a thread of its own, off the
-        // runtime the instances run on.
-        tokio::task::block_in_place(|| cluster.wait_until_serving());
+        cluster
+            .kill_master_of(&format!("{}room:{room}", a.config.redis_prefix))
+            .await;
+        cluster.wait_until_serving().await;
     };
     tokio::join!(sends, failover);
 

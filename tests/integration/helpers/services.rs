@@ -139,11 +139,14 @@ fn redis_server(port: u16, dir: &TempDir) -> std::process::Command {
 }
 
 /// What `redis-cli` prints for `command` sent to the server on `port`.
-fn redis_cli(port: u16, command: &[&str]) -> String {
-    let output = std::process::Command::new("redis-cli")
+/// Async: a test blocking a runtime thread while its servers recover from
+/// a fault was seen to stall the whole runtime.
+async fn redis_cli(port: u16, command: &[&str]) -> String {
+    let output = tokio::process::Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(command)
         .output()
+        .await
         .expect("redis-cli runs");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -242,7 +245,7 @@ pub struct RedisCluster {
 }
 
 impl RedisCluster {
-    pub fn start() -> Self {
+    pub async fn start() -> Self {
         let nodes: Vec<ServerProcess> = (0..6)
             .map(|_| {
                 let (port, dir) = (free_cluster_port(), tempfile::tempdir().expect("a dir"));
@@ -254,31 +257,23 @@ impl RedisCluster {
                 ServerProcess::started(command, port, dir)
             })
             .collect();
-        let mut create = std::process::Command::new("redis-cli");
+        let mut create = tokio::process::Command::new("redis-cli");
         create.arg("--cluster").arg("create");
         for node in &nodes {
             create.arg(format!("127.0.0.1:{}", node.port));
         }
-        let mut created = create
+        create
             .args(["--cluster-replicas", "1", "--cluster-yes"])
             .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-cli runs");
+            .kill_on_drop(true);
         // It waits for the nodes to meet, for ever if they cannot.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = created.try_wait().expect("redis-cli is waited for") {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                created.kill().ok();
-                panic!("redis-cli --cluster create did not finish in 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let status = tokio::time::timeout(Duration::from_secs(60), create.status())
+            .await
+            .expect("redis-cli --cluster create finishes within 60 s")
+            .expect("redis-cli runs");
         assert!(status.success(), "redis-cli --cluster create failed");
         let cluster = Self { nodes };
-        cluster.wait_until_serving();
+        cluster.wait_until_serving().await;
         cluster
     }
 
@@ -294,16 +289,15 @@ impl RedisCluster {
 
     /// Waits until every live node says the cluster is whole and every
     /// slot has a master that answers.
-    pub fn wait_until_serving(&self) {
+    pub async fn wait_until_serving(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let whole = self
-                .nodes
-                .iter()
-                .filter(|node| node.child.is_some())
-                .all(|node| {
-                    redis_cli(node.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
-                });
+            let mut whole = true;
+            for node in self.nodes.iter().filter(|node| node.child.is_some()) {
+                whole &= redis_cli(node.port, &["CLUSTER", "INFO"])
+                    .await
+                    .contains("cluster_state:ok");
+            }
             if whole {
                 return;
             }
@@ -311,24 +305,25 @@ impl RedisCluster {
                 std::time::Instant::now() < deadline,
                 "the Redis Cluster did not come to serve every slot in 30 s"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Kills (SIGKILL) the master that serves `key`'s slot (a channel's
     /// name counts as a key for sharded pub/sub); its replica takes over.
-    pub fn kill_master_of(&mut self, key: &str) {
+    pub async fn kill_master_of(&mut self, key: &str) {
         let live = self
             .nodes
             .iter()
             .find(|node| node.child.is_some())
             .expect("a live node");
         let slot: u16 = redis_cli(live.port, &["CLUSTER", "KEYSLOT", key])
+            .await
             .trim()
             .parse()
             .expect("a slot");
         // Lines of CLUSTER NODES: id address flags master ping pong epoch state slots…
-        let nodes = redis_cli(live.port, &["CLUSTER", "NODES"]);
+        let nodes = redis_cli(live.port, &["CLUSTER", "NODES"]).await;
         let master = nodes
             .lines()
             .map(|line| line.split_whitespace().collect::<Vec<_>>())
