@@ -495,6 +495,11 @@ impl Stored {
     }
 }
 
+/// What a store's message writer makes of one message: the message as
+/// stored, whether this call stored it, and for a send its sender. Both
+/// stores' writers answer in it.
+pub(crate) type WriteOutcome = crate::error::Result<(MessageRecord, bool, Option<Profile>)>;
+
 /// What [`Store::send_message`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
@@ -505,6 +510,21 @@ pub struct Sent {
     pub created: bool,
     /// The sender, whom the event announcing the message names.
     pub sender: Profile,
+}
+
+impl Sent {
+    /// A writer's answer to a send, which always carries the sender.
+    pub(crate) fn of(outcome: WriteOutcome) -> crate::error::Result<Self> {
+        let (message, created, sender) = outcome?;
+        let sender = sender.ok_or_else(|| {
+            crate::error::Error::internal(anyhow::anyhow!("a send came back without its sender"))
+        })?;
+        Ok(Self {
+            message,
+            created,
+            sender,
+        })
+    }
 }
 
 /// A slice of a room's history: seqs strictly between `after` and `before`,

@@ -18,6 +18,18 @@ fn options(arguments: &[&str]) -> Options {
     Options::parse_from(std::iter::once("chatroom-loadtest").chain(arguments.iter().copied()))
 }
 
+/// A `--subscription room-events --mix` run: every message reached every
+/// subscriber, and edits and reactions were sent and every reaction seen.
+fn assert_a_mixed_run_counted_edits_and_reactions(report: &Report) {
+    assert_every_message_reached_every_subscriber_once_in_order(report);
+    assert!(report.send.edits > 0, "{report}");
+    assert!(report.send.reactions > 0, "{report}");
+    assert_eq!(
+        report.delivery.reactions_received, report.delivery.reactions_expected,
+        "{report}"
+    );
+}
+
 fn assert_every_message_reached_every_subscriber_once_in_order(report: &Report) {
     assert_eq!(
         report.subscribers.subscribed as u64, SUBSCRIBERS,
@@ -91,13 +103,7 @@ async fn loadtest_on_room_events_with_a_mix_counts_edits_and_reactions_too() {
     .await
     .expect("a report");
 
-    assert_every_message_reached_every_subscriber_once_in_order(&report);
-    assert!(report.send.edits > 0, "{report}");
-    assert!(report.send.reactions > 0, "{report}");
-    assert_eq!(
-        report.delivery.reactions_received, report.delivery.reactions_expected,
-        "{report}"
-    );
+    assert_a_mixed_run_counted_edits_and_reactions(&report);
     let refused = loadtest::run(&options(&[
         "--url", &url, "--outbox", &outbox, "--mix", "0.1",
     ]))
@@ -270,13 +276,7 @@ async fn loadtest_on_the_floors_room_events_with_a_mix_counts_edits_and_reaction
     .await
     .expect("a report");
 
-    assert_every_message_reached_every_subscriber_once_in_order(&report);
-    assert!(report.send.edits > 0, "{report}");
-    assert!(report.send.reactions > 0, "{report}");
-    assert_eq!(
-        report.delivery.reactions_received, report.delivery.reactions_expected,
-        "{report}"
-    );
+    assert_a_mixed_run_counted_edits_and_reactions(&report);
 }
 
 /// chatroom seats 5 sockets an address here, so 20 subscribers can only

@@ -955,15 +955,7 @@ impl Store for MongoStore {
     /// In the message's batch (`sends`): the checks are read for the whole
     /// batch at once.
     async fn send_message(&self, message: &NewMessage) -> Result<Sent> {
-        let (message, created, sender) = self.write(message, true).await?;
-        let sender = sender.ok_or_else(|| {
-            Error::internal(anyhow::anyhow!("a send came back without its sender"))
-        })?;
-        Ok(Sent {
-            message,
-            created,
-            sender,
-        })
+        Sent::of(self.write(message, true).await)
     }
 
     async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>> {

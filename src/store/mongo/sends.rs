@@ -51,7 +51,9 @@ use uuid::Uuid;
 
 use crate::{
     error::{Entity, Error, Result, Unique},
-    store::{MessageRecord, NewMessage, People, Profile, RoomType, Store, check_reply},
+    store::{
+        MessageRecord, NewMessage, People, Profile, RoomType, Store, WriteOutcome, check_reply,
+    },
 };
 
 use super::{
@@ -64,10 +66,6 @@ use super::{
 /// and the first of a batch never waits for more than this many others.
 /// The driver splits an `insert_many` larger than a server message itself.
 const MAX_BATCH: usize = 256;
-
-/// What storing one message comes to: the message as stored, whether this
-/// call stored it, and for a send its sender.
-pub(super) type WriteOutcome = Result<(MessageRecord, bool, Option<Profile>)>;
 
 /// One message waiting for its room's writer, and where its outcome goes.
 struct Pending {

@@ -762,15 +762,7 @@ impl Store for SqliteStore {
     }
 
     async fn send_message(&self, message: &NewMessage) -> Result<Sent> {
-        let (message, created, sender) = self.writer.write(message, true).await?;
-        let sender = sender.ok_or_else(|| {
-            Error::internal(anyhow::anyhow!("a send came back without its sender"))
-        })?;
-        Ok(Sent {
-            message,
-            created,
-            sender,
-        })
+        Sent::of(self.writer.write(message, true).await)
     }
 
     async fn history(&self, room: Uuid, range: HistoryRange) -> Result<Vec<MessageRecord>> {

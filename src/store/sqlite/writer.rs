@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     error::{Entity, Error, Result},
-    store::{MessageRecord, NewMessage, Profile, check_reply},
+    store::{MessageRecord, NewMessage, Profile, WriteOutcome, check_reply},
 };
 
 use super::{
@@ -37,10 +37,6 @@ const INDEX_AT: usize = 256;
 /// Or, when no message is waiting to be stored, once the last indexing is
 /// this old: a quiet server indexes each message soon after storing it.
 const INDEX_EVERY: Duration = Duration::from_millis(100);
-
-/// What the writer makes of one message: the message as stored, whether
-/// this request stored it, and for a send its sender.
-type WriteOutcome = Result<(MessageRecord, bool, Option<Profile>)>;
 
 /// One message for the writer, and where its outcome goes.
 struct WriteRequest {
