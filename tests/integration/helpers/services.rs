@@ -145,8 +145,11 @@ async fn redis_cli(port: u16, command: &[&str]) -> String {
     let output = tokio::process::Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(command)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output)
         .await
+        .unwrap_or_else(|_| panic!("redis-cli {command:?} did not answer in 10 s"))
         .expect("redis-cli runs");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -253,7 +256,11 @@ impl RedisCluster {
                 command
                     .args(["--cluster-enabled", "yes"])
                     .args(["--cluster-node-timeout", "1000"])
-                    .args(["--cluster-config-file", "nodes.conf"]);
+                    .args(["--cluster-config-file", "nodes.conf"])
+                    // A master waits 5 s by default before it sends a new
+                    // replica its data, and a replica never in sync cannot
+                    // take over.
+                    .args(["--repl-diskless-sync-delay", "0"]);
                 ServerProcess::started(command, port, dir)
             })
             .collect();
@@ -287,8 +294,10 @@ impl RedisCluster {
         urls.join(",")
     }
 
-    /// Waits until every live node says the cluster is whole and every
-    /// slot has a master that answers.
+    /// Waits until every live node says the cluster is whole, so every
+    /// slot has a master that answers, and every replica is in sync with
+    /// its master: a replica that never was cannot take over when its
+    /// master dies, and the master's slots then stay down for good.
     pub async fn wait_until_serving(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -297,16 +306,50 @@ impl RedisCluster {
                 whole &= redis_cli(node.port, &["CLUSTER", "INFO"])
                     .await
                     .contains("cluster_state:ok");
+                // Until the replica takes over, the others still name a
+                // dead master.
+                whole &= self.masters(node.port).await.iter().all(|(port, _)| {
+                    self.nodes
+                        .iter()
+                        .any(|live| live.port == *port && live.child.is_some())
+                });
+                let replication = redis_cli(node.port, &["INFO", "replication"]).await;
+                whole &= !replication.contains("role:slave")
+                    || replication.contains("master_link_status:up");
             }
             if whole {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the Redis Cluster did not come to serve every slot in 30 s"
+                "the Redis Cluster did not come to serve every slot with replicas in sync in 30 s"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The masters that serve slots, as the node on `port` sees them:
+    /// each one's port and slot ranges.
+    async fn masters(&self, port: u16) -> Vec<(u16, Vec<(u16, u16)>)> {
+        // Lines of CLUSTER NODES: id address flags master ping pong epoch state slots…
+        redis_cli(port, &["CLUSTER", "NODES"])
+            .await
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| fields.get(2).is_some_and(|flags| flags.contains("master")))
+            .filter_map(|fields| {
+                let port = fields[1].split(['@', ':']).nth(1)?.parse().ok()?;
+                let slots: Vec<(u16, u16)> = fields
+                    .iter()
+                    .skip(8)
+                    .filter_map(|range| {
+                        let (start, end) = range.split_once('-').unwrap_or((range, range));
+                        Some((start.parse().ok()?, end.parse().ok()?))
+                    })
+                    .collect();
+                (!slots.is_empty()).then_some((port, slots))
+            })
+            .collect()
     }
 
     /// Kills (SIGKILL) the master that serves `key`'s slot (a channel's
@@ -322,25 +365,16 @@ impl RedisCluster {
             .trim()
             .parse()
             .expect("a slot");
-        // Lines of CLUSTER NODES: id address flags master ping pong epoch state slots…
-        let nodes = redis_cli(live.port, &["CLUSTER", "NODES"]).await;
-        let master = nodes
-            .lines()
-            .map(|line| line.split_whitespace().collect::<Vec<_>>())
-            .find(|fields| {
-                fields.get(2).is_some_and(|flags| flags.contains("master"))
-                    && fields.iter().skip(8).any(|range| {
-                        let (start, end) = range.split_once('-').unwrap_or((range, range));
-                        matches!((start.parse::<u16>(), end.parse::<u16>()),
-                            (Ok(start), Ok(end)) if (start..=end).contains(&slot))
-                    })
+        let (port, _) = self
+            .masters(live.port)
+            .await
+            .into_iter()
+            .find(|(_, slots)| {
+                slots
+                    .iter()
+                    .any(|(start, end)| (start..=end).contains(&&slot))
             })
             .expect("a master serves the slot");
-        let port: u16 = master[1]
-            .split(['@', ':'])
-            .nth(1)
-            .and_then(|port| port.parse().ok())
-            .expect("the master's port");
         self.nodes
             .iter_mut()
             .find(|node| node.port == port)
