@@ -274,10 +274,14 @@ impl RedisLink {
             }
             *last = Instant::now();
         }
-        if let Ok(Ok(connection)) = tokio::time::timeout(self.timeout, self.target.connect()).await
-        {
-            *crate::lock(&self.current) = connection;
-            self.renewals.fetch_add(1, Ordering::SeqCst);
+        match tokio::time::timeout(self.timeout, self.target.connect()).await {
+            Ok(Ok(connection)) => {
+                *crate::lock(&self.current) = connection;
+                self.renewals.fetch_add(1, Ordering::SeqCst);
+                tracing::info!("Redis connection replaced");
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "Redis connection not replaced"),
+            Err(_) => tracing::warn!("Redis connection not replaced: no answer in time"),
         }
     }
 }

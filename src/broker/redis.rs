@@ -398,11 +398,12 @@ async fn watch(relay: std::sync::Weak<Relay>, wake: Arc<Notify>) {
             current.lost.store(true, Ordering::SeqCst);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         } else if current.lost.swap(false, Ordering::SeqCst) {
-            if current.recover().await.is_ok() {
-                backoff = Duration::from_millis(100);
-            } else {
+            if let Err(error) = current.recover().await {
+                tracing::warn!(%error, "Redis subscriptions not recovered yet");
                 current.lost.store(true, Ordering::SeqCst);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+            } else {
+                backoff = Duration::from_millis(100);
             }
         }
     }
