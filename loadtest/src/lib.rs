@@ -4,15 +4,18 @@
 //! # Phases
 //!
 //! 1. `setup`: tokens and a room, given by the operator or registered
-//!    through the dev outbox (`outbox`) with one new GROUP room.
+//!    through the dev outbox (`outbox`) with one new GROUP room, on the
+//!    first `--url`.
 //! 2. One warm-up message before anyone listens, so state a server builds
 //!    per room on first use is not charged to the connections' memory.
 //! 3. `subscribers`: C graphql-transport-ws connections on
-//!    `messages(roomIdentity:)`. The protocol does not acknowledge a
-//!    subscribe, so probe messages go out until every connection got one.
+//!    `messages(roomIdentity:)`, taking turns over the WebSocket URLs. The
+//!    protocol does not acknowledge a subscribe, so probe messages go out
+//!    until every connection got one.
 //! 4. `senders`: S senders, one request in flight each, open loop at R
-//!    messages a second or closed loop; first a warm-up whose messages are
-//!    not counted, then the measured seconds.
+//!    messages a second or closed loop, taking turns over the `--url`s;
+//!    first a warm-up whose messages are not counted, then the measured
+//!    seconds.
 //! 5. Drain, then the [`report`]. Each message carries its `stamp`, so the
 //!    receivers measure latency and notice loss, duplicates and reordering.
 //!
@@ -66,12 +69,18 @@ use subscribers::{Connections, Listener, Plan, SOCKETS_PER_SOURCE_ADDRESS};
                   the figures.\n\nThe last line of the output is the whole report as JSON."
 )]
 pub struct Options {
-    /// The deployment's GraphQL endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:8080/graphql")]
-    pub url: Url,
+    /// The deployment's GraphQL endpoints, repeated or comma-separated:
+    /// senders take turns, so that messages come in on every instance.
+    /// Setup and probes use the first.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080/graphql"
+    )]
+    pub url: Vec<Url>,
     /// Its WebSocket endpoints, repeated or comma-separated: subscribers
-    /// take turns, so that they spread over instances. By default `--url`
-    /// with ws:// (or wss:// for https://).
+    /// take turns, so that they spread over instances. By default every
+    /// `--url` with ws:// (or wss:// for https://).
     #[arg(long, value_delimiter = ',')]
     pub ws_url: Vec<Url>,
     /// Tokens to connect and send with, repeated or comma-separated;
@@ -178,38 +187,49 @@ fn rate(value: &str) -> Result<f64, String> {
 }
 
 impl Options {
-    /// The WebSocket endpoints: given, or the HTTP one with its scheme swapped.
+    /// The WebSocket endpoints: given, or the HTTP ones with their scheme swapped.
     pub fn ws_urls(&self) -> anyhow::Result<Vec<Url>> {
         if !self.ws_url.is_empty() {
             return Ok(self.ws_url.clone());
         }
-        let scheme = match self.url.scheme() {
-            "http" => "ws",
-            "https" => "wss",
-            other => bail!("--url must be http:// or https://, not {other}://"),
-        };
-        let mut url = self.url.clone();
-        url.set_scheme(scheme)
-            .map_err(|_| anyhow!("no WebSocket URL for {}", self.url))?;
-        Ok(vec![url])
+        self.url.iter().map(web_socket).collect()
     }
+
+    /// The endpoint setup, the warm-up message and the probes go to.
+    fn first_url(&self) -> anyhow::Result<&Url> {
+        self.url.first().context("no --url to load")
+    }
+}
+
+/// `url` with ws:// for http://, wss:// for https://.
+fn web_socket(url: &Url) -> anyhow::Result<Url> {
+    let scheme = match url.scheme() {
+        "http" => "ws",
+        "https" => "wss",
+        other => bail!("--url must be http:// or https://, not {other}://"),
+    };
+    let mut ws = url.clone();
+    ws.set_scheme(scheme)
+        .map_err(|_| anyhow!("no WebSocket URL for {url}"))?;
+    Ok(ws)
+}
+
+/// URLs as the options take them: comma-separated.
+fn shown(urls: &[Url]) -> String {
+    urls.iter().map(Url::as_str).collect::<Vec<_>>().join(",")
 }
 
 /// Runs a whole load test; its figures. An error means there were none to
 /// take: setup failed, or no connection subscribed.
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let ws_urls = options.ws_urls()?;
-    let ws_shown = ws_urls
-        .iter()
-        .map(Url::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
+    let (url_shown, ws_shown) = (shown(&options.url), shown(&ws_urls));
     if options.mix > 0.0 && options.subscription != Feed::RoomEvents {
         bail!("--mix needs --subscription room-events: `messages` carries new messages only");
     }
-    tracing::info!(url = %options.url, ws = %ws_shown, "load testing");
+    tracing::info!(url = %url_shown, ws = %ws_shown, "load testing");
     let run = Arc::new(Run::new());
-    let api = GraphQl::new(options.url.clone(), options.request_timeout)?;
+    let api = GraphQl::new(options.first_url()?.clone(), options.request_timeout)?;
 
     let started = Instant::now();
     let audience = setup::prepare(&api, options, &run)
@@ -284,7 +304,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         mix: options.mix,
     };
     let target = senders::Target {
-        url: options.url.clone(),
+        urls: options.url.clone(),
         request_timeout: options.request_timeout,
         tokens: audience.tokens.clone(),
         room: audience.room.clone(),
@@ -318,7 +338,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let (listeners, end_to_end) = connections.close().await?;
     Ok(Report {
         target: TargetFigures {
-            url: options.url.to_string(),
+            url: url_shown,
             ws_url: ws_shown,
             room: audience.room,
             tokens: audience.tokens.len(),

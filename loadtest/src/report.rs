@@ -23,6 +23,7 @@ pub struct Report {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetFigures {
+    /// The GraphQL endpoints, comma-separated, as `--url` takes them.
     pub url: String,
     pub ws_url: String,
     pub room: String,

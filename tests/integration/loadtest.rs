@@ -1,7 +1,8 @@
 //! `chatroom-loadtest` against a server in this process: on a healthy
 //! server its figures show every message reaching every subscriber once and
-//! in order, whether it registers its own users or is given tokens, and
-//! whether the server is chatroom or the floor it is measured against.
+//! in order, whether it registers its own users or is given tokens, whether
+//! the server is chatroom or the floor it is measured against, and whether
+//! it is one instance or several.
 
 use std::sync::Arc;
 
@@ -192,6 +193,40 @@ async fn loadtest_spreads_subscribers_over_the_instances_it_is_given() {
         .metric("chatroom_websocket_connections_opened_total")
         .await;
     assert!(sockets >= 10.0, "{sockets} sockets on the second instance");
+}
+
+/// `--url` twice alone: senders take turns over both instances and so do
+/// the subscribers (their WebSocket URLs follow), and every message,
+/// whichever instance took it, reaches every subscriber on either.
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn loadtest_sends_through_every_instance_it_is_given_and_subscribes_on_each() {
+    let one = TestApp::spawn(Backends::MongoRedis, "loadtest_urls").await;
+    let two = one.sibling().await;
+    let ann = one.register("ann").await;
+    let bob = one.register("bob").await;
+    let room = one.group(&ann, "Load", &[&bob]).await;
+    let tokens = format!("{},{}", ann.token, bob.token);
+    let urls = format!("{},{}", one.url("/graphql"), two.url("/graphql"));
+
+    let report = loadtest::run(&options(&[
+        "--url", &urls, "--token", &tokens, "--room", &room, "-c", "20", "-s", "2", "-r", "20",
+        "-d", "2", "--warmup", "0.5",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.target.url, urls);
+    assert_eq!(report.target.ws_url, urls.replace("http://", "ws://"));
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+    for instance in [&one, &two] {
+        let stored = instance.metric("chatroom_messages_stored_total").await;
+        assert!(stored > 0.0, "no message sent through {}", instance.address);
+        let sockets = instance
+            .metric("chatroom_websocket_connections_opened_total")
+            .await;
+        assert!(sockets >= 10.0, "{sockets} sockets on {}", instance.address);
+    }
 }
 
 #[tokio::test]
