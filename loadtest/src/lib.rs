@@ -11,13 +11,16 @@
 //! 3. `subscribers`: C graphql-transport-ws connections on
 //!    `messages(roomIdentity:)`, taking turns over the WebSocket URLs. The
 //!    protocol does not acknowledge a subscribe, so probe messages go out
-//!    until every connection got one.
+//!    until every connection got one. The silent few (`--silent`) then
+//!    stop reading, as clients too slow to keep up do.
 //! 4. `senders`: S senders, one request in flight each, open loop at R
 //!    messages a second or closed loop, taking turns over the `--url`s;
 //!    first a warm-up whose messages are not counted, then the measured
 //!    seconds.
 //! 5. Drain, then the [`report`]. Each message carries its `stamp`, so the
 //!    receivers measure latency and notice loss, duplicates and reordering.
+//!    The silent read what their sockets hold, briefly, to learn whether
+//!    the server closed them and with what code.
 //!
 //! `process` reads the server's memory and CPU when it runs on this machine.
 //!
@@ -36,6 +39,7 @@ mod stamp;
 mod subscribers;
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::{
         Arc,
@@ -100,6 +104,13 @@ pub struct Options {
     /// Subscribed WebSocket connections.
     #[arg(long, short = 'c', default_value_t = 100)]
     pub connections: usize,
+    /// Of the connections, how many stop reading after their probe, as
+    /// clients too slow to keep up do: their sockets stay open and unread
+    /// to the end, left out of the delivery figures; the report counts how
+    /// many the server closed, and with which codes. Spread evenly over
+    /// the connections, and so over the WebSocket URLs.
+    #[arg(long, default_value_t = 0)]
+    pub silent: usize,
     /// Senders, each with its own keep-alive connection and one request in flight.
     #[arg(long, short = 's', default_value_t = 4)]
     pub senders: usize,
@@ -227,6 +238,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     if options.mix > 0.0 && options.subscription != Feed::RoomEvents {
         bail!("--mix needs --subscription room-events: `messages` carries new messages only");
     }
+    if options.silent > options.connections {
+        bail!(
+            "--silent {} of {} connections: no more than there are",
+            options.silent,
+            options.connections
+        );
+    }
     tracing::info!(url = %url_shown, ws = %ws_shown, "load testing");
     let run = Arc::new(Run::new());
     let api = GraphQl::new(options.first_url()?.clone(), options.request_timeout)?;
@@ -251,6 +269,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let issued = Arc::new(AtomicU64::new(0));
     let ready_deadline = epoch + options.ready_timeout;
     let connections = Connections::open(Plan {
+        silent: subscribers::silent_connections(options.connections, options.silent, ws_urls.len()),
         ws_urls,
         tokens: audience.tokens.clone(),
         room: audience.room.clone(),
@@ -320,22 +339,44 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let send_s = measuring.elapsed();
 
     let draining = Instant::now();
-    let owed = (sent.ok_count + sent.reactions_ok) * subscribed as u64;
+    // The silent owe nothing: they read no more after their probe.
+    let listening = subscribed.saturating_sub(counters.silent.load(Relaxed));
+    let owed = (sent.ok_count + sent.reactions_ok) * listening as u64;
     drain(&connections, owed, options).await;
     let drain_s = draining.elapsed();
     let (server_cpu, own_cpu) = cpu.percentages(measuring.elapsed());
     tracing::info!("sending done; closing the connections");
 
+    let (failed, ready, closed) = (
+        counters.failed.load(Relaxed),
+        counters.ready.load(Relaxed),
+        counters.closed.load(Relaxed),
+    );
+    let (first_failure, first_close) = (counters.first_failure(), counters.first_close());
+    let (listeners, end_to_end) = connections.close().await?;
+    let silent: Vec<&Listener> = listeners
+        .iter()
+        .filter(|l| l.subscribed && l.silent)
+        .collect();
+    let mut silent_close_codes = BTreeMap::new();
+    for how in silent.iter().filter_map(|l| l.closed_by_server.as_ref()) {
+        *silent_close_codes.entry(how.clone()).or_default() += 1;
+    }
     let subscribers = SubscriberFigures {
         requested: options.connections,
         subscribed,
-        failed: counters.failed.load(Relaxed),
-        first_failure: counters.first_failure(),
-        ready: counters.ready.load(Relaxed),
-        closed: counters.closed.load(Relaxed),
-        first_close: counters.first_close(),
+        failed,
+        first_failure,
+        ready,
+        closed,
+        first_close,
+        silent: silent.len(),
+        silent_closed_by_server: silent
+            .iter()
+            .filter(|l| l.closed_by_server.is_some())
+            .count(),
+        silent_close_codes,
     };
-    let (listeners, end_to_end) = connections.close().await?;
     Ok(Report {
         target: TargetFigures {
             url: url_shown,
@@ -361,7 +402,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             drain: round(drain_s.as_secs_f64(), 2),
         },
         subscribers,
-        delivery: delivery(&listeners, &sent, subscribed, &end_to_end),
+        delivery: delivery(&listeners, &sent, listening, &end_to_end),
         send: send_figures(&sent),
         server: options.server_pid.map(|pid| ServerFigures {
             pid,
@@ -478,23 +519,19 @@ fn send_figures(sent: &Sent) -> SendFigures {
     }
 }
 
+/// What the `listening` connections (subscribed, not silent) received.
 fn delivery(
     listeners: &[Listener],
     sent: &Sent,
-    subscribed: usize,
+    listening: usize,
     end_to_end: &hdrhistogram::Histogram<u64>,
 ) -> DeliveryFigures {
-    let subscribed_listeners = || listeners.iter().filter(|l| l.subscribed);
-    let expected = sent.ok_count * subscribed as u64;
-    let received: u64 = subscribed_listeners()
-        .map(|l| l.seen.common(&sent.ok))
-        .sum();
-    let reactions: u64 = subscribed_listeners().map(|l| l.reactions).sum();
-    let all_received: u64 = subscribed_listeners().map(Listener::received).sum::<u64>() + reactions;
-    let last_delivery_us = subscribed_listeners()
-        .map(|l| l.last_delivery_us)
-        .max()
-        .unwrap_or(0);
+    let counted = || listeners.iter().filter(|l| l.subscribed && !l.silent);
+    let expected = sent.ok_count * listening as u64;
+    let received: u64 = counted().map(|l| l.seen.common(&sent.ok)).sum();
+    let reactions: u64 = counted().map(|l| l.reactions).sum();
+    let all_received: u64 = counted().map(Listener::received).sum::<u64>() + reactions;
+    let last_delivery_us = counted().map(|l| l.last_delivery_us).max().unwrap_or(0);
     let window_us = sent
         .first_send_us
         .map_or(0, |first| last_delivery_us.saturating_sub(first));
@@ -502,13 +539,13 @@ fn delivery(
         expected,
         received,
         lost: expected.saturating_sub(received),
-        duplicates: subscribed_listeners().map(|l| l.duplicates).sum(),
-        out_of_order: subscribed_listeners().map(|l| l.out_of_order).sum(),
-        min_per_subscriber: subscribed_listeners()
+        duplicates: counted().map(|l| l.duplicates).sum(),
+        out_of_order: counted().map(|l| l.out_of_order).sum(),
+        min_per_subscriber: counted()
             .map(|l| l.seen.common(&sent.ok))
             .min()
             .unwrap_or(0),
-        reactions_expected: sent.reactions_ok * subscribed as u64,
+        reactions_expected: sent.reactions_ok * listening as u64,
         reactions_received: reactions,
         per_s: per_second(all_received, window_us),
         latency: Percentiles::of(end_to_end),

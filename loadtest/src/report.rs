@@ -62,9 +62,19 @@ pub struct SubscriberFigures {
     pub first_failure: Option<String>,
     /// Subscribers that received a probe before the clock started.
     pub ready: usize,
-    /// Ended by the server during the run.
+    /// Ended by the server during the run (silent connections aside).
     pub closed: usize,
     pub first_close: Option<String>,
+    /// Of `subscribed`, connections that stopped reading after their probe
+    /// (`--silent`): left out of the delivery figures.
+    pub silent: usize,
+    /// Of the silent, those the server had closed by the end of the run.
+    pub silent_closed_by_server: usize,
+    /// Those, counted by the code of their Close frame (1013: too slow to
+    /// keep up; 1001: no pong for too long), "no code", or "no close
+    /// frame": a server that gives up on a client too slow to read rarely
+    /// gets its 1013 through the full buffers, and then just hangs up.
+    pub silent_close_codes: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +96,7 @@ pub struct SendFigures {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryFigures {
-    /// Successful sends times subscribed connections.
+    /// Successful sends times subscribed connections, silent ones aside.
     pub expected: u64,
     /// Deliveries of successfully sent messages, each counted once.
     pub received: u64,
@@ -94,7 +104,7 @@ pub struct DeliveryFigures {
     pub duplicates: u64,
     pub out_of_order: u64,
     pub min_per_subscriber: u64,
-    /// With `--mix`: reactions sent times subscribed connections, and the
+    /// With `--mix`: reactions sent times listening connections, and the
     /// reaction events received (not stamped: counted, not timed).
     pub reactions_expected: u64,
     pub reactions_received: u64,
@@ -201,6 +211,14 @@ impl fmt::Display for Report {
             "subscribers {}/{} subscribed, {} ready, {} failed, {} closed by the server",
             s.subscribed, s.requested, s.ready, s.failed, s.closed
         )?;
+        if s.silent > 0 {
+            writeln!(
+                f,
+                "            {} silent, not read after their probe: {} closed by the server \
+                 by the end of the run {:?}",
+                s.silent, s.silent_closed_by_server, s.silent_close_codes
+            )?;
+        }
         for (what, first) in [("failure", &s.first_failure), ("close", &s.first_close)] {
             if let Some(first) = first {
                 writeln!(f, "            first {what}: {first}")?;

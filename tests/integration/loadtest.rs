@@ -2,7 +2,7 @@
 //! server its figures show every message reaching every subscriber once and
 //! in order, whether it registers its own users or is given tokens, whether
 //! the server is chatroom or the floor it is measured against, and whether
-//! it is one instance or several.
+//! it is one instance or several; silent subscribers are counted apart.
 
 use std::sync::Arc;
 
@@ -31,6 +31,8 @@ fn assert_a_mixed_run_counted_edits_and_reactions(report: &Report) {
     );
 }
 
+/// Every subscriber subscribed and took its probe, and every one that
+/// listens (the silent aside) received every message once and in order.
 fn assert_every_message_reached_every_subscriber_once_in_order(report: &Report) {
     assert_eq!(
         report.subscribers.subscribed as u64, SUBSCRIBERS,
@@ -39,9 +41,15 @@ fn assert_every_message_reached_every_subscriber_once_in_order(report: &Report) 
     assert_eq!(report.subscribers.ready as u64, SUBSCRIBERS, "{report}");
     assert!(report.send.ok > 0, "{report}");
     assert_eq!(report.send.errors, 0, "{report}");
+    let listening = SUBSCRIBERS - report.subscribers.silent as u64;
+    assert_eq!(
+        report.delivery.expected,
+        report.send.ok * listening,
+        "{report}"
+    );
     assert_eq!(
         report.delivery.received,
-        report.send.ok * SUBSCRIBERS,
+        report.send.ok * listening,
         "{report}"
     );
     assert_eq!(report.delivery.lost, 0, "{report}");
@@ -227,6 +235,49 @@ async fn loadtest_sends_through_every_instance_it_is_given_and_subscribes_on_eac
             .await;
         assert!(sockets >= 10.0, "{sockets} sockets on {}", instance.address);
     }
+}
+
+/// Two of the subscribers take their probe and then read nothing: they
+/// count as subscribed and ready, and the deliveries are the others'.
+#[tokio::test]
+async fn loadtest_leaves_silent_subscribers_out_of_the_deliveries_and_counts_them() {
+    let app = TestApp::spawn(Backends::Embedded, "loadtest_silent").await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let room = app.group(&ann, "Load", &[&bob]).await;
+    let tokens = format!("{},{}", ann.token, bob.token);
+
+    let report = loadtest::run(&options(&[
+        "--url",
+        &app.url("/graphql"),
+        "--token",
+        &tokens,
+        "--room",
+        &room,
+        "-c",
+        "20",
+        "--silent",
+        "2",
+        "-s",
+        "2",
+        "-r",
+        "50",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.subscribers.silent, 2, "{report}");
+    assert_eq!(report.subscribers.silent_closed_by_server, 0, "{report}");
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+    assert_eq!(report.delivery.expected, report.send.ok * 18, "{report}");
+    let json: serde_json::Value =
+        serde_json::from_str(&report.json_line()).expect("the report as one JSON line");
+    assert_eq!(json["subscribers"]["silent"], 2);
+    assert!(report.to_string().contains("2 silent"), "{report}");
 }
 
 #[tokio::test]
