@@ -22,7 +22,8 @@
 //!    The silent read what their sockets hold, briefly, to learn whether
 //!    the server closed them and with what code.
 //!
-//! `process` reads the server's memory and CPU when it runs on this machine.
+//! `servers` reads the servers' memory and CPU when they run on this
+//! machine, through `process`, which reads the load test's own CPU too.
 //!
 //! On loopback, subscribers past the first 10,000 connect from 127.0.0.2,
 //! 127.0.0.3, ... (`subscribers::SOCKETS_PER_SOURCE_ADDRESS`): one machine
@@ -34,6 +35,7 @@ mod outbox;
 mod process;
 pub mod report;
 mod senders;
+mod servers;
 mod setup;
 mod stamp;
 mod subscribers;
@@ -55,10 +57,11 @@ use url::Url;
 
 use client::{GraphQl, SEND_MESSAGE};
 use report::{
-    ConfigFigures, DeliveryFigures, Percentiles, Phases, Report, SendFigures, ServerFigures,
-    SubscriberFigures, TargetFigures, round,
+    ConfigFigures, DeliveryFigures, Percentiles, Phases, Report, SendFigures, SubscriberFigures,
+    TargetFigures, round,
 };
 use senders::{Schedule, Sent};
+use servers::Servers;
 use stamp::Run;
 use subscribers::{Connections, Listener, Plan, SOCKETS_PER_SOURCE_ADDRESS};
 
@@ -144,10 +147,13 @@ pub struct Options {
     /// Extra characters in each message.
     #[arg(long, default_value_t = 0)]
     pub pad: usize,
-    /// The server's pid, when it runs on this machine: its memory per
-    /// connection and CPU come from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The servers' pids, repeated or comma-separated, when they run on
+    /// this machine: memory per connection and CPU of each and of all
+    /// together come from /proc. With one pid for each WebSocket URL, in
+    /// the same order, each server's memory per connection counts the
+    /// subscribers of its URL.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// What the connections subscribe to: new messages (`messages`), or
     /// every change of the room (`room-events`, which `--mix` needs).
     #[arg(long, value_enum, default_value_t = Feed::Messages)]
@@ -264,13 +270,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let setup_s = started.elapsed();
     tracing::info!(room = %audience.room, tokens = audience.tokens.len(), "set up");
 
-    let rss_before = options.server_pid.and_then(process::rss_kib);
+    let mut servers = Servers::before(&options.server_pid);
     let epoch = Instant::now();
     let issued = Arc::new(AtomicU64::new(0));
     let ready_deadline = epoch + options.ready_timeout;
     let connections = Connections::open(Plan {
         silent: subscribers::silent_connections(options.connections, options.silent, ws_urls.len()),
-        ws_urls,
+        ws_urls: ws_urls.clone(),
         tokens: audience.tokens.clone(),
         room: audience.room.clone(),
         run: run.clone(),
@@ -311,7 +317,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     tracing::info!(ready = counters.ready.load(Relaxed), "subscriptions live");
     // The probes' own deliveries settle before memory is read and the clock starts.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss_connected = options.server_pid.and_then(process::rss_kib);
+    servers.connected();
 
     let warm_until = Instant::now() + options.warmup;
     let schedule = Schedule {
@@ -333,7 +339,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     };
     let sending = tokio::spawn(senders::send(target, schedule));
     tokio::time::sleep_until(warm_until).await;
-    let cpu = CpuClock::start(options.server_pid);
+    servers.start_clock();
+    let own_cpu_before = process::cpu_seconds("self");
     let measuring = Instant::now();
     let sent = sending.await??;
     let send_s = measuring.elapsed();
@@ -344,7 +351,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let owed = (sent.ok_count + sent.reactions_ok) * listening as u64;
     drain(&connections, owed, options).await;
     let drain_s = draining.elapsed();
-    let (server_cpu, own_cpu) = cpu.percentages(measuring.elapsed());
+    let measured = measuring.elapsed();
+    let own_cpu = own_cpu_before.and_then(|before| {
+        let now = process::cpu_seconds("self")?;
+        Some(process::percent_of_a_core(now - before, measured))
+    });
     tracing::info!("sending done; closing the connections");
 
     let (failed, ready, closed) = (
@@ -377,6 +388,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             .count(),
         silent_close_codes,
     };
+    let held = held_by_server(&listeners, options.server_pid.len(), ws_urls.len());
+    let (server, each_server) = servers.figures(&held, subscribed, measured);
     Ok(Report {
         target: TargetFigures {
             url: url_shown,
@@ -404,17 +417,29 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         subscribers,
         delivery: delivery(&listeners, &sent, listening, &end_to_end),
         send: send_figures(&sent),
-        server: options.server_pid.map(|pid| ServerFigures {
-            pid,
-            rss_kib_before: rss_before,
-            rss_kib_connected: rss_connected,
-            kib_per_connection: rss_before.zip(rss_connected).map(|(before, after)| {
-                round((after as f64 - before as f64) / subscribed as f64, 2)
-            }),
-            cpu_pct: server_cpu,
-        }),
+        server,
+        servers: each_server,
         loadtest_cpu_pct: own_cpu,
     })
+}
+
+/// The subscribers each of `servers` held, when that is known: every one
+/// with one server; with one server for each of `urls` (in the same
+/// order), those connected to its URL; otherwise unknown. `listeners` are
+/// in the order of the connections, which take turns over the URLs.
+fn held_by_server(listeners: &[Listener], servers: usize, urls: usize) -> Vec<Option<usize>> {
+    let subscribed = |url: Option<usize>| {
+        listeners
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| l.subscribed && url.is_none_or(|url| i % urls == url))
+            .count()
+    };
+    match servers {
+        1 => vec![Some(subscribed(None))],
+        _ if servers == urls => (0..urls).map(|url| Some(subscribed(Some(url)))).collect(),
+        _ => vec![None; servers],
+    }
 }
 
 /// Sends a probe every half second until every subscribed connection has
@@ -469,36 +494,6 @@ async fn drain(connections: &Connections, owed: u64, options: &Options) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// CPU times at the start of the measured time.
-struct CpuClock {
-    server: Option<(String, f64)>,
-    own: Option<f64>,
-}
-
-impl CpuClock {
-    fn start(server_pid: Option<u32>) -> Self {
-        Self {
-            server: server_pid
-                .map(|pid| pid.to_string())
-                .and_then(|pid| process::cpu_seconds(&pid).map(|s| (pid, s))),
-            own: process::cpu_seconds("self"),
-        }
-    }
-
-    /// Server and own CPU since the start, as percent of one core over `wall`.
-    fn percentages(&self, wall: Duration) -> (Option<f64>, Option<f64>) {
-        let pct = |used: f64| round(used * 100.0 / wall.as_secs_f64().max(1e-9), 1);
-        let server = self
-            .server
-            .as_ref()
-            .and_then(|(pid, before)| process::cpu_seconds(pid).map(|now| pct(now - before)));
-        let own = self
-            .own
-            .and_then(|before| process::cpu_seconds("self").map(|now| pct(now - before)));
-        (server, own)
     }
 }
 

@@ -14,8 +14,12 @@ pub struct Report {
     pub subscribers: SubscriberFigures,
     pub send: SendFigures,
     pub delivery: DeliveryFigures,
-    /// Only when the operator gave the server's pid (and it runs here).
+    /// Only when the operator gave the server's pid (and it runs here);
+    /// with several pids, their sum (without a pid).
     pub server: Option<ServerFigures>,
+    /// With several pids, each server's own figures, in the order given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerFigures>,
     /// CPU of the load test itself over the measured time, 100 = one core:
     /// near 100 per core it had, the figures are its limit, not the server's.
     pub loadtest_cpu_pct: Option<f64>,
@@ -117,13 +121,32 @@ pub struct DeliveryFigures {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerFigures {
-    pub pid: u32,
+    /// None for the sum of several servers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
     pub rss_kib_before: Option<u64>,
     pub rss_kib_connected: Option<u64>,
-    /// (RSS with every subscriber live - RSS before) / subscribed.
+    /// (RSS with every subscriber live - RSS before) / the subscribers it
+    /// held: all of them for one server or the sum; for one of several,
+    /// those of its WebSocket URL when there is one URL for each pid,
+    /// otherwise unknown.
     pub kib_per_connection: Option<f64>,
     /// Over send and drain, 100 = one core.
     pub cpu_pct: Option<f64>,
+}
+
+/// Memory and CPU, for a line that has said whose they are.
+impl fmt::Display for ServerFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RSS {} KiB before, {} KiB connected, {} KiB per connection; CPU {}%",
+            or_unknown(self.rss_kib_before),
+            or_unknown(self.rss_kib_connected),
+            or_unknown(self.kib_per_connection),
+            or_unknown(self.cpu_pct)
+        )
+    }
 }
 
 /// A latency distribution in milliseconds.
@@ -261,15 +284,14 @@ impl fmt::Display for Report {
             d.latency.p50_ms, d.latency.p90_ms, d.latency.p99_ms, d.latency.max_ms
         )?;
         if let Some(server) = &self.server {
-            writeln!(
-                f,
-                "server      pid {}: RSS {} KiB before, {} KiB connected, {} KiB per connection; CPU {}%",
-                server.pid,
-                or_unknown(server.rss_kib_before),
-                or_unknown(server.rss_kib_connected),
-                or_unknown(server.kib_per_connection),
-                or_unknown(server.cpu_pct)
-            )?;
+            let whose = match server.pid {
+                Some(pid) => format!("pid {pid}"),
+                None => format!("{} pids together", self.servers.len()),
+            };
+            writeln!(f, "server      {whose}: {server}")?;
+        }
+        for server in &self.servers {
+            writeln!(f, "            pid {}: {server}", or_unknown(server.pid))?;
         }
         writeln!(
             f,

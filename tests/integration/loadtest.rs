@@ -216,10 +216,28 @@ async fn loadtest_sends_through_every_instance_it_is_given_and_subscribes_on_eac
     let room = one.group(&ann, "Load", &[&bob]).await;
     let tokens = format!("{},{}", ann.token, bob.token);
     let urls = format!("{},{}", one.url("/graphql"), two.url("/graphql"));
+    // Both instances run in this process: its pid once for each.
+    let pid = std::process::id();
 
     let report = loadtest::run(&options(&[
-        "--url", &urls, "--token", &tokens, "--room", &room, "-c", "20", "-s", "2", "-r", "20",
-        "-d", "2", "--warmup", "0.5",
+        "--url",
+        &urls,
+        "--token",
+        &tokens,
+        "--room",
+        &room,
+        "-c",
+        "20",
+        "-s",
+        "2",
+        "-r",
+        "20",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+        "--server-pid",
+        &format!("{pid},{pid}"),
     ]))
     .await
     .expect("a report");
@@ -235,6 +253,22 @@ async fn loadtest_sends_through_every_instance_it_is_given_and_subscribes_on_eac
             .await;
         assert!(sockets >= 10.0, "{sockets} sockets on {}", instance.address);
     }
+    let all = report.server.as_ref().expect("the servers' figures");
+    assert_eq!(all.pid, None, "a sum: {report}");
+    assert_eq!(report.servers.len(), 2, "{report}");
+    // One pid for each WebSocket URL: each server's memory per connection
+    // counts the subscribers of its URL.
+    assert!(
+        report
+            .servers
+            .iter()
+            .all(|s| s.kib_per_connection.is_some()),
+        "{report}"
+    );
+    assert!(
+        report.servers.iter().all(|s| s.pid == Some(pid)),
+        "{report}"
+    );
 }
 
 /// Two of the subscribers take their probe and then read nothing: they
