@@ -4,19 +4,26 @@
 //! # Phases
 //!
 //! 1. `setup`: tokens and a room, given by the operator or registered
-//!    through the dev outbox (`outbox`) with one new GROUP room.
+//!    through the dev outbox (`outbox`) with one new GROUP room, on the
+//!    first `--url`.
 //! 2. One warm-up message before anyone listens, so state a server builds
 //!    per room on first use is not charged to the connections' memory.
 //! 3. `subscribers`: C graphql-transport-ws connections on
-//!    `messages(roomIdentity:)`. The protocol does not acknowledge a
-//!    subscribe, so probe messages go out until every connection got one.
+//!    `messages(roomIdentity:)`, taking turns over the WebSocket URLs. The
+//!    protocol does not acknowledge a subscribe, so probe messages go out
+//!    until every connection got one. The silent few (`--silent`) then
+//!    stop reading, as clients too slow to keep up do.
 //! 4. `senders`: S senders, one request in flight each, open loop at R
-//!    messages a second or closed loop; first a warm-up whose messages are
-//!    not counted, then the measured seconds.
+//!    messages a second or closed loop, taking turns over the `--url`s;
+//!    first a warm-up whose messages are not counted, then the measured
+//!    seconds.
 //! 5. Drain, then the [`report`]. Each message carries its `stamp`, so the
 //!    receivers measure latency and notice loss, duplicates and reordering.
+//!    The silent read what their sockets hold, briefly, to learn whether
+//!    the server closed them and with what code.
 //!
-//! `process` reads the server's memory and CPU when it runs on this machine.
+//! `servers` reads the servers' memory and CPU when they run on this
+//! machine, through `process`, which reads the load test's own CPU too.
 //!
 //! On loopback, subscribers past the first 10,000 connect from 127.0.0.2,
 //! 127.0.0.3, ... (`subscribers::SOCKETS_PER_SOURCE_ADDRESS`): one machine
@@ -28,11 +35,13 @@ mod outbox;
 mod process;
 pub mod report;
 mod senders;
+mod servers;
 mod setup;
 mod stamp;
 mod subscribers;
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::{
         Arc,
@@ -48,10 +57,11 @@ use url::Url;
 
 use client::{GraphQl, SEND_MESSAGE};
 use report::{
-    ConfigFigures, DeliveryFigures, Percentiles, Phases, Report, SendFigures, ServerFigures,
-    SubscriberFigures, TargetFigures, round,
+    ConfigFigures, DeliveryFigures, Percentiles, Phases, Report, SendFigures, SubscriberFigures,
+    TargetFigures, round,
 };
 use senders::{Schedule, Sent};
+use servers::Servers;
 use stamp::Run;
 use subscribers::{Connections, Listener, Plan, SOCKETS_PER_SOURCE_ADDRESS};
 
@@ -66,12 +76,18 @@ use subscribers::{Connections, Listener, Plan, SOCKETS_PER_SOURCE_ADDRESS};
                   the figures.\n\nThe last line of the output is the whole report as JSON."
 )]
 pub struct Options {
-    /// The deployment's GraphQL endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:8080/graphql")]
-    pub url: Url,
+    /// The deployment's GraphQL endpoints, repeated or comma-separated:
+    /// senders take turns, so that messages come in on every instance.
+    /// Setup and probes use the first.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080/graphql"
+    )]
+    pub url: Vec<Url>,
     /// Its WebSocket endpoints, repeated or comma-separated: subscribers
-    /// take turns, so that they spread over instances. By default `--url`
-    /// with ws:// (or wss:// for https://).
+    /// take turns, so that they spread over instances. By default every
+    /// `--url` with ws:// (or wss:// for https://).
     #[arg(long, value_delimiter = ',')]
     pub ws_url: Vec<Url>,
     /// Tokens to connect and send with, repeated or comma-separated;
@@ -91,6 +107,13 @@ pub struct Options {
     /// Subscribed WebSocket connections.
     #[arg(long, short = 'c', default_value_t = 100)]
     pub connections: usize,
+    /// Of the connections, how many stop reading after their probe, as
+    /// clients too slow to keep up do: their sockets stay open and unread
+    /// to the end, left out of the delivery figures; the report counts how
+    /// many the server closed, and with which codes. Spread evenly over
+    /// the connections, and so over the WebSocket URLs.
+    #[arg(long, default_value_t = 0)]
+    pub silent: usize,
     /// Senders, each with its own keep-alive connection and one request in flight.
     #[arg(long, short = 's', default_value_t = 4)]
     pub senders: usize,
@@ -124,10 +147,13 @@ pub struct Options {
     /// Extra characters in each message.
     #[arg(long, default_value_t = 0)]
     pub pad: usize,
-    /// The server's pid, when it runs on this machine: its memory per
-    /// connection and CPU come from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The servers' pids, repeated or comma-separated, when they run on
+    /// this machine: memory per connection and CPU of each and of all
+    /// together come from /proc. With one pid for each WebSocket URL, in
+    /// the same order, each server's memory per connection counts the
+    /// subscribers of its URL.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// What the connections subscribe to: new messages (`messages`), or
     /// every change of the room (`room-events`, which `--mix` needs).
     #[arg(long, value_enum, default_value_t = Feed::Messages)]
@@ -178,38 +204,56 @@ fn rate(value: &str) -> Result<f64, String> {
 }
 
 impl Options {
-    /// The WebSocket endpoints: given, or the HTTP one with its scheme swapped.
+    /// The WebSocket endpoints: given, or the HTTP ones with their scheme swapped.
     pub fn ws_urls(&self) -> anyhow::Result<Vec<Url>> {
         if !self.ws_url.is_empty() {
             return Ok(self.ws_url.clone());
         }
-        let scheme = match self.url.scheme() {
-            "http" => "ws",
-            "https" => "wss",
-            other => bail!("--url must be http:// or https://, not {other}://"),
-        };
-        let mut url = self.url.clone();
-        url.set_scheme(scheme)
-            .map_err(|_| anyhow!("no WebSocket URL for {}", self.url))?;
-        Ok(vec![url])
+        self.url.iter().map(web_socket).collect()
     }
+
+    /// The endpoint setup, the warm-up message and the probes go to.
+    fn first_url(&self) -> anyhow::Result<&Url> {
+        self.url.first().context("no --url to load")
+    }
+}
+
+/// `url` with ws:// for http://, wss:// for https://.
+fn web_socket(url: &Url) -> anyhow::Result<Url> {
+    let scheme = match url.scheme() {
+        "http" => "ws",
+        "https" => "wss",
+        other => bail!("--url must be http:// or https://, not {other}://"),
+    };
+    let mut ws = url.clone();
+    ws.set_scheme(scheme)
+        .map_err(|_| anyhow!("no WebSocket URL for {url}"))?;
+    Ok(ws)
+}
+
+/// URLs as the options take them: comma-separated.
+fn shown(urls: &[Url]) -> String {
+    urls.iter().map(Url::as_str).collect::<Vec<_>>().join(",")
 }
 
 /// Runs a whole load test; its figures. An error means there were none to
 /// take: setup failed, or no connection subscribed.
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let ws_urls = options.ws_urls()?;
-    let ws_shown = ws_urls
-        .iter()
-        .map(Url::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
+    let (url_shown, ws_shown) = (shown(&options.url), shown(&ws_urls));
     if options.mix > 0.0 && options.subscription != Feed::RoomEvents {
         bail!("--mix needs --subscription room-events: `messages` carries new messages only");
     }
-    tracing::info!(url = %options.url, ws = %ws_shown, "load testing");
+    if options.silent > options.connections {
+        bail!(
+            "--silent {} of {} connections: no more than there are",
+            options.silent,
+            options.connections
+        );
+    }
+    tracing::info!(url = %url_shown, ws = %ws_shown, "load testing");
     let run = Arc::new(Run::new());
-    let api = GraphQl::new(options.url.clone(), options.request_timeout)?;
+    let api = GraphQl::new(options.first_url()?.clone(), options.request_timeout)?;
 
     let started = Instant::now();
     let audience = setup::prepare(&api, options, &run)
@@ -226,12 +270,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let setup_s = started.elapsed();
     tracing::info!(room = %audience.room, tokens = audience.tokens.len(), "set up");
 
-    let rss_before = options.server_pid.and_then(process::rss_kib);
+    let mut servers = Servers::before(&options.server_pid);
     let epoch = Instant::now();
     let issued = Arc::new(AtomicU64::new(0));
     let ready_deadline = epoch + options.ready_timeout;
     let connections = Connections::open(Plan {
-        ws_urls,
+        silent: subscribers::silent_connections(options.connections, options.silent, ws_urls.len()),
+        ws_urls: ws_urls.clone(),
         tokens: audience.tokens.clone(),
         room: audience.room.clone(),
         run: run.clone(),
@@ -272,7 +317,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     tracing::info!(ready = counters.ready.load(Relaxed), "subscriptions live");
     // The probes' own deliveries settle before memory is read and the clock starts.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss_connected = options.server_pid.and_then(process::rss_kib);
+    servers.connected();
 
     let warm_until = Instant::now() + options.warmup;
     let schedule = Schedule {
@@ -284,7 +329,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         mix: options.mix,
     };
     let target = senders::Target {
-        url: options.url.clone(),
+        urls: options.url.clone(),
         request_timeout: options.request_timeout,
         tokens: audience.tokens.clone(),
         room: audience.room.clone(),
@@ -294,31 +339,60 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     };
     let sending = tokio::spawn(senders::send(target, schedule));
     tokio::time::sleep_until(warm_until).await;
-    let cpu = CpuClock::start(options.server_pid);
+    servers.start_clock();
+    let own_cpu_before = process::cpu_seconds("self");
     let measuring = Instant::now();
     let sent = sending.await??;
     let send_s = measuring.elapsed();
 
     let draining = Instant::now();
-    let owed = (sent.ok_count + sent.reactions_ok) * subscribed as u64;
+    // The silent owe nothing: they read no more after their probe.
+    let listening = subscribed.saturating_sub(counters.silent.load(Relaxed));
+    let owed = (sent.ok_count + sent.reactions_ok) * listening as u64;
     drain(&connections, owed, options).await;
     let drain_s = draining.elapsed();
-    let (server_cpu, own_cpu) = cpu.percentages(measuring.elapsed());
+    let measured = measuring.elapsed();
+    let own_cpu = own_cpu_before.and_then(|before| {
+        let now = process::cpu_seconds("self")?;
+        Some(process::percent_of_a_core(now - before, measured))
+    });
     tracing::info!("sending done; closing the connections");
 
+    let (failed, ready, closed) = (
+        counters.failed.load(Relaxed),
+        counters.ready.load(Relaxed),
+        counters.closed.load(Relaxed),
+    );
+    let (first_failure, first_close) = (counters.first_failure(), counters.first_close());
+    let (listeners, end_to_end) = connections.close().await?;
+    let silent: Vec<&Listener> = listeners
+        .iter()
+        .filter(|l| l.subscribed && l.silent)
+        .collect();
+    let mut silent_close_codes = BTreeMap::new();
+    for how in silent.iter().filter_map(|l| l.closed_by_server.as_ref()) {
+        *silent_close_codes.entry(how.clone()).or_default() += 1;
+    }
     let subscribers = SubscriberFigures {
         requested: options.connections,
         subscribed,
-        failed: counters.failed.load(Relaxed),
-        first_failure: counters.first_failure(),
-        ready: counters.ready.load(Relaxed),
-        closed: counters.closed.load(Relaxed),
-        first_close: counters.first_close(),
+        failed,
+        first_failure,
+        ready,
+        closed,
+        first_close,
+        silent: silent.len(),
+        silent_closed_by_server: silent
+            .iter()
+            .filter(|l| l.closed_by_server.is_some())
+            .count(),
+        silent_close_codes,
     };
-    let (listeners, end_to_end) = connections.close().await?;
+    let held = held_by_server(&listeners, options.server_pid.len(), ws_urls.len());
+    let (server, each_server) = servers.figures(&held, subscribed, measured);
     Ok(Report {
         target: TargetFigures {
-            url: options.url.to_string(),
+            url: url_shown,
             ws_url: ws_shown,
             room: audience.room,
             tokens: audience.tokens.len(),
@@ -341,19 +415,31 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             drain: round(drain_s.as_secs_f64(), 2),
         },
         subscribers,
-        delivery: delivery(&listeners, &sent, subscribed, &end_to_end),
+        delivery: delivery(&listeners, &sent, listening, &end_to_end),
         send: send_figures(&sent),
-        server: options.server_pid.map(|pid| ServerFigures {
-            pid,
-            rss_kib_before: rss_before,
-            rss_kib_connected: rss_connected,
-            kib_per_connection: rss_before.zip(rss_connected).map(|(before, after)| {
-                round((after as f64 - before as f64) / subscribed as f64, 2)
-            }),
-            cpu_pct: server_cpu,
-        }),
+        server,
+        servers: each_server,
         loadtest_cpu_pct: own_cpu,
     })
+}
+
+/// The subscribers each of `servers` held, when that is known: every one
+/// with one server; with one server for each of `urls` (in the same
+/// order), those connected to its URL; otherwise unknown. `listeners` are
+/// in the order of the connections, which take turns over the URLs.
+fn held_by_server(listeners: &[Listener], servers: usize, urls: usize) -> Vec<Option<usize>> {
+    let subscribed = |url: Option<usize>| {
+        listeners
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| l.subscribed && url.is_none_or(|url| i % urls == url))
+            .count()
+    };
+    match servers {
+        1 => vec![Some(subscribed(None))],
+        _ if servers == urls => (0..urls).map(|url| Some(subscribed(Some(url)))).collect(),
+        _ => vec![None; servers],
+    }
 }
 
 /// Sends a probe every half second until every subscribed connection has
@@ -411,36 +497,6 @@ async fn drain(connections: &Connections, owed: u64, options: &Options) {
     }
 }
 
-/// CPU times at the start of the measured time.
-struct CpuClock {
-    server: Option<(String, f64)>,
-    own: Option<f64>,
-}
-
-impl CpuClock {
-    fn start(server_pid: Option<u32>) -> Self {
-        Self {
-            server: server_pid
-                .map(|pid| pid.to_string())
-                .and_then(|pid| process::cpu_seconds(&pid).map(|s| (pid, s))),
-            own: process::cpu_seconds("self"),
-        }
-    }
-
-    /// Server and own CPU since the start, as percent of one core over `wall`.
-    fn percentages(&self, wall: Duration) -> (Option<f64>, Option<f64>) {
-        let pct = |used: f64| round(used * 100.0 / wall.as_secs_f64().max(1e-9), 1);
-        let server = self
-            .server
-            .as_ref()
-            .and_then(|(pid, before)| process::cpu_seconds(pid).map(|now| pct(now - before)));
-        let own = self
-            .own
-            .and_then(|before| process::cpu_seconds("self").map(|now| pct(now - before)));
-        (server, own)
-    }
-}
-
 fn send_figures(sent: &Sent) -> SendFigures {
     let window_us = sent
         .first_send_us
@@ -458,23 +514,19 @@ fn send_figures(sent: &Sent) -> SendFigures {
     }
 }
 
+/// What the `listening` connections (subscribed, not silent) received.
 fn delivery(
     listeners: &[Listener],
     sent: &Sent,
-    subscribed: usize,
+    listening: usize,
     end_to_end: &hdrhistogram::Histogram<u64>,
 ) -> DeliveryFigures {
-    let subscribed_listeners = || listeners.iter().filter(|l| l.subscribed);
-    let expected = sent.ok_count * subscribed as u64;
-    let received: u64 = subscribed_listeners()
-        .map(|l| l.seen.common(&sent.ok))
-        .sum();
-    let reactions: u64 = subscribed_listeners().map(|l| l.reactions).sum();
-    let all_received: u64 = subscribed_listeners().map(Listener::received).sum::<u64>() + reactions;
-    let last_delivery_us = subscribed_listeners()
-        .map(|l| l.last_delivery_us)
-        .max()
-        .unwrap_or(0);
+    let counted = || listeners.iter().filter(|l| l.subscribed && !l.silent);
+    let expected = sent.ok_count * listening as u64;
+    let received: u64 = counted().map(|l| l.seen.common(&sent.ok)).sum();
+    let reactions: u64 = counted().map(|l| l.reactions).sum();
+    let all_received: u64 = counted().map(Listener::received).sum::<u64>() + reactions;
+    let last_delivery_us = counted().map(|l| l.last_delivery_us).max().unwrap_or(0);
     let window_us = sent
         .first_send_us
         .map_or(0, |first| last_delivery_us.saturating_sub(first));
@@ -482,13 +534,13 @@ fn delivery(
         expected,
         received,
         lost: expected.saturating_sub(received),
-        duplicates: subscribed_listeners().map(|l| l.duplicates).sum(),
-        out_of_order: subscribed_listeners().map(|l| l.out_of_order).sum(),
-        min_per_subscriber: subscribed_listeners()
+        duplicates: counted().map(|l| l.duplicates).sum(),
+        out_of_order: counted().map(|l| l.out_of_order).sum(),
+        min_per_subscriber: counted()
             .map(|l| l.seen.common(&sent.ok))
             .min()
             .unwrap_or(0),
-        reactions_expected: sent.reactions_ok * subscribed as u64,
+        reactions_expected: sent.reactions_ok * listening as u64,
         reactions_received: reactions,
         per_s: per_second(all_received, window_us),
         latency: Percentiles::of(end_to_end),

@@ -18,6 +18,11 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     stat_cpu_ticks(&stat).map(|ticks| ticks as f64 / TICKS_PER_SECOND)
 }
 
+/// CPU `seconds` used over `wall` as percent of one core, to one decimal.
+pub fn percent_of_a_core(seconds: f64, wall: std::time::Duration) -> f64 {
+    crate::report::round(seconds * 100.0 / wall.as_secs_f64().max(1e-9), 1)
+}
+
 fn status_kib(status: &str, key: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let value = line.strip_prefix(key)?.strip_prefix(':')?;

@@ -14,8 +14,12 @@ pub struct Report {
     pub subscribers: SubscriberFigures,
     pub send: SendFigures,
     pub delivery: DeliveryFigures,
-    /// Only when the operator gave the server's pid (and it runs here).
+    /// Only when the operator gave the server's pid (and it runs here);
+    /// with several pids, their sum (without a pid).
     pub server: Option<ServerFigures>,
+    /// With several pids, each server's own figures, in the order given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerFigures>,
     /// CPU of the load test itself over the measured time, 100 = one core:
     /// near 100 per core it had, the figures are its limit, not the server's.
     pub loadtest_cpu_pct: Option<f64>,
@@ -23,6 +27,7 @@ pub struct Report {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetFigures {
+    /// The GraphQL endpoints, comma-separated, as `--url` takes them.
     pub url: String,
     pub ws_url: String,
     pub room: String,
@@ -61,9 +66,19 @@ pub struct SubscriberFigures {
     pub first_failure: Option<String>,
     /// Subscribers that received a probe before the clock started.
     pub ready: usize,
-    /// Ended by the server during the run.
+    /// Ended by the server during the run (silent connections aside).
     pub closed: usize,
     pub first_close: Option<String>,
+    /// Of `subscribed`, connections that stopped reading after their probe
+    /// (`--silent`): left out of the delivery figures.
+    pub silent: usize,
+    /// Of the silent, those the server had closed by the end of the run.
+    pub silent_closed_by_server: usize,
+    /// Those, counted by the code of their Close frame (1013: too slow to
+    /// keep up; 1001: no pong for too long), "no code", or "no close
+    /// frame": a server that gives up on a client too slow to read rarely
+    /// gets its 1013 through the full buffers, and then just hangs up.
+    pub silent_close_codes: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,7 +100,7 @@ pub struct SendFigures {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryFigures {
-    /// Successful sends times subscribed connections.
+    /// Successful sends times subscribed connections, silent ones aside.
     pub expected: u64,
     /// Deliveries of successfully sent messages, each counted once.
     pub received: u64,
@@ -93,7 +108,7 @@ pub struct DeliveryFigures {
     pub duplicates: u64,
     pub out_of_order: u64,
     pub min_per_subscriber: u64,
-    /// With `--mix`: reactions sent times subscribed connections, and the
+    /// With `--mix`: reactions sent times listening connections, and the
     /// reaction events received (not stamped: counted, not timed).
     pub reactions_expected: u64,
     pub reactions_received: u64,
@@ -106,13 +121,32 @@ pub struct DeliveryFigures {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerFigures {
-    pub pid: u32,
+    /// None for the sum of several servers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
     pub rss_kib_before: Option<u64>,
     pub rss_kib_connected: Option<u64>,
-    /// (RSS with every subscriber live - RSS before) / subscribed.
+    /// (RSS with every subscriber live - RSS before) / the subscribers it
+    /// held: all of them for one server or the sum; for one of several,
+    /// those of its WebSocket URL when there is one URL for each pid,
+    /// otherwise unknown.
     pub kib_per_connection: Option<f64>,
     /// Over send and drain, 100 = one core.
     pub cpu_pct: Option<f64>,
+}
+
+/// Memory and CPU, for a line that has said whose they are.
+impl fmt::Display for ServerFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RSS {} KiB before, {} KiB connected, {} KiB per connection; CPU {}%",
+            or_unknown(self.rss_kib_before),
+            or_unknown(self.rss_kib_connected),
+            or_unknown(self.kib_per_connection),
+            or_unknown(self.cpu_pct)
+        )
+    }
 }
 
 /// A latency distribution in milliseconds.
@@ -200,6 +234,14 @@ impl fmt::Display for Report {
             "subscribers {}/{} subscribed, {} ready, {} failed, {} closed by the server",
             s.subscribed, s.requested, s.ready, s.failed, s.closed
         )?;
+        if s.silent > 0 {
+            writeln!(
+                f,
+                "            {} silent, not read after their probe: {} closed by the server \
+                 by the end of the run {:?}",
+                s.silent, s.silent_closed_by_server, s.silent_close_codes
+            )?;
+        }
         for (what, first) in [("failure", &s.first_failure), ("close", &s.first_close)] {
             if let Some(first) = first {
                 writeln!(f, "            first {what}: {first}")?;
@@ -242,15 +284,14 @@ impl fmt::Display for Report {
             d.latency.p50_ms, d.latency.p90_ms, d.latency.p99_ms, d.latency.max_ms
         )?;
         if let Some(server) = &self.server {
-            writeln!(
-                f,
-                "server      pid {}: RSS {} KiB before, {} KiB connected, {} KiB per connection; CPU {}%",
-                server.pid,
-                or_unknown(server.rss_kib_before),
-                or_unknown(server.rss_kib_connected),
-                or_unknown(server.kib_per_connection),
-                or_unknown(server.cpu_pct)
-            )?;
+            let whose = match server.pid {
+                Some(pid) => format!("pid {pid}"),
+                None => format!("{} pids together", self.servers.len()),
+            };
+            writeln!(f, "server      {whose}: {server}")?;
+        }
+        for server in &self.servers {
+            writeln!(f, "            pid {}: {server}", or_unknown(server.pid))?;
         }
         writeln!(
             f,

@@ -1,5 +1,6 @@
 //! S senders calling `sendMessage`, each with one request in flight: open
 //! loop at a total rate, or closed loop (the next as soon as one is answered).
+//! With several instances' endpoints they take turns over them.
 //! With a mix, a share of the changes edit or react to the sender's last
 //! message instead.
 
@@ -40,7 +41,9 @@ pub struct Schedule {
 /// Where the senders send, and the numbering they share with the receivers.
 #[derive(Clone)]
 pub struct Target {
-    pub url: Url,
+    /// Sender `i` sends to `urls[i % len]`, so that with several instances
+    /// messages come in on every one of them, not only where setup ran.
+    pub urls: Vec<Url>,
     pub request_timeout: Duration,
     pub tokens: Vec<String>,
     pub room: String,
@@ -135,8 +138,12 @@ pub async fn send(target: Target, schedule: Schedule) -> anyhow::Result<Sent> {
 
 async fn sender(index: usize, target: Target, schedule: Schedule) -> anyhow::Result<Sent> {
     let mut sent = Sent::new()?;
+    let url = target
+        .urls
+        .get(index % target.urls.len().max(1))
+        .ok_or_else(|| anyhow::anyhow!("no GraphQL URL to send to"))?;
     // Each sender its own client: its own keep-alive connection.
-    let api = GraphQl::new(target.url.clone(), target.request_timeout)?;
+    let api = GraphQl::new(url.clone(), target.request_timeout)?;
     let token = &target.tokens[index % target.tokens.len()];
     let senders = schedule.senders.max(1) as f64;
     let interval = (schedule.rate > 0.0).then(|| Duration::from_secs_f64(senders / schedule.rate));

@@ -1,5 +1,7 @@
 //! C graphql-transport-ws connections, each subscribed to
-//! `messages(roomIdentity:)`, each keeping its own account of what arrived.
+//! `messages(roomIdentity:)`, each keeping its own account of what arrived;
+//! or, for the silent few, holding its socket unread after its probe, as a
+//! client too slow to keep up does.
 
 use std::{
     collections::HashMap,
@@ -70,6 +72,8 @@ pub const SOCKETS_PER_SOURCE_ADDRESS: usize = 10_000;
 #[derive(Default)]
 pub struct Counters {
     pub subscribed: AtomicUsize,
+    /// Of `subscribed`, the silent: they owe no deliveries.
+    pub silent: AtomicUsize,
     pub failed: AtomicUsize,
     /// Connections that received a probe: their subscription is live.
     pub ready: AtomicUsize,
@@ -108,10 +112,22 @@ fn keep_first(slot: &Mutex<Option<String>>, why: String) {
     }
 }
 
+/// How a silent socket the server ended without a Close frame is counted.
+const NO_CLOSE_FRAME: &str = "no close frame";
+
+/// How a Close frame without a code is counted.
+const NO_CODE: &str = "no code";
+
 /// What one connection received.
 #[derive(Debug, Default)]
 pub struct Listener {
     pub subscribed: bool,
+    /// A silent connection (`--silent`): left out of the delivery figures.
+    pub silent: bool,
+    /// Of a silent connection, how the server had closed it by the end of
+    /// the run: the code of its Close frame, [`NO_CODE`] or
+    /// [`NO_CLOSE_FRAME`]; `None` when it was still open.
+    pub closed_by_server: Option<String>,
     pub seen: SeqSet,
     pub duplicates: u64,
     pub out_of_order: u64,
@@ -152,6 +168,24 @@ pub struct Plan {
     pub feed: crate::Feed,
     /// Sockets a loopback source address holds ([`SOCKETS_PER_SOURCE_ADDRESS`]).
     pub sockets_per_source: usize,
+    /// The indices of the silent connections, in order ([`silent_connections`]).
+    pub silent: Vec<usize>,
+}
+
+/// Which of `connections` are the `silent` ones, in order: one in each of
+/// `silent` equal blocks, so that they spread over the run's connections;
+/// in block k the first whose WebSocket URL is the (k mod `urls`)-th, when
+/// the block holds one, so that they spread over the instances too (every
+/// (C/N)th alone would put them all on one of two instances when C/N is even).
+pub fn silent_connections(connections: usize, silent: usize, urls: usize) -> Vec<usize> {
+    let silent = silent.min(connections);
+    let urls = urls.max(1);
+    (0..silent)
+        .map(|k| {
+            let (start, end) = (k * connections / silent, (k + 1) * connections / silent);
+            (start..end).find(|i| i % urls == k % urls).unwrap_or(start)
+        })
+        .collect()
 }
 
 /// The running connections.
@@ -161,6 +195,12 @@ pub struct Connections {
     latencies: Arc<Vec<Mutex<Histogram<u64>>>>,
     stop: CancellationToken,
 }
+
+/// How long, in all, silent connections read what their sockets hold at
+/// the end of a run to find the server's Close frame: on loopback a few
+/// megabytes of piled-up frames take milliseconds, so a socket still
+/// without one after this is open, not slow to read.
+const SILENT_LOOK: Duration = Duration::from_secs(2);
 
 /// A histogram of microseconds up to an hour, at three significant digits.
 pub fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
@@ -257,6 +297,10 @@ struct Connection {
 }
 
 impl Connection {
+    fn silent(&self) -> bool {
+        self.plan.silent.binary_search(&self.index).is_ok()
+    }
+
     fn token(&self) -> Option<&str> {
         let tokens = &self.plan.tokens;
         (!tokens.is_empty()).then(|| tokens[self.index % tokens.len()].as_str())
@@ -374,8 +418,12 @@ impl Connection {
         self.counters.subscribed.fetch_add(1, Relaxed);
         let mut listener = Listener {
             subscribed: true,
+            silent: self.silent(),
             ..Listener::default()
         };
+        if listener.silent {
+            self.counters.silent.fetch_add(1, Relaxed);
+        }
         loop {
             let frame = tokio::select! {
                 _ = self.stop.cancelled() => {
@@ -409,6 +457,9 @@ impl Connection {
                 Some(Seen::Probe) if !listener.ready => {
                     listener.ready = true;
                     self.counters.ready.fetch_add(1, Relaxed);
+                    if listener.silent {
+                        return self.keep_silent(socket, listener).await;
+                    }
                 }
                 Some(Seen::Probe | Seen::Warmup) => {}
                 None if text.contains(REACTION_EVENT) => {
@@ -426,6 +477,22 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// A silent connection after its probe: the socket stays open but is
+    /// not read again, not even for pings, so what the server writes piles
+    /// up in the kernel's buffers as it does for a client that cannot keep
+    /// up. When the run stops, what it holds is read for at most
+    /// [`SILENT_LOOK`] to learn whether the server closed it, and how.
+    async fn keep_silent(&self, mut socket: Socket, mut listener: Listener) -> Listener {
+        self.stop.cancelled().await;
+        match tokio::time::timeout(SILENT_LOOK, server_close(&mut socket)).await {
+            Ok(how) => listener.closed_by_server = Some(how),
+            Err(_) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
+            }
+        }
+        listener
     }
 
     fn take(&self, listener: &mut Listener, stamp: Stamp) {
@@ -465,6 +532,21 @@ impl Connection {
             _ => Ok(()),
         }
     }
+}
+
+/// Reads past everything a socket holds to the end the server gave it:
+/// the code of its Close frame, or [`NO_CLOSE_FRAME`] when it hung up or
+/// reset the socket without one.
+async fn server_close(socket: &mut Socket) -> String {
+    while let Some(frame) = socket.next().await {
+        match frame {
+            Ok(Message::Close(Some(close))) => return u16::from(close.code).to_string(),
+            Ok(Message::Close(None)) => return NO_CODE.into(),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    NO_CLOSE_FRAME.into()
 }
 
 /// The `step`-th loopback address after 127.0.0.1, when `server` is on
@@ -517,6 +599,21 @@ mod tests {
             loopback_source(server, 256),
             Some("127.0.1.1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn silent_connections_spread_over_the_connections_and_the_urls() {
+        assert_eq!(silent_connections(20, 2, 1), [0, 10]);
+        assert_eq!(silent_connections(20, 2, 2), [0, 11]);
+        assert_eq!(silent_connections(30, 3, 3), [0, 10, 20]);
+        assert_eq!(silent_connections(21, 4, 2), [0, 5, 10, 15]);
+    }
+
+    #[test]
+    fn silent_connections_are_as_many_as_asked_and_no_more_than_there_are() {
+        assert!(silent_connections(20, 0, 2).is_empty());
+        assert_eq!(silent_connections(3, 3, 2), [0, 1, 2]);
+        assert_eq!(silent_connections(3, 5, 2), [0, 1, 2]);
     }
 
     #[test]

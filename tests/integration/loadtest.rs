@@ -1,7 +1,8 @@
 //! `chatroom-loadtest` against a server in this process: on a healthy
 //! server its figures show every message reaching every subscriber once and
-//! in order, whether it registers its own users or is given tokens, and
-//! whether the server is chatroom or the floor it is measured against.
+//! in order, whether it registers its own users or is given tokens, whether
+//! the server is chatroom or the floor it is measured against, and whether
+//! it is one instance or several; silent subscribers are counted apart.
 
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ fn assert_a_mixed_run_counted_edits_and_reactions(report: &Report) {
     );
 }
 
+/// Every subscriber subscribed and took its probe, and every one that
+/// listens (the silent aside) received every message once and in order.
 fn assert_every_message_reached_every_subscriber_once_in_order(report: &Report) {
     assert_eq!(
         report.subscribers.subscribed as u64, SUBSCRIBERS,
@@ -38,9 +41,15 @@ fn assert_every_message_reached_every_subscriber_once_in_order(report: &Report) 
     assert_eq!(report.subscribers.ready as u64, SUBSCRIBERS, "{report}");
     assert!(report.send.ok > 0, "{report}");
     assert_eq!(report.send.errors, 0, "{report}");
+    let listening = SUBSCRIBERS - report.subscribers.silent as u64;
+    assert_eq!(
+        report.delivery.expected,
+        report.send.ok * listening,
+        "{report}"
+    );
     assert_eq!(
         report.delivery.received,
-        report.send.ok * SUBSCRIBERS,
+        report.send.ok * listening,
         "{report}"
     );
     assert_eq!(report.delivery.lost, 0, "{report}");
@@ -192,6 +201,117 @@ async fn loadtest_spreads_subscribers_over_the_instances_it_is_given() {
         .metric("chatroom_websocket_connections_opened_total")
         .await;
     assert!(sockets >= 10.0, "{sockets} sockets on the second instance");
+}
+
+/// `--url` twice alone: senders take turns over both instances and so do
+/// the subscribers (their WebSocket URLs follow), and every message,
+/// whichever instance took it, reaches every subscriber on either.
+#[cfg_attr(not(test_services), ignore = "needs the services scripts/test starts")]
+#[tokio::test]
+async fn loadtest_sends_through_every_instance_it_is_given_and_subscribes_on_each() {
+    let one = TestApp::spawn(Backends::MongoRedis, "loadtest_urls").await;
+    let two = one.sibling().await;
+    let ann = one.register("ann").await;
+    let bob = one.register("bob").await;
+    let room = one.group(&ann, "Load", &[&bob]).await;
+    let tokens = format!("{},{}", ann.token, bob.token);
+    let urls = format!("{},{}", one.url("/graphql"), two.url("/graphql"));
+    // Both instances run in this process: its pid once for each.
+    let pid = std::process::id();
+
+    let report = loadtest::run(&options(&[
+        "--url",
+        &urls,
+        "--token",
+        &tokens,
+        "--room",
+        &room,
+        "-c",
+        "20",
+        "-s",
+        "2",
+        "-r",
+        "20",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+        "--server-pid",
+        &format!("{pid},{pid}"),
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.target.url, urls);
+    assert_eq!(report.target.ws_url, urls.replace("http://", "ws://"));
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+    for instance in [&one, &two] {
+        let stored = instance.metric("chatroom_messages_stored_total").await;
+        assert!(stored > 0.0, "no message sent through {}", instance.address);
+        let sockets = instance
+            .metric("chatroom_websocket_connections_opened_total")
+            .await;
+        assert!(sockets >= 10.0, "{sockets} sockets on {}", instance.address);
+    }
+    let all = report.server.as_ref().expect("the servers' figures");
+    assert_eq!(all.pid, None, "a sum: {report}");
+    assert_eq!(report.servers.len(), 2, "{report}");
+    // One pid for each WebSocket URL: each server's memory per connection
+    // counts the subscribers of its URL.
+    assert!(
+        report
+            .servers
+            .iter()
+            .all(|s| s.kib_per_connection.is_some()),
+        "{report}"
+    );
+    assert!(
+        report.servers.iter().all(|s| s.pid == Some(pid)),
+        "{report}"
+    );
+}
+
+/// Two of the subscribers take their probe and then read nothing: they
+/// count as subscribed and ready, and the deliveries are the others'.
+#[tokio::test]
+async fn loadtest_leaves_silent_subscribers_out_of_the_deliveries_and_counts_them() {
+    let app = TestApp::spawn(Backends::Embedded, "loadtest_silent").await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let room = app.group(&ann, "Load", &[&bob]).await;
+    let tokens = format!("{},{}", ann.token, bob.token);
+
+    let report = loadtest::run(&options(&[
+        "--url",
+        &app.url("/graphql"),
+        "--token",
+        &tokens,
+        "--room",
+        &room,
+        "-c",
+        "20",
+        "--silent",
+        "2",
+        "-s",
+        "2",
+        "-r",
+        "50",
+        "-d",
+        "2",
+        "--warmup",
+        "0.5",
+    ]))
+    .await
+    .expect("a report");
+
+    assert_eq!(report.subscribers.silent, 2, "{report}");
+    assert_eq!(report.subscribers.silent_closed_by_server, 0, "{report}");
+    assert_every_message_reached_every_subscriber_once_in_order(&report);
+    assert_eq!(report.delivery.expected, report.send.ok * 18, "{report}");
+    let json: serde_json::Value =
+        serde_json::from_str(&report.json_line()).expect("the report as one JSON line");
+    assert_eq!(json["subscribers"]["silent"], 2);
+    assert!(report.to_string().contains("2 silent"), "{report}");
 }
 
 #[tokio::test]
