@@ -350,6 +350,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let listening = subscribed.saturating_sub(counters.silent.load(Relaxed));
     let owed = (sent.ok_count + sent.reactions_ok) * listening as u64;
     drain(&connections, owed, options).await;
+    servers.drained();
     let drain_s = draining.elapsed();
     let measured = measuring.elapsed();
     let own_cpu = own_cpu_before.and_then(|before| {

@@ -126,6 +126,8 @@ pub struct ServerFigures {
     pub pid: Option<u32>,
     pub rss_kib_before: Option<u64>,
     pub rss_kib_connected: Option<u64>,
+    /// Once the sends are drained, the sockets still open.
+    pub rss_kib_drained: Option<u64>,
     /// (RSS with every subscriber live - RSS before) / the subscribers it
     /// held: all of them for one server or the sum; for one of several,
     /// those of its WebSocket URL when there is one URL for each pid,
@@ -140,10 +142,11 @@ impl fmt::Display for ServerFigures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "RSS {} KiB before, {} KiB connected, {} KiB per connection; CPU {}%",
+            "RSS {} KiB before, {} KiB connected, {} KiB per connection, {} KiB drained; CPU {}%",
             or_unknown(self.rss_kib_before),
             or_unknown(self.rss_kib_connected),
             or_unknown(self.kib_per_connection),
+            or_unknown(self.rss_kib_drained),
             or_unknown(self.cpu_pct)
         )
     }

@@ -16,6 +16,10 @@ pub struct Servers {
     rss_before: Vec<Option<u64>>,
     /// Resident memory with every subscriber live, KiB.
     rss_connected: Vec<Option<u64>>,
+    /// Resident memory once the sends are drained, the sockets still
+    /// open, KiB: what the run's traffic left behind, such as what the
+    /// server holds for subscribers that stopped reading (`--silent`).
+    rss_drained: Vec<Option<u64>>,
     /// CPU seconds at the start of the measured time.
     cpu_start: Vec<Option<f64>>,
 }
@@ -27,6 +31,7 @@ impl Servers {
             pids: pids.to_vec(),
             rss_before: rss(pids),
             rss_connected: vec![None; pids.len()],
+            rss_drained: vec![None; pids.len()],
             cpu_start: vec![None; pids.len()],
         }
     }
@@ -34,6 +39,11 @@ impl Servers {
     /// Reads their memory with every subscriber live.
     pub fn connected(&mut self) {
         self.rss_connected = rss(&self.pids);
+    }
+
+    /// Reads their memory once the sends are drained.
+    pub fn drained(&mut self) {
+        self.rss_drained = rss(&self.pids);
     }
 
     /// Reads their CPU times as the measured time starts.
@@ -59,6 +69,7 @@ impl Servers {
                 pid: Some(pid),
                 rss_kib_before: self.rss_before[i],
                 rss_kib_connected: self.rss_connected[i],
+                rss_kib_drained: self.rss_drained[i],
                 kib_per_connection: per_connection(
                     self.rss_before[i],
                     self.rss_connected[i],
@@ -83,6 +94,7 @@ impl Servers {
             pid: None,
             rss_kib_before: rss_before,
             rss_kib_connected: rss_connected,
+            rss_kib_drained: each.iter().map(|s| s.rss_kib_drained).sum::<Option<u64>>(),
             kib_per_connection: per_connection(rss_before, rss_connected, Some(subscribed)),
             cpu_pct: each
                 .iter()
@@ -117,6 +129,7 @@ mod tests {
             pids: (1..=before.len() as u32).collect(),
             rss_before: before.to_vec(),
             rss_connected: connected.to_vec(),
+            rss_drained: connected.to_vec(),
             cpu_start: vec![None; before.len()],
         }
     }
@@ -138,6 +151,7 @@ mod tests {
         let all = all.expect("the sum");
         assert_eq!(all.pid, None);
         assert_eq!(all.rss_kib_connected, Some(8000));
+        assert_eq!(all.rss_kib_drained, Some(8000));
         assert_eq!(all.kib_per_connection, Some(50.0));
         assert_eq!(each.len(), 2);
         assert_eq!(each[0].kib_per_connection, Some(20.0));

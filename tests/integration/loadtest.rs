@@ -255,6 +255,10 @@ async fn loadtest_sends_through_every_instance_it_is_given_and_subscribes_on_eac
     }
     let all = report.server.as_ref().expect("the servers' figures");
     assert_eq!(all.pid, None, "a sum: {report}");
+    assert!(
+        all.rss_kib_drained.is_some(),
+        "read after the drain: {report}"
+    );
     assert_eq!(report.servers.len(), 2, "{report}");
     // One pid for each WebSocket URL: each server's memory per connection
     // counts the subscribers of its URL.
