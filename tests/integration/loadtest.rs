@@ -19,6 +19,15 @@ fn options(arguments: &[&str]) -> Options {
     Options::parse_from(std::iter::once("chatroom-loadtest").chain(arguments.iter().copied()))
 }
 
+/// Two users and a GROUP room of both: their tokens as `--token` takes
+/// them, and the room.
+async fn two_members_and_their_room(app: &TestApp) -> (String, String) {
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let room = app.group(&ann, "Load", &[&bob]).await;
+    (format!("{},{}", ann.token, bob.token), room)
+}
+
 /// A `--subscription room-events --mix` run: every message reached every
 /// subscriber, and edits and reactions were sent and every reaction seen.
 fn assert_a_mixed_run_counted_edits_and_reactions(report: &Report) {
@@ -123,10 +132,7 @@ async fn loadtest_on_room_events_with_a_mix_counts_edits_and_reactions_too() {
 #[tokio::test]
 async fn loadtest_with_given_tokens_and_room_sends_at_the_asked_rate() {
     let app = TestApp::spawn(Backends::Embedded, "loadtest_given_tokens").await;
-    let ann = app.register("ann").await;
-    let bob = app.register("bob").await;
-    let room = app.group(&ann, "Load", &[&bob]).await;
-    let tokens = format!("{},{}", ann.token, bob.token);
+    let (tokens, room) = two_members_and_their_room(&app).await;
 
     let report = loadtest::run(&options(&[
         "--url",
@@ -164,10 +170,7 @@ async fn loadtest_with_given_tokens_and_room_sends_at_the_asked_rate() {
 async fn loadtest_spreads_subscribers_over_the_instances_it_is_given() {
     let one = TestApp::spawn(Backends::MongoRedis, "loadtest_instances").await;
     let two = one.sibling().await;
-    let ann = one.register("ann").await;
-    let bob = one.register("bob").await;
-    let room = one.group(&ann, "Load", &[&bob]).await;
-    let tokens = format!("{},{}", ann.token, bob.token);
+    let (tokens, room) = two_members_and_their_room(&one).await;
     let ws = |app: &TestApp| app.url("/graphql").replacen("http://", "ws://", 1);
     let ws_urls = format!("{},{}", ws(&one), ws(&two));
 
@@ -211,10 +214,7 @@ async fn loadtest_spreads_subscribers_over_the_instances_it_is_given() {
 async fn loadtest_sends_through_every_instance_it_is_given_and_subscribes_on_each() {
     let one = TestApp::spawn(Backends::MongoRedis, "loadtest_urls").await;
     let two = one.sibling().await;
-    let ann = one.register("ann").await;
-    let bob = one.register("bob").await;
-    let room = one.group(&ann, "Load", &[&bob]).await;
-    let tokens = format!("{},{}", ann.token, bob.token);
+    let (tokens, room) = two_members_and_their_room(&one).await;
     let urls = format!("{},{}", one.url("/graphql"), two.url("/graphql"));
     // Both instances run in this process: its pid once for each.
     let pid = std::process::id();
@@ -280,10 +280,7 @@ async fn loadtest_sends_through_every_instance_it_is_given_and_subscribes_on_eac
 #[tokio::test]
 async fn loadtest_leaves_silent_subscribers_out_of_the_deliveries_and_counts_them() {
     let app = TestApp::spawn(Backends::Embedded, "loadtest_silent").await;
-    let ann = app.register("ann").await;
-    let bob = app.register("bob").await;
-    let room = app.group(&ann, "Load", &[&bob]).await;
-    let tokens = format!("{},{}", ann.token, bob.token);
+    let (tokens, room) = two_members_and_their_room(&app).await;
 
     let report = loadtest::run(&options(&[
         "--url",
@@ -411,10 +408,7 @@ async fn loadtest_spreads_sockets_over_loopback_source_addresses_past_one_addres
         c.limits.max_sockets_per_address = 5;
     })
     .await;
-    let ann = app.register("ann").await;
-    let bob = app.register("bob").await;
-    let room = app.group(&ann, "Load", &[&bob]).await;
-    let tokens = format!("{},{}", ann.token, bob.token);
+    let (tokens, room) = two_members_and_their_room(&app).await;
 
     let report = loadtest::run(&options(&[
         "--url",
