@@ -14,6 +14,7 @@ use crate::{
     metrics::Metrics,
     rate_limit::RateLimiter,
     store::{self, Store},
+    writes::Writes,
 };
 
 /// The ports (store, broker, kv, mailer), the limiter and the settings the
@@ -48,6 +49,8 @@ pub struct App {
     pub presence: crate::chat::presence::Presence,
     /// The documents of persisted queries this instance knows.
     pub persisted: crate::graphql::persisted::PersistedQueries,
+    /// Where changes are stored and announced (`writes`).
+    pub writes: Writes,
 }
 
 impl App {
@@ -112,6 +115,7 @@ impl App {
             typing: Default::default(),
             presence: Default::default(),
             persisted: Default::default(),
+            writes: Writes::start()?,
         })
     }
 

@@ -51,6 +51,7 @@ mod redis_link;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;
+pub mod writes;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 

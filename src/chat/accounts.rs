@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use uuid::Uuid;
 
-use super::outliving;
 use super::values::{Avatar, Email, EmailCode, Nickname, Password, Username};
 use crate::{
     app::App,
@@ -320,17 +319,18 @@ pub async fn change_password(
     sessions::keep(app, viewer.identity, grant.session, app.tokens.lifetime()).await?;
     let user = viewer.identity;
     let (store, broker, sessions) = (app.store.clone(), app.broker.clone(), app.sessions.clone());
-    outliving(async move {
-        if !store.set_password_hash(user, &hash).await? {
-            return Err(Error::Unauthenticated);
-        }
-        sessions.heard(Change::User(user));
-        broker
-            .publish(Topic::Sessions, Event::PasswordChanged { user })
-            .await;
-        Ok(())
-    })
-    .await?;
+    app.writes
+        .run(async move {
+            if !store.set_password_hash(user, &hash).await? {
+                return Err(Error::Unauthenticated);
+            }
+            sessions.heard(Change::User(user));
+            broker
+                .publish(Topic::Sessions, Event::PasswordChanged { user })
+                .await;
+            Ok(())
+        })
+        .await?;
     tracing::info!("password changed; other sessions ended");
     Ok(())
 }

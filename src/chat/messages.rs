@@ -125,12 +125,14 @@ pub async fn send(
         created_at: now(),
         reply_to,
     };
-    // A task of its own, so that a client going away mid-request cannot
-    // stop it between storing and publishing: subscribers would wait for a
-    // seq that is stored but never announced (`delivery`).
-    let app = app.clone();
+    // A task of its own on the writes thread (`writes`): a client going
+    // away mid-request cannot stop it between storing and publishing
+    // (subscribers would wait for a seq that is stored but never announced,
+    // `delivery`), and the fan-out of the messages before does not hold up
+    // this one's publishing.
+    let (app, writes) = (app.clone(), &app.writes);
     let (answer, answered) = oneshot::channel();
-    tokio::spawn(async move {
+    writes.spawn(async move {
         // The store makes the checks (room, membership, sender) with the
         // insert: this runs for every message.
         let sent = match app.store.send_message(&new).await {

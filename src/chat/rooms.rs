@@ -8,7 +8,6 @@ use uuid::Uuid;
 use super::{
     blocking,
     messages::decode_cursor,
-    outliving,
     timeline::announce,
     values::{GroupInfo, GroupName},
 };
@@ -83,28 +82,29 @@ fn draw_number() -> String {
 /// (a PRIVATE pair that exists) go back to the caller.
 pub async fn create_room(app: &App, mut room: RoomRecord, members: &[Uuid]) -> Result<RoomRecord> {
     let (store, broker, members) = (app.store.clone(), app.broker.clone(), members.to_vec());
-    outliving(async move {
-        for _ in 0..NUMBER_DRAWS {
-            match store.create_room(&room, &members).await {
-                Ok(()) => {
-                    for member in &members {
-                        let joined = Event::Joined {
-                            room: room.identity,
-                            seq: 0,
-                        };
-                        broker.publish(Topic::User(*member), joined).await;
+    app.writes
+        .run(async move {
+            for _ in 0..NUMBER_DRAWS {
+                match store.create_room(&room, &members).await {
+                    Ok(()) => {
+                        for member in &members {
+                            let joined = Event::Joined {
+                                room: room.identity,
+                                seq: 0,
+                            };
+                            broker.publish(Topic::User(*member), joined).await;
+                        }
+                        return Ok(room);
                     }
-                    return Ok(room);
+                    Err(Error::Conflict(Unique::RoomNumber)) => room.number = draw_number(),
+                    Err(other) => return Err(other),
                 }
-                Err(Error::Conflict(Unique::RoomNumber)) => room.number = draw_number(),
-                Err(other) => return Err(other),
             }
-        }
-        Err(Error::internal(anyhow::anyhow!(
-            "no free room number in {NUMBER_DRAWS} draws"
-        )))
-    })
-    .await
+            Err(Error::internal(anyhow::anyhow!(
+                "no free room number in {NUMBER_DRAWS} draws"
+            )))
+        })
+        .await
 }
 
 /// A new room record created now by `creator`.
@@ -236,28 +236,29 @@ pub async fn add_members(
     check_group_size(app, members.len() + identities.len(), "usernames")?;
     check_room_caps(app, &identities, "usernames").await?;
     let (store, broker) = (app.store.clone(), app.broker.clone());
-    outliving(async move {
-        let added = store.add_members(room.identity, &identities, now()).await?;
-        for member in added {
-            let joined = Event::Joined {
-                room: room.identity,
-                seq: member.last_read_seq,
-            };
-            broker
-                .publish(Topic::User(member.user_identity), joined)
-                .await;
-            let change = Event::Change(Arc::new(crate::broker::ChangeEvent::new(
-                Stored::Member(member),
-                true,
-            )));
-            broker.publish(Topic::Room(room.identity), change).await;
-        }
-        store
-            .room(room.identity)
-            .await?
-            .ok_or(Error::NotFound(Entity::Room))
-    })
-    .await
+    app.writes
+        .run(async move {
+            let added = store.add_members(room.identity, &identities, now()).await?;
+            for member in added {
+                let joined = Event::Joined {
+                    room: room.identity,
+                    seq: member.last_read_seq,
+                };
+                broker
+                    .publish(Topic::User(member.user_identity), joined)
+                    .await;
+                let change = Event::Change(Arc::new(crate::broker::ChangeEvent::new(
+                    Stored::Member(member),
+                    true,
+                )));
+                broker.publish(Topic::Room(room.identity), change).await;
+            }
+            store
+                .room(room.identity)
+                .await?
+                .ok_or(Error::NotFound(Entity::Room))
+        })
+        .await
 }
 
 /// Leaves a GROUP room; the last one out deletes it. An owner who leaves
@@ -300,20 +301,21 @@ pub async fn leave_room(app: &Arc<App>, viewer: &Viewer, identity: &str) -> Resu
 /// Stores what `rule` decides for `room` and announces each change, or
 /// the room's end; the changes made.
 async fn change_room(app: &Arc<App>, room: Uuid, rule: Arc<RoomRule>) -> Result<Vec<Stored>> {
-    let app = app.clone();
-    outliving(async move {
-        let made = app.store.change_room(room, rule).await?;
-        for change in &made.changes {
-            announce(&app, room, change.clone(), false).await;
-        }
-        if made.deleted {
-            app.broker
-                .publish(Topic::Room(room), Event::RoomDeleted)
-                .await;
-        }
-        Ok(made.changes)
-    })
-    .await
+    let (app, writes) = (app.clone(), &app.writes);
+    writes
+        .run(async move {
+            let made = app.store.change_room(room, rule).await?;
+            for change in &made.changes {
+                announce(&app, room, change.clone(), false).await;
+            }
+            if made.deleted {
+                app.broker
+                    .publish(Topic::Room(room), Event::RoomDeleted)
+                    .await;
+            }
+            Ok(made.changes)
+        })
+        .await
 }
 
 /// The viewer's membership in `scene`, when it may manage the group: its
@@ -473,19 +475,20 @@ pub async fn mark_read(
     if up_to.is_some_and(|seq| seq > room.seq) {
         return Err(Error::bad_input("upTo", Problem::NotInRoom));
     }
-    let (app, user) = (app.clone(), viewer.identity);
-    outliving(async move {
-        let marked = app
-            .store
-            .mark_read(room.identity, user, up_to, now())
-            .await?;
-        let Some((member, moved)) = marked else {
-            return Err(Error::Forbidden);
-        };
-        if moved {
-            announce(&app, room.identity, Stored::Member(member), false).await;
-        }
-        Ok(room)
-    })
-    .await
+    let (app, user, writes) = (app.clone(), viewer.identity, &app.writes);
+    writes
+        .run(async move {
+            let marked = app
+                .store
+                .mark_read(room.identity, user, up_to, now())
+                .await?;
+            let Some((member, moved)) = marked else {
+                return Err(Error::Forbidden);
+            };
+            if moved {
+                announce(&app, room.identity, Stored::Member(member), false).await;
+            }
+            Ok(room)
+        })
+        .await
 }

@@ -1,7 +1,7 @@
 //! Other users: profiles, search, and friendship, which is a PRIVATE room.
 
 use super::{
-    blocking, outliving, rooms,
+    blocking, rooms,
     values::{PageSize, SearchPrefix},
 };
 use crate::{
@@ -103,14 +103,15 @@ pub async fn remove_friend(app: &App, viewer: &Viewer, username: &str) -> Result
         return Ok(false);
     };
     let (store, broker) = (app.store.clone(), app.broker.clone());
-    outliving(async move {
-        let deleted = store.delete_room(room.identity).await?;
-        if deleted {
-            broker
-                .publish(Topic::Room(room.identity), Event::RoomDeleted)
-                .await;
-        }
-        Ok(deleted)
-    })
-    .await
+    app.writes
+        .run(async move {
+            let deleted = store.delete_room(room.identity).await?;
+            if deleted {
+                broker
+                    .publish(Topic::Room(room.identity), Event::RoomDeleted)
+                    .await;
+            }
+            Ok(deleted)
+        })
+        .await
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{blocking, outliving, values::Content};
+use super::{blocking, values::Content};
 use crate::{
     app::App,
     auth::Viewer,
@@ -71,16 +71,17 @@ async fn change(
     rule: Arc<MessageRule>,
 ) -> Result<MessageRecord> {
     let identity = parse_message(message)?;
-    let (app, actor) = (app.clone(), viewer.identity);
-    outliving(async move {
-        let (message, changed) = app.store.change_message(identity, actor, rule).await?;
-        if changed {
-            let room = message.room_identity;
-            announce(&app, room, Stored::Message(message.clone()), false).await;
-        }
-        Ok(message)
-    })
-    .await
+    let (app, actor, writes) = (app.clone(), viewer.identity, &app.writes);
+    writes
+        .run(async move {
+            let (message, changed) = app.store.change_message(identity, actor, rule).await?;
+            if changed {
+                let room = message.room_identity;
+                announce(&app, room, Stored::Message(message.clone()), false).await;
+            }
+            Ok(message)
+        })
+        .await
 }
 
 /// Replaces the content of one's own message.
