@@ -100,17 +100,18 @@ impl SocketTelemetry {
     }
 
     /// Runs `serving` (the whole connection) inside the span, counted as open
-    /// until it returns.
-    pub async fn serve(self, serving: impl Future<Output = ()>) {
-        let _open = self.metrics.websocket_opened();
+    /// until it returns. Not an `async fn`, which would keep its arguments
+    /// twice for as long as the socket lives.
+    pub fn serve(self, serving: impl Future<Output = ()>) -> impl Future<Output = ()> {
+        let open = self.metrics.websocket_opened();
         let started = Instant::now();
         async move {
             tracing::info!("connection opened");
             serving.await;
             tracing::info!(seconds = started.elapsed().as_secs(), "connection closed");
+            drop(open);
         }
         .instrument(self.span)
-        .await;
     }
 }
 

@@ -92,7 +92,10 @@ pub fn accept(
     let max = app.config.limits.max_frame_bytes;
     let sockets = app.sockets.clone();
     let telemetry = SocketTelemetry::new(app.metrics.clone());
-    let session = Session::new(app, schemas, handshake, protocol);
+    // Boxed: the upgrade's task, for the socket's whole life, keeps room for
+    // the largest thing it ever holds, and it holds the callback, with what
+    // the callback captures, until the socket is up.
+    let session = Box::new(Session::new(app, schemas, handshake, protocol));
     upgrade
         .protocols(Protocol::NAMES)
         .max_message_size(max)
@@ -103,7 +106,7 @@ pub fn accept(
         // (an async fn's argument and what it awaits are stored apart), which
         // tripled the task an idle subscriber weighs (docs/perf.md).
         .on_upgrade(move |socket| {
-            sockets.track_future(telemetry.serve(Box::pin(session.serve(socket))))
+            sockets.track_future(telemetry.serve(Box::pin(Session::serve(*session, socket))))
         })
 }
 
@@ -151,17 +154,21 @@ fn text(frame: String) -> Message {
 /// a second. Hanging up at once would leave the frames the client had
 /// already sent unread, and the kernel would answer them with a reset that
 /// can overtake the close frame.
-async fn close_with(socket: &mut WebSocket, closing: Closing) {
-    let close = Message::Close(Some(CloseFrame {
-        code: closing.code,
-        reason: closing.reason.as_ref().into(),
-    }));
-    let _ = tokio::time::timeout(CLOSING_WAIT, async {
-        if socket.send(close).await.is_ok() {
-            while let Some(Ok(_)) = socket.recv().await {}
-        }
+///
+/// Boxed, like every rare step of the socket's loop (`Session::converse`).
+fn close_with(socket: &mut WebSocket, closing: Closing) -> BoxFuture<'_, ()> {
+    Box::pin(async move {
+        let close = Message::Close(Some(CloseFrame {
+            code: closing.code,
+            reason: closing.reason.as_ref().into(),
+        }));
+        let _ = tokio::time::timeout(CLOSING_WAIT, async {
+            if socket.send(close).await.is_ok() {
+                while let Some(Ok(_)) = socket.recv().await {}
+            }
+        })
+        .await;
     })
-    .await;
 }
 
 impl Session {
@@ -181,13 +188,31 @@ impl Session {
             present: None,
             expires: None,
             signal: Arc::default(),
-            operations: StreamMap::new(),
+            // Room for the one operation most sockets run, not the four
+            // a first insert would make.
+            operations: StreamMap::with_capacity(1),
             shared: Vec::new(),
             frames,
         }
     }
 
-    async fn serve(mut self, mut socket: WebSocket) {
+    /// Serves the socket until it closes. Not an `async fn`: an async fn's
+    /// arguments are kept twice in its future (as they came, and moved into
+    /// its body), and the session and socket are most of what an idle
+    /// subscriber weighs.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep the session and socket twice"
+    )]
+    fn serve(mut self, mut socket: WebSocket) -> impl Future<Output = ()> + Send {
+        async move { self.converse(&mut socket).await }
+    }
+
+    /// The socket's loop. Its future lives as long as the socket, with room
+    /// for the largest step it awaits: the rare steps (`init`, `refuse`,
+    /// `shut_down`, `close_with`) are boxed futures, so that an idle
+    /// subscriber keeps room only for waiting and writing (docs/perf.md).
+    async fn converse(&mut self, socket: &mut WebSocket) {
         let app = self.app.clone();
         let limits = &app.config.limits;
         let slow_after = Duration::from_secs(limits.slow_client_secs.max(1));
@@ -219,7 +244,7 @@ impl Session {
             let first = tokio::select! {
                 biased;
                 () = &mut shutdown => {
-                    self.shut_down(&mut socket).await;
+                    self.shut_down(socket).await;
                     return;
                 }
                 incoming = socket.recv() => {
@@ -231,7 +256,7 @@ impl Session {
                     match reply {
                         Reply::Frame(frame) => frame,
                         Reply::Refuse(closing) => {
-                            self.refuse(&mut socket, closing).await;
+                            self.refuse(socket, closing).await;
                             return;
                         }
                         Reply::Nothing => {
@@ -249,7 +274,7 @@ impl Session {
                 Some(admitted) = future::OptionFuture::from(admitting.as_mut()), if admitting.is_some() => {
                     admitting = None;
                     if !admitted {
-                        self.refuse(&mut socket, Closing::token_ended()).await;
+                        self.refuse(socket, Closing::token_ended()).await;
                         return;
                     }
                     continue;
@@ -257,15 +282,15 @@ impl Session {
                 () = &mut timer => {
                     let now = Instant::now();
                     if self.credentials.is_none() && now >= init_by {
-                        self.refuse(&mut socket, Closing::init_timeout()).await;
+                        self.refuse(socket, Closing::init_timeout()).await;
                         return;
                     }
                     if self.expires.is_some_and(|expires| now >= expires) {
-                        self.refuse(&mut socket, Closing::token_ended()).await;
+                        self.refuse(socket, Closing::token_ended()).await;
                         return;
                     }
                     if now.duration_since(heard) >= idle_after {
-                        close_with(&mut socket, Closing::idle()).await;
+                        close_with(socket, Closing::idle()).await;
                         return;
                     }
                     if now < ping_at {
@@ -303,7 +328,7 @@ impl Session {
                 Err(_) => {
                     // Nothing more can be written in time: say why if the
                     // socket still takes it, then let go of the client.
-                    close_with(&mut socket, Closing::too_slow()).await;
+                    close_with(socket, Closing::too_slow()).await;
                     return;
                 }
             }
@@ -361,9 +386,7 @@ impl Session {
             Err(closing) => return Reply::Refuse(closing),
         };
         match frame {
-            ClientFrame::ConnectionInit { payload } => {
-                self.init(&payload.unwrap_or_default()).await
-            }
+            ClientFrame::ConnectionInit { payload } => self.init(payload.unwrap_or_default()).await,
             ClientFrame::Subscribe { id, payload } => self.subscribe(id, payload),
             ClientFrame::Complete { id } => {
                 self.operations.remove(&id);
@@ -375,30 +398,33 @@ impl Session {
         }
     }
 
-    async fn init(&mut self, payload: &serde_json::Value) -> Reply {
-        if self.credentials.is_some() {
-            return Reply::Refuse(Closing::too_many_inits());
-        }
-        let presented = protocol::credentials(&self.app.tokens, payload);
-        // Watching before the check: a password changed right after it
-        // still wakes the socket.
-        if let Credentials::Valid(viewer, _) = &presented {
-            self.app.sessions.watch(viewer.identity, &self.signal);
-        }
-        match sessions::checked(&self.app, presented).await {
-            Credentials::Invalid => Reply::Refuse(Closing::forbidden()),
-            credentials => {
-                if let Credentials::Valid(viewer, grant) = &credentials {
-                    let left = (grant.expires_at - chrono::Utc::now())
-                        .to_std()
-                        .unwrap_or_default();
-                    self.expires = Some(Instant::now() + left);
-                    self.present = Some(presence::arrive(&self.app, viewer.identity));
-                }
-                self.credentials = Some(credentials);
-                Reply::Frame(text(Protocol::ack()))
+    /// Boxed, like every rare step of the loop (`Session::converse`).
+    fn init(&mut self, payload: serde_json::Value) -> BoxFuture<'_, Reply> {
+        Box::pin(async move {
+            if self.credentials.is_some() {
+                return Reply::Refuse(Closing::too_many_inits());
             }
-        }
+            let presented = protocol::credentials(&self.app.tokens, &payload);
+            // Watching before the check: a password changed right after it
+            // still wakes the socket.
+            if let Credentials::Valid(viewer, _) = &presented {
+                self.app.sessions.watch(viewer.identity, &self.signal);
+            }
+            match sessions::checked(&self.app, presented).await {
+                Credentials::Invalid => Reply::Refuse(Closing::forbidden()),
+                credentials => {
+                    if let Credentials::Valid(viewer, grant) = &credentials {
+                        let left = (grant.expires_at - chrono::Utc::now())
+                            .to_std()
+                            .unwrap_or_default();
+                        self.expires = Some(Instant::now() + left);
+                        self.present = Some(presence::arrive(&self.app, viewer.identity));
+                    }
+                    self.credentials = Some(credentials);
+                    Reply::Frame(text(Protocol::ack()))
+                }
+            }
+        })
     }
 
     fn subscribe(&mut self, id: String, payload: serde_json::Value) -> Reply {
@@ -460,24 +486,29 @@ impl Session {
     }
 
     /// Closes as `closing` says, after the legacy protocol's word of why.
-    async fn refuse(&mut self, socket: &mut WebSocket, closing: Closing) {
-        if let Some(refusal) = self.protocol.refusal(&closing) {
-            let _ = socket.feed(text(refusal)).await;
-        }
-        close_with(socket, closing).await;
+    fn refuse<'a>(&self, socket: &'a mut WebSocket, closing: Closing) -> BoxFuture<'a, ()> {
+        let refusal = self.protocol.refusal(&closing);
+        Box::pin(async move {
+            if let Some(refusal) = refusal {
+                let _ = socket.feed(text(refusal)).await;
+            }
+            close_with(socket, closing).await;
+        })
     }
 
     /// Completes every running operation and says goodbye.
-    async fn shut_down(&mut self, socket: &mut WebSocket) {
+    fn shut_down<'a>(&self, socket: &'a mut WebSocket) -> BoxFuture<'a, ()> {
         let completes: Vec<String> = (self.operations.keys())
             .map(|id| FrameId::new(id, self.protocol).complete())
             .collect();
-        for complete in completes {
-            if socket.feed(text(complete)).await.is_err() {
-                return;
+        Box::pin(async move {
+            for complete in completes {
+                if socket.feed(text(complete)).await.is_err() {
+                    return;
+                }
             }
-        }
-        close_with(socket, Closing::going_away()).await;
+            close_with(socket, Closing::going_away()).await;
+        })
     }
 }
 
