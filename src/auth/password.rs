@@ -42,16 +42,6 @@ fn verify_now(password: &str, hash: &str) -> Result<bool> {
         .is_ok())
 }
 
-/// Hands the memory of the hash just made back to the system. mimalloc
-/// (the server's allocator) would keep it cached for this thread, which
-/// sleeps until the next login: 19 MiB resident for nothing, and a figure
-/// for the server's memory that depends on when someone last logged in.
-fn release_hash_memory() {
-    // SAFETY: `mi_collect` has no preconditions; under another global
-    // allocator (the tests') mimalloc's heaps are empty and it does nothing.
-    unsafe { libmimalloc_sys::mi_collect(true) }
-}
-
 /// Runs password hashing with at most a fixed number at once.
 pub struct Hasher {
     permits: Semaphore,
@@ -86,7 +76,6 @@ impl Hasher {
                         match job {
                             Ok(job) => {
                                 job();
-                                release_hash_memory();
                             }
                             // The hasher is gone.
                             Err(_) => return,
