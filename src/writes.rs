@@ -7,7 +7,7 @@
 //! thread or a driver's task) joins the back of that queue, so the next
 //! message was published only after the whole fan-out of the one before:
 //! at 15,000 subscribers on one core its end-to-end p99 was 1.3 to 1.9x
-//! the raw-WebSocket floor's, and 1.0 to 1.1x from here (docs/perf.md).
+//! the raw-WebSocket floor's, and 0.7 to 1.1x from here (docs/perf.md).
 //! Here the store's answer wakes a thread that has nothing else queued,
 //! and the fan-out it starts is the only work that waits.
 //!
