@@ -22,6 +22,9 @@
 //!   whichever store is used, and here it would share the machine's cores
 //!   with the database being measured.
 //!
+//! With `CHATROOM_BENCH_HALVES=raw`, only the raw half runs:
+//! `scripts/bench mongo` runs it beside `sendMessage` through the server.
+//!
 //! Afterwards the room is read back: its seqs must run 1..=n without a hole
 //! and n must be the number of sends that succeeded. The last line prints
 //! both rates and their ratio; issue 19 asks for at least 0.5.
@@ -249,6 +252,9 @@ fn main() {
     };
     let tasks = setting("CHATROOM_BENCH_SENDERS", 32);
     let seconds = setting("CHATROOM_BENCH_SECONDS", 10);
+    // `raw` alone: `scripts/bench mongo` measures the sends through the
+    // server itself, beside this.
+    let raw_only = std::env::var("CHATROOM_BENCH_HALVES").is_ok_and(|halves| halves == "raw");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -256,6 +262,9 @@ fn main() {
     runtime.block_on(async {
         println!("mongo_send: {tasks} tasks, {seconds} s each");
         let raw = raw(&uri, tasks, seconds).await;
+        if raw_only {
+            return;
+        }
         let send = send(&uri, tasks, seconds).await;
         println!(
             "mongo_send: raw {raw:.0}/s, send_message {send:.0}/s, ratio {:.2}",
