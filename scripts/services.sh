@@ -233,8 +233,14 @@ start_services() {
     start_redis_cluster "$@"
     wait_ready redis-server "$REDIS_PID" "$REDIS_READY_TIMEOUT" \
         "$TMP_ROOT/redis.log" redis_answers "$redis_port"
+    wait_secantusd "$mongo_port"
+}
+
+# wait_secantusd PORT: until the secantusd-py that start_secantusd started
+# answers there.
+wait_secantusd() {
     wait_ready secantusd-py "$SECANTUSD_PID" "$SECANTUSD_READY_TIMEOUT" \
-        "$TMP_ROOT/secantusd.log" secantusd_answers "$mongo_port"
+        "$TMP_ROOT/secantusd.log" secantusd_answers "$1"
 }
 
 # seed_urls PORT...: the redis:// URLs of cluster nodes, comma-separated, as
