@@ -13,6 +13,12 @@
 //!
 //! It is also where a change outlives its request: a client that goes away
 //! mid-request drops only its wait, never the work half-way.
+//!
+//! One thread serves every change of the instance, so what a change does
+//! here (the store call's own part, the publish) bounds how many an
+//! instance makes: at 7,050 sends a second on SQLite (32 senders, closed
+//! loop) this thread used 5 % of a core, the SQLite writer 28 % and the
+//! main runtime 65 %.
 
 use std::{future::Future, thread};
 
